@@ -1,0 +1,41 @@
+# Two commands do all the set-up (see README):
+#   make run    create .venv, install doublerandom, run the main job
+#   make test   install the test extras into .venv and run the test suite
+# durable-rules 2.0.28 compiles from source and imports on Python 3.11 and 3.12 only.
+
+PYTHON ?= $(shell for p in python3.11 python3.12 python3; do \
+	  v=$$($$p -c 'import sys; print(sys.version_info[:2] in ((3, 11), (3, 12)))' 2>/dev/null); \
+	  [ "$$v" = True ] && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+OUT ?= out
+
+.PHONY: run test install lab clean
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "error: needs Python 3.11 or 3.12 (durable-rules does not build on 3.13)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	mkdir -p $(OUT)
+	$(BIN)/doublerandom select --rules scenarios/rules/baseline.yaml \
+	  --enterprises scenarios/declarations/enterprises.csv \
+	  --input scenarios/declarations/sample.jsonl --seed 1 > $(OUT)/decisions.jsonl
+	@echo "decisions written to $(OUT)/decisions.jsonl"
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(OUT)
