@@ -1,0 +1,260 @@
+"""The rules' condition tree, kept backend-neutral.
+
+A condition is `all` / `any` / `not` over comparisons `{field: F, <op>: value}`. It is parsed once
+into the small node classes below, pushed into negation normal form (durable-rules has no `not`),
+and compiled three ways that must agree exactly: to durable-rules' dict form (the live engine), to a
+Python predicate, and to a vectorised mask over a pandas DataFrame (bulk simulation).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Union
+
+import numpy as np
+import pandas as pd
+
+from engine.declarations import RULE_FIELDS
+
+OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "between", "prefix")
+_NEGATED = {"eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "le": "gt", "gt": "le",
+            "in": "not_in", "not_in": "in", "prefix": "not_prefix", "not_prefix": "prefix"}
+_PREFIX_TEXT = re.compile(r"^[A-Za-z0-9]+$")  # safe inside durable's small regex dialect
+
+
+@dataclass(frozen=True)
+class Compare:
+    field: str
+    op: str
+    value: Any  # scalar; a tuple for in / not_in / prefix / not_prefix; (lo, hi) for between
+
+
+@dataclass(frozen=True)
+class All:
+    children: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    children: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    child: Condition
+
+
+Condition = Union[Compare, All, AnyOf, Not]
+
+
+class ConditionError(ValueError):
+    """A malformed condition; `path` says where inside the tree (e.g. 'all[1].any[0]')."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = path, problem
+
+
+# ---------------------------------------------------------------- parsing and validation
+
+def parse(raw: Any, lists: Mapping[str, list] | None = None, path: str = "when") -> Condition:
+    """Validate a raw YAML condition and build the tree; `{list: NAME}` values refer to named lists."""
+    lists = lists or {}
+    if not isinstance(raw, dict):
+        raise ConditionError(path, f"expected a mapping with all/any/not or field+operator, got {raw!r}")
+    if "field" not in raw:
+        if len(raw) != 1 or next(iter(raw)) not in ("all", "any", "not"):
+            raise ConditionError(path, f"expected exactly one of all/any/not, or a 'field', got keys {sorted(raw)}")
+        (key, body), = raw.items()
+        if key == "not":
+            return Not(parse(body, lists, f"{path}.not"))
+        if not isinstance(body, list) or not body:
+            raise ConditionError(f"{path}.{key}", "must be a non-empty list of conditions")
+        children = tuple(parse(c, lists, f"{path}.{key}[{i}]") for i, c in enumerate(body))
+        return All(children) if key == "all" else AnyOf(children)
+    return _parse_compare(raw, lists, path)
+
+
+def _parse_compare(raw: dict, lists: Mapping[str, list], path: str) -> Compare:
+    field = raw["field"]
+    if field not in RULE_FIELDS:
+        raise ConditionError(path, f"unknown field {field!r}; known fields: {', '.join(sorted(RULE_FIELDS))}")
+    ops = [k for k in raw if k != "field"]
+    if len(ops) != 1 or ops[0] not in OPERATORS:
+        raise ConditionError(path, f"field {field!r} needs exactly one operator of {', '.join(OPERATORS)}, got {ops}")
+    op = ops[0]
+    value = _resolve_list(raw[op], lists, f"{path}.{op}")
+    return Compare(field, op, _check_value(field, op, value, f"{path}.{op}"))
+
+
+def _resolve_list(value: Any, lists: Mapping[str, list], path: str) -> Any:
+    if isinstance(value, dict):
+        if set(value) != {"list"}:
+            raise ConditionError(path, f"a mapping value must be {{list: NAME}}, got {value!r}")
+        name = value["list"]
+        if name not in lists:
+            raise ConditionError(path, f"unknown list {name!r}; defined lists: {', '.join(sorted(lists)) or 'none'}")
+        return list(lists[name])
+    return value
+
+
+def _check_value(field: str, op: str, value: Any, path: str) -> Any:
+    kind = RULE_FIELDS[field]
+    if op in ("in", "not_in", "prefix"):
+        items = [value] if op == "prefix" and isinstance(value, str) else value
+        if not isinstance(items, list) or not items:
+            raise ConditionError(path, f"{op} needs a non-empty list (or {{list: NAME}}), got {value!r}")
+        if op == "prefix" and kind != "str":
+            raise ConditionError(path, f"prefix only applies to text fields, {field!r} is {kind}")
+        for item in items:
+            _check_scalar(field, kind, item, path)
+        if op == "prefix":
+            bad = [p for p in items if not _PREFIX_TEXT.match(p)]
+            if bad:
+                raise ConditionError(path, f"prefixes must be letters and digits only, got {bad}")
+        return tuple(items)
+    if op == "between":
+        if not isinstance(value, list) or len(value) != 2:
+            raise ConditionError(path, f"between needs [low, high], got {value!r}")
+        for item in value:
+            _check_scalar(field, kind, item, path)
+        if value[0] > value[1]:
+            raise ConditionError(path, f"between needs low <= high, got {value!r}")
+        return tuple(value)
+    _check_scalar(field, kind, value, path)
+    if kind == "bool" and op not in ("eq", "ne"):
+        raise ConditionError(path, f"{field!r} is true/false: only eq and ne apply, not {op}")
+    return value
+
+
+def _check_scalar(field: str, kind: str, value: Any, path: str) -> None:
+    if kind == "str" and not isinstance(value, str):
+        hint = " (quote codes in YAML, e.g. '0203', or leading zeros are lost)" if isinstance(value, int) else ""
+        raise ConditionError(path, f"{field!r} is text; {value!r} is not a string{hint}")
+    if kind == "num" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConditionError(path, f"{field!r} is a number; {value!r} is not")
+    if kind == "bool" and not isinstance(value, bool):
+        raise ConditionError(path, f"{field!r} is true/false; {value!r} is not")
+
+
+def fields_used(node: Condition) -> set[str]:
+    if isinstance(node, Compare):
+        return {node.field}
+    if isinstance(node, Not):
+        return fields_used(node.child)
+    return set().union(*(fields_used(c) for c in node.children))
+
+
+# ---------------------------------------------------------------- negation normal form
+
+def normal_form(node: Condition, negate: bool = False) -> Condition:
+    """Push every `not` down to the comparisons (De Morgan), since durable-rules cannot say `not`."""
+    if isinstance(node, Not):
+        return normal_form(node.child, not negate)
+    if isinstance(node, (All, AnyOf)):
+        children = tuple(normal_form(c, negate) for c in node.children)
+        flip = isinstance(node, All) == negate
+        return AnyOf(children) if flip else All(children)
+    if not negate:
+        return node
+    if node.op == "between":
+        lo, hi = node.value
+        return AnyOf((Compare(node.field, "lt", lo), Compare(node.field, "gt", hi)))
+    return Compare(node.field, _NEGATED[node.op], node.value)
+
+
+# ---------------------------------------------------------------- compiler: durable-rules
+
+def fact_key(field: str) -> str:
+    """Fact keys never collide with durable's own `id`/`sid` and carry no dots."""
+    return "f_" + field.replace(".", "__")
+
+
+_DURABLE_OPS = {"ne": "$neq", "lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
+
+
+def to_durable(node: Condition) -> dict:
+    """durable-rules' dict condition for a tree in normal form."""
+    if isinstance(node, All):
+        return _join("$and", [to_durable(c) for c in node.children])
+    if isinstance(node, AnyOf):
+        return _join("$or", [to_durable(c) for c in node.children])
+    key, op, value = fact_key(node.field), node.op, node.value
+    if op == "eq":
+        return {key: value}
+    if op in _DURABLE_OPS:
+        return {_DURABLE_OPS[op]: {key: value}}
+    if op == "in":
+        return _join("$or", [{key: v} for v in value])
+    if op == "not_in":
+        return _join("$and", [{"$neq": {key: v}} for v in value])
+    if op == "between":
+        return {"$and": [{"$gte": {key: value[0]}}, {"$lte": {key: value[1]}}]}
+    if op == "prefix":
+        return _join("$or", [{"$mt": {key: p + ".*"}} for p in value])
+    if op == "not_prefix":  # durable's regex has no lookahead: spell "differs at position i" out
+        return _join("$and", [_join("$or", _not_starting_with(key, p)) for p in value])
+    raise AssertionError(f"operator {op} not in normal form")
+
+
+def _not_starting_with(key: str, p: str) -> list[dict]:
+    differs = [{"$mt": {key: f"{p[:i]}[^{p[i]}].*"}} for i in range(len(p))]
+    shorter = [{key: p[:i]} for i in range(len(p))]  # the text is a proper start of p (or empty)
+    return differs + shorter
+
+
+def _join(op: str, parts: list[dict]) -> dict:
+    return parts[0] if len(parts) == 1 else {op: parts}
+
+
+# ---------------------------------------------------------------- compiler: Python predicate
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+_SCALAR_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda x, v: x == v, "ne": lambda x, v: x != v, "lt": lambda x, v: x < v,
+    "le": lambda x, v: x <= v, "gt": lambda x, v: x > v, "ge": lambda x, v: x >= v,
+    "in": lambda x, v: x in v, "not_in": lambda x, v: x not in v,
+    "between": lambda x, v: v[0] <= x <= v[1],
+    "prefix": lambda x, v: x.startswith(v), "not_prefix": lambda x, v: not x.startswith(v),
+}
+
+
+def to_predicate(node: Condition) -> Predicate:
+    """A plain-Python test of one flat record (keys as in `rule_fields`)."""
+    if isinstance(node, All):
+        parts = [to_predicate(c) for c in node.children]
+        return lambda rec: all(p(rec) for p in parts)
+    if isinstance(node, AnyOf):
+        parts = [to_predicate(c) for c in node.children]
+        return lambda rec: any(p(rec) for p in parts)
+    if isinstance(node, Not):
+        inner = to_predicate(node.child)
+        return lambda rec: not inner(rec)
+    test, field, value = _SCALAR_TESTS[node.op], node.field, node.value
+    if node.op in ("in", "not_in"):
+        value = frozenset(value)
+    return lambda rec: test(rec[field], value)
+
+
+# ---------------------------------------------------------------- compiler: vectorised mask
+
+def to_mask(node: Condition, frame: pd.DataFrame) -> np.ndarray:
+    """Boolean array: which rows of `frame` (columns named as in `rule_fields`) satisfy the tree."""
+    if isinstance(node, All):
+        return np.logical_and.reduce([to_mask(c, frame) for c in node.children])
+    if isinstance(node, AnyOf):
+        return np.logical_or.reduce([to_mask(c, frame) for c in node.children])
+    if isinstance(node, Not):
+        return ~to_mask(node.child, frame)
+    column, op, value = frame[node.field], node.op, node.value
+    if op in ("prefix", "not_prefix"):
+        hit = column.str.startswith(value).to_numpy(dtype=bool)
+        return hit if op == "prefix" else ~hit
+    if op in ("in", "not_in"):
+        hit = column.isin(value).to_numpy(dtype=bool)
+        return hit if op == "in" else ~hit
+    if op == "between":
+        return ((column >= value[0]) & (column <= value[1])).to_numpy(dtype=bool)
+    return _SCALAR_TESTS[op](column, value).to_numpy(dtype=bool)

@@ -1,0 +1,239 @@
+"""Declarative risk criteria: a YAML rules file, validated, versioned and run on durable-rules.
+
+durable-rules 2.0.28 is wrapped here and nowhere else. Its quirks (see shared notes):
+- `post` fires at most one rule per event, so every declaration is asserted as a *fact* and
+  retracted at once: all matching rules fire and working memory stays empty;
+- a rule the engine's own session-state fact can satisfy loops forever, so a marker field is
+  ANDed into every rule, and a catch-all on the marker keeps "no rule matched" from raising;
+- the module-level registry keeps one definition per name and its Host runs actions on timer
+  threads, so each RuleSet owns a private Host whose timers are switched off, behind a lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import json
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import durable_rules_engine
+import numpy as np
+import pandas as pd
+import yaml
+from durable.engine import Host
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from engine import conditions
+from engine.declarations import Declaration, Enterprise, InspectionType, rule_fields
+from engine.errors import InputError, field_path
+
+_MARK = "_decl"  # present on every fact we assert, never on durable's session-state fact
+_CATCH_ALL = "$catch_all"
+
+
+class RuleSpec(BaseModel):
+    """One risk criterion as written in the rules file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    description: str = Field(min_length=1)
+    inspection: InspectionType
+    when: dict[str, Any]
+    sampling_rate: float = Field(default=1.0, gt=0, le=1)
+    valid_from: dt.date | None = None
+    valid_until: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> RuleSpec:
+        if self.valid_from and self.valid_until and self.valid_from > self.valid_until:
+            raise ValueError(f"valid_from {self.valid_from} is after valid_until {self.valid_until}")
+        return self
+
+
+class RulesFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1, description="a human label; the content hash is added to it")
+    lists: dict[str, list[str | float]] = {}
+    rules: list[dict[str, Any]] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated rule with its condition tree in normal form."""
+
+    id: str
+    description: str
+    inspection: InspectionType
+    condition: conditions.Condition
+    sampling_rate: float = 1.0
+    valid_from: dt.date | None = None
+    valid_until: dt.date | None = None
+
+    def active_on(self, day: dt.date) -> bool:
+        return (self.valid_from is None or day >= self.valid_from) and (
+            self.valid_until is None or day <= self.valid_until)
+
+
+class RuleSet:
+    """A loaded rules file: `evaluate` returns every rule a declaration matches, in file order."""
+
+    def __init__(self, rules: list[Rule], version: str, source: str = "<rules>"):
+        self.rules = rules
+        self.version = version
+        self.source = source
+        self.by_id = {r.id: r for r in rules}
+        self._dated = any(r.valid_from or r.valid_until for r in rules)
+        self._session = _DurableSession(rules)
+        self._predicates = [(r, conditions.to_predicate(r.condition)) for r in rules]
+
+    # ------------------------------------------------------------ loading
+
+    @classmethod
+    def load(cls, path: str | Path) -> RuleSet:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise InputError(f"{path}: cannot read rules file: {err.strerror}") from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise InputError(f"{path}: {yaml_problem(err)}") from None
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "<rules>") -> RuleSet:
+        if not isinstance(raw, dict):
+            raise InputError(f"{source}: a rules file is a mapping with version, lists and rules")
+        try:
+            spec = RulesFile.model_validate(raw)
+        except ValidationError as err:
+            first = err.errors(include_url=False)[0]
+            raise InputError(f"{source}: field '{field_path(first['loc'])}': {first['msg']}") from None
+        rules = [_build_rule(r, i, spec.lists, source) for i, r in enumerate(spec.rules)]
+        seen: set[str] = set()
+        for rule in rules:
+            if rule.id in seen:
+                raise InputError(f"{source}: rule '{rule.id}': the id is used twice; ids must be unique")
+            seen.add(rule.id)
+        digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+        return cls(rules, f"{spec.version}+{digest[:12]}", source)
+
+    # ------------------------------------------------------------ evaluation
+
+    def evaluate(self, declaration: Declaration, enterprise: Enterprise) -> list[str]:
+        """Ids of every active rule this declaration matches (durable-rules), in file order."""
+        return self.evaluate_fields(rule_fields(declaration, enterprise))
+
+    def evaluate_fields(self, fields: Mapping[str, Any]) -> list[str]:
+        fired = self._session.fire(fields)
+        return self._active(fired, fields["declared_date"])
+
+    def evaluate_python(self, fields: Mapping[str, Any]) -> list[str]:
+        """The same answer as `evaluate_fields`, from plain-Python predicates (no durable-rules)."""
+        fired = {r.id for r, test in self._predicates if test(fields)}
+        return self._active(fired, fields["declared_date"])
+
+    def masks(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Vectorised: rule id -> which rows match (validity dates applied per row)."""
+        days = pd.to_datetime(frame["declared_date"]).dt.date
+        out = {}
+        for rule in self.rules:
+            hit = conditions.to_mask(rule.condition, frame)
+            if rule.valid_from or rule.valid_until:
+                hit &= np.fromiter((rule.active_on(d) for d in days), bool, len(frame))
+            out[rule.id] = hit
+        return out
+
+    def _active(self, fired: Iterable[str], declared_date: str) -> list[str]:
+        fired = set(fired)
+        if not self._dated:
+            return [r.id for r in self.rules if r.id in fired]
+        day = dt.date.fromisoformat(declared_date)
+        return [r.id for r in self.rules if r.id in fired and r.active_on(day)]
+
+    def catalogue(self) -> list[dict[str, str]]:
+        """What may be published: ids, descriptions and inspection types, never the thresholds."""
+        return [{"id": r.id, "description": r.description, "inspection": r.inspection.value}
+                for r in self.rules]
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML parse error in one line: where and what."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"not valid YAML{where}: {getattr(err, 'problem', None) or err}"
+
+
+def _build_rule(raw: dict, index: int, lists: Mapping[str, list], source: str) -> Rule:
+    name = f"rule '{raw['id']}'" if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"rules[{index}]"
+    try:
+        spec = RuleSpec.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors(include_url=False)[0]
+        where = field_path(first["loc"])
+        raise InputError(f"{source}: {name}: field '{where}': {first['msg'].removeprefix('Value error, ')}") from None
+    try:
+        tree = conditions.parse(spec.when, lists)
+    except conditions.ConditionError as err:
+        raise InputError(f"{source}: {name}: field '{err.path}': {err.problem}") from None
+    return Rule(spec.id, spec.description, spec.inspection, conditions.normal_form(tree),
+                spec.sampling_rate, spec.valid_from, spec.valid_until)
+
+
+class _SyncHost(Host):
+    def _run(self) -> None:
+        """durable's Host starts timer threads that run actions in the background; we want none."""
+
+
+class _DurableSession:
+    """One private durable-rules Host holding one ruleset; thread-safe, never raises on no match."""
+
+    def __init__(self, rules: list[Rule]):
+        self._fired: list[str] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        # Only the fields some rule reads go into the fact: durable's cost grows with its JSON size.
+        used = set().union(*(conditions.fields_used(r.condition) for r in rules))
+        self._keys = [(f, conditions.fact_key(f)) for f in sorted(used)]
+        definitions = {}
+        for rule in rules:
+            guarded = {"$and": [{"$ex": {_MARK: 1}}, conditions.to_durable(rule.condition)]}
+            definitions[rule.id] = {"all": [{"m": guarded}], "run": self._recorder(rule.id)}
+        definitions[_CATCH_ALL] = {"all": [{"m": {"$ex": {_MARK: 1}}}], "run": _ignore}
+        self._host = _SyncHost()
+        self._host.register_rulesets({"risk": definitions})  # built fresh: durable mutates it
+        handle = self._host.get_ruleset("risk")._handle
+        self._finalizer = weakref.finalize(self, durable_rules_engine.delete_ruleset, handle)
+
+    def _recorder(self, rule_id: str):
+        def action(c):  # exactly one parameter: durable treats two-parameter actions as async
+            self._fired.append(rule_id)
+        return action
+
+    def fire(self, fields: Mapping[str, Any]) -> list[str]:
+        fact = {key: fields[field] for field, key in self._keys}
+        fact[_MARK] = 1
+        with self._lock:
+            fact["id"] = next(self._ids)  # unique, so identical declarations never collide
+            self._fired.clear()
+            self._host.assert_fact("risk", fact)
+            self._host.retract_fact("risk", fact)
+            return list(self._fired)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _ignore(c) -> None:
+    """The catch-all's action: it exists only so that no declaration is 'not handled'."""
