@@ -1,0 +1,79 @@
+"""Where the random draws come from.
+
+Two sources with one interface, `uniform(declaration_id, purpose) -> float in [0, 1)`:
+- `KeyedDraws` for live use: HMAC-SHA256 of the declaration id under a secret key. The same
+  declaration always gets the same draw, an auditor holding the key recomputes it, and a declarant
+  without the key cannot predict it (so cannot time or split declarations to dodge it).
+- `SeededDraws` for simulation and tests: one numpy Generator per purpose, derived from one seed,
+  so two runs sharing a seed share their random numbers stream by stream (common random numbers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from engine.errors import InputError
+
+# Stream numbers are part of the reproducibility contract: never renumber, only append.
+STREAMS = {"random": 0, "rule_sampling": 1, "dispatch": 2, "recheck": 3}
+
+
+class Draws(Protocol):
+    def uniform(self, declaration_id: str, purpose: str) -> float: ...
+
+    @property
+    def verifiable(self) -> bool:
+        """True when an auditor can recompute a draw from the declaration id alone."""
+
+
+class KeyedDraws:
+    """Unpredictable without the key, reproducible with it."""
+
+    verifiable = True
+
+    def __init__(self, key: bytes):
+        if len(key) < 16:
+            raise InputError("the draw key must be at least 16 bytes; make one with `doublerandom keygen`")
+        self._key = key
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> KeyedDraws:
+        try:
+            text = Path(path).read_text(encoding="ascii").strip()
+            return cls(bytes.fromhex(text))
+        except OSError as err:
+            raise InputError(f"{path}: cannot read key file: {err.strerror}") from None
+        except (ValueError, UnicodeDecodeError):
+            raise InputError(f"{path}: a key file holds one line of hexadecimal digits") from None
+
+    def uniform(self, declaration_id: str, purpose: str) -> float:
+        mac = hmac.new(self._key, f"{purpose}\x1f{declaration_id}".encode(), hashlib.sha256).digest()
+        return (int.from_bytes(mac[:8], "big") >> 11) / 2.0**53  # 53 bits: exact in a float
+
+
+class SeededDraws:
+    """Sequential draws from one numpy stream per purpose; order of calls matters, ids do not."""
+
+    verifiable = False
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._streams = {name: stream_generator(seed, name) for name in STREAMS}
+
+    def uniform(self, declaration_id: str, purpose: str) -> float:
+        return float(self._streams[purpose].random())
+
+
+def stream_generator(seed: int, purpose: str) -> np.random.Generator:
+    """The numpy Generator for one purpose: independent of the others, fixed by (seed, purpose)."""
+    return np.random.default_rng([seed, STREAMS[purpose]])
+
+
+def new_key_hex() -> str:
+    return secrets.token_hex(32)

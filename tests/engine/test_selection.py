@@ -1,0 +1,142 @@
+"""The selection decision, tested statistically: rates inside binomial intervals, independence of the
+random channel from the rules, credit multipliers, and verifiable keyed draws."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from engine.declarations import CreditClass, Enterprise, parse_declaration
+from engine.randomness import KeyedDraws, SeededDraws
+from engine.rules import RuleSet
+from engine.selection import SelectionPolicy, Selector
+from tests.conftest import declaration_data
+
+N = 100_000
+
+
+def binomial_interval(n: int, p: float, confidence: float = 0.99) -> tuple[int, int]:
+    """The central interval holding `confidence` of Binomial(n, p) counts."""
+    return tuple(int(x) for x in stats.binom.interval(confidence, n, p))
+
+
+def rules_with(*rules: dict) -> RuleSet:
+    return RuleSet.from_dict({"version": "t", "rules": list(rules)})
+
+
+TEXTILE = {"id": "TEX", "description": "textiles", "inspection": "physical",
+           "when": {"field": "hs_chapter", "eq": "61"}}
+HALF = {"id": "HALF", "description": "sampled", "inspection": "document", "sampling_rate": 0.5,
+        "when": {"field": "origin_country", "eq": "VN"}}
+
+
+def test_random_channel_rate_is_binomial_over_all_declarations():
+    selector = Selector(rules_with(TEXTILE), SelectionPolicy(random_ratio=0.03), SeededDraws(11))
+    hits = sum(selector.decide_fired(f"D{i}", CreditClass.general, []).channel == "random" for i in range(N))
+    low, high = binomial_interval(N, 0.03)
+    assert low <= hits <= high
+
+
+def test_random_channel_is_independent_of_rule_hits():
+    """Random picks among declarations the rules hit and among the rest: same rate (chi-square)."""
+    selector = Selector(rules_with(TEXTILE), SelectionPolicy(random_ratio=0.05), SeededDraws(3))
+    table = np.zeros((2, 2), int)  # rows: rule hit or not; columns: random pick or not
+    for i in range(N):
+        fired = ["TEX"] if i % 3 == 0 else []
+        decision = selector.decide_fired(f"D{i}", CreditClass.general, fired)
+        table[int(bool(fired)), int(decision.random_draw < decision.random_threshold)] += 1
+    assert stats.chi2_contingency(table).pvalue > 0.01
+    for row in table:
+        low, high = binomial_interval(row.sum(), 0.05)
+        assert low <= row[1] <= high
+    # and targeted declarations are all selected, whatever their random draw
+    assert all(selector.decide_fired(f"T{i}", CreditClass.general, ["TEX"]).selected for i in range(1000))
+
+
+@pytest.mark.parametrize("credit, expected", [
+    (CreditClass.advanced_certified, 0.2 * 0.05),
+    (CreditClass.general_certified, 0.5 * 0.05),
+    (CreditClass.general, 0.05),
+    (CreditClass.dishonest, 0.8),  # the absolute floor wins over 1.0 x 5%
+])
+def test_credit_multipliers_and_the_dishonest_floor(credit, expected):
+    # one seed per class, so the four cases are independent trials of a 99% interval
+    selector = Selector(rules_with(TEXTILE), SelectionPolicy(random_ratio=0.05), SeededDraws(list(CreditClass).index(credit)))
+    n = 40_000
+    hits = sum(selector.decide_fired(f"D{i}", credit, []).selected for i in range(n))
+    low, high = binomial_interval(n, expected)
+    assert low <= hits <= high
+
+
+def test_rule_sampling_rate_and_inclusion_probability():
+    selector = Selector(rules_with(HALF), SelectionPolicy(random_ratio=0.1), SeededDraws(8))
+    n = 40_000
+    decisions = [selector.decide_fired(f"D{i}", CreditClass.general, ["HALF"]) for i in range(n)]
+    expected = 1 - (1 - 0.1) * (1 - 0.5)
+    assert all(math.isclose(d.inclusion_probability, expected) for d in decisions)
+    low, high = binomial_interval(n, expected)
+    assert low <= sum(d.selected for d in decisions) <= high
+    low, high = binomial_interval(n, 0.5)
+    assert low <= sum("HALF" in d.sampled_rules for d in decisions) <= high
+    assert all(d.rules == ["HALF"] for d in decisions)
+
+
+def test_policy_can_override_a_rule_sampling_rate():
+    policy = SelectionPolicy(random_ratio=0.0, rule_sampling={"HALF": 0.0001})
+    selector = Selector(rules_with(HALF), policy, SeededDraws(8))
+    assert sum(selector.decide_fired(f"D{i}", CreditClass.general, ["HALF"]).selected for i in range(2000)) < 5
+
+
+def test_channels_and_inspection_type():
+    policy = SelectionPolicy(random_ratio=1.0, random_inspection="scan")
+    selector = Selector(rules_with(TEXTILE, HALF), policy, SeededDraws(1))
+    both = selector.decide_fired("D1", CreditClass.general, ["TEX"])
+    assert both.channel == "both" and both.inspection_type == "physical"  # most intensive wins
+    only_random = selector.decide_fired("D2", CreditClass.general, [])
+    assert only_random.channel == "random" and only_random.inspection_type == "scan"
+    none = Selector(rules_with(TEXTILE), SelectionPolicy(random_ratio=0.0), SeededDraws(1))
+    decided = none.decide_fired("D3", CreditClass.general, [])
+    assert not decided.selected and decided.channel == "none" and decided.inspection_type is None
+
+
+def test_full_decision_carries_what_replay_needs():
+    rules = rules_with(TEXTILE)
+    selector = Selector(rules, SelectionPolicy(random_ratio=0.03), KeyedDraws(b"k" * 32))
+    decision = selector.decide(parse_declaration(declaration_data()), Enterprise(id="E1"))
+    assert decision.rules == ["TEX"] and decision.selected and decision.channel in ("targeted", "both")
+    assert decision.rules_version == rules.version
+    assert decision.random_draw == KeyedDraws(b"k" * 32).uniform("D1", "random")
+
+
+def test_keyed_draws_are_reproducible_differ_by_key_and_look_uniform():
+    a, b = KeyedDraws(b"a" * 32), KeyedDraws(b"b" * 32)
+    ids = [f"D{i}" for i in range(20_000)]
+    draws = [a.uniform(i, "random") for i in ids]
+    assert draws == [KeyedDraws(b"a" * 32).uniform(i, "random") for i in ids]
+    assert sum(x == b.uniform(i, "random") for x, i in zip(draws, ids)) == 0
+    assert all(0 <= x < 1 for x in draws)
+    assert stats.kstest(draws, "uniform").pvalue > 0.01
+    # purposes are separate streams: the rule-sampling draw is not the random-channel draw
+    assert a.uniform("D1", "random") != a.uniform("D1", "rule_sampling")
+
+
+def test_short_keys_are_refused(tmp_path):
+    from engine.errors import InputError
+    with pytest.raises(InputError, match="at least 16 bytes"):
+        KeyedDraws(b"short")
+    bad = tmp_path / "key"
+    bad.write_text("not hex\n")
+    with pytest.raises(InputError, match="hexadecimal"):
+        KeyedDraws.from_file(bad)
+
+
+def test_seeded_draws_are_reproducible_and_streams_independent():
+    one, two = SeededDraws(42), SeededDraws(42)
+    assert [one.uniform("x", "random") for _ in range(5)] == [two.uniform("y", "random") for _ in range(5)]
+    # drawing from another purpose does not shift the random stream (common random numbers)
+    three, four = SeededDraws(42), SeededDraws(42)
+    three.uniform("x", "rule_sampling")
+    assert three.uniform("x", "random") == four.uniform("x", "random")
