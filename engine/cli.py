@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -13,10 +14,13 @@ from typing import Iterator, Optional, TextIO
 import typer
 from rich.console import Console
 
-from engine import __version__
+from engine import __version__, database
 from engine.declarations import Enterprise, parse_declaration, read_enterprises_csv
 from engine.errors import InputError
-from engine.randomness import Draws, KeyedDraws, SeededDraws, new_key_hex
+from engine.randomness import Draws, KeyedDraws, new_key_hex
+from engine.dispatch import Roster
+from engine.office import Office
+from engine.replay import replay
 from engine.rules import RuleSet
 from engine.selection import SelectionPolicy, Selector
 
@@ -59,9 +63,10 @@ def keygen(out: Path = typer.Argument(..., help="where to write the new key (hex
 
 
 def make_draws(seed: Optional[int], key_file: Optional[Path]) -> Draws:
+    """--seed: draws keyed by the seed (reproducible, predictable); --key-file: secret-keyed (live)."""
     if (seed is None) == (key_file is None):
         fail("give exactly one of --seed N (reproducible draws) or --key-file F (live, verifiable draws)")
-    return SeededDraws(seed) if key_file is None else KeyedDraws.from_file(key_file)
+    return KeyedDraws.from_seed(seed) if key_file is None else KeyedDraws.from_file(key_file)
 
 
 def read_lines(source: TextIO, name: str) -> Iterator[tuple[str, object]]:
@@ -76,41 +81,182 @@ def read_lines(source: TextIO, name: str) -> Iterator[tuple[str, object]]:
             yield where, InputError(f"{where}: not valid JSON: {e.msg} (column {e.colno})")
 
 
+SEED = typer.Option(None, "--seed", help="draws keyed by this seed: reproducible, for demos and tests")
+KEY_FILE = typer.Option(None, "--key-file", help="draws keyed by a secret key file: live use")
+AT = typer.Option(None, "--at", help="when the step happens (ISO time; default now, UTC)")
+
+
 @app.command()
 def select(
     rules: Path = typer.Option(..., "--rules", help="rules YAML file"),
     ratio: float = typer.Option(0.03, "--ratio", min=0, max=1, help="pure random ratio over all declarations"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="seeded draws (simulation, tests)"),
-    key_file: Optional[Path] = typer.Option(None, "--key-file", help="keyed HMAC draws (live use)"),
+    seed: Optional[int] = SEED,
+    key_file: Optional[Path] = KEY_FILE,
     enterprises: Optional[Path] = typer.Option(None, "--enterprises", help="CSV of enterprise records"),
     input: Optional[Path] = typer.Option(None, "--input", help="declarations as JSON lines (default stdin)"),
+    db: Optional[Path] = typer.Option(None, "--db", help="SQLite file: read and update the integrity "
+                                      "store, record inspections and the audit log"),
 ) -> None:
     """Decide declarations: one JSON decision per input line on stdout; bad lines on stderr."""
     try:
-        selector = Selector(RuleSet.load(rules), SelectionPolicy(random_ratio=ratio), make_draws(seed, key_file))
+        ruleset, draws = RuleSet.load(rules), make_draws(seed, key_file)
+        policy = SelectionPolicy(random_ratio=ratio)
         known = read_enterprises_csv(str(enterprises)) if enterprises else {}
+        office = Office(db, rules=ruleset, policy=policy, draws=draws) if db else None
+        if office:
+            with database.transaction(office.conn):
+                office.integrity.seed(known.values())
         source = open(input, encoding="utf-8") if input else sys.stdin
     except (InputError, OSError) as e:
         fail(str(e))
+    decide = office.decide if office else _in_memory(Selector(ruleset, policy, draws), known)
     bad = decided = 0
     with source:
         for where, raw in read_lines(source, str(input or "<stdin>")):
             try:
                 if isinstance(raw, InputError):
                     raise raw
-                declaration = parse_declaration(raw, where)
+                decision = decide(parse_declaration(raw, where))
             except InputError as e:
                 err.print(str(e), markup=False, highlight=False, soft_wrap=True)
                 bad += 1
                 continue
-            enterprise = known.setdefault(declaration.enterprise_id, Enterprise(id=declaration.enterprise_id))
-            decision = selector.decide(declaration, enterprise)
-            enterprise.declarations += 1  # the next declaration of this firm is no longer its first
-            print(json.dumps(decision.to_dict(), sort_keys=True))
+            print(json.dumps(decision.to_dict(), sort_keys=True), flush=bool(office))  # flushed = acknowledged
             decided += 1
     err.print(f"decided {decided} declarations, {bad} bad lines", highlight=False)
     if bad:
         raise typer.Exit(1)
+
+
+def _in_memory(selector: Selector, known: dict[str, Enterprise]):
+    """Without a database: enterprises from the CSV, counting declarations as they come."""
+    def decide(declaration):
+        firm = known.setdefault(declaration.enterprise_id, Enterprise(id=declaration.enterprise_id))
+        decision = selector.decide(declaration, firm)
+        firm.declarations += 1  # the firm's next declaration is no longer its first
+        return decision
+    return decide
+
+
+def _office(db: Path, roster: Optional[Path] = None, seed: Optional[int] = None,
+            key_file: Optional[Path] = None) -> Office:
+    if not db.exists():
+        fail(f"{db}: no such database (create one with `doublerandom select --db {db}`)")
+    draws = make_draws(seed, key_file) if (seed is not None or key_file is not None) else None
+    return Office(db, roster=Roster.load(roster) if roster else None, draws=draws)
+
+
+def _when(at: Optional[str]) -> Optional[dt.datetime]:
+    if at is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(at)
+    except ValueError:
+        fail(f"--at: {at!r} is not an ISO time such as 2026-06-01T09:30")
+
+
+def _step(action) -> None:
+    """Run one office step; print its JSON answer, or the user's mistake without a traceback."""
+    try:
+        answer = action()
+    except InputError as e:
+        fail(str(e))
+    print(json.dumps(answer, sort_keys=True, default=str))
+
+
+@app.command("dispatch")
+def dispatch_cmd(db: Path, inspection: str, roster: Path = typer.Option(..., "--roster"),
+                 seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE, at: Optional[str] = AT) -> None:
+    """Pick an inspector at random among the eligible, or say why the inspection waits."""
+    office = _office(db, roster, seed, key_file)
+    _step(lambda: vars(office.dispatch(inspection, _when(at))))
+
+
+@app.command()
+def reassign(db: Path, inspection: str, to: str = typer.Option(..., "--to"), by: str = typer.Option(..., "--by"),
+             reason: str = typer.Option(..., "--reason"), roster: Path = typer.Option(..., "--roster"),
+             at: Optional[str] = AT) -> None:
+    """A chief moves an inspection to another eligible inspector; recorded as manual, with the reason."""
+    office = _office(db, roster)
+    _step(lambda: vars(office.reassign(inspection, to, by, reason, _when(at))))
+
+
+@app.command()
+def result(db: Path, inspection: str, inspector: str = typer.Option(..., "--inspector"),
+           outcome: str = typer.Option(..., "--outcome", help="normal or problem"),
+           category: str = typer.Option("", "--category", help="what was found"),
+           department: str = typer.Option("", "--department", help="where a problem is transferred"),
+           roster: Optional[Path] = typer.Option(None, "--roster", help="for the random re-check share"),
+           seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE, at: Optional[str] = AT) -> None:
+    """Record an inspection result; a problem is transferred and feeds the integrity store."""
+    office = _office(db, roster, seed, key_file)
+    _step(lambda: office.record_result(inspection, inspector, outcome, category, department, _when(at)))
+
+
+@app.command()
+def release(db: Path, declaration: str, officer: str = typer.Option(..., "--officer"), at: Optional[str] = AT) -> None:
+    """Release a declaration with a normal result, by an officer who did not inspect it."""
+    office = _office(db)
+    _step(lambda: office.release(declaration, officer, _when(at)) or {"released": declaration, "by": officer})
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="Check the audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(db: Path) -> None:
+    """Walk the hash chain: OK and the count, or the first broken sequence number and why."""
+    verdict = _office(db).audit.verify()
+    if not verdict.ok:
+        fail(f"{db}: audit log broken at record {verdict.broken_at}: {verdict.reason} "
+             f"({verdict.count} records verified before it)", code=1)
+    print(f"OK {verdict.count} records")
+
+
+@audit_app.command("replay")
+def audit_replay(db: Path, rules: Path = typer.Option(..., "--rules"), seed: Optional[int] = SEED,
+                 key_file: Optional[Path] = KEY_FILE) -> None:
+    """Recompute every logged selection decision from its logged inputs, rules and draws."""
+    office = _office(db)
+    try:
+        ruleset = RuleSet.load(rules)
+        key = make_draws(seed, key_file) if (seed is not None or key_file is not None) else None
+        count, mismatches = replay(office.audit, ruleset, key)
+    except InputError as e:
+        fail(str(e))
+    for m in mismatches:
+        err.print(f"record {m.seq} ({m.declaration_id}): {m.field} logged {m.logged!r}, replayed {m.replayed!r}",
+                  markup=False, highlight=False)
+    if mismatches:
+        fail(f"{len(mismatches)} mismatches in {count} decisions", code=1)
+    print(f"OK {count} decisions replayed" + ("" if key else " (draws taken from the log: no key given)"))
+
+
+integrity_app = typer.Typer(no_args_is_help=True, help="The enterprise integrity store.")
+app.add_typer(integrity_app, name="integrity")
+
+
+@integrity_app.command("show")
+def integrity_show(db: Path, enterprise: str) -> None:
+    """An enterprise's standing as the rules see it."""
+    print(_office(db).integrity.get(enterprise).model_dump_json())
+
+
+@integrity_app.command("import")
+def integrity_import(db: Path, csv_file: Path) -> None:
+    """Apply another agency's list (enterprise_id, status, source, date) for joint discipline."""
+    office = _office(db)
+    _step(lambda: office.import_agency_list(csv_file))
+
+
+@integrity_app.command("export")
+def integrity_export(db: Path, csv_file: Path,
+                     on: str = typer.Option(None, "--on", help="date (default today)")) -> None:
+    """Write the enterprises customs holds dishonest or high-risk, for other agencies."""
+    day = dt.date.fromisoformat(on) if on else dt.date.today()
+    count = _office(db).integrity.export_discipline_list(csv_file, day)
+    print(f"wrote {count} enterprises to {csv_file}")
 
 
 def main() -> None:

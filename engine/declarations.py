@@ -51,6 +51,11 @@ class Declaration(BaseModel):
     declared_value: float = Field(gt=0, allow_inf_nan=False, description="customs value, USD")
     net_mass_kg: float = Field(gt=0, allow_inf_nan=False)
     quantity: float = Field(gt=0, allow_inf_nan=False, description="in the tariff's statistical unit")
+    items: int = Field(default=1, ge=1, le=999, description="goods items (lines) on the declaration")
+
+    def as_input(self) -> dict[str, Any]:
+        """The declaration as lodged (JSON types, no derived fields): what the audit log keeps."""
+        return self.model_dump(mode="json", exclude=set(type(self).model_computed_fields))
 
     @computed_field
     @property
@@ -115,7 +120,7 @@ def rule_fields(declaration: Declaration, enterprise: Enterprise) -> dict[str, A
         "enterprise.high_risk": enterprise.high_risk_on(d.declared_at.date()),
         "enterprise.declarations": enterprise.declarations,
         "enterprise.inspections": enterprise.inspections,
-        "enterprise.problems": enterprise.problems,
+        "enterprise.problems": enterprise.problems, "items": d.items,
     }
 
 
@@ -126,7 +131,7 @@ RULE_FIELDS: dict[str, str] = {
     "origin_country": "str", "departure_country": "str", "trade_mode": "str", "transport_mode": "str",
     "customs_office": "str", "declared_date": "str",
     "declared_value": "num", "net_mass_kg": "num", "quantity": "num", "unit_value": "num",
-    "value_per_kg": "num",
+    "value_per_kg": "num", "items": "num",
     "enterprise.credit_class": "str", "enterprise.high_risk": "bool",
     "enterprise.declarations": "num", "enterprise.inspections": "num", "enterprise.problems": "num",
 }

@@ -52,6 +52,12 @@ class KeyedDraws:
         except (ValueError, UnicodeDecodeError):
             raise InputError(f"{path}: a key file holds one line of hexadecimal digits") from None
 
+    @classmethod
+    def from_seed(cls, seed: int) -> KeyedDraws:
+        """Reproducible and order-independent, but anyone knowing the seed can predict the draws:
+        for demos, tests and step-by-step command-line use, never for live selection."""
+        return cls(hashlib.sha256(f"doublerandom-seed:{seed}".encode()).digest())
+
     def uniform(self, declaration_id: str, purpose: str) -> float:
         mac = hmac.new(self._key, f"{purpose}\x1f{declaration_id}".encode(), hashlib.sha256).digest()
         return (int.from_bytes(mac[:8], "big") >> 11) / 2.0**53  # 53 bits: exact in a float

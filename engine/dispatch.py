@@ -1,0 +1,205 @@
+"""The second random of double random: who inspects a selected declaration.
+
+The pick is random among the *eligible* inspectors only: on post at that time, not suspended,
+qualified for the inspection type, working at the site of the goods, and not rotated out (the same
+inspector does not get the same enterprise twice within `rotation_days`). Among them the draw is
+weighted by current workload (ASYCUDA-style points: 10 per declaration + 5 per item), or uniform.
+Nobody eligible, or no free facility of the right type: the request waits, with the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.declarations import InspectionType
+from engine.errors import InputError, describe
+
+
+class FacilityType(str, Enum):
+    document_desk = "document_desk"
+    machine_scan = "machine_scan"
+    physical_bay = "physical_bay"
+    laboratory = "laboratory"
+
+
+FACILITY_FOR = {InspectionType.document: FacilityType.document_desk,
+                InspectionType.scan: FacilityType.machine_scan,
+                InspectionType.physical: FacilityType.physical_bay}
+
+
+class Shift(BaseModel):
+    """An on-post window 'HH:MM-HH:MM' (may cross midnight) on some weekdays (0 = Monday)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: dt.time
+    end: dt.time
+    weekdays: frozenset[int] = frozenset(range(7))
+
+    @classmethod
+    def parse(cls, text: str, weekdays=frozenset(range(7))) -> Shift:
+        try:
+            start, end = (dt.time.fromisoformat(t.strip()) for t in text.split("-"))
+        except ValueError:
+            raise ValueError(f"a shift is 'HH:MM-HH:MM', got {text!r}") from None
+        return cls(start=start, end=end, weekdays=weekdays)
+
+    def covers(self, at: dt.datetime) -> bool:
+        t = at.time()
+        if self.start < self.end:
+            return at.weekday() in self.weekdays and self.start <= t < self.end
+        # overnight: the part after midnight belongs to the shift that began the day before
+        if t >= self.start:
+            return at.weekday() in self.weekdays
+        return t < self.end and (at.weekday() - 1) % 7 in self.weekdays
+
+
+class Inspector(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    site: str = Field(min_length=1, description="the customs office or section worked at")
+    shifts: list[Shift] = Field(min_length=1)
+    qualifications: set[InspectionType] = Field(min_length=1)
+    suspended: bool = False
+
+    @field_validator("shifts", mode="before")
+    @classmethod
+    def _shift_texts(cls, value):
+        return [Shift.parse(s) if isinstance(s, str) else s for s in value]
+
+    def on_post(self, at: dt.datetime) -> bool:
+        return any(s.covers(at) for s in self.shifts)
+
+
+class Roster(BaseModel):
+    """Inspectors, facilities per site, and the dispatch rules: a YAML file for live use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_declaration: float = Field(default=10, ge=0, description="workload points per open declaration")
+    per_item: float = Field(default=5, ge=0, description="workload points per goods item")
+    weighting: Literal["workload", "uniform"] = "workload"
+    rotation_days: int = Field(default=30, ge=0)
+    recheck_share: float = Field(default=0.0, ge=0, le=1, description="finished inspections re-inspected")
+    facilities: dict[str, dict[FacilityType, int]] = {}
+    inspectors: list[Inspector] = Field(min_length=1)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Roster:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+            return cls.model_validate(raw)
+        except OSError as err:
+            raise InputError(f"{path}: cannot read roster: {err.strerror}") from None
+        except yaml.YAMLError as err:
+            raise InputError(f"{path}: not valid YAML: {err}") from None
+        except ValidationError as err:
+            raise describe(str(path), err) from None
+
+    def inspector(self, inspector_id: str) -> Inspector:
+        for person in self.inspectors:
+            if person.id == inspector_id:
+                return person
+        raise InputError(f"no inspector {inspector_id!r} on the roster")
+
+
+@dataclass(frozen=True)
+class Request:
+    declaration_id: str
+    enterprise_id: str
+    site: str
+    inspection_type: InspectionType
+    items: int = 1
+    exclude: frozenset[str] = frozenset()  # e.g. the first inspector, for a re-check
+
+
+@dataclass(frozen=True)
+class Assignment:
+    declaration_id: str
+    inspector_id: str
+    facility: str
+    draw: float
+    candidates: list[str]
+    weights: list[float]
+    manual: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    declaration_id: str
+    reason: str
+
+
+@dataclass
+class Workload:
+    """What dispatch needs to know about the office right now."""
+
+    points: dict[str, float] = field(default_factory=dict)  # inspector id -> open workload
+    recent: set[tuple[str, str]] = field(default_factory=set)  # (inspector, enterprise) within rotation
+    facilities_busy: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, type) -> in use
+
+
+def eligible(roster: Roster, request: Request, at: dt.datetime, load: Workload) -> tuple[list[Inspector], str]:
+    """The inspectors who may take this request, or [] and the reason nobody may."""
+    people = [p for p in roster.inspectors if p.site == request.site and p.id not in request.exclude]
+    steps = [
+        (f"no inspector works at {request.site}", lambda p: True),
+        ("no inspector is on post", lambda p: p.on_post(at)),
+        ("every inspector on post is suspended", lambda p: not p.suspended),
+        (f"nobody on post is qualified for {request.inspection_type.value} inspection",
+         lambda p: request.inspection_type in p.qualifications),
+        (f"every qualified inspector inspected {request.enterprise_id} within {roster.rotation_days} days",
+         lambda p: (p.id, request.enterprise_id) not in load.recent),
+    ]
+    for reason, keep in steps:
+        people = [p for p in people if keep(p)]
+        if not people:
+            return [], reason
+    return people, ""
+
+
+def weights(roster: Roster, people: list[Inspector], load: Workload) -> list[float]:
+    """Less loaded inspectors are likelier: weight 1 / (1 + open points / points per declaration)."""
+    if roster.weighting == "uniform":
+        return [1.0] * len(people)
+    unit = roster.per_declaration or 1.0
+    return [1.0 / (1.0 + load.points.get(p.id, 0.0) / unit) for p in people]
+
+
+def pick(weights_: list[float], u: float) -> int:
+    """Inverse-CDF pick: index i with probability weights[i] / sum(weights), for u in [0, 1)."""
+    target, running = u * sum(weights_), 0.0
+    for i, w in enumerate(weights_):
+        running += w
+        if target < running:
+            return i
+    return len(weights_) - 1
+
+
+def dispatch(roster: Roster, request: Request, at: dt.datetime, load: Workload, u: float) -> Assignment | Waiting:
+    """Assign at random among the eligible, or say why the request must wait."""
+    facility = FACILITY_FOR[request.inspection_type]
+    capacity = roster.facilities.get(request.site, {}).get(facility, 0)
+    if capacity == 0:
+        return Waiting(request.declaration_id, f"no {facility.value} at {request.site}")
+    if load.facilities_busy.get((request.site, facility.value), 0) >= capacity:
+        return Waiting(request.declaration_id, f"all {capacity} {facility.value} at {request.site} are in use")
+    people, reason = eligible(roster, request, at, load)
+    if not people:
+        return Waiting(request.declaration_id, reason)
+    w = weights(roster, people, load)
+    chosen = people[pick(w, u)]
+    return Assignment(request.declaration_id, chosen.id, facility.value, u, [p.id for p in people], w)
+
+
+def workload_points(roster: Roster, items: int) -> float:
+    return roster.per_declaration + roster.per_item * items

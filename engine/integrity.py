@@ -1,0 +1,217 @@
+"""The enterprise integrity (credit) store and the feedback policy that updates it.
+
+Inspection results feed back here: a problem makes the enterprise a high-risk target for a while,
+repeated problems downgrade it to dishonest, a clean streak restores it. Lists from other agencies
+(joint discipline) mark enterprises too. The rules read this state through `enterprise.*` fields,
+so a problem found today changes whom the rules target tomorrow.
+
+`FeedbackPolicy.apply` is pure, so the simulation can use the same policy on its own in-memory state.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.declarations import CreditClass, Enterprise
+from engine.errors import InputError, describe
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS enterprises (
+    id TEXT PRIMARY KEY,
+    credit_class TEXT NOT NULL,
+    high_risk INTEGER NOT NULL DEFAULT 0,
+    high_risk_until TEXT,
+    declarations INTEGER NOT NULL DEFAULT 0,
+    inspections INTEGER NOT NULL DEFAULT 0,
+    problems INTEGER NOT NULL DEFAULT 0,
+    clean_streak INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS enterprise_events (
+    id INTEGER PRIMARY KEY,
+    enterprise_id TEXT NOT NULL,
+    on_date TEXT NOT NULL,
+    kind TEXT NOT NULL,        -- problem | clean | agency:<status> | change
+    source TEXT NOT NULL,      -- customs, or the agency that sent a list
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS enterprise_events_by_firm ON enterprise_events (enterprise_id, kind, on_date);
+"""
+
+
+class FeedbackPolicy(BaseModel):
+    """How inspection results change an enterprise's standing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    high_risk_days: int = Field(default=180, ge=0, description="a problem flags the firm this long")
+    downgrade_after_problems: int = Field(default=2, ge=1, description="k problems ...")
+    downgrade_window_days: int = Field(default=365, ge=1, description="... within this window -> dishonest")
+    restore_after_clean: int = Field(default=10, ge=0, description="clean inspections in a row to restore; 0 never")
+    restore_to: CreditClass = CreditClass.general
+
+    def apply(self, firm: Enterprise, clean_streak: int, problem: bool, on: dt.date,
+              recent_problems: int) -> tuple[Enterprise, int]:
+        """The firm's standing after one inspection result; `recent_problems` counts earlier
+        problems inside the window. Returns (new standing, new clean streak)."""
+        new = firm.model_copy()
+        new.inspections += 1
+        if problem:
+            new.problems += 1
+            until = on + dt.timedelta(days=self.high_risk_days)
+            if firm.high_risk_on(on) and (firm.high_risk_until is None or firm.high_risk_until > until):
+                until = firm.high_risk_until  # a problem extends a flag, never shortens it
+            new.high_risk, new.high_risk_until = True, until
+            if recent_problems + 1 >= self.downgrade_after_problems:
+                new.credit_class = CreditClass.dishonest
+            return new, 0
+        clean_streak += 1
+        if (self.restore_after_clean and clean_streak >= self.restore_after_clean
+                and new.credit_class == CreditClass.dishonest):
+            new.credit_class, new.high_risk, new.high_risk_until = self.restore_to, False, None
+            clean_streak = 0
+        return new, clean_streak
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field of one enterprise changed; what the audit log records."""
+
+    enterprise_id: str
+    field: str
+    old: object
+    new: object
+    reason: str
+
+
+class AgencyRow(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    enterprise_id: str = Field(min_length=1)
+    status: str = Field(pattern="^(dishonest|high_risk|cleared)$")
+    source: str = Field(min_length=1)
+    date: dt.date
+
+
+class IntegrityStore:
+    """Enterprises' standing in SQLite; callers wrap writes in `database.transaction`."""
+
+    def __init__(self, conn: sqlite3.Connection, policy: FeedbackPolicy | None = None):
+        self.conn = conn
+        self.policy = policy or FeedbackPolicy()
+        conn.executescript(SCHEMA)
+
+    def get(self, enterprise_id: str) -> Enterprise:
+        """The stored standing, or a new general-credit enterprise with no history."""
+        row = self.conn.execute("SELECT * FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone()
+        if row is None:
+            return Enterprise(id=enterprise_id)
+        return Enterprise(id=row["id"], credit_class=row["credit_class"], high_risk=bool(row["high_risk"]),
+                          high_risk_until=row["high_risk_until"], declarations=row["declarations"],
+                          inspections=row["inspections"], problems=row["problems"])
+
+    def put(self, firm: Enterprise, clean_streak: int | None = None) -> None:
+        self.conn.execute(
+            """INSERT INTO enterprises (id, credit_class, high_risk, high_risk_until, declarations,
+                                        inspections, problems, clean_streak)
+               VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, 0))
+               ON CONFLICT (id) DO UPDATE SET credit_class = excluded.credit_class,
+                 high_risk = excluded.high_risk, high_risk_until = excluded.high_risk_until,
+                 declarations = excluded.declarations, inspections = excluded.inspections,
+                 problems = excluded.problems,
+                 clean_streak = COALESCE(?, enterprises.clean_streak)""",
+            (firm.id, firm.credit_class.value, int(firm.high_risk),
+             firm.high_risk_until.isoformat() if firm.high_risk_until else None,
+             firm.declarations, firm.inspections, firm.problems, clean_streak, clean_streak))
+
+    def seed(self, firms) -> None:
+        """Add enterprises not yet in the store (a starting list); known ones keep their history."""
+        for firm in firms:
+            self.conn.execute("INSERT OR IGNORE INTO enterprises (id, credit_class, high_risk, high_risk_until, "
+                              "declarations, inspections, problems) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (firm.id, firm.credit_class.value, int(firm.high_risk),
+                               firm.high_risk_until.isoformat() if firm.high_risk_until else None,
+                               firm.declarations, firm.inspections, firm.problems))
+
+    def count_declaration(self, enterprise_id: str) -> None:
+        firm = self.get(enterprise_id)
+        firm.declarations += 1
+        self.put(firm)
+
+    def record_result(self, enterprise_id: str, problem: bool, on: dt.date, detail: str = "") -> list[Change]:
+        """Apply the feedback policy to one inspection result; returns what changed."""
+        before = self.get(enterprise_id)
+        window_start = on - dt.timedelta(days=self.policy.downgrade_window_days)
+        recent = self.conn.execute(
+            "SELECT COUNT(*) FROM enterprise_events WHERE enterprise_id = ? AND kind = 'problem' AND on_date > ?",
+            (enterprise_id, window_start.isoformat())).fetchone()[0]
+        streak = self._clean_streak(enterprise_id)
+        after, streak = self.policy.apply(before, streak, problem, on, recent)
+        self.conn.execute(
+            "INSERT INTO enterprise_events (enterprise_id, on_date, kind, source, detail) VALUES (?, ?, ?, 'customs', ?)",
+            (enterprise_id, on.isoformat(), "problem" if problem else "clean", detail))
+        self.put(after, streak)
+        return _changes(before, after, "inspection problem" if problem else "clean inspection")
+
+    def _clean_streak(self, enterprise_id: str) -> int:
+        row = self.conn.execute("SELECT clean_streak FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone()
+        return row[0] if row else 0
+
+    def import_agency_list(self, path: str | Path, on: dt.date | None = None) -> list[Change]:
+        """Joint discipline: apply another agency's CSV (enterprise_id, status, source, date)."""
+        changes: list[Change] = []
+        for where, row in _read_agency_rows(path):
+            before = self.get(row.enterprise_id)
+            after = before.model_copy()
+            if row.status == "dishonest":
+                after.credit_class = CreditClass.dishonest
+            elif row.status == "high_risk":
+                after.high_risk = True
+                after.high_risk_until = row.date + dt.timedelta(days=self.policy.high_risk_days)
+            elif before.credit_class == CreditClass.dishonest:  # cleared by the agency that listed it
+                after.credit_class, after.high_risk, after.high_risk_until = self.policy.restore_to, False, None
+            self.conn.execute(
+                "INSERT INTO enterprise_events (enterprise_id, on_date, kind, source, detail) VALUES (?, ?, ?, ?, ?)",
+                (row.enterprise_id, row.date.isoformat(), f"agency:{row.status}", row.source, where))
+            self.put(after)
+            changes += _changes(before, after, f"{row.source} list: {row.status}")
+        return changes
+
+    def export_discipline_list(self, path: str | Path, on: dt.date) -> int:
+        """Enterprises customs holds dishonest or high-risk on a date, for other agencies."""
+        rows = self.conn.execute(
+            "SELECT id, credit_class, high_risk, high_risk_until FROM enterprises "
+            "WHERE credit_class = 'dishonest' OR (high_risk = 1 AND (high_risk_until IS NULL OR high_risk_until >= ?)) "
+            "ORDER BY id", (on.isoformat(),)).fetchall()
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["enterprise_id", "status", "source", "date"])
+            for r in rows:
+                writer.writerow([r["id"], "dishonest" if r["credit_class"] == "dishonest" else "high_risk",
+                                 "customs", on.isoformat()])
+        return len(rows)
+
+
+def _read_agency_rows(path: str | Path):
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as err:
+        raise InputError(f"{path}: cannot read agency list: {err.strerror}") from None
+    parsed = []
+    for line, raw in enumerate(rows, start=2):
+        try:
+            parsed.append((f"{Path(path).name}:{line}", AgencyRow.model_validate(raw)))
+        except ValidationError as err:
+            raise describe(f"{path}:{line}", err) from None
+    return parsed  # all rows checked before any is applied: a bad list changes nothing
+
+
+def _changes(before: Enterprise, after: Enterprise, reason: str) -> list[Change]:
+    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
+    return [Change(before.id, k, old[k], new[k], reason) for k in new if old[k] != new[k]]

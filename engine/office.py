@@ -1,0 +1,262 @@
+"""A live customs office: decide, dispatch, record results and release, durably and traceably.
+
+Each step is one SQLite transaction that writes its state change, the integrity-store update and its
+audit record together; a step's answer is returned only after the commit. Steps refuse what the
+double-random rules forbid: dispatching to an ineligible inspector, a result from someone other than
+the assigned inspector, a release by the officer who inspected (separation of duties).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Literal
+
+from engine import database
+from engine.audit import AuditLog
+from engine.declarations import Declaration, InspectionType
+from engine.dispatch import (FACILITY_FOR, Assignment, Request, Roster, Waiting, Workload, dispatch, eligible,
+                             workload_points)
+from engine.errors import InputError
+from engine.integrity import FeedbackPolicy, IntegrityStore
+from engine.randomness import Draws
+from engine.rules import RuleSet
+from engine.selection import Decision, SelectionPolicy, Selector
+
+DEPARTMENTS = ("anti_smuggling", "duties", "health_quarantine", "intellectual_property", "other")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS declarations (
+    id TEXT PRIMARY KEY,
+    enterprise_id TEXT NOT NULL,
+    declared_at TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    selected INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS inspections (
+    id TEXT PRIMARY KEY,             -- the declaration id, or '<declaration id>/recheck'
+    declaration_id TEXT NOT NULL REFERENCES declarations (id),
+    enterprise_id TEXT NOT NULL,
+    site TEXT NOT NULL,
+    inspection_type TEXT NOT NULL,
+    items INTEGER NOT NULL,
+    status TEXT NOT NULL,            -- selected waiting dispatched awaiting_release transferred released checked
+    inspector_id TEXT,
+    facility TEXT,
+    dispatched_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    exclude TEXT NOT NULL DEFAULT '',
+    wait_reason TEXT,
+    outcome TEXT,
+    category TEXT,
+    department TEXT,
+    released_by TEXT
+);
+CREATE INDEX IF NOT EXISTS inspections_by_status ON inspections (status, inspector_id);
+"""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class Office:
+    def __init__(self, db: str | Path | sqlite3.Connection, *, rules: RuleSet | None = None,
+                 policy: SelectionPolicy | None = None, draws: Draws | None = None,
+                 roster: Roster | None = None, feedback: FeedbackPolicy | None = None):
+        self.conn = db if isinstance(db, sqlite3.Connection) else database.connect(db)
+        self.conn.executescript(SCHEMA)
+        self.integrity = IntegrityStore(self.conn, feedback)
+        self.audit = AuditLog(self.conn)
+        self.rules, self.policy, self.draws, self.roster = rules, policy or SelectionPolicy(), draws, roster
+
+    # ------------------------------------------------------------ selection
+
+    def decide(self, declaration: Declaration) -> Decision:
+        """Decide and record one declaration; a declaration decided before gets its first decision."""
+        known = self.decision(declaration.id)
+        if known is not None:
+            return known
+        if self.rules is None or self.draws is None:
+            raise InputError("deciding needs a rules file and a source of draws")
+        with database.transaction(self.conn):
+            firm = self.integrity.get(declaration.enterprise_id)
+            decision = Selector(self.rules, self.policy, self.draws).decide(declaration, firm)
+            self.audit.append("selection", {
+                "declaration": declaration.as_input(), "enterprise": firm.model_dump(mode="json"),
+                "policy": self.policy.model_dump(mode="json"), "verifiable_draws": self.draws.verifiable,
+                "decision": decision.to_dict()})
+            self.conn.execute("INSERT INTO declarations VALUES (?, ?, ?, ?, ?)",
+                              (declaration.id, declaration.enterprise_id, declaration.declared_at.isoformat(),
+                               json.dumps(decision.to_dict()), int(decision.selected)))
+            self.integrity.count_declaration(declaration.enterprise_id)
+            if decision.selected:
+                self.conn.execute(
+                    "INSERT INTO inspections (id, declaration_id, enterprise_id, site, inspection_type, items, status)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'selected')",
+                    (declaration.id, declaration.id, declaration.enterprise_id, declaration.customs_office,
+                     decision.inspection_type, declaration.items))
+        return decision
+
+    def decision(self, declaration_id: str) -> Decision | None:
+        row = self.conn.execute("SELECT decision FROM declarations WHERE id = ?", (declaration_id,)).fetchone()
+        return Decision(**json.loads(row[0])) if row else None
+
+    # ------------------------------------------------------------ dispatch
+
+    def dispatch(self, inspection_id: str, at: dt.datetime | None = None) -> Assignment | Waiting:
+        """Pick an inspector at random among the eligible; or record why the inspection waits."""
+        at = at or _now()
+        roster, draws = self._need_roster(), self._need_draws()
+        with database.transaction(self.conn):
+            task = self._inspection(inspection_id, ("selected", "waiting"))
+            attempt = task["attempts"] + 1
+            u = draws.uniform(f"{inspection_id}#{attempt}", "dispatch")
+            outcome = dispatch(roster, self._request(task), at, self._workload(at), u)
+            if isinstance(outcome, Waiting):
+                self.conn.execute("UPDATE inspections SET status = 'waiting', attempts = ?, wait_reason = ? "
+                                  "WHERE id = ?", (attempt, outcome.reason, inspection_id))
+                self.audit.append("dispatch_wait", {"inspection": inspection_id, "reason": outcome.reason}, at)
+                return outcome
+            self._assign(inspection_id, outcome, at, attempt)
+            self.audit.append("dispatch", {"inspection": inspection_id, **vars(outcome)}, at)
+        return outcome
+
+    def reassign(self, inspection_id: str, to: str, by: str, reason: str,
+                 at: dt.datetime | None = None) -> Assignment:
+        """A chief's manual reassignment: needs a reason, must still go to an eligible inspector."""
+        at = at or _now()
+        if not reason.strip():
+            raise InputError("a manual reassignment needs a reason")
+        roster = self._need_roster()
+        with database.transaction(self.conn):
+            task = self._inspection(inspection_id, ("selected", "waiting", "dispatched"))
+            load = self._workload(at)
+            people, why = eligible(roster, self._request(task), at, load)
+            if to not in {p.id for p in people}:
+                raise InputError(f"{to} may not take {inspection_id}: " + (why or "not eligible (site, shift, "
+                                 "qualification, suspension or rotation)"))
+            moved = Assignment(inspection_id, to, task["facility"] or "", 0.0, [to], [1.0], manual=True, reason=reason)
+            self._assign(inspection_id, moved, at, task["attempts"])
+            self.audit.append("manual_reassignment", {"inspection": inspection_id, "from": task["inspector_id"],
+                                                      "to": to, "by": by, "reason": reason}, at)
+        return moved
+
+    def _assign(self, inspection_id: str, a: Assignment, at: dt.datetime, attempt: int) -> None:
+        facility = a.facility or self._facility_for(inspection_id)
+        self.conn.execute("UPDATE inspections SET status = 'dispatched', inspector_id = ?, facility = ?, "
+                          "dispatched_at = ?, attempts = ?, wait_reason = NULL WHERE id = ?",
+                          (a.inspector_id, facility, at.isoformat(), attempt, inspection_id))
+
+    def _facility_for(self, inspection_id: str) -> str:
+        kind = self.conn.execute("SELECT inspection_type FROM inspections WHERE id = ?", (inspection_id,)).fetchone()[0]
+        return FACILITY_FOR[InspectionType(kind)].value
+
+    def _request(self, task: sqlite3.Row) -> Request:
+        exclude = frozenset(x for x in task["exclude"].split(",") if x)
+        return Request(task["id"], task["enterprise_id"], task["site"], InspectionType(task["inspection_type"]),
+                       task["items"], exclude)
+
+    def _workload(self, at: dt.datetime) -> Workload:
+        roster, load = self._need_roster(), Workload()
+        for row in self.conn.execute("SELECT inspector_id, site, facility, items FROM inspections "
+                                     "WHERE status = 'dispatched'"):
+            load.points[row[0]] = load.points.get(row[0], 0.0) + workload_points(roster, row[3])
+            key = (row[1], row[2])
+            load.facilities_busy[key] = load.facilities_busy.get(key, 0) + 1
+        since = (at - dt.timedelta(days=roster.rotation_days)).isoformat()
+        load.recent = {(r[0], r[1]) for r in self.conn.execute(
+            "SELECT inspector_id, enterprise_id FROM inspections WHERE dispatched_at > ? "
+            "AND inspector_id IS NOT NULL", (since,))}
+        return load
+
+    # ------------------------------------------------------------ results and release
+
+    def record_result(self, inspection_id: str, inspector_id: str, outcome: Literal["normal", "problem"],
+                      category: str = "", department: str = "", at: dt.datetime | None = None) -> dict[str, Any]:
+        """The assigned inspector's finding: a problem is transferred and flags the enterprise."""
+        at = at or _now()
+        if outcome not in ("normal", "problem"):
+            raise InputError(f"outcome must be normal or problem, got {outcome!r}")
+        if outcome == "problem" and department not in DEPARTMENTS:
+            raise InputError(f"a problem is transferred to one of {', '.join(DEPARTMENTS)}; got {department!r}")
+        with database.transaction(self.conn):
+            task = self._inspection(inspection_id, ("dispatched",))
+            if task["inspector_id"] != inspector_id:
+                raise InputError(f"{inspection_id} is assigned to {task['inspector_id']}, not {inspector_id}")
+            recheck = inspection_id.endswith("/recheck")
+            status = "checked" if recheck else ("transferred" if outcome == "problem" else "awaiting_release")
+            self.conn.execute("UPDATE inspections SET status = ?, outcome = ?, category = ?, department = ? "
+                              "WHERE id = ?", (status, outcome, category, department or None, inspection_id))
+            self.audit.append("result", {"inspection": inspection_id, "inspector": inspector_id,
+                                         "outcome": outcome, "category": category}, at)
+            if outcome == "problem":
+                self.audit.append("transfer", {"inspection": inspection_id, "department": department}, at)
+            changes = self.integrity.record_result(task["enterprise_id"], outcome == "problem", at.date(),
+                                                   detail=inspection_id)
+            for change in changes:
+                self.audit.append("integrity_change", vars(change), at)
+            ordered = not recheck and self._order_recheck(task, inspector_id, at)
+        return {"status": status, "changes": [vars(c) for c in changes], "recheck": ordered}
+
+    def _order_recheck(self, task: sqlite3.Row, inspector_id: str, at: dt.datetime) -> bool:
+        """Quality control of inspectors: a share of finished inspections is done again by someone else."""
+        if self.roster is None or self.roster.recheck_share == 0 or self.draws is None:
+            return False
+        if self.draws.uniform(task["id"], "recheck") >= self.roster.recheck_share:
+            return False
+        self.conn.execute(
+            "INSERT INTO inspections (id, declaration_id, enterprise_id, site, inspection_type, items, status, exclude)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'selected', ?)",
+            (task["id"] + "/recheck", task["declaration_id"], task["enterprise_id"], task["site"],
+             task["inspection_type"], task["items"], inspector_id))
+        self.audit.append("recheck", {"inspection": task["id"], "excluded": inspector_id}, at)
+        return True
+
+    def release(self, declaration_id: str, officer_id: str, at: dt.datetime | None = None) -> None:
+        """Release after a normal result, by an officer who did not inspect it."""
+        at = at or _now()
+        with database.transaction(self.conn):
+            task = self._inspection(declaration_id, ("awaiting_release",))
+            if task["inspector_id"] == officer_id:
+                raise InputError(f"{officer_id} inspected {declaration_id} and may not also release it "
+                                 "(separation of duties)")
+            self.conn.execute("UPDATE inspections SET status = 'released', released_by = ? WHERE id = ?",
+                              (officer_id, declaration_id))
+            self.audit.append("release", {"declaration": declaration_id, "officer": officer_id,
+                                          "inspector": task["inspector_id"]}, at)
+
+    def import_agency_list(self, path: str | Path, at: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """Joint discipline: another agency's list, applied whole or not at all, and audited."""
+        at = at or _now()
+        with database.transaction(self.conn):
+            changes = self.integrity.import_agency_list(path)
+            for change in changes:
+                self.audit.append("integrity_change", vars(change), at)
+        return [vars(c) for c in changes]
+
+    # ------------------------------------------------------------ helpers
+
+    def _inspection(self, inspection_id: str, allowed: tuple[str, ...]) -> sqlite3.Row:
+        task = self.conn.execute("SELECT * FROM inspections WHERE id = ?", (inspection_id,)).fetchone()
+        if task is None:
+            raise InputError(f"no inspection {inspection_id!r} (was the declaration selected?)")
+        if task["status"] not in allowed:
+            raise InputError(f"{inspection_id} is {task['status']}; this step needs it {' or '.join(allowed)}")
+        return task
+
+    def _need_roster(self) -> Roster:
+        if self.roster is None:
+            raise InputError("this step needs a roster file (--roster)")
+        return self.roster
+
+    def _need_draws(self) -> Draws:
+        if self.draws is None:
+            raise InputError("this step needs a source of draws (--seed or --key-file)")
+        return self.draws
+
+    def inspection(self, inspection_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM inspections WHERE id = ?", (inspection_id,)).fetchone()
+        return dict(row) if row else None

@@ -1,0 +1,180 @@
+"""The live office: select -> dispatch -> result -> transfer or release, with feedback and audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from engine.declarations import CreditClass, parse_declaration
+from engine.dispatch import Assignment, Roster
+from engine.errors import InputError
+from engine.integrity import FeedbackPolicy
+from engine.office import Office
+from engine.randomness import KeyedDraws
+from engine.rules import RuleSet
+from engine.selection import SelectionPolicy
+from tests.conftest import BASELINE_RULES, declaration_data
+
+DAY = dt.datetime(2026, 6, 1, 9, 0)
+ROSTER = {
+    "facilities": {"OFF-40": {"document_desk": 5, "machine_scan": 5, "physical_bay": 5}},
+    "inspectors": [{"id": f"I{i}", "site": "OFF-40", "shifts": ["00:00-23:59"],
+                    "qualifications": ["document", "scan", "physical"]} for i in range(1, 5)],
+}
+TEXTILE = {"hs_code": "610910", "declared_value": 100.0}   # TEX-UNDERVALUE: always targeted
+PLAIN = {"hs_code": "940360", "declared_value": 50000.0}   # no baseline rule unless the firm is flagged
+
+
+@pytest.fixture
+def office(tmp_path) -> Office:
+    return make_office(tmp_path)
+
+
+def make_office(tmp_path, ratio=0.0, feedback=None, **roster) -> Office:
+    return Office(tmp_path / "office.db", rules=RuleSet.load(BASELINE_RULES),
+                  policy=SelectionPolicy(random_ratio=ratio), draws=KeyedDraws.from_seed(1),
+                  roster=Roster.model_validate(ROSTER | roster), feedback=feedback)
+
+
+def lodge(office: Office, id: str, firm: str = "E1", day: int = 0, **fields):
+    at = (DAY + dt.timedelta(days=day)).isoformat()
+    return office.decide(parse_declaration(declaration_data(id=id, enterprise_id=firm, declared_at=at, **fields)))
+
+
+def inspect(office: Office, id: str, outcome: str, day: int = 0):
+    at = DAY + dt.timedelta(days=day)
+    assignment = office.dispatch(id, at)
+    assert isinstance(assignment, Assignment), assignment
+    department = "duties" if outcome == "problem" else ""
+    return assignment, office.record_result(id, assignment.inspector_id, outcome, "undervaluation", department, at)
+
+
+def test_a_problem_makes_the_firm_a_target_for_its_next_declaration(office):
+    assert lodge(office, "P0", firm="E7", **PLAIN).selected is False  # not a target yet
+    assert lodge(office, "P1", firm="E7", **TEXTILE).channel == "targeted"
+    _, outcome = inspect(office, "P1", "problem")
+    assert outcome["status"] == "transferred"
+    assert {c["field"] for c in outcome["changes"]} >= {"high_risk", "high_risk_until", "problems"}
+    later = lodge(office, "P2", firm="E7", day=1, **PLAIN)
+    assert later.selected and "HIGH-RISK-ENTERPRISE" in later.rules
+    assert office.inspection("P1")["department"] == "duties"
+    kinds = [r["kind"] for r in office.audit.records()]
+    assert kinds.count("transfer") == 1 and "integrity_change" in kinds
+
+
+def test_nobody_releases_what_they_inspected(office):
+    lodge(office, "R1", **TEXTILE)
+    assignment, outcome = inspect(office, "R1", "normal")
+    assert outcome["status"] == "awaiting_release"
+    with pytest.raises(InputError, match="may not also release it"):
+        office.release("R1", assignment.inspector_id)
+    assert office.inspection("R1")["status"] == "awaiting_release"  # the refusal changed nothing
+    office.release("R1", "OFFICER-9")
+    assert office.inspection("R1")["released_by"] == "OFFICER-9"
+
+
+def test_only_the_assigned_inspector_records_a_result(office):
+    lodge(office, "W1", **TEXTILE)
+    assignment = office.dispatch("W1", DAY)
+    other = next(f"I{i}" for i in range(1, 5) if f"I{i}" != assignment.inspector_id)
+    with pytest.raises(InputError, match=f"assigned to {assignment.inspector_id}"):
+        office.record_result("W1", other, "normal")
+    with pytest.raises(InputError, match="transferred to one of"):
+        office.record_result("W1", assignment.inspector_id, "problem", department="nowhere")
+
+
+def test_decide_is_idempotent_on_the_declaration_id(office):
+    first = lodge(office, "I1", **TEXTILE)
+    again = lodge(office, "I1", **PLAIN)  # a re-post, even with other content, gets the first decision
+    assert again == first
+    assert sum(1 for _ in office.audit.records("selection")) == 1
+
+
+def test_manual_reassignment_needs_a_reason_and_an_eligible_inspector(office):
+    lodge(office, "M1", **TEXTILE)
+    first = office.dispatch("M1", DAY)
+    to = next(f"I{i}" for i in range(1, 5) if f"I{i}" != first.inspector_id)
+    with pytest.raises(InputError, match="needs a reason"):
+        office.reassign("M1", to, "CHIEF", "  ", DAY)
+    with pytest.raises(InputError, match="may not take"):
+        office.reassign("M1", "NOBODY", "CHIEF", "sick", DAY)
+    moved = office.reassign("M1", to, "CHIEF", "inspector called in sick", DAY)
+    assert moved.manual and office.inspection("M1")["inspector_id"] == to
+    record = list(office.audit.records("manual_reassignment"))[-1]["payload"]
+    assert record == {"inspection": "M1", "from": first.inspector_id, "to": to, "by": "CHIEF",
+                      "reason": "inspector called in sick"}
+
+
+def test_k_problems_downgrade_and_a_clean_streak_restores(tmp_path):
+    policy = FeedbackPolicy(downgrade_after_problems=2, downgrade_window_days=365, restore_after_clean=3)
+    office = make_office(tmp_path, feedback=policy, rotation_days=0)
+    for n, outcome in enumerate(["problem", "problem"]):
+        lodge(office, f"K{n}", day=n, **TEXTILE)
+        inspect(office, f"K{n}", outcome, day=n)
+    assert office.integrity.get("E1").credit_class == CreditClass.dishonest
+    assert "DISHONEST-ENTERPRISE" in lodge(office, "K9", day=3, **PLAIN).rules
+    for n in range(3):
+        lodge(office, f"C{n}", day=10 + n, **TEXTILE)
+        inspect(office, f"C{n}", "normal", day=10 + n)
+    restored = office.integrity.get("E1")
+    assert restored.credit_class == CreditClass.general and not restored.high_risk
+
+
+def test_problems_outside_the_window_do_not_downgrade(tmp_path):
+    office = make_office(tmp_path, feedback=FeedbackPolicy(downgrade_window_days=30), rotation_days=0)
+    lodge(office, "O1", **TEXTILE)
+    inspect(office, "O1", "problem")
+    lodge(office, "O2", day=60, **TEXTILE)
+    inspect(office, "O2", "problem", day=60)
+    assert office.integrity.get("E1").credit_class == CreditClass.general
+
+
+def test_agency_list_is_honoured_and_a_bad_list_changes_nothing(office, tmp_path):
+    good = tmp_path / "agency.csv"
+    good.write_text("enterprise_id,status,source,date\nE5,dishonest,tax-bureau,2026-05-20\n"
+                    "E6,high_risk,market-regulator,2026-05-20\n")
+    changes = office.import_agency_list(good)
+    assert {(c["enterprise_id"], c["field"]) for c in changes} >= {("E5", "credit_class"), ("E6", "high_risk")}
+    assert "DISHONEST-ENTERPRISE" in lodge(office, "A1", firm="E5", **PLAIN).rules
+    assert "HIGH-RISK-ENTERPRISE" in lodge(office, "A2", firm="E6", **PLAIN).rules
+    bad = tmp_path / "bad.csv"
+    bad.write_text("enterprise_id,status,source,date\nE8,dishonest,x,2026-05-20\nE9,naughty,x,2026-05-20\n")
+    with pytest.raises(InputError, match=r"bad.csv:3: field 'status'"):
+        office.import_agency_list(bad)
+    assert office.integrity.get("E8").credit_class == CreditClass.general
+    out = tmp_path / "export.csv"
+    assert office.integrity.export_discipline_list(out, dt.date(2026, 6, 1)) == 2
+    assert "E5,dishonest,customs" in out.read_text()
+
+
+def test_a_recheck_goes_to_a_different_inspector(tmp_path):
+    office = make_office(tmp_path, recheck_share=1.0)
+    lodge(office, "Q1", **TEXTILE)
+    assignment, outcome = inspect(office, "Q1", "normal")
+    assert outcome["recheck"] is True
+    for _ in range(20):  # whatever the draw, the re-check never goes back to the first inspector
+        again = office.dispatch("Q1/recheck", DAY)
+        assert again.inspector_id != assignment.inspector_id
+        office.conn.execute("UPDATE inspections SET status = 'selected', dispatched_at = NULL WHERE id = 'Q1/recheck'")
+
+
+def test_a_waiting_inspection_is_recorded_with_its_reason(tmp_path):
+    office = make_office(tmp_path, inspectors=[{"id": "N", "site": "OFF-40", "shifts": ["22:00-06:00"],
+                                                "qualifications": ["physical"]}])
+    lodge(office, "Z1", **TEXTILE)
+    waiting = office.dispatch("Z1", DAY)
+    assert waiting.reason == "no inspector is on post"
+    assert office.inspection("Z1")["wait_reason"] == "no inspector is on post"
+    assert office.dispatch("Z1", DAY.replace(hour=23)).inspector_id == "N"
+
+
+def test_a_problem_extends_a_high_risk_flag_and_never_shortens_it():
+    from engine.declarations import Enterprise
+    policy, on = FeedbackPolicy(high_risk_days=30), dt.date(2026, 6, 1)
+    long_flag = Enterprise(id="E", high_risk=True, high_risk_until=dt.date(2026, 12, 31))
+    assert policy.apply(long_flag, 0, True, on, 0)[0].high_risk_until == dt.date(2026, 12, 31)
+    short_flag = Enterprise(id="E", high_risk=True, high_risk_until=dt.date(2026, 6, 10))
+    assert policy.apply(short_flag, 0, True, on, 0)[0].high_risk_until == dt.date(2026, 7, 1)
+    permanent = Enterprise(id="E", high_risk=True)
+    assert policy.apply(permanent, 0, True, on, 0)[0].high_risk_until is None
