@@ -240,21 +240,29 @@ def to_predicate(node: Condition) -> Predicate:
 
 # ---------------------------------------------------------------- compiler: vectorised mask
 
-def to_mask(node: Condition, frame: pd.DataFrame) -> np.ndarray:
-    """Boolean array: which rows of `frame` (columns named as in `rule_fields`) satisfy the tree."""
+def to_mask(node: Condition, frame: Mapping[str, Any], leaf: Callable[[Compare], np.ndarray] | None = None) -> np.ndarray:
+    """Boolean array: which rows of `frame` (columns named as in `rule_fields`) satisfy the tree.
+    `leaf` may supply comparisons itself (the simulation caches those on fields that never change)."""
+    leaf = leaf or (lambda c: compare_mask(c, frame[c.field]))
     if isinstance(node, All):
-        return np.logical_and.reduce([to_mask(c, frame) for c in node.children])
+        return np.logical_and.reduce([to_mask(c, frame, leaf) for c in node.children])
     if isinstance(node, AnyOf):
-        return np.logical_or.reduce([to_mask(c, frame) for c in node.children])
+        return np.logical_or.reduce([to_mask(c, frame, leaf) for c in node.children])
     if isinstance(node, Not):
-        return ~to_mask(node.child, frame)
-    column, op, value = frame[node.field], node.op, node.value
+        return ~to_mask(node.child, frame, leaf)
+    return leaf(node)
+
+
+def compare_mask(node: Compare, column: Any) -> np.ndarray:
+    """One comparison over a column (pandas Series or numpy array)."""
+    op, value = node.op, node.value
     if op in ("prefix", "not_prefix"):
-        hit = column.str.startswith(value).to_numpy(dtype=bool)
+        hit = pd.Series(column).str.startswith(value).to_numpy(dtype=bool)
         return hit if op == "prefix" else ~hit
     if op in ("in", "not_in"):
-        hit = column.isin(value).to_numpy(dtype=bool)
+        hit = pd.Series(column).isin(value).to_numpy(dtype=bool)
         return hit if op == "in" else ~hit
+    column = np.asarray(column)
     if op == "between":
-        return ((column >= value[0]) & (column <= value[1])).to_numpy(dtype=bool)
-    return _SCALAR_TESTS[op](column, value).to_numpy(dtype=bool)
+        return (column >= value[0]) & (column <= value[1])
+    return np.asarray(_SCALAR_TESTS[op](column, value), dtype=bool)

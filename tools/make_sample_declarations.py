@@ -1,6 +1,9 @@
-"""Make the shipped demo inputs from the Korean synthetic declaration data set (MIT, IBS/KCS).
+"""Make the shipped inputs from the Korean synthetic declaration data set (MIT, IBS/KCS).
 
-Draws 1,000 rows from df_syn_test_eng.csv (Apr-Jun 2021), moves them to 2026 so the baseline
+scenarios/goods/kcs_mix.csv: 5,000 goods lines drawn from all 54,000 rows, the default goods mix the
+simulation bootstraps declarations from (HS code, origins, transport, mass, value, quantity).
+
+scenarios/declarations/: draws 1,000 rows from df_syn_test_eng.csv (Apr-Jun 2021), moves them to 2026 so the baseline
 campaign rule applies, converts KRW to USD (prices read as thousands of KRW), and maps the codes onto our Declaration fields.
 Run from the repository root:  python tools/make_sample_declarations.py ../shared/data/customs-declaration-datasets
 """
@@ -37,7 +40,28 @@ def declaration(row: dict, rng: random.Random) -> dict:
     }
 
 
+GOODS_COLUMNS = ["hs_code", "origin_country", "departure_country", "transport_mode",
+                 "net_mass_kg", "declared_value", "quantity"]
+
+
+def write_goods_mix(data_dir: str, rng: random.Random) -> None:
+    rows = []
+    for split in ("train", "valid", "test"):
+        with open(Path(data_dir) / f"df_syn_{split}_eng.csv", newline="") as handle:
+            rows += [r for r in csv.DictReader(handle) if len(r["Country of Origin"]) == 2
+                     and len(r["Country of Departure"]) == 2]
+    out = Path("scenarios/goods")
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "kcs_mix.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(GOODS_COLUMNS)
+        for row in rng.sample(rows, 5000):
+            d = declaration(row, rng)
+            writer.writerow([d[c] for c in GOODS_COLUMNS])
+
+
 def main(data_dir: str) -> None:
+    write_goods_mix(data_dir, random.Random(7))
     rng = random.Random(2026)
     with open(Path(data_dir) / "df_syn_test_eng.csv", newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if len(r["Country of Origin"]) == 2

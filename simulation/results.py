@@ -1,0 +1,140 @@
+"""What one run produces, as tidy tables built once at the end, and how it is written to a folder.
+
+events: one row per inspected declaration (selected by the computer or instructed); the declarations
+that were released without inspection are counted in `monthly`, not listed.
+monthly: see simulation.metrics. hourly: inspections waiting for dispatch at each hour's start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from engine.dispatch import FACILITY_FOR
+from simulation import metrics
+from simulation.scenario import Scenario
+
+if TYPE_CHECKING:
+    from simulation.model import Office
+
+EVENT_COLUMNS = {
+    "declaration": "row number of the declaration in the run's arrival order",
+    "arrival_h": "arrival, hours since the horizon start",
+    "month": "calendar month of arrival, YYYY-MM",
+    "enterprise": "enterprise number",
+    "credit_class": "the enterprise's credit class when decided",
+    "channel": "random | targeted | both | instruction",
+    "rules": "rules that matched, ';'-separated",
+    "inspection_type": "document | scan | physical",
+    "violating": "ground truth: the declaration violates",
+    "random_threshold": "probability the random channel picks it (ratio x credit multiplier, floored)",
+    "detection": "probability this inspection type finds a violation",
+    "inspector": "who inspected it ('' if still waiting at the end)",
+    "facility": "facility type used",
+    "dispatched_h": "dispatch time, hours",
+    "done_h": "inspection finished, hours",
+    "detected": "a violation was found",
+    "outcome": "problem (transferred) | normal (released) | '' (unfinished)",
+    "department": "where a problem was transferred",
+    "released_by": "the officer who released it (never the inspector)",
+    "cleared_h": "released or transferred, hours",
+    "wait_h": "dispatched_h - arrival_h",
+    "clearance_h": "cleared_h - arrival_h",
+}
+
+
+@dataclass
+class Results:
+    events: pd.DataFrame
+    monthly: pd.DataFrame
+    hourly: pd.DataFrame
+    summary: dict[str, Any]
+    scenario: Scenario = field(repr=False)
+
+    def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
+        """events.parquet, monthly.csv, hourly.csv, summary.json (+ PNG plots) in out_dir."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = [out / "events.parquet", out / "monthly.csv", out / "hourly.csv", out / "summary.json"]
+        self.events.to_parquet(written[0], index=False)
+        self.monthly.to_csv(written[1], index=False, float_format="%.6g")
+        self.hourly.to_csv(written[2], index=False)
+        written[3].write_text(json.dumps(self.summary, indent=2, sort_keys=True, default=str) + "\n")
+        if plots:
+            from simulation import plots as plotting  # matplotlib only when plots are wanted
+            written += plotting.write_all(self, out)
+        return written
+
+
+def build_results(office: Office, meta: dict[str, Any]) -> Results:
+    scenario = office.scenario
+    events = _events(office)
+    months = month_labels(scenario, len(office.declarations))
+    totals = pd.DataFrame({"declarations": office.declarations, "violations_true": office.violations}, index=months)
+    hours_in_month = np.bincount(office.month_of_hour, minlength=len(months))
+    facility_count = sum(scenario.facilities.get(f, 0) for f in FACILITY_FOR.values())
+    capacity = pd.DataFrame({
+        "busy_hours": busy_hours(events, hours_in_month),
+        "on_post_hours": office.on_post_hours, "facility_hours": facility_count * hours_in_month,
+        "backlog_end": office.backlog_end, "random_ratio": scenario.policy.random_ratio}, index=months)
+    monthly = metrics.monthly(events, totals, capacity)
+    hourly = pd.DataFrame({"hour": np.arange(len(office.hourly_waiting)), "waiting": office.hourly_waiting})
+    summary = {**meta, **_totals(events, monthly, capacity), "scenario_settings": scenario.canonical()}
+    return Results(events, monthly, hourly, summary, scenario)
+
+
+def busy_hours(events: pd.DataFrame, hours_in_month: np.ndarray) -> np.ndarray:
+    """Inspection hours falling in each month (an inspection across midnight at month end is split)."""
+    start = events["dispatched_h"].to_numpy()
+    end = np.where(np.isnan(events["done_h"].to_numpy()), np.nan, events["done_h"].to_numpy())
+    edges = np.concatenate([[0], np.cumsum(hours_in_month)])
+    out = np.zeros(len(hours_in_month))
+    for m in range(len(out)):
+        overlap = np.minimum(end, edges[m + 1]) - np.maximum(start, edges[m])
+        out[m] = np.nansum(np.clip(overlap, 0, None))
+    return out
+
+
+def month_labels(scenario: Scenario, n: int) -> list[str]:
+    start = pd.Period(scenario.horizon.start, freq="M")
+    return [str(start + k) for k in range(n)]
+
+
+def _events(office: Office) -> pd.DataFrame:
+    cases = office.cases
+    names = [f for f in EVENT_COLUMNS if f not in ("month", "detection", "wait_h", "clearance_h")]
+    frame = pd.DataFrame({name: [getattr(c, name) for c in cases] for name in names})
+    labels = np.array(month_labels(office.scenario, len(office.declarations)))
+    frame["month"] = labels[office.month_of_hour[frame["arrival_h"].to_numpy(int)]] if len(frame) else []
+    detection = {t.value: p for t, p in office.scenario.inspection.detection.items()}
+    frame["detection"] = frame["inspection_type"].map(detection).astype(float)
+    frame["wait_h"] = frame["dispatched_h"] - frame["arrival_h"]
+    frame["clearance_h"] = frame["cleared_h"] - frame["arrival_h"]
+    return frame[list(EVENT_COLUMNS)]
+
+
+def _totals(events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame) -> dict[str, Any]:
+    random_mask = events["channel"].isin(["random", "both"])
+    estimate, low, high = metrics.random_sample_estimate(events[random_mask & events["done_h"].notna()])
+    declarations, inspections = int(monthly["declarations"].sum()), len(events)
+    busy = float(capacity["busy_hours"].sum())
+    clearance = events["clearance_h"].dropna()
+    return {
+        "declarations": declarations, "inspections": inspections,
+        "inspection_rate": inspections / declarations if declarations else None,
+        "random_dispatch_share": float((events["channel"] != "instruction").mean()) if inspections else None,
+        "pure_random_share": float(random_mask.mean()) if inspections else None,
+        "violations_true": int(monthly["violations_true"].sum()),
+        "violations_found": int(events["detected"].sum()),
+        "noncompliance_true": float(monthly["violations_true"].sum() / declarations) if declarations else None,
+        "noncompliance_estimate": estimate, "noncompliance_ci": [low, high],
+        "inspector_utilization": busy / float(capacity["on_post_hours"].sum()),
+        "mean_wait_h": float(events["wait_h"].mean()) if inspections else None,
+        "p95_clearance_h": float(np.percentile(clearance, 95)) if len(clearance) else None,
+        "backlog_end": int(capacity["backlog_end"].iloc[-1]),
+    }

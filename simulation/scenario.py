@@ -1,0 +1,279 @@
+"""The scenario file: everything a simulated customs office needs, validated with pydantic.
+
+A scenario is YAML. Every error names the file, the field path and what is wrong. Any field can be
+overridden from the command line by dotted path (`--set policy.random_ratio=0.05`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.declarations import CreditClass, InspectionType
+from engine.dispatch import FacilityType, Shift
+from engine.errors import InputError, describe
+from engine.integrity import FeedbackPolicy
+from engine.office import DEPARTMENTS
+from engine.selection import SelectionPolicy
+
+Share = Field(ge=0, le=1)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Horizon(Strict):
+    start: dt.date = dt.date(2026, 1, 1)
+    months: int = Field(default=12, ge=1, le=120)
+    days: int | None = Field(default=None, ge=1, le=3660, description="instead of months, for short runs")
+
+    @property
+    def end(self) -> dt.date:
+        if self.days is not None:
+            return self.start + dt.timedelta(days=self.days)
+        year, month = divmod(self.start.month - 1 + self.months, 12)
+        return self.start.replace(year=self.start.year + year, month=month + 1)
+
+    @property
+    def n_days(self) -> int:
+        return (self.end - self.start).days
+
+
+class Arrivals(Strict):
+    per_day: float = Field(default=4000, gt=0, description="mean declarations on a weekday")
+    weekend_factor: float = Field(default=0.4, ge=0, description="Saturday/Sunday volume relative to a weekday")
+    hourly_profile: list[float] = Field(
+        default=[1, 1, 1, 1, 1, 1, 2, 4, 8, 10, 10, 10, 9, 9, 10, 10, 9, 8, 6, 4, 3, 2, 1, 1],
+        min_length=24, max_length=24, description="relative volume per hour of day")
+    monthly_factor: dict[int, float] = Field(default={2: 0.7}, description="month number -> volume factor")
+
+    @field_validator("hourly_profile")
+    @classmethod
+    def _positive_profile(cls, v: list[float]) -> list[float]:
+        if min(v) < 0 or sum(v) <= 0:
+            raise ValueError("hourly_profile needs 24 non-negative weights, not all zero")
+        return v
+
+    @field_validator("monthly_factor")
+    @classmethod
+    def _months(cls, v: dict[int, float]) -> dict[int, float]:
+        bad = [m for m, f in v.items() if not 1 <= m <= 12 or f < 0]
+        if bad:
+            raise ValueError(f"months are 1-12 with a factor >= 0; bad: {bad}")
+        return v
+
+
+class Propensity(Strict):
+    """Per-enterprise probability that a declaration violates: Beta with this mean and concentration."""
+
+    mean: float = Field(gt=0, lt=1)
+    concentration: float = Field(default=2.0, gt=0, description="lower = more unequal firms")
+
+
+class Population(Strict):
+    enterprises: int = Field(default=20000, ge=1)
+    volume_skew: float = Field(default=1.0, ge=0, description="Zipf exponent: a few big traders lodge most")
+    new_share: float = Field(default=0.05, ge=0, le=1, description="firms with no earlier declaration")
+    certified_by_volume: bool = Field(default=True, description="certified classes go to the biggest traders")
+    credit_mix: dict[CreditClass, float] = {
+        CreditClass.advanced_certified: 0.03, CreditClass.general_certified: 0.07,
+        CreditClass.general: 0.88, CreditClass.dishonest: 0.02}
+    violation: dict[CreditClass, Propensity] = {
+        CreditClass.advanced_certified: Propensity(mean=0.005, concentration=20),
+        CreditClass.general_certified: Propensity(mean=0.01, concentration=10),
+        CreditClass.general: Propensity(mean=0.03, concentration=1.5),
+        CreditClass.dishonest: Propensity(mean=0.15, concentration=3)}
+    deterrence: float = Field(default=0.0, ge=0, lt=1, description="propensity x (1 - this) after each inspection")
+    overrides: dict[int, float] = Field(default={}, description="enterprise number -> fixed propensity")
+
+    @field_validator("credit_mix")
+    @classmethod
+    def _mix_sums_to_one(cls, v: dict) -> dict:
+        if abs(sum(v.values()) - 1) > 1e-6 or min(v.values()) < 0:
+            raise ValueError(f"credit_mix shares must be >= 0 and sum to 1, they sum to {sum(v.values()):g}")
+        return v
+
+    @model_validator(mode="after")
+    def _every_class_has_a_propensity(self) -> Population:
+        missing = [c.value for c, share in self.credit_mix.items() if share > 0 and c not in self.violation]
+        if missing:
+            raise ValueError(f"violation has no propensity for credit classes {missing}")
+        bad = [k for k, p in self.overrides.items() if not (0 <= k < self.enterprises and 0 <= p <= 1)]
+        if bad:
+            raise ValueError(f"overrides need enterprise numbers 0..{self.enterprises - 1} and propensities in [0, 1]: {bad}")
+        return self
+
+
+class Goods(Strict):
+    table: str = Field(default="goods/kcs_mix.csv", description="CSV of goods lines to draw from, relative to the scenario")
+    trade_modes: dict[str, float] = {"general": 0.8, "processing": 0.08, "bonded": 0.07, "ecommerce": 0.05}
+
+
+class Instruction(Strict):
+    """Inspections ordered by risk officers on intelligence, outside the computer's selection."""
+
+    rate: float = Field(default=0.0, ge=0, le=1, description="share of declarations flagged")
+    lift: float = Field(default=3.0, ge=1, description="how much likelier a violating declaration is flagged")
+
+
+class ShiftShare(Strict):
+    hours: str = Field(description="'HH:MM-HH:MM', may cross midnight")
+    share: float = Field(default=1.0, gt=0)
+    weekdays: list[int] = [0, 1, 2, 3, 4, 5, 6]
+
+    @field_validator("hours")
+    @classmethod
+    def _parses(cls, v: str) -> str:
+        Shift.parse(v)
+        return v
+
+
+class Inspectors(Strict):
+    count: int = Field(default=100, ge=1)
+    shifts: list[ShiftShare] = Field(default=[ShiftShare(hours="08:00-16:00", share=0.6),
+                                              ShiftShare(hours="16:00-00:00", share=0.4)], min_length=1)
+    qualified: dict[InspectionType, float] = Field(
+        default={InspectionType.document: 1.0, InspectionType.scan: 0.7, InspectionType.physical: 0.8},
+        description="share of inspectors qualified for each inspection type")
+    weighting: Literal["workload", "uniform"] = "workload"
+    per_declaration: float = Field(default=10, ge=0)
+    per_item: float = Field(default=5, ge=0)
+    rotation_days: float = Field(default=0, ge=0, description="same inspector, same firm: not within this")
+
+    @field_validator("qualified")
+    @classmethod
+    def _shares(cls, v: dict) -> dict:
+        bad = {k.value: s for k, s in v.items() if not 0 < s <= 1}
+        if bad:
+            raise ValueError(f"qualified shares must be in (0, 1]: {bad}")
+        return v
+
+
+class ServiceTime(Strict):
+    dist: Literal["exponential", "lognormal", "fixed"] = "lognormal"
+    mean_h: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _zero_only_fixed(self) -> ServiceTime:
+        """A fixed zero delay is allowed (no release step); a random one needs a positive mean."""
+        if self.mean_h == 0 and self.dist != "fixed":
+            raise ValueError(f"a {self.dist} time needs mean_h > 0 (only a fixed time may be 0)")
+        return self
+    cv: float = Field(default=0.5, ge=0, description="coefficient of variation (lognormal)")
+
+
+class Inspection(Strict):
+    service: dict[InspectionType, ServiceTime] = {
+        InspectionType.document: ServiceTime(mean_h=0.5, cv=0.5),
+        InspectionType.scan: ServiceTime(mean_h=0.4, cv=0.4),
+        InspectionType.physical: ServiceTime(mean_h=2.0, cv=0.6)}
+    detection: dict[InspectionType, float] = {
+        InspectionType.document: 0.5, InspectionType.scan: 0.7, InspectionType.physical: 0.9}
+    instructed_type: InspectionType = InspectionType.physical
+    departments: dict[str, float] = Field(
+        default={"duties": 0.5, "anti_smuggling": 0.2, "health_quarantine": 0.15,
+                 "intellectual_property": 0.1, "other": 0.05},
+        description="where problems are transferred, as shares")
+
+    @model_validator(mode="after")
+    def _every_type(self) -> Inspection:
+        for name, table in (("service", self.service), ("detection", self.detection)):
+            missing = [t.value for t in InspectionType if t not in table]
+            if missing:
+                raise ValueError(f"{name} needs an entry for {missing}")
+        unknown = set(self.departments) - set(DEPARTMENTS)
+        if unknown or not self.departments or min(self.departments.values()) < 0:
+            raise ValueError(f"departments are shares >= 0 over {', '.join(DEPARTMENTS)}; got {sorted(self.departments)}")
+        bad = {t.value: p for t, p in self.detection.items() if not 0 <= p <= 1}
+        if bad:
+            raise ValueError(f"detection probabilities must be in [0, 1]: {bad}")
+        return self
+
+
+class Release(Strict):
+    delay: ServiceTime = ServiceTime(dist="exponential", mean_h=0.5)
+
+
+class Scenario(Strict):
+    name: str = "scenario"
+    seed: int = Field(default=1, ge=0)
+    horizon: Horizon = Horizon()
+    arrivals: Arrivals = Arrivals()
+    population: Population = Population()
+    goods: Goods = Goods()
+    rules: str = Field(default="rules/baseline.yaml", description="rules file, relative to the scenario")
+    policy: SelectionPolicy = SelectionPolicy()
+    instruction: Instruction = Instruction()
+    inspectors: Inspectors = Inspectors()
+    facilities: dict[FacilityType, int] = {FacilityType.document_desk: 20, FacilityType.machine_scan: 6,
+                                           FacilityType.physical_bay: 20, FacilityType.laboratory: 2}
+    inspection: Inspection = Inspection()
+    feedback: FeedbackPolicy = FeedbackPolicy()
+    release: Release = Release()
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def path(self, relative: str) -> Path:
+        return (self.base_dir / relative).resolve()
+
+    def canonical(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude={"base_dir"})
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.canonical(), sort_keys=True).encode()).hexdigest()
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override (`a.b=value`, value in YAML syntax) and validate a scenario file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"{path}: cannot read scenario: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: a scenario is a mapping of settings, got {type(raw).__name__}")
+    for item in overrides or []:
+        apply_override(raw, item, str(path))
+    return validate(raw, str(path), path.parent)
+
+
+def validate(raw: dict, source: str, base_dir: Path) -> Scenario:
+    try:
+        scenario = Scenario.model_validate({**raw, "base_dir": base_dir})
+    except ValidationError as err:
+        raise describe(source, err) from None
+    for name, relative in (("rules", scenario.rules), ("goods.table", scenario.goods.table)):
+        if not scenario.path(relative).is_file():
+            raise InputError(f"{source}: field '{name}': no such file {scenario.path(relative)}")
+    return scenario
+
+
+def apply_override(raw: dict, item: str, source: str = "--set") -> None:
+    """`policy.random_ratio=0.05` sets raw['policy']['random_ratio'] = 0.05 (the value parsed as YAML)."""
+    if "=" not in item:
+        raise InputError(f"{source}: --set {item!r}: expected path=value, e.g. policy.random_ratio=0.05")
+    dotted, text = item.split("=", 1)
+    keys = dotted.strip().split(".")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise InputError(f"{source}: --set {item!r}: the value is not valid YAML") from None
+    node = raw
+    for key in keys[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            raise InputError(f"{source}: --set {item!r}: '{key}' is not a section")
+        node = child
+    node[keys[-1]] = value

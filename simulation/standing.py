@@ -1,0 +1,76 @@
+"""Enterprises' integrity standing during a run, kept in arrays so the rules can read a whole batch
+at once, and updated by the engine's own FeedbackPolicy after every inspection result.
+
+Dates are day numbers since the horizon start (floats); a high-risk flag without expiry is +inf.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+
+from engine.declarations import Enterprise
+from engine.integrity import FeedbackPolicy
+from simulation.population import CREDIT_CLASSES, Enterprises
+
+CREDIT_NAMES = np.array([c.value for c in CREDIT_CLASSES], dtype=object)
+NO_FLAG = -np.inf
+
+
+class Standing:
+    def __init__(self, firms: Enterprises, policy: FeedbackPolicy, start: dt.date):
+        n = len(firms)
+        self.policy, self.start = policy, start
+        self.credit = firms.credit.copy()
+        self.flag_until = np.full(n, NO_FLAG)  # day number the high-risk flag lasts to (inclusive)
+        self.declarations = firms.history.astype(np.int64)
+        self.inspections = np.zeros(n, np.int64)
+        self.problems = np.zeros(n, np.int64)
+        self.clean_streak = np.zeros(n, np.int64)
+        self.problem_days: dict[int, list[float]] = {}
+
+    def fields(self, firms: np.ndarray, day: np.ndarray) -> dict[str, np.ndarray]:
+        """The `enterprise.*` rule fields for these declarations (firm index, arrival day number)."""
+        return {
+            "enterprise.credit_class": CREDIT_NAMES[self.credit[firms]],
+            "enterprise.high_risk": self.flag_until[firms] >= np.floor(day),
+            "enterprise.declarations": self.declarations[firms],
+            "enterprise.inspections": self.inspections[firms],
+            "enterprise.problems": self.problems[firms],
+        }
+
+    def count_declarations(self, firms: np.ndarray) -> None:
+        np.add.at(self.declarations, firms, 1)
+
+    def record(self, firm: int, problem: bool, day: float) -> tuple[str, str]:
+        """Apply one inspection result; returns the credit class before and after."""
+        today = int(day)
+        on = self.start + dt.timedelta(days=today)
+        window = today - self.policy.downgrade_window_days
+        past = self.problem_days.get(firm, [])
+        recent = sum(1 for d in past if d > window)
+        before = self._enterprise(firm)
+        after, self.clean_streak[firm] = self.policy.apply(before, int(self.clean_streak[firm]), problem, on, recent)
+        if problem:
+            past.append(today)
+            self.problem_days[firm] = past
+        self.credit[firm] = CREDIT_CLASSES.index(after.credit_class)
+        self.flag_until[firm] = self._day(after)
+        self.inspections[firm], self.problems[firm] = after.inspections, after.problems
+        return before.credit_class.value, after.credit_class.value
+
+    def _enterprise(self, firm: int) -> Enterprise:
+        until = self.flag_until[firm]
+        return Enterprise(
+            id=str(firm), credit_class=CREDIT_CLASSES[self.credit[firm]], high_risk=bool(until > NO_FLAG),
+            high_risk_until=None if not np.isfinite(until) else self.start + dt.timedelta(days=int(until)),
+            declarations=int(self.declarations[firm]), inspections=int(self.inspections[firm]),
+            problems=int(self.problems[firm]))
+
+    def _day(self, firm: Enterprise) -> float:
+        if not firm.high_risk:
+            return NO_FLAG
+        if firm.high_risk_until is None:
+            return np.inf
+        return float((firm.high_risk_until - self.start).days)

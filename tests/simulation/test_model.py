@@ -1,0 +1,152 @@
+"""The simulation against queueing theory, statistics and the double-random rules it must obey."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from simulation import run, scenario
+from simulation.model import build_roster
+from tests.conftest import ROOT
+
+SCENARIOS = ROOT / "scenarios"
+
+
+def load(name: str, *overrides: str):
+    return scenario.load(SCENARIOS / name, list(overrides))
+
+
+def erlang_c_wait(c: int, arrival: float, service: float) -> float:
+    """Mean wait in queue of M/M/c (Erlang C)."""
+    a = arrival / service
+    head = sum(a**k / math.factorial(k) for k in range(c))
+    tail = a**c / math.factorial(c) * c / (c - a)
+    return tail / (head + tail) / (c * service - arrival)
+
+
+@pytest.fixture(scope="module")
+def mmc_run():
+    """One long run (about 115,000 inspections): batch means need long runs, replications from an
+    empty office under-cover at this load (shared notes, simulation section 1.2)."""
+    return run(load("mmc_check.yaml", "horizon.days=1200"), seed=11)
+
+
+def batch_means_interval(values: np.ndarray, batches: int = 20) -> tuple[float, float]:
+    size = len(values) // batches
+    means = values[: size * batches].reshape(batches, size).mean(axis=1)
+    return stats.t.interval(0.95, batches - 1, loc=means.mean(), scale=stats.sem(means))
+
+
+def test_mmc_mean_wait_matches_erlang_c(mmc_run):
+    waits = mmc_run.events.sort_values("arrival_h")["wait_h"].dropna().to_numpy()
+    low, high = batch_means_interval(waits[len(waits) // 50:])  # 2% warm-up dropped
+    assert low <= erlang_c_wait(5, 4.0, 1.0) <= high  # 0.554 h
+    assert high - low < 0.15  # and the interval is tight enough to mean something
+
+
+def test_mmc_utilization_is_lambda_over_c_mu(mmc_run):
+    monthly = mmc_run.monthly.iloc[1:-1]  # whole months only
+    busy = monthly["inspector_utilization"].to_numpy()
+    low, high = stats.t.interval(0.95, len(busy) - 1, loc=busy.mean(), scale=stats.sem(busy))
+    assert low <= 4.0 / 5.0 <= high
+    assert abs(mmc_run.summary["inspector_utilization"] - 0.8) < 0.01
+
+
+def test_littles_law_on_the_output(mmc_run):
+    """The queue sampled at each hour's start (a time average) equals arrival rate x mean wait."""
+    hours = len(mmc_run.hourly)
+    events = mmc_run.events
+    rate = len(events) / hours
+    waits = events["wait_h"].fillna(hours - events["arrival_h"])  # still waiting at the end
+    sampled = mmc_run.hourly["waiting"].to_numpy()
+    low, high = batch_means_interval(sampled.astype(float))
+    assert low <= rate * waits.mean() <= high
+
+
+def test_same_seed_same_outputs_different_seed_different(tmp_path):
+    spec = load("baseline.yaml", "horizon.days=10", "arrivals.per_day=800", "inspectors.count=30")
+    first, again, other = run(spec, seed=3), run(spec, seed=3), run(spec, seed=4)
+    a, b, c = (r.write(tmp_path / name, plots=False) for name, r in (("a", first), ("b", again), ("c", other)))
+    assert (tmp_path / "a/monthly.csv").read_bytes() == (tmp_path / "b/monthly.csv").read_bytes()
+    assert first.events.equals(again.events)
+    assert (tmp_path / "a/monthly.csv").read_bytes() != (tmp_path / "c/monthly.csv").read_bytes()
+
+
+def test_pure_random_share_is_binomial():
+    """Every firm general, rules that never fire: the random channel takes a binomial share."""
+    spec = load("mmc_check.yaml", "policy.random_ratio=0.05", "arrivals.per_day=3000", "horizon.days=10",
+                "inspectors.count=30")
+    result = run(spec, seed=2)
+    n, hits = result.summary["declarations"], int((result.events["channel"] == "random").sum())
+    low, high = stats.binom.interval(0.99, n, 0.05)
+    assert low <= hits <= high
+
+
+def test_compliance_interval_covers_the_truth_in_at_least_90_of_100_runs():
+    spec = load("mmc_check.yaml", "policy.random_ratio=0.1", "arrivals.per_day=600", "horizon.days=14",
+                "inspectors.count=12", "population.violation.general.mean=0.05",
+                "policy.random_inspection=physical",
+                "inspection.detection={document: 0.5, scan: 0.7, physical: 0.9}")
+    covered = 0
+    for seed in range(100):
+        s = run(spec, seed=seed).summary
+        low, high = s["noncompliance_ci"]
+        covered += low <= s["noncompliance_true"] <= high
+    assert covered >= 90
+
+
+@pytest.fixture(scope="module")
+def baseline_week():
+    spec = load("baseline.yaml", "horizon.days=7", "seed=5")
+    return spec, run(spec)
+
+
+def test_nobody_releases_what_they_inspected(baseline_week):
+    _, result = baseline_week
+    normal = result.events[result.events["outcome"] == "normal"]
+    released = normal.dropna(subset=["cleared_h"])  # the last few may still await release
+    assert len(normal) - len(released) < 50
+    assert len(released) > 500 and (released["released_by"] != "").all()
+    assert (released["released_by"] != released["inspector"]).all()
+    problems = result.events[result.events["outcome"] == "problem"]
+    assert len(problems) > 0 and problems["department"].isin(
+        ["duties", "anti_smuggling", "health_quarantine", "intellectual_property", "other"]).all()
+
+
+def test_no_dispatch_to_an_off_shift_or_unqualified_inspector(baseline_week):
+    spec, result = baseline_week
+    roster = {p.id: p for p in build_roster(spec).inspectors}
+    start = dt.datetime.combine(spec.horizon.start, dt.time())
+    dispatched = result.events.dropna(subset=["dispatched_h"])
+    assert len(dispatched) > 1000
+    for row in dispatched.itertuples():
+        person = roster[row.inspector]
+        assert person.on_post(start + dt.timedelta(hours=row.dispatched_h)), row
+        assert row.inspection_type in {q.value for q in person.qualifications}
+
+
+def test_a_violating_enterprise_becomes_a_target():
+    spec = load("baseline.yaml", "horizon.days=30", "population.enterprises=200", "population.overrides={7: 0.9}",
+                "policy.rule_sampling.HIGH-RISK-ENTERPRISE=1.0", "arrivals.per_day=800", "inspectors.count=40")
+    events = run(spec, seed=1).events
+    firm = events[events["enterprise"] == 7].sort_values("arrival_h")
+    caught = firm.loc[firm["detected"], "done_h"]
+    assert len(caught) > 0
+    flagged_from = math.ceil(caught.min())  # the next hourly batch sees the new standing
+    before, after = firm[firm["arrival_h"] < caught.min()], firm[firm["arrival_h"] >= flagged_from]
+    assert not before["rules"].str.contains("HIGH-RISK-ENTERPRISE").any()
+    assert len(after) >= 10 and after["rules"].str.contains("HIGH-RISK-ENTERPRISE").all()
+    assert after["channel"].isin(["targeted", "both"]).all()
+
+
+def test_vectorised_rules_give_exactly_the_durable_rules_results():
+    spec = load("baseline.yaml", "horizon.days=3", "arrivals.per_day=400", "population.enterprises=300",
+                "inspectors.count=20")
+    vector, durable = run(spec, seed=9), run(spec, seed=9, rules_backend="durable")
+    assert len(vector.events) > 50
+    assert vector.events.equals(durable.events)
+    assert vector.monthly.equals(durable.monthly)

@@ -1,0 +1,93 @@
+"""Scenario files: overrides by dotted path, and bad files refused with file, field and problem."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from engine.errors import InputError
+from simulation import scenario
+from simulation.cli import app
+from tests.conftest import ROOT
+
+BASELINE = ROOT / "scenarios" / "baseline.yaml"
+runner = CliRunner()
+
+
+def test_baseline_loads_and_overrides_apply():
+    spec = scenario.load(BASELINE, ["policy.random_ratio=0.05", "inspectors.count=40", "horizon.months=2"])
+    assert spec.policy.random_ratio == 0.05 and spec.inspectors.count == 40 and spec.horizon.n_days == 59
+    assert spec.digest() != scenario.load(BASELINE).digest()
+
+
+BAD = [
+    ("policy.random_ratio=1.5", "field 'policy.random_ratio': Input should be less than or equal to 1"),
+    ("arrivals.per_day=-3", "field 'arrivals.per_day'"),
+    ("arrivals.hourly_profile=[1, 2]", "field 'arrivals.hourly_profile'"),
+    ("arrivals.monthly_factor={13: 0.5}", "months are 1-12"),
+    ("population.credit_mix={general: 0.5, dishonest: 0.2}", "sum to 1, they sum to 0.7"),
+    ("population.violation.general.mean=2", "field 'population.violation.general.mean'"),
+    ("inspectors.shifts=[{hours: '8 to 4'}]", "a shift is 'HH:MM-HH:MM'"),
+    ("inspectors.qualified={xray: 1.0}", "field 'inspectors.qualified.xray.[key]'"),
+    ("inspection.service.physical={dist: gamma, mean_h: 1}", "field 'inspection.service.physical.dist'"),
+    ("inspection.detection={physical: 0.9}", "detection needs an entry for ['document', 'scan']"),
+    ("release.delay={dist: exponential, mean_h: 0}", "only a fixed time may be 0"),
+    ("facilities={hangar: 3}", "field 'facilities.hangar.[key]'"),
+    ("rules=rules/missing.yaml", "field 'rules': no such file"),
+    ("horizon.colour=red", "field 'horizon.colour': Extra inputs are not permitted"),
+    ("population.overrides={999999: 0.5}", "overrides need enterprise numbers"),
+    ("inspection.departments={prison: 1.0}", "departments are shares"),
+]
+
+
+@pytest.mark.parametrize("override, message", BAD)
+def test_bad_scenarios_name_file_field_and_problem(override, message):
+    with pytest.raises(InputError) as refused:
+        scenario.load(BASELINE, [override])
+    assert str(refused.value).startswith(str(BASELINE))
+    assert message in str(refused.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("seed: [unclosed", "not valid YAML at line 1"),
+    ("- a\n- list\n", "a scenario is a mapping"),
+])
+def test_unreadable_scenarios(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        scenario.load(path)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(InputError, match="expected path=value"):
+        scenario.load(BASELINE, ["policy.random_ratio"])
+    with pytest.raises(InputError, match="'seed' is not a section"):
+        scenario.load(BASELINE, ["seed.x=1"])
+
+
+def test_cli_run_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    done = runner.invoke(app, ["run", str(BASELINE), "--out", str(out), "--seed", "4",
+                               "--set", "horizon.days=5", "--set", "arrivals.per_day=600",
+                               "--set", "inspectors.count=25"])
+    assert done.exit_code == 0, done.output
+    names = {p.name for p in out.iterdir()}
+    assert {"events.parquet", "monthly.csv", "summary.json", "hourly.csv", "random_dispatch_share.png",
+            "hit_rates.png", "utilization.png", "clearance.png", "compliance_estimate.png"} <= names
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seed"] == 4 and len(summary["scenario_hash"]) == 64
+    assert summary["rules_version"].startswith("baseline-2026.11+") and summary["package_version"]
+    assert summary["scenario_settings"]["horizon"]["days"] == 5
+    monthly = pd.read_csv(out / "monthly.csv")
+    assert monthly["declarations"].sum() == summary["declarations"]
+    events = pd.read_parquet(out / "events.parquet")
+    assert len(events) == summary["inspections"]
+
+
+def test_cli_run_refuses_a_bad_scenario_without_a_traceback(tmp_path):
+    done = runner.invoke(app, ["run", str(BASELINE), "--set", "policy.random_ratio=2", "--out", str(tmp_path)])
+    assert done.exit_code == 2 and "policy.random_ratio" in done.stderr and "Traceback" not in done.output
