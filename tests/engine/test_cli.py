@@ -70,16 +70,16 @@ def test_the_readme_session_selects_dispatches_records_releases_and_verifies(tmp
                                  "--enterprises", str(FIRMS), "--input", str(SAMPLE)])
     assert chosen.exit_code == 0
     selected = {json.loads(x)["declaration_id"] for x in chosen.stdout.splitlines() if json.loads(x)["selected"]}
-    assert {"KR13994597", "KR31348532"} <= selected
+    assert {"KR63072603", "KR31348532"} <= selected
 
     def step(*args):
         done = runner.invoke(app, list(args))
         assert done.exit_code == 0, done.stderr
         return json.loads(done.stdout)
 
-    first = step("dispatch", db, "KR13994597", "--roster", roster, "--seed", "7", "--at", "2026-04-06T09:00")
-    problem = step("result", db, "KR13994597", "--inspector", first["inspector_id"], "--outcome", "problem",
-                   "--category", "undervaluation", "--department", "duties", "--at", "2026-04-06T11:00")
+    first = step("dispatch", db, "KR63072603", "--roster", roster, "--seed", "7", "--at", "2026-04-13T11:00")
+    problem = step("result", db, "KR63072603", "--inspector", first["inspector_id"], "--outcome", "problem",
+                   "--category", "undervaluation", "--department", "duties", "--at", "2026-04-13T13:00")
     assert problem["status"] == "transferred"
     second = step("dispatch", db, "KR31348532", "--roster", roster, "--seed", "7", "--at", "2026-04-06T09:05")
     assert step("result", db, "KR31348532", "--inspector", second["inspector_id"], "--outcome", "normal",
@@ -89,5 +89,5 @@ def test_the_readme_session_selects_dispatches_records_releases_and_verifies(tmp
     assert step("release", db, "KR31348532", "--officer", "OFFICER-2") == {"released": "KR31348532", "by": "OFFICER-2"}
     verified = runner.invoke(app, ["audit", "verify", db])
     assert verified.exit_code == 0 and verified.stdout.startswith("OK ")
-    shown = json.loads(runner.invoke(app, ["integrity", "show", db, "IMP-ZCES2R0"]).stdout)
+    shown = json.loads(runner.invoke(app, ["integrity", "show", db, "IMP-1SBDO12"]).stdout)
     assert shown["high_risk"] is True

@@ -22,7 +22,8 @@ ROSTER = {
     "inspectors": [{"id": f"I{i}", "site": "OFF-40", "shifts": ["00:00-23:59"],
                     "qualifications": ["document", "scan", "physical"]} for i in range(1, 5)],
 }
-TEXTILE = {"hs_code": "610910", "declared_value": 100.0}   # TEX-UNDERVALUE: always targeted
+TEXTILE = {"hs_code": "930690", "declared_value": 100.0}   # WEAPONS-PARTS: always targeted
+ALWAYS = {"HIGH-RISK-ENTERPRISE": 1.0, "DISHONEST-ENTERPRISE": 1.0}  # no sampling: the feedback shows at once
 PLAIN = {"hs_code": "940360", "declared_value": 50000.0}   # no baseline rule unless the firm is flagged
 
 
@@ -33,7 +34,7 @@ def office(tmp_path) -> Office:
 
 def make_office(tmp_path, ratio=0.0, feedback=None, **roster) -> Office:
     return Office(tmp_path / "office.db", rules=RuleSet.load(BASELINE_RULES),
-                  policy=SelectionPolicy(random_ratio=ratio), draws=KeyedDraws.from_seed(1),
+                  policy=SelectionPolicy(random_ratio=ratio, rule_sampling=ALWAYS), draws=KeyedDraws.from_seed(1),
                   roster=Roster.model_validate(ROSTER | roster), feedback=feedback)
 
 
