@@ -240,17 +240,21 @@ def to_predicate(node: Condition) -> Predicate:
 
 # ---------------------------------------------------------------- compiler: vectorised mask
 
-def to_mask(node: Condition, frame: Mapping[str, Any], leaf: Callable[[Compare], np.ndarray] | None = None) -> np.ndarray:
+def to_mask(node: Condition, frame: Mapping[str, Any],
+            known: Callable[[Condition], np.ndarray | None] | None = None) -> np.ndarray:
     """Boolean array: which rows of `frame` (columns named as in `rule_fields`) satisfy the tree.
-    `leaf` may supply comparisons itself (the simulation caches those on fields that never change)."""
-    leaf = leaf or (lambda c: compare_mask(c, frame[c.field]))
+    `known` may answer for any node itself (the simulation precomputes the subtrees that read only
+    fields that never change); it returns None for nodes it leaves to this function."""
+    answer = known(node) if known else None
+    if answer is not None:
+        return answer
     if isinstance(node, All):
-        return np.logical_and.reduce([to_mask(c, frame, leaf) for c in node.children])
+        return np.logical_and.reduce([to_mask(c, frame, known) for c in node.children])
     if isinstance(node, AnyOf):
-        return np.logical_or.reduce([to_mask(c, frame, leaf) for c in node.children])
+        return np.logical_or.reduce([to_mask(c, frame, known) for c in node.children])
     if isinstance(node, Not):
-        return ~to_mask(node.child, frame, leaf)
-    return leaf(node)
+        return ~to_mask(node.child, frame, known)
+    return compare_mask(node, frame[node.field])
 
 
 def compare_mask(node: Compare, column: Any) -> np.ndarray:
@@ -262,7 +266,6 @@ def compare_mask(node: Compare, column: Any) -> np.ndarray:
     if op in ("in", "not_in"):
         hit = pd.Series(column).isin(value).to_numpy(dtype=bool)
         return hit if op == "in" else ~hit
-    column = np.asarray(column)
     if op == "between":
-        return (column >= value[0]) & (column <= value[1])
+        return np.asarray((column >= value[0]) & (column <= value[1]), dtype=bool)
     return np.asarray(_SCALAR_TESTS[op](column, value), dtype=bool)

@@ -167,12 +167,15 @@ def eligible(roster: Roster, request: Request, at: dt.datetime, load: Workload) 
     return people, ""
 
 
-def weights(roster: Roster, people: list[Inspector], load: Workload) -> list[float]:
-    """Less loaded inspectors are likelier: weight 1 / (1 + open points / points per declaration)."""
+def weight(roster: Roster, points: float) -> float:
+    """Less loaded inspectors are likelier: 1 / (1 + open points / points per declaration), at most 1."""
     if roster.weighting == "uniform":
-        return [1.0] * len(people)
-    unit = roster.per_declaration or 1.0
-    return [1.0 / (1.0 + load.points.get(p.id, 0.0) / unit) for p in people]
+        return 1.0
+    return 1.0 / (1.0 + points / (roster.per_declaration or 1.0))
+
+
+def weights(roster: Roster, people: list[Inspector], load: Workload) -> list[float]:
+    return [weight(roster, load.points.get(p.id, 0.0)) for p in people]
 
 
 def pick(weights_: list[float], u: float) -> int:

@@ -79,9 +79,10 @@ class SeededDraws:
         return float(self._streams[purpose].random())
 
 
-def stream_generator(seed: int, purpose: str) -> np.random.Generator:
-    """The numpy Generator for one purpose: independent of the others, fixed by (seed, purpose)."""
-    return np.random.default_rng([seed, STREAMS[purpose]])
+def stream_generator(seed: int, purpose: str, *sub: int) -> np.random.Generator:
+    """The numpy Generator for one purpose (and optional sub-stream, e.g. one per rule):
+    independent of the others, fixed by (seed, purpose, sub)."""
+    return np.random.default_rng([seed, STREAMS[purpose], *sub])
 
 
 def new_key_hex() -> str:

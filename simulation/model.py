@@ -28,7 +28,7 @@ import simpy
 
 from engine import __version__
 from engine.declarations import InspectionType
-from engine.dispatch import FACILITY_FOR, Inspector, Roster, Shift, Workload, pick, weights
+from engine.dispatch import FACILITY_FOR, Inspector, Roster, Shift, weight
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
 from simulation import population
@@ -86,18 +86,22 @@ def build_roster(scenario: Scenario) -> Roster:
 
 
 class Dispatcher:
-    """Waiting inspections per type, and who and what is free; dispatches as soon as it can."""
+    """Waiting inspections per type, and who and what is free; dispatches as soon as it can.
+
+    Among the idle, on-post, qualified inspectors the pick is by rejection sampling: draw one
+    uniformly, accept it with probability equal to its dispatch weight (at most 1). That gives
+    exactly the engine's workload-weighted choice in O(1) instead of weighing everyone each time.
+    """
 
     def __init__(self, env: simpy.Environment, roster: Roster, scenario: Scenario, rng: random.Random):
         self.env, self.roster, self.rng = env, roster, rng
         self.start = dt.datetime.combine(scenario.horizon.start, dt.time())
-        self.people = {p.id: p for p in roster.inspectors}
-        self.qualified = {t: {p.id for p in roster.inspectors if t in p.qualifications} for t in InspectionType}
+        self.kinds = {p.id: [t for t in InspectionType if t in p.qualifications] for p in roster.inspectors}
         self.free = {t: roster.facilities[SITE].get(FACILITY_FOR[t], 0) for t in InspectionType}
         self.busy: set[str] = set()
         self.on_post: list[str] = []
         self._on_post_set: set[str] = set()
-        self.available: dict[str, None] = {}  # idle and on post, in a reproducible order
+        self.available = {t: _IndexedSet() for t in InspectionType}  # idle, on post, qualified
         self.queues: dict[InspectionType, deque] = {t: deque() for t in InspectionType}
         self.points: dict[str, float] = {}  # workload points today
         self.last_visit: dict[tuple[str, int], float] = {}
@@ -117,61 +121,105 @@ class Dispatcher:
         self.busy.discard(inspector)
         self.free[kind] += 1
         if inspector in self._on_post_set:
-            self.available[inspector] = None
+            self._make_available(inspector)
         self.try_dispatch()
 
     def set_on_post(self, at_h: float) -> None:
         at = self.start + dt.timedelta(hours=at_h)
         self.on_post = [p.id for p in self.roster.inspectors if p.on_post(at)]
         self._on_post_set = set(self.on_post)
-        self.available = {i: None for i in self.on_post if i not in self.busy}
+        self.available = {t: _IndexedSet() for t in InspectionType}
+        for inspector in self.on_post:
+            if inspector not in self.busy:
+                self._make_available(inspector)
         self.try_dispatch()
         self.shift_change.succeed()
         self.shift_change = self.env.event()
 
+    def _make_available(self, inspector: str) -> None:
+        for kind in self.kinds[inspector]:
+            self.available[kind].add(inspector)
+
     def try_dispatch(self) -> None:
         """Serve the oldest waiting inspection that a free facility and an eligible inspector allow."""
-        while self.available:
-            heads = [(q[0][0].arrival_h, t) for t, q in self.queues.items() if q and self.free[t] > 0]
-            if not heads:
-                return
-            served = False
-            for _, kind in sorted(heads):
-                served = self._serve(kind) or served
-            if not served:
+        while True:
+            heads = sorted((q[0][0].arrival_h, t) for t, q in self.queues.items()
+                           if q and self.free[t] > 0 and self.available[t])
+            if not heads or not any([self._serve(kind) for _, kind in heads]):
                 return
 
     def _serve(self, kind: InspectionType) -> bool:
+        if not self.available[kind]:
+            return False
         queue = self.queues[kind]
-        for position, (case, done) in enumerate(queue):
-            candidates = [i for i in self.available if i in self.qualified[kind] and not self._rotated(i, case)]
-            if candidates:
-                del queue[position]
-                chosen = self._pick(candidates)
-                self._assign(chosen, case, kind)
-                done.succeed(chosen)
-                return True
-            if not self.rotation_h:
-                return False  # without rotation the head's candidates are everyone's: nobody can go
-        return False
+        if not self.rotation_h:
+            case, done = queue.popleft()
+            chosen = self._pick(self.available[kind].items)
+        else:  # the rotation rule may rule out some pairs: first waiting inspection that can go
+            for position, (case, done) in enumerate(queue):
+                allowed = [i for i in self.available[kind].items if not self._rotated(i, case)]
+                if allowed:
+                    del queue[position]
+                    chosen = self._pick(allowed)
+                    break
+            else:
+                return False
+        self._assign(chosen, case, kind)
+        done.succeed(chosen)
+        return True
 
     def _rotated(self, inspector: str, case: Case) -> bool:
-        if not self.rotation_h:
-            return False
         last = self.last_visit.get((inspector, case.enterprise))
         return last is not None and self.env.now - last < self.rotation_h
 
     def _pick(self, candidates: list[str]) -> str:
-        people = [self.people[i] for i in candidates]
-        return candidates[pick(weights(self.roster, people, Workload(points=self.points)), self.rng.random())]
+        while True:
+            chosen = candidates[int(self.rng.random() * len(candidates))]
+            if self.rng.random() < weight(self.roster, self.points.get(chosen, 0.0)):
+                return chosen
 
     def _assign(self, inspector: str, case: Case, kind: InspectionType) -> None:
-        del self.available[inspector]
+        for k in self.kinds[inspector]:
+            self.available[k].discard(inspector)
         self.busy.add(inspector)
         self.free[kind] -= 1
         self.points[inspector] = self.points.get(inspector, 0.0) + self.roster.per_declaration + self.roster.per_item
         if self.rotation_h:
             self.last_visit[(inspector, case.enterprise)] = self.env.now
+
+    def releasing_officer(self, inspector: str, rng: random.Random) -> str | None:
+        """Someone on post other than the inspector, uniformly; None when nobody else is on post."""
+        if not self.on_post or self.on_post == [inspector]:
+            return None
+        while True:
+            officer = self.on_post[int(rng.random() * len(self.on_post))]
+            if officer != inspector:
+                return officer
+
+
+class _IndexedSet:
+    """A set with O(1) add, discard and uniform choice, in a reproducible order."""
+
+    def __init__(self):
+        self.items: list[str] = []
+        self._where: dict[str, int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def add(self, item: str) -> None:
+        if item not in self._where:
+            self._where[item] = len(self.items)
+            self.items.append(item)
+
+    def discard(self, item: str) -> None:
+        k = self._where.pop(item, None)
+        if k is None:
+            return
+        last = self.items.pop()
+        if k < len(self.items):
+            self.items[k] = last
+            self._where[last] = k
 
 
 class Office:
@@ -184,6 +232,7 @@ class Office:
         self.standing = Standing(self.firms, scenario.feedback, scenario.horizon.start)
         self.propensity = self.firms.propensity.copy()
         self.screening = Screening(scenario, rules, self.decls, backend)
+        self.rule_ids = [r.id for r in rules.rules]
         self.roster = build_roster(scenario)
         seeds = {name: int(stream_generator(scenario.seed, name).integers(2**63)) for name in
                  ("dispatch", "service", "detection", "release")}
@@ -245,7 +294,7 @@ class Office:
             "targeted" if batch.targeted[k] else "instruction")
         firm = int(self.decls.enterprise[i])
         return Case(i, float(self.decls.arrival_h[i]), firm, CREDIT_CLASSES[self.standing.credit[firm]].value,
-                    channel, ";".join(batch.fired[k]), INSPECTION_TYPES[batch.inspection[k]].value,
+                    channel, ";".join(batch.fired(k, self.rule_ids)), INSPECTION_TYPES[batch.inspection[k]].value,
                     bool(batch.violating[k]), float(batch.threshold[k]))
 
     def inspection(self, case: Case):
@@ -266,10 +315,9 @@ class Office:
         case.outcome = "normal"
         yield env.timeout(draw_time(self.release_rng, self.scenario.release.delay))
         while True:  # separation of duties: someone on post other than the inspector releases
-            others = [i for i in self.dispatcher.on_post if i != case.inspector]
-            if others:
-                case.released_by = others[int(self.release_rng.random() * len(others))]
-                case.cleared_h = env.now
+            officer = self.dispatcher.releasing_officer(case.inspector, self.release_rng)
+            if officer is not None:
+                case.released_by, case.cleared_h = officer, env.now
                 return
             yield self.dispatcher.shift_change
 

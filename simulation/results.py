@@ -8,6 +8,7 @@ monthly: see simulation.metrics. hourly: inspections waiting for dispatch at eac
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -108,7 +109,8 @@ def month_labels(scenario: Scenario, n: int) -> list[str]:
 def _events(office: Office) -> pd.DataFrame:
     cases = office.cases
     names = [f for f in EVENT_COLUMNS if f not in ("month", "detection", "wait_h", "clearance_h")]
-    frame = pd.DataFrame({name: [getattr(c, name) for c in cases] for name in names})
+    row = operator.attrgetter(*names)
+    frame = pd.DataFrame.from_records([row(c) for c in cases] if cases else None, columns=names)
     labels = np.array(month_labels(office.scenario, len(office.declarations)))
     frame["month"] = labels[office.month_of_hour[frame["arrival_h"].to_numpy(int)]] if len(frame) else []
     detection = {t.value: p for t, p in office.scenario.inspection.detection.items()}

@@ -35,7 +35,7 @@ class Batch:
 
     lo: int
     hi: int
-    fired: list[list[str]]  # per declaration, the rules that matched
+    hits: np.ndarray  # declarations x rules: which rules matched
     random_hit: np.ndarray
     targeted: np.ndarray  # a matched rule's sampling draw selected it
     instructed: np.ndarray  # flagged by intelligence and not selected by the computer
@@ -46,6 +46,9 @@ class Batch:
     @property
     def selected(self) -> np.ndarray:
         return self.random_hit | self.targeted
+
+    def fired(self, k: int, rule_ids: list[str]) -> list[str]:
+        return [rule_ids[j] for j in np.flatnonzero(self.hits[k])]
 
 
 class Screening:
@@ -58,10 +61,14 @@ class Screening:
         self.start = pd.Timestamp(scenario.horizon.start)
         self.day = decls.arrival_h / 24.0
         self.frame = self._static_frame()
-        self._leaves: dict[conditions.Compare, np.ndarray] = {}
+        self._static = self._static_subtrees()
         self._active = self._validity()
-        sampling = stream_generator(scenario.seed, "rule_sampling")
-        self._sampling_draws = {r.id: sampling.random(len(decls)) for r in rules.rules}
+        self._thresholds: tuple[SelectionPolicy, np.ndarray] | None = None
+        self.seed = scenario.seed
+        self._sampling_draws: dict[int, np.ndarray] = {}
+        self.intensity = np.array([r.inspection.intensity for r in rules.rules])
+        used = set().union(*(conditions.fields_used(r.condition) for r in rules.rules))
+        self.firm_fields_used = sorted(f for f in used if f.startswith("enterprise."))
 
     # ------------------------------------------------------------ static part, once per run
 
@@ -83,68 +90,96 @@ class Screening:
         }
         used = set().union(*(conditions.fields_used(r.condition) for r in self.rules.rules))
         needed = {f for f in used if not f.startswith("enterprise.")} | {"declared_date"}
-        return pd.DataFrame({f: np.asarray(build[f]()) for f in sorted(needed)})
+        return pd.DataFrame({f: build[f]() for f in sorted(needed)})
 
     def _validity(self) -> dict[str, np.ndarray]:
-        out = {}
+        """Per dated rule, which declarations fall inside its validity dates (ISO dates sort as text)."""
+        out, day = {}, self.frame["declared_date"]
         for rule in self.rules.rules:
             if rule.valid_from or rule.valid_until:
-                days = pd.to_datetime(self.frame["declared_date"]).dt.date
-                out[rule.id] = np.fromiter((rule.active_on(d) for d in days), bool, len(days))
+                active = np.ones(len(day), bool)
+                if rule.valid_from:
+                    active &= (day >= rule.valid_from.isoformat()).to_numpy(dtype=bool)
+                if rule.valid_until:
+                    active &= (day <= rule.valid_until.isoformat()).to_numpy(dtype=bool)
+                out[rule.id] = active
         return out
 
-    def _leaf(self, node: conditions.Compare, lo: int, hi: int, firm_fields: dict) -> np.ndarray:
-        if node.field.startswith("enterprise."):
-            return conditions.compare_mask(node, firm_fields[node.field])
-        if node not in self._leaves:  # computed once for the whole horizon
-            self._leaves[node] = conditions.compare_mask(node, self.frame[node.field])
-        return self._leaves[node][lo:hi]
+    def _sampling_draw(self, k: int) -> np.ndarray:
+        """Rule k's sampling draws, one sub-stream per rule (drawn the first time a rate < 1 needs it)."""
+        if k not in self._sampling_draws:
+            self._sampling_draws[k] = stream_generator(self.seed, "rule_sampling", k).random(len(self.decls))
+        return self._sampling_draws[k]
+
+    def _static_subtrees(self) -> dict[int, np.ndarray]:
+        """Masks over the whole horizon for every subtree that reads no `enterprise.*` field."""
+        out: dict[int, np.ndarray] = {}
+
+        def visit(node) -> bool:  # True when the subtree is static
+            children = getattr(node, "children", ())
+            static = all([visit(c) for c in children]) if children else not node.field.startswith("enterprise.")
+            if static:
+                out[id(node)] = conditions.to_mask(node, self.frame)
+            return static
+
+        for rule in self.rules.rules:
+            visit(rule.condition)
+        return out
+
+    def _known(self, lo: int, hi: int):
+        def known(node):
+            mask = self._static.get(id(node))
+            return None if mask is None else mask[lo:hi]
+        return known
 
     # ------------------------------------------------------------ one batch
 
     def decide(self, lo: int, hi: int, standing: Standing, policy: SelectionPolicy,
                violating: np.ndarray) -> Batch:
         firms = self.decls.enterprise[lo:hi]
-        firm_fields = standing.fields(firms, self.day[lo:hi])
-        hits = self._fire(lo, hi, firm_fields)
-        thresholds = np.array([policy.random_threshold(c) for c in CREDIT_CLASSES])
-        threshold = thresholds[standing.credit[firms]]
+        firm_fields = standing.fields(firms, self.day[lo:hi], self.firm_fields_used)
+        hits = self._fire(lo, hi, firm_fields)  # declarations x rules
+        threshold = self._threshold_table(policy)[standing.credit[firms]]
         random_hit = self.decls.u_random[lo:hi] < threshold
-        targeted = np.zeros(hi - lo, bool)
-        inspection = np.full(hi - lo, NONE)
-        for rule in self.rules.rules:
-            hit = hits[rule.id]
-            rate = policy.rule_sampling.get(rule.id, rule.sampling_rate)
-            sampled = hit & (self._sampling_draws[rule.id][lo:hi] < rate) if rate < 1 else hit
-            targeted |= sampled
-            inspection = np.where(sampled, np.maximum(inspection, rule.inspection.intensity), inspection)
-        random_type = policy.random_inspection.intensity
-        inspection = np.where(random_hit, np.maximum(inspection, random_type), inspection)
+        sampled = hits.copy()
+        for k, rate in self._sampled_rates(policy):
+            sampled[:, k] &= self._sampling_draw(k)[lo:hi] < rate
+        targeted = sampled.any(axis=1)
+        inspection = np.where(sampled, self.intensity, NONE).max(axis=1, initial=NONE)
+        inspection = np.where(random_hit, np.maximum(inspection, policy.random_inspection.intensity), inspection)
         flag_p = np.where(violating, min(1.0, self.instruction.rate * self.instruction.lift), self.instruction.rate)
         instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~(random_hit | targeted)
         inspection = np.where(instructed, self.instructed_type, inspection)
-        fired = [[] for _ in range(hi - lo)]
-        for rule in self.rules.rules:
-            for k in np.flatnonzero(hits[rule.id]):
-                fired[k].append(rule.id)
-        return Batch(lo, hi, fired, random_hit, targeted, instructed, inspection, threshold, violating)
+        return Batch(lo, hi, hits, random_hit, targeted, instructed, inspection, threshold, violating)
 
-    def _fire(self, lo: int, hi: int, firm_fields: dict) -> dict[str, np.ndarray]:
+    def _sampled_rates(self, policy: SelectionPolicy) -> list[tuple[int, float]]:
+        """(rule index, rate) for the rules sampled below 1 under this policy."""
+        rates = [(k, policy.rule_sampling.get(r.id, r.sampling_rate)) for k, r in enumerate(self.rules.rules)]
+        return [(k, rate) for k, rate in rates if rate < 1]
+
+    def _threshold_table(self, policy: SelectionPolicy) -> np.ndarray:
+        """The random channel's probability per credit class, cached while the policy is unchanged."""
+        if self._thresholds is None or self._thresholds[0] is not policy:
+            self._thresholds = (policy, np.array([policy.random_threshold(c) for c in CREDIT_CLASSES]))
+        return self._thresholds[1]
+
+    def _fire(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:
         if self.backend == "durable":
             return self._fire_durable(lo, hi, firm_fields)
-        out = {}
+        known, columns = self._known(lo, hi), []
         for rule in self.rules.rules:
-            hit = conditions.to_mask(rule.condition, {}, lambda c: self._leaf(c, lo, hi, firm_fields))
+            hit = conditions.to_mask(rule.condition, firm_fields, known)
             if rule.id in self._active:
                 hit = hit & self._active[rule.id][lo:hi]
-            out[rule.id] = hit
-        return out
+            columns.append(hit)
+        return np.column_stack(columns)
 
-    def _fire_durable(self, lo: int, hi: int, firm_fields: dict) -> dict[str, np.ndarray]:
-        out = {r.id: np.zeros(hi - lo, bool) for r in self.rules.rules}
+    def _fire_durable(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:
+        column = {r.id: j for j, r in enumerate(self.rules.rules)}
+        out = np.zeros((hi - lo, len(column)), bool)
         for k, record in enumerate(self.records(lo, hi, firm_fields)):
             for rule_id in self.rules.evaluate_fields(record):
-                out[rule_id][k] = True
+                out[k, column[rule_id]] = True
         return out
 
     def records(self, lo: int, hi: int, firm_fields: dict) -> list[dict]:

@@ -10,12 +10,13 @@ import datetime as dt
 
 import numpy as np
 
-from engine.declarations import Enterprise
+from engine.declarations import CreditClass, Enterprise
 from engine.integrity import FeedbackPolicy
 from simulation.population import CREDIT_CLASSES, Enterprises
 
 CREDIT_NAMES = np.array([c.value for c in CREDIT_CLASSES], dtype=object)
 NO_FLAG = -np.inf
+DISHONEST = CREDIT_CLASSES.index(CreditClass.dishonest)
 
 
 class Standing:
@@ -30,21 +31,27 @@ class Standing:
         self.clean_streak = np.zeros(n, np.int64)
         self.problem_days: dict[int, list[float]] = {}
 
-    def fields(self, firms: np.ndarray, day: np.ndarray) -> dict[str, np.ndarray]:
-        """The `enterprise.*` rule fields for these declarations (firm index, arrival day number)."""
-        return {
-            "enterprise.credit_class": CREDIT_NAMES[self.credit[firms]],
-            "enterprise.high_risk": self.flag_until[firms] >= np.floor(day),
-            "enterprise.declarations": self.declarations[firms],
-            "enterprise.inspections": self.inspections[firms],
-            "enterprise.problems": self.problems[firms],
+    def fields(self, firms: np.ndarray, day: np.ndarray, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """The `enterprise.*` rule fields (all, or those named) for these declarations."""
+        build = {
+            "enterprise.credit_class": lambda: CREDIT_NAMES[self.credit[firms]],
+            "enterprise.high_risk": lambda: self.flag_until[firms] >= np.floor(day),
+            "enterprise.declarations": lambda: self.declarations[firms],
+            "enterprise.inspections": lambda: self.inspections[firms],
+            "enterprise.problems": lambda: self.problems[firms],
         }
+        return {name: build[name]() for name in (build if names is None else names)}
 
     def count_declarations(self, firms: np.ndarray) -> None:
         np.add.at(self.declarations, firms, 1)
 
-    def record(self, firm: int, problem: bool, day: float) -> tuple[str, str]:
-        """Apply one inspection result; returns the credit class before and after."""
+    def record(self, firm: int, problem: bool, day: float) -> None:
+        """Apply one inspection result with the engine's feedback policy."""
+        if not problem and self.credit[firm] != DISHONEST:
+            # all FeedbackPolicy.apply would do here is count the inspection and the clean streak
+            self.inspections[firm] += 1
+            self.clean_streak[firm] += 1
+            return
         today = int(day)
         on = self.start + dt.timedelta(days=today)
         window = today - self.policy.downgrade_window_days
@@ -58,7 +65,6 @@ class Standing:
         self.credit[firm] = CREDIT_CLASSES.index(after.credit_class)
         self.flag_until[firm] = self._day(after)
         self.inspections[firm], self.problems[firm] = after.inspections, after.problems
-        return before.credit_class.value, after.credit_class.value
 
     def _enterprise(self, firm: int) -> Enterprise:
         until = self.flag_until[firm]
