@@ -1,5 +1,5 @@
 # Two commands do all the set-up (see README):
-#   make run    create .venv, install doublerandom, run the main job
+#   make run    create .venv, install doublerandom, run the main job (the baseline year)
 #   make test   install the test extras into .venv and run the test suite
 # durable-rules 2.0.28 compiles from source and imports on Python 3.11 and 3.12 only.
 
@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: run test install lab clean
+.PHONY: run select test install lab clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: needs Python 3.11 or 3.12 (durable-rules does not build on 3.13)"; exit 1; }
@@ -28,6 +28,9 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
+	$(BIN)/doublerandom run scenarios/baseline.yaml --out $(OUT)/baseline
+
+select: $(VENV)/.installed
 	mkdir -p $(OUT)
 	$(BIN)/doublerandom select --rules scenarios/rules/baseline.yaml \
 	  --enterprises scenarios/declarations/enterprises.csv \
