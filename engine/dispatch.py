@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.declarations import InspectionType
-from engine.errors import InputError, describe
+from engine.errors import InputError, describe, yaml_problem
 
 
 class FacilityType(str, Enum):
@@ -100,7 +100,7 @@ class Roster(BaseModel):
         except OSError as err:
             raise InputError(f"{path}: cannot read roster: {err.strerror}") from None
         except yaml.YAMLError as err:
-            raise InputError(f"{path}: not valid YAML: {err}") from None
+            raise InputError(f"{path}: {yaml_problem(err)}") from None
         except ValidationError as err:
             raise describe(str(path), err) from None
 

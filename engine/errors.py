@@ -24,3 +24,10 @@ def describe(source: str, err: ValidationError) -> InputError:
         msg = e["msg"].removeprefix("Value error, ")
         problems.append(f"{source}: field '{field_path(e['loc'])}': {msg}")
     return InputError("\n".join(problems))
+
+
+def yaml_problem(err: Exception) -> str:
+    """A YAML parse error in one line: where and what."""
+    mark = getattr(err, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"not valid YAML{where}: {getattr(err, 'problem', None) or err}"

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from engine import conditions
 from engine.declarations import Declaration, Enterprise, InspectionType, rule_fields
-from engine.errors import InputError, field_path
+from engine.errors import InputError, field_path, yaml_problem
 
 _MARK = "_decl"  # present on every fact we assert, never on durable's session-state fact
 _CATCH_ALL = "$catch_all"
@@ -166,13 +166,6 @@ class RuleSet:
 
     def close(self) -> None:
         self._session.close()
-
-
-def yaml_problem(err: yaml.YAMLError) -> str:
-    """A YAML parse error in one line: where and what."""
-    mark = getattr(err, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    return f"not valid YAML{where}: {getattr(err, 'problem', None) or err}"
 
 
 def _build_rule(raw: dict, index: int, lists: Mapping[str, list], source: str) -> Rule:

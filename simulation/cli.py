@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import List, Optional
 
@@ -10,9 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.cli import app, fail
+from engine.cli import app, err, fail
 from engine.errors import InputError
 from simulation import scenario as scenarios
+from simulation import sweep as sweeps
+from simulation import tuning
 from simulation.model import run as simulate
 
 out = Console(highlight=False)
@@ -71,6 +74,123 @@ def print_summary(results) -> None:
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
+
+
+def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[str]) -> dict:
+    """The scenario as a raw mapping with the command line's overrides, checked once up front."""
+    try:
+        raw = scenarios.read_raw(scenario_file)
+        for item in [*overrides, *([f"horizon.months={months}", "horizon.days=null"] if months else [])]:
+            scenarios.apply_override(raw, item, str(scenario_file))
+        scenarios.validate(copy.deepcopy(raw), str(scenario_file), scenario_file.parent)
+    except InputError as e:
+        fail(str(e))
+    return raw
+
+
+WORKERS = typer.Option(None, "--workers", help="local dask workers (default: all cores); 0 runs serially here")
+SCHEDULER = typer.Option(None, "--scheduler", help="an existing dask scheduler, e.g. tcp://10.0.0.5:8786")
+
+
+@app.command("sweep")
+def sweep_cmd(
+    scenario_file: Path = typer.Argument(..., metavar="SCENARIO"),
+    grid: List[str] = typer.Option(..., "--grid", help="path=start:stop:step or path=v1,v2 (repeatable)"),
+    replications: int = typer.Option(5, "--replications", "-r", min=1, help="runs per grid point (CRN seeds)"),
+    out_dir: Path = typer.Option(Path("out/sweep"), "--out"),
+    months: Optional[int] = typer.Option(None, "--months", help="override the horizon in months"),
+    overrides: List[str] = typer.Option([], "--set", help="fixed override for every run: path=value"),
+    workers: Optional[int] = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
+) -> None:
+    """Run the scenario over a grid with replications; write runs, summaries with intervals, and plots."""
+    raw = _sweep_inputs(scenario_file, months, overrides)
+    try:
+        axes = [sweeps.parse_axis(g) for g in grid]
+    except InputError as e:
+        fail(str(e))
+    total = len(sweeps.grid(axes)) * replications
+    with sweeps.Runner(workers, scheduler) as runner, _bar() as bar:
+        task = bar.add_task(f"sweeping {total} runs", total=total)
+        results = sweeps.sweep(raw, scenario_file.parent.resolve(), axes, replications, runner,
+                               progress=lambda done, n: bar.update(task, completed=done))
+    written = sweeps.write(results, out_dir)
+    for failure in results.failures:
+        err.print(f"run failed: point {failure.task.point} {failure.task.params} seed {failure.task.seed}: "
+                  f"{failure.error}", markup=False)
+    shown = [a.path for a in axes] + ["inspector_utilization", "inspector_utilization_high", "p95_clearance_h",
+                                      "violations_found", "noncompliance_ci_width", "random_dispatch_share"]
+    if len(results.summary):
+        print(results.summary[shown].round(4).to_string(index=False))
+    out.print(f"wrote {len(written)} files to {out_dir}/: " + ", ".join(p.name for p in written))
+    if results.failures:
+        raise typer.Exit(1)
+
+
+@app.command("tune")
+def tune_cmd(
+    scenario_file: Path = typer.Argument(..., metavar="SCENARIO"),
+    max_utilization: Optional[float] = typer.Option(None, "--max-utilization", help="inspector utilization, share"),
+    max_p95_clearance_hours: Optional[float] = typer.Option(None, "--max-p95-clearance-hours"),
+    max_mean_wait_hours: Optional[float] = typer.Option(None, "--max-mean-wait-hours"),
+    vary: str = typer.Option("policy.random_ratio", "--vary", help="the ratio to tune"),
+    ratio_range: str = typer.Option("0:0.2", "--range", help="low:high of the ratio searched"),
+    capacity: Optional[str] = typer.Option(None, "--capacity", help="e.g. inspectors.count=20:60:5"),
+    ratio: Optional[float] = typer.Option(None, "--ratio", help="fix the ratio; find the smallest capacity"),
+    replications: int = typer.Option(4, "--replications", "-r", min=2),
+    tolerance: float = typer.Option(0.0025, "--tolerance", help="ratio precision of the search"),
+    months: Optional[int] = typer.Option(None, "--months", help="override the horizon in months"),
+    overrides: List[str] = typer.Option([], "--set"),
+    workers: Optional[int] = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
+) -> None:
+    """The largest random ratio each capacity can carry within the limits, or the smallest capacity for a ratio."""
+    limits = tuning.Limits(max_utilization, max_p95_clearance_hours, max_mean_wait_hours)
+    if not limits.items():
+        fail("give at least one limit: --max-utilization, --max-p95-clearance-hours or --max-mean-wait-hours")
+    raw = _sweep_inputs(scenario_file, months, overrides)
+    try:
+        axis = sweeps.parse_axis(capacity) if capacity else None
+        low, high = (float(x) for x in ratio_range.split(":"))
+    except InputError as e:
+        fail(str(e))
+    except ValueError:
+        fail(f"--range {ratio_range!r}: expected low:high, e.g. 0:0.2")
+    if ratio is not None and axis is None:
+        fail("--ratio needs --capacity: which capacity values to search")
+    base = str(scenario_file.parent.resolve())
+    with sweeps.Runner(workers, scheduler) as runner:
+        say = lambda line: err.print(f"  probe {line}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+        if ratio is None:
+            table = tuning.tune_ratio(raw, base, runner, limits, vary, low, high, axis, replications, tolerance, say)
+        else:
+            table = tuning.tune_capacity(raw, base, runner, limits, vary, ratio, axis, replications, say)
+    print(table.round(4).to_string(index=False))
+    print(_decision(table, limits, vary, ratio, axis, replications))
+
+
+def _decision(table, limits, vary, ratio, axis, replications) -> str:
+    limit_text = ", ".join(f"{m} <= {v:g}" for m, v in limits.items())
+    if ratio is not None:
+        safe = table.iloc[0][f"{axis.path} (recommended)"]
+        return (f"decision: with {vary} = {ratio:g}, the smallest {axis.path} whose 95% intervals keep "
+                f"{limit_text} is {safe:g}" if safe == safe else f"decision: no {axis.path} tried is enough")
+    lines = []
+    for _, row in table.iterrows():
+        where = f"with {axis.path} = {row[axis.path]:g}: " if axis else ""
+        if row["recommended"] != row["recommended"]:
+            lines.append(f"decision: {where}even the lowest {vary} breaks {limit_text}")
+        else:
+            lines.append(f"decision: {where}{vary} up to {row['recommended']:.4g} keeps {limit_text} at 95% "
+                         f"({replications} replications); the boundary lies in [{row['recommended']:.4g}, "
+                         f"{row['optimistic']:.4g}], best estimate {row['estimate']:.4g}")
+    return "\n".join(lines)
+
+
+def _bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),
+                    console=Console(stderr=True))
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ COLUMNS = [
     "violations_found", "violations_missed", "noncompliance_true", "noncompliance_estimate",
     "noncompliance_ci_low", "noncompliance_ci_high", "inspector_utilization", "facility_utilization",
     "mean_wait_h", "p95_clearance_h", "mean_clearance_released_h", "backlog_end",
-    "random_ratio", "hit_rate_instructed",
+    "random_ratio", "hit_rate_instructed", "instruction_rate", "target_share",
 ]
 Z95 = 1.959963984540054
 
@@ -99,6 +99,8 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
         "backlog_end": int(cap["backlog_end"]),
         "random_ratio": float(cap["random_ratio"]),
         "hit_rate_instructed": _ratio(hits["instructed"], int((instructed_mask & finished).sum())),
+        "instruction_rate": float(cap["instruction_rate"]),
+        "target_share": float(cap.get("target_share", math.nan)),
     }
 
 

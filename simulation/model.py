@@ -32,6 +32,7 @@ from engine.dispatch import FACILITY_FOR, Inspector, Roster, Shift, weight
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
 from simulation import population
+from simulation.adaptive import MonthCounts, next_settings
 from simulation.population import CREDIT_CLASSES
 from simulation.results import Results, build_results
 from simulation.scenario import Scenario, ServiceTime
@@ -241,6 +242,7 @@ class Office:
         self.detect_rng = random.Random(seeds["detection"])
         self.release_rng = random.Random(seeds["release"])
         self.policy = scenario.policy
+        self.instruction_rate = scenario.instruction.rate
         self.cases: list[Case] = []
         n_hours = scenario.horizon.n_days * 24
         self.month_of_hour = month_index(scenario.horizon.start, n_hours)
@@ -249,6 +251,10 @@ class Office:
         self.violations = np.zeros(n_months, np.int64)
         self.on_post_hours = np.zeros(n_months)
         self.backlog_end = np.zeros(n_months, np.int64)
+        self.channel_counts = np.zeros((n_months, 3), np.int64)  # random, targeted, instructed
+        self.busy_hours = np.zeros(n_months)  # live, for the adaptive controller
+        self.ratio_used = np.full(n_months, scenario.policy.random_ratio)
+        self.instruction_used = np.full(n_months, scenario.instruction.rate)
         self.hourly_waiting = np.zeros(n_hours, np.int64)
 
     # ------------------------------------------------------------ processes
@@ -267,6 +273,7 @@ class Office:
                     progress(hour // 24, n_days)
             if hour and self.month_of_hour[hour] != self.month_of_hour[hour - 1]:
                 self.backlog_end[self.month_of_hour[hour - 1]] = self.dispatcher.waiting()
+                self._new_month(int(self.month_of_hour[hour]))
             lo, hi = int(bounds[hour]), int(bounds[hour + 1])
             if hi > lo:
                 yield from self._arrivals(hour, lo, hi)
@@ -276,9 +283,11 @@ class Office:
     def _arrivals(self, hour: int, lo: int, hi: int):
         firms = self.decls.enterprise[lo:hi]
         violating = self.decls.u_violation[lo:hi] < self.propensity[firms]
-        batch = self.screening.decide(lo, hi, self.standing, self.policy, violating)
+        batch = self.screening.decide(lo, hi, self.standing, self.policy, self.instruction_rate, violating)
         self.standing.count_declarations(firms)
         month = self.month_of_hour[hour]
+        self.channel_counts[month] += (int(batch.random_hit.sum()), int((batch.targeted & ~batch.random_hit).sum()),
+                                       int(batch.instructed.sum()))
         self.declarations[month] += hi - lo
         self.violations[month] += int(violating.sum())
         for k in np.flatnonzero(batch.selected | batch.instructed):
@@ -301,7 +310,9 @@ class Office:
         env, kind = self.env, InspectionType(case.inspection_type)
         case.inspector = yield self.dispatcher.request(case)
         case.facility, case.dispatched_h = FACILITY_FOR[kind].value, env.now
-        yield env.timeout(draw_time(self.service_rng, self.scenario.inspection.service[kind]))
+        service = draw_time(self.service_rng, self.scenario.inspection.service[kind])
+        self.busy_hours[self.month_of_hour[min(int(env.now), len(self.month_of_hour) - 1)]] += service
+        yield env.timeout(service)
         self.dispatcher.release_inspector(case.inspector, kind)
         case.done_h = env.now
         case.detected = case.violating and self.detect_rng.random() < self.scenario.inspection.detection[kind]
@@ -320,6 +331,20 @@ class Office:
                 case.released_by, case.cleared_h = officer, env.now
                 return
             yield self.dispatcher.shift_change
+
+    def _new_month(self, month: int) -> None:
+        """The adaptive controller (if any) sets this month's random ratio and instruction rate."""
+        spec = self.scenario.adaptive
+        if spec is None:
+            return
+        last = month - 1
+        counts = MonthCounts(*(int(x) for x in self.channel_counts[last]),
+                             utilization=self.busy_hours[last] / max(self.on_post_hours[last], 1e-9))
+        ratio, rate = next_settings(spec, month, len(self.declarations), counts, self.policy.random_ratio,
+                                    self.instruction_rate)
+        self.policy = self.policy.model_copy(update={"random_ratio": ratio})
+        self.instruction_rate = rate
+        self.ratio_used[month], self.instruction_used[month] = ratio, rate
 
     def _feedback(self, case: Case) -> None:
         self.standing.record(case.enterprise, case.detected, case.done_h / 24.0)

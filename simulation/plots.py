@@ -75,3 +75,65 @@ def compliance_estimate(ax, monthly: pd.DataFrame) -> None:
     ax.set(title="Non-compliance: random-sample estimate against the truth", xlabel="month",
            ylabel="violating declarations (%)", ylim=(0, None))
     ax.legend()
+
+
+SWEEP_METRICS = [
+    ("inspector_utilization", "inspector utilization", "share of on-post hours"),
+    ("p95_clearance_h", "95th percentile clearance", "hours"),
+    ("mean_wait_h", "mean wait for dispatch", "hours"),
+    ("violations_found", "violations found", "declarations per run"),
+    ("noncompliance_ci_width", "width of the compliance estimate's 95% interval", "share"),
+    ("random_dispatch_share", "random-selection share of dispatches", "share"),
+]
+
+
+def _curves(summary: pd.DataFrame, axes) -> list[tuple[str, pd.DataFrame]]:
+    """One curve per value of the second axis (e.g. capacity), or a single curve."""
+    if len(axes) < 2:
+        return [("", summary)]
+    other = axes[1].path
+    return [(f"{other} = {value}", part) for value, part in summary.groupby(other, sort=True)]
+
+
+def write_sweep(results, out: Path) -> list[Path]:
+    summary, axes = results.summary, results.axes
+    x = axes[0].path
+    fig, grid = plt.subplots(2, 3, figsize=(15, 8.5))
+    for ax, (metric, title, unit) in zip(grid.ravel(), SWEEP_METRICS):
+        for label, part in _curves(summary, axes):
+            part = part.sort_values(x)
+            ax.plot(part[x], part[metric], marker="o", label=label or None)
+            ax.fill_between(part[x], part[f"{metric}_low"], part[f"{metric}_high"], alpha=0.2)
+        ax.set(title=title, xlabel=x, ylabel=unit)
+        ax.grid(alpha=0.3)
+    if len(axes) > 1:
+        grid[0, 0].legend()
+    fig.suptitle(f"Sweep over {x}: mean and 95% interval over replications")
+    fig.tight_layout()
+    metrics_png = out / "metrics_vs_axis.png"
+    fig.savefig(metrics_png, dpi=100)
+    plt.close(fig)
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    for label, part in _curves(summary, axes):
+        part = part.sort_values(x)
+        left.errorbar(part["p95_clearance_h"], part["violations_found"], marker="o", capsize=3, label=label or None,
+                      yerr=[part["violations_found"] - part["violations_found_low"],
+                            part["violations_found_high"] - part["violations_found"]])
+        right.plot(part["inspector_utilization"], part["noncompliance_ci_width"], marker="o", label=label or None)
+        for _, row in part.iterrows():
+            left.annotate(f"{row[x]:g}", (row["p95_clearance_h"], row["violations_found"]), fontsize=7,
+                          textcoords="offset points", xytext=(4, 4))
+    left.set(title=f"Detections against clearance time (points labelled by {x})",
+             xlabel="95th percentile clearance of inspected declarations (hours)", ylabel="violations found per run")
+    right.set(title="Compliance-estimate precision against utilization",
+              xlabel="inspector utilization (share)", ylabel="95% interval width of non-compliance (share)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        if len(axes) > 1:
+            ax.legend()
+    fig.tight_layout()
+    frontier_png = out / "frontier.png"
+    fig.savefig(frontier_png, dpi=100)
+    plt.close(fig)
+    return [metrics_png, frontier_png]

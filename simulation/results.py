@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from engine.dispatch import FACILITY_FOR
-from simulation import metrics
+from simulation import adaptive, metrics
 from simulation.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -82,7 +82,10 @@ def build_results(office: Office, meta: dict[str, Any]) -> Results:
     capacity = pd.DataFrame({
         "busy_hours": busy_hours(events, hours_in_month),
         "on_post_hours": office.on_post_hours, "facility_hours": facility_count * hours_in_month,
-        "backlog_end": office.backlog_end, "random_ratio": scenario.policy.random_ratio}, index=months)
+        "backlog_end": office.backlog_end, "random_ratio": office.ratio_used,
+        "instruction_rate": office.instruction_used,
+        "target_share": [adaptive.target_share(scenario.adaptive, m, len(months)) if scenario.adaptive else np.nan
+                         for m in range(len(months))]}, index=months)
     monthly = metrics.monthly(events, totals, capacity)
     hourly = pd.DataFrame({"hour": np.arange(len(office.hourly_waiting)), "waiting": office.hourly_waiting})
     summary = {**meta, **_totals(events, monthly, capacity), "scenario_settings": scenario.canonical()}

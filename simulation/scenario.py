@@ -6,6 +6,7 @@ overridden from the command line by dotted path (`--set policy.random_ratio=0.05
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import hashlib
 import json
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from engine.declarations import CreditClass, InspectionType
 from engine.dispatch import FacilityType, Shift
-from engine.errors import InputError, describe
+from engine.errors import InputError, describe, yaml_problem
 from engine.integrity import FeedbackPolicy
 from engine.office import DEPARTMENTS
 from engine.selection import SelectionPolicy
@@ -123,6 +124,17 @@ class Instruction(Strict):
     lift: float = Field(default=3.0, ge=1, description="how much likelier a violating declaration is flagged")
 
 
+class Adaptive(Strict):
+    """A monthly controller moving the random-dispatch share toward a target trajectory, by trading
+    instruction dispatches for random selection within the same (or a capacity-capped) workload."""
+
+    start_share: float = Field(ge=0, le=1, description="target random-dispatch share in the first month")
+    end_share: float = Field(ge=0, le=1, description="... in the last month, linear in between")
+    max_ratio: float = Field(default=0.2, gt=0, le=1)
+    max_utilization: float = Field(default=0.85, gt=0, le=1, description="shrink the workload above this")
+    gain: float = Field(default=1.0, gt=0, le=1, description="share of the correction applied each month")
+
+
 class ShiftShare(Strict):
     hours: str = Field(description="'HH:MM-HH:MM', may cross midnight")
     share: float = Field(default=1.0, gt=0)
@@ -211,6 +223,7 @@ class Scenario(Strict):
     rules: str = Field(default="rules/baseline.yaml", description="rules file, relative to the scenario")
     policy: SelectionPolicy = SelectionPolicy()
     instruction: Instruction = Instruction()
+    adaptive: Adaptive | None = None
     inspectors: Inspectors = Inspectors()
     facilities: dict[FacilityType, int] = {FacilityType.document_desk: 20, FacilityType.machine_scan: 6,
                                            FacilityType.physical_bay: 20, FacilityType.laboratory: 2}
@@ -232,16 +245,7 @@ class Scenario(Strict):
 def load(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Read, override (`a.b=value`, value in YAML syntax) and validate a scenario file."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(f"{path}: cannot read scenario: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
-    if not isinstance(raw, dict):
-        raise InputError(f"{path}: a scenario is a mapping of settings, got {type(raw).__name__}")
+    raw = read_raw(path)
     for item in overrides or []:
         apply_override(raw, item, str(path))
     return validate(raw, str(path), path.parent)
@@ -263,17 +267,48 @@ def apply_override(raw: dict, item: str, source: str = "--set") -> None:
     if "=" not in item:
         raise InputError(f"{source}: --set {item!r}: expected path=value, e.g. policy.random_ratio=0.05")
     dotted, text = item.split("=", 1)
-    keys = dotted.strip().split(".")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         raise InputError(f"{source}: --set {item!r}: the value is not valid YAML") from None
-    node = raw
+    set_path(raw, dotted.strip(), value, f"{source}: --set {item!r}")
+
+
+def set_path(raw: dict, dotted: str, value: Any, where: str = "") -> None:
+    """raw['a']['b'] = value for dotted 'a.b', creating sections as needed."""
+    keys, node = dotted.split("."), raw
     for key in keys[:-1]:
         child = node.get(key)
         if child is None:
             child = node[key] = {}
         if not isinstance(child, dict):
-            raise InputError(f"{source}: --set {item!r}: '{key}' is not a section")
+            raise InputError(f"{where or dotted}: '{key}' is not a section")
         node = child
     node[keys[-1]] = value
+
+
+def read_raw(path: str | Path) -> dict:
+    """The scenario file as a plain mapping, before validation (for sweeps that vary it)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"{path}: cannot read scenario: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: {yaml_problem(err)}") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: a scenario is a mapping of settings, got {type(raw).__name__}")
+    if "extends" in raw:  # a variant: the base file's settings, with these on top
+        base_file = path.parent / str(raw.pop("extends"))
+        if not base_file.is_file():
+            raise InputError(f"{path}: field 'extends': no such file {base_file}")
+        raw = merged(read_raw(base_file), raw)
+    return raw
+
+
+def merged(base: dict, top: dict) -> dict:
+    """`top`'s settings over `base`'s, section by section."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

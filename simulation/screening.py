@@ -134,7 +134,7 @@ class Screening:
 
     # ------------------------------------------------------------ one batch
 
-    def decide(self, lo: int, hi: int, standing: Standing, policy: SelectionPolicy,
+    def decide(self, lo: int, hi: int, standing: Standing, policy: SelectionPolicy, instruction_rate: float,
                violating: np.ndarray) -> Batch:
         firms = self.decls.enterprise[lo:hi]
         firm_fields = standing.fields(firms, self.day[lo:hi], self.firm_fields_used)
@@ -147,7 +147,7 @@ class Screening:
         targeted = sampled.any(axis=1)
         inspection = np.where(sampled, self.intensity, NONE).max(axis=1, initial=NONE)
         inspection = np.where(random_hit, np.maximum(inspection, policy.random_inspection.intensity), inspection)
-        flag_p = np.where(violating, min(1.0, self.instruction.rate * self.instruction.lift), self.instruction.rate)
+        flag_p = np.where(violating, min(1.0, instruction_rate * self.instruction.lift), instruction_rate)
         instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~(random_hit | targeted)
         inspection = np.where(instructed, self.instructed_type, inspection)
         return Batch(lo, hi, hits, random_hit, targeted, instructed, inspection, threshold, violating)

@@ -91,3 +91,14 @@ def test_cli_run_end_to_end(tmp_path):
 def test_cli_run_refuses_a_bad_scenario_without_a_traceback(tmp_path):
     done = runner.invoke(app, ["run", str(BASELINE), "--set", "policy.random_ratio=2", "--out", str(tmp_path)])
     assert done.exit_code == 2 and "policy.random_ratio" in done.stderr and "Traceback" not in done.output
+
+
+def test_a_scenario_can_extend_another(tmp_path):
+    adaptive = scenario.load(ROOT / "scenarios" / "adaptive.yaml")
+    baseline = scenario.load(BASELINE)
+    assert adaptive.adaptive is not None and adaptive.adaptive.end_share == 0.80
+    assert adaptive.inspectors == baseline.inspectors and adaptive.policy == baseline.policy
+    variant = tmp_path / "variant.yaml"
+    variant.write_text("extends: nowhere.yaml\nname: v\n")
+    with pytest.raises(InputError, match="field 'extends': no such file"):
+        scenario.load(variant)

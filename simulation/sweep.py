@@ -1,0 +1,268 @@
+"""Sweeps: the scenario over a grid of settings, R replications per point, on dask.distributed.
+
+Replication k of every grid point runs with the same seed (scenario seed + k), so every point sees
+the same declarations and the same draws (common random numbers): the random sample at a 1% ratio is
+a subset of the one at 2%, and differences between points are the policy's, not noise.
+
+Runs go to a dask.distributed cluster: a LocalCluster on this machine's cores when no scheduler is
+given, or an existing scheduler (`tcp://HOST:PORT`), so the same command scales to a cluster.
+`workers=0` runs in this process, one after the other (what tests compare the cluster against).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import os
+import traceback
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy import stats
+
+from engine.errors import InputError
+from simulation import scenario as scenarios
+
+WHOLE_RUN = ["declarations", "inspections", "inspection_rate", "random_dispatch_share", "pure_random_share",
+             "violations_true", "violations_found", "noncompliance_true", "noncompliance_estimate",
+             "noncompliance_ci_width", "inspector_utilization", "mean_wait_h", "p95_clearance_h",
+             "backlog_end", "backlog_growth"]
+
+
+@dataclass(frozen=True)
+class Axis:
+    path: str
+    values: tuple
+
+
+def parse_axis(text: str) -> Axis:
+    """'policy.random_ratio=0.01:0.05:0.01' (start:stop:step, stop included) or 'inspectors.count=20,30,40'."""
+    if "=" not in text:
+        raise InputError(f"--grid {text!r}: expected path=values, e.g. policy.random_ratio=0.01:0.10:0.01")
+    path, spec = (part.strip() for part in text.split("=", 1))
+    if not path or not spec:
+        raise InputError(f"--grid {text!r}: both a field path and values are needed")
+    if ":" in spec:
+        return Axis(path, _range(text, spec))
+    values = tuple(yaml.safe_load(v) for v in spec.split(",") if v.strip())
+    if not values:
+        raise InputError(f"--grid {text!r}: no values")
+    return Axis(path, values)
+
+
+def _range(text: str, spec: str) -> tuple:
+    parts = spec.split(":")
+    try:
+        start, stop, step = (Decimal(p) for p in parts)
+    except (ValueError, InvalidOperation):
+        raise InputError(f"--grid {text!r}: a range is start:stop:step with three numbers") from None
+    if step <= 0 or stop < start:
+        raise InputError(f"--grid {text!r}: a range needs step > 0 and stop >= start")
+    count = int((stop - start) / step) + 1
+    if count > 1000:
+        raise InputError(f"--grid {text!r}: {count} values; at most 1000")
+    integral = all(p == p.to_integral_value() for p in (start, stop, step))
+    return tuple(int(start + k * step) if integral else float(start + k * step) for k in range(count))
+
+
+def grid(axes: list[Axis]) -> list[dict[str, Any]]:
+    """Every combination of the axes' values, as {path: value}."""
+    return [dict(zip([a.path for a in axes], combo)) for combo in itertools.product(*(a.values for a in axes))]
+
+
+# ------------------------------------------------------------------ one run, anywhere
+
+def run_one(raw: dict, base_dir: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Validate the scenario with these settings and simulate it; plain data back (picklable)."""
+    from simulation.model import run  # imported on the worker
+
+    varied = copy.deepcopy(raw)
+    for path, value in params.items():
+        scenarios.set_path(varied, path, value)
+    spec = scenarios.validate(varied, "scenario", Path(base_dir))
+    result = run(spec, seed=seed)
+    return {"whole": whole_run(result.summary, result.monthly), "monthly": result.monthly.to_dict("records"),
+            "rules_version": result.summary["rules_version"], "scenario_hash": result.summary["scenario_hash"]}
+
+
+def whole_run(summary: dict, monthly: pd.DataFrame) -> dict[str, float]:
+    low, high = summary["noncompliance_ci"]
+    out = {k: summary[k] for k in WHOLE_RUN if k in summary}
+    out["noncompliance_ci_width"] = high - low
+    per_month = summary["inspections"] / max(len(monthly), 1)
+    out["backlog_growth"] = backlog_slope(monthly["backlog_end"].to_numpy(float)) / max(per_month, 1.0)
+    return {k: (math.nan if v is None else float(v)) for k, v in out.items()}
+
+
+def backlog_slope(backlog: np.ndarray) -> float:
+    """Least-squares growth of the month-end backlog, per month (the first month is warm-up).
+    `backlog_growth` divides it by a month's inspections: 0.02 = the queue grows by 2% of a month's work a month."""
+    later = backlog[1:]
+    if len(later) < 2:
+        return 0.0
+    return float(np.polyfit(np.arange(len(later)), later, 1)[0])
+
+
+# ------------------------------------------------------------------ where runs execute
+
+@dataclass
+class Task:
+    point: int
+    params: dict[str, Any]
+    replication: int
+    seed: int
+
+
+@dataclass
+class Outcome:
+    task: Task
+    value: dict[str, Any] | None = None
+    error: str = ""
+
+
+class Runner:
+    """Runs tasks serially (workers=0), on a LocalCluster, or on an existing dask scheduler."""
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+        self.workers, self.scheduler = workers, scheduler
+        self._client = self._cluster = None
+
+    def __enter__(self) -> Runner:
+        if self.workers == 0 and not self.scheduler:
+            return self
+        from dask.distributed import Client, LocalCluster
+
+        if self.scheduler:
+            self._client = Client(self.scheduler)
+        else:
+            n = self.workers or os.cpu_count() or 1
+            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                         dashboard_address=None, silence_logs=40)
+            self._client = Client(self._cluster)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def map(self, raw: dict, base_dir: str, tasks: list[Task],
+            progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
+        """All outcomes in task order; a failing run becomes an Outcome with its error."""
+        outcomes: list[Outcome | None] = [None] * len(tasks)
+        done = 0
+        for index, outcome in self._completed(raw, base_dir, tasks):
+            outcomes[index] = outcome
+            done += 1
+            if progress:
+                progress(done, len(tasks))
+        return outcomes  # type: ignore[return-value]
+
+    def _completed(self, raw, base_dir, tasks) -> Iterable[tuple[int, Outcome]]:
+        if self._client is None:
+            for index, task in enumerate(tasks):
+                try:
+                    yield index, Outcome(task, run_one(raw, base_dir, task.params, task.seed))
+                except Exception as err:  # one failing point must not lose the others
+                    yield index, Outcome(task, error=_describe(err))
+            return
+        from dask.distributed import as_completed
+
+        futures = {self._client.submit(run_one, raw, base_dir, t.params, t.seed, pure=False): i
+                   for i, t in enumerate(tasks)}  # the scenario is a small mapping: sent with each task
+        for future in as_completed(futures):
+            index, task = futures[future], tasks[futures[future]]
+            try:
+                yield index, Outcome(task, future.result())
+            except Exception as err:  # raised on the worker, or the task was lost
+                yield index, Outcome(task, error=_describe(err))
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, InputError):
+        return str(err)
+    return "".join(traceback.format_exception_only(type(err), err)).strip()
+
+
+# ------------------------------------------------------------------ a sweep and its tables
+
+@dataclass
+class SweepResults:
+    runs: pd.DataFrame  # one row per (point, replication): settings, seed, whole-run figures
+    monthly: pd.DataFrame  # one row per (point, replication, month)
+    summary: pd.DataFrame  # one row per point: mean and 95% interval of every whole-run figure
+    monthly_summary: pd.DataFrame  # one row per (point, month): mean and 95% interval of every monthly metric
+    failures: list[Outcome] = field(default_factory=list)
+    axes: list[Axis] = field(default_factory=list)
+
+
+def tasks_for(points: list[dict], replications: int, base_seed: int) -> list[Task]:
+    return [Task(p, params, k, base_seed + k) for p, params in enumerate(points) for k in range(replications)]
+
+
+def sweep(raw: dict, base_dir: str | Path, axes: list[Axis], replications: int, runner: Runner,
+          progress: Callable[[int, int], None] | None = None) -> SweepResults:
+    base_seed = int(raw.get("seed", 1))
+    tasks = tasks_for(grid(axes), replications, base_seed)
+    outcomes = runner.map(raw, str(base_dir), tasks, progress)
+    return tabulate(outcomes, axes)
+
+
+def tabulate(outcomes: list[Outcome], axes: list[Axis]) -> SweepResults:
+    good = [o for o in outcomes if o.value is not None]
+    runs = pd.DataFrame([{"point": o.task.point, **o.task.params, "replication": o.task.replication,
+                          "seed": o.task.seed, **o.value["whole"]} for o in good])
+    monthly = pd.DataFrame([{"point": o.task.point, **o.task.params, "replication": o.task.replication,
+                             "seed": o.task.seed, **row} for o in good for row in o.value["monthly"]])
+    keys = ["point", *[a.path for a in axes]]
+    summary = interval_table(runs, keys, WHOLE_RUN) if len(runs) else pd.DataFrame()
+    metric_columns = [c for c in monthly.columns if c not in (*keys, "replication", "seed", "month")]
+    monthly_summary = interval_table(monthly, [*keys, "month"], metric_columns) if len(monthly) else pd.DataFrame()
+    return SweepResults(runs, monthly, summary, monthly_summary, [o for o in outcomes if o.value is None], axes)
+
+
+def interval_table(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Per group: replications, and each metric's mean with a 95% t-interval over replications."""
+    rows = []
+    for group, part in frame.groupby(keys, sort=True, dropna=False):
+        row = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
+        row["replications"] = len(part)
+        for metric in metrics:
+            row.update(mean_interval(part[metric].to_numpy(float), metric))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mean_interval(values: np.ndarray, name: str) -> dict[str, float]:
+    values = values[~np.isnan(values)]
+    mean = float(values.mean()) if len(values) else math.nan
+    if len(values) < 2 or np.all(values == values[0]):
+        half = 0.0 if len(values) >= 2 else math.nan
+    else:
+        half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return {name: mean, f"{name}_low": mean - half, f"{name}_high": mean + half}
+
+
+def write(results: SweepResults, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "runs.parquet", out / "monthly.parquet", out / "summary.csv", out / "monthly_summary.csv"]
+    results.runs.to_parquet(written[0], index=False)
+    results.monthly.to_parquet(written[1], index=False)
+    results.summary.to_csv(written[2], index=False, float_format="%.6g")
+    results.monthly_summary.to_csv(written[3], index=False, float_format="%.6g")
+    if results.failures:
+        failures = out / "failures.csv"
+        pd.DataFrame([{"point": f.task.point, **f.task.params, "seed": f.task.seed, "error": f.error}
+                      for f in results.failures]).to_csv(failures, index=False)
+        written.append(failures)
+    if len(results.summary):
+        from simulation import plots
+        written += plots.write_sweep(results, out)
+    return written

@@ -1,0 +1,162 @@
+"""Tuning the random ratio against capacity: the largest ratio the office can carry, or the smallest
+capacity a ratio needs, with intervals from replications.
+
+The search is a bisection on the ratio, which is monotone under common random numbers (replication k
+of every ratio sees the same declarations and draws, so a higher ratio only adds random picks). Each
+probe runs R replications and takes 95% t-intervals of the constrained figures. Three boundaries
+come out of the same probes:
+- recommended: the largest ratio whose intervals' *upper* ends meet every limit (safe);
+- estimate: the largest ratio whose *means* meet every limit;
+- optimistic: the largest ratio whose intervals' *lower* ends meet every limit.
+The true boundary lies in [recommended, optimistic] (up to the search tolerance). A backlog that
+grows month over month (by more than 2% of a month's inspections per month, judged on the same
+bound) also breaks the limits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from simulation.sweep import Axis, Runner, Task, mean_interval
+
+LEVELS = ("recommended", "estimate", "optimistic")
+MAX_BACKLOG_GROWTH = 0.02  # month-end backlog growing by more than 2% of a month's inspections, per month
+BOUND = {"recommended": "_high", "estimate": "", "optimistic": "_low"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_utilization: float | None = None
+    max_p95_clearance_h: float | None = None
+    max_mean_wait_h: float | None = None
+
+    def items(self) -> list[tuple[str, float]]:
+        pairs = [("inspector_utilization", self.max_utilization), ("p95_clearance_h", self.max_p95_clearance_h),
+                 ("mean_wait_h", self.max_mean_wait_h)]
+        return [(metric, limit) for metric, limit in pairs if limit is not None]
+
+
+@dataclass
+class Probe:
+    """R replications at one setting: each figure's mean and interval."""
+
+    value: float
+    figures: dict[str, float]
+    failures: list[str] = field(default_factory=list)
+
+    def meets(self, limits: Limits, level: str) -> bool:
+        if self.failures:
+            return False
+        suffix = BOUND[level]
+        checks = [*limits.items(), ("backlog_growth", MAX_BACKLOG_GROWTH)]
+        return all(self.figures[f"{metric}{suffix}"] <= limit for metric, limit in checks)
+
+
+class Search:
+    """Probes one setting of the scenario at a time, caching each probe."""
+
+    def __init__(self, raw: dict, base_dir: str, runner: Runner, replications: int,
+                 fixed: dict[str, object], progress: Callable[[str], None] | None = None):
+        self.raw, self.base_dir, self.runner, self.replications = raw, base_dir, runner, replications
+        self.fixed, self.progress = fixed, progress
+        self.seed = int(raw.get("seed", 1))
+        self.cache: dict[tuple, Probe] = {}
+
+    def probe(self, path: str, value: float) -> Probe:
+        key = (path, round(value, 12), tuple(sorted(self.fixed.items())))
+        if key not in self.cache:
+            params = {**self.fixed, path: value}
+            tasks = [Task(0, params, k, self.seed + k) for k in range(self.replications)]
+            outcomes = self.runner.map(self.raw, self.base_dir, tasks)
+            good = [o.value["whole"] for o in outcomes if o.value is not None]
+            figures: dict[str, float] = {}
+            for metric in ("inspector_utilization", "p95_clearance_h", "mean_wait_h", "backlog_growth",
+                           "random_dispatch_share", "violations_found", "noncompliance_ci_width"):
+                figures.update(mean_interval(np.array([g[metric] for g in good], float), metric))
+            self.cache[key] = Probe(value, figures, [o.error for o in outcomes if o.error])
+            if self.progress:
+                self.progress(f"{path}={value:g} " + ", ".join(self.fixed_text()) + f": {self._line(figures)}")
+        return self.cache[key]
+
+    def fixed_text(self) -> list[str]:
+        return [f"{k}={v}" for k, v in self.fixed.items()]
+
+    @staticmethod
+    def _line(f: dict) -> str:
+        return (f"utilization {f['inspector_utilization']:.3f} [{f['inspector_utilization_low']:.3f}, "
+                f"{f['inspector_utilization_high']:.3f}], p95 clearance {f['p95_clearance_h']:.1f} h, "
+                f"mean wait {f['mean_wait_h']:.2f} h")
+
+
+def largest_ratio(search: Search, path: str, low: float, high: float, limits: Limits,
+                  tolerance: float) -> dict[str, float]:
+    """For each level, the largest value in [low, high] meeting the limits (nan if even `low` fails)."""
+    out = {}
+    for level in LEVELS:
+        lo, hi = low, high
+        if not search.probe(path, lo).meets(limits, level):
+            out[level] = math.nan
+            continue
+        if search.probe(path, hi).meets(limits, level):
+            out[level] = hi
+            continue
+        while hi - lo > tolerance:
+            mid = round((lo + hi) / 2, 10)
+            if search.probe(path, mid).meets(limits, level):
+                lo = mid
+            else:
+                hi = mid
+        out[level] = lo
+    return out
+
+
+def smallest_capacity(search: Search, capacity: Axis, limits: Limits) -> dict[str, float]:
+    """For each level, the smallest capacity value meeting the limits (bisection over the sorted values)."""
+    values = sorted(capacity.values)
+    out = {}
+    for level in LEVELS:
+        if not search.probe(capacity.path, values[-1]).meets(limits, level):
+            out[level] = math.nan
+            continue
+        lo, hi = -1, len(values) - 1  # values[hi] meets the limits; values[lo] does not (or lo = -1)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if search.probe(capacity.path, values[mid]).meets(limits, level):
+                hi = mid
+            else:
+                lo = mid
+        out[level] = values[hi]
+    return out
+
+
+def tune_ratio(raw: dict, base_dir: str, runner: Runner, limits: Limits, vary: str, low: float, high: float,
+               capacity: Axis | None, replications: int, tolerance: float,
+               progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """One row per capacity value: the recommended, estimated and optimistic largest ratio."""
+    rows = []
+    for value in (capacity.values if capacity else [None]):
+        fixed = {capacity.path: value} if capacity else {}
+        search = Search(raw, base_dir, runner, replications, fixed, progress)
+        found = largest_ratio(search, vary, low, high, limits, tolerance)
+        row = {capacity.path: value} if capacity else {}
+        row.update(found)
+        if not math.isnan(found["recommended"]):
+            at = search.probe(vary, found["recommended"]).figures
+            row.update({k: at[k] for k in ("inspector_utilization", "inspector_utilization_high",
+                                           "p95_clearance_h", "p95_clearance_h_high", "random_dispatch_share")})
+        row["probes"] = len(search.cache)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def tune_capacity(raw: dict, base_dir: str, runner: Runner, limits: Limits, vary: str, ratio: float,
+                  capacity: Axis, replications: int, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    search = Search(raw, base_dir, runner, replications, {vary: ratio}, progress)
+    found = smallest_capacity(search, capacity, limits)
+    row = {vary: ratio, **{f"{capacity.path} ({level})": v for level, v in found.items()}, "probes": len(search.cache)}
+    return pd.DataFrame([row])
