@@ -259,5 +259,61 @@ def integrity_export(db: Path, csv_file: Path,
     print(f"wrote {count} enterprises to {csv_file}")
 
 
+@app.command()
+def serve(
+    rules: Path = typer.Option(..., "--rules", help="rules YAML file (reloaded when it changes)"),
+    db: Path = typer.Option(..., "--db", help="SQLite file for the integrity store, inspections and audit log"),
+    key_file: Path = typer.Option(..., "--key-file", help="the secret key for verifiable random draws"),
+    api_keys: Path = typer.Option(..., "--api-keys", help="YAML: name, role and key_sha256 per API key"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="inspectors and facilities, to dispatch"),
+    enterprises: Optional[Path] = typer.Option(None, "--enterprises", help="CSV of enterprises to register"),
+    ratio: float = typer.Option(0.03, "--ratio", min=0, max=1, help="pure random ratio"),
+    allow_new_enterprises: bool = typer.Option(False, "--allow-new-enterprises",
+                                               help="decide declarations of unregistered enterprises too"),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+) -> None:
+    """Serve the engine over HTTP (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from engine.service import create_app
+
+    try:
+        if enterprises:
+            office = Office(db)
+            with database.transaction(office.conn):
+                office.integrity.seed(read_enterprises_csv(str(enterprises)).values())
+            office.conn.close()
+        app_ = create_app(rules, db, key_file, api_keys, roster, SelectionPolicy(random_ratio=ratio),
+                          allow_new_enterprises)
+    except InputError as e:
+        fail(str(e))
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+@app.command()
+def apikey(keys_file: Path = typer.Argument(..., help="the API keys YAML file (created if missing)"),
+           role: str = typer.Option(..., "--role", help="selector, inspector, chief, releasing_officer or auditor"),
+           name: str = typer.Option(..., "--name", help="who holds it; for an inspector, the inspector id")) -> None:
+    """Make a new API key: its SHA-256 goes into the file, the key itself is printed once."""
+    import secrets
+
+    import yaml
+
+    from engine.service import KeyEntry, key_digest
+
+    key = secrets.token_urlsafe(32)
+    try:
+        entry = KeyEntry(name=name, role=role, key_sha256=key_digest(key))
+    except ValueError as e:
+        fail(f"--role {role!r} or --name {name!r}: {e}")
+    data = yaml.safe_load(keys_file.read_text()) if keys_file.exists() else None
+    data = data or {"keys": []}
+    data["keys"].append(entry.model_dump())
+    keys_file.write_text(yaml.safe_dump(data, sort_keys=False))
+    keys_file.chmod(0o600)
+    print(key)
+
+
 def main() -> None:
     app()

@@ -9,6 +9,14 @@ class InputError(ValueError):
     """Bad input from a user (a rules file, a declaration, a scenario): the message says where and what."""
 
 
+class NotFound(InputError):
+    """The thing asked about does not exist (an unknown inspection or enterprise)."""
+
+
+class Conflict(InputError):
+    """The request is well formed but the rules forbid it now (self-release, wrong state, wrong inspector)."""
+
+
 def field_path(loc: tuple) -> str:
     """pydantic's location tuple as a dotted path: ('rules', 3, 'when') -> 'rules[3].when'."""
     out = ""

@@ -19,7 +19,7 @@ from engine.audit import AuditLog
 from engine.declarations import Declaration, InspectionType
 from engine.dispatch import (FACILITY_FOR, Assignment, Request, Roster, Waiting, Workload, dispatch, eligible,
                              workload_points)
-from engine.errors import InputError
+from engine.errors import Conflict, InputError, NotFound
 from engine.integrity import FeedbackPolicy, IntegrityStore
 from engine.randomness import Draws
 from engine.rules import RuleSet
@@ -136,8 +136,8 @@ class Office:
             load = self._workload(at)
             people, why = eligible(roster, self._request(task), at, load)
             if to not in {p.id for p in people}:
-                raise InputError(f"{to} may not take {inspection_id}: " + (why or "not eligible (site, shift, "
-                                 "qualification, suspension or rotation)"))
+                raise Conflict(f"{to} may not take {inspection_id}: " + (why or "not eligible (site, shift, "
+                               "qualification, suspension or rotation)"))
             moved = Assignment(inspection_id, to, task["facility"] or "", 0.0, [to], [1.0], manual=True, reason=reason)
             self._assign(inspection_id, moved, at, task["attempts"])
             self.audit.append("manual_reassignment", {"inspection": inspection_id, "from": task["inspector_id"],
@@ -185,7 +185,7 @@ class Office:
         with database.transaction(self.conn):
             task = self._inspection(inspection_id, ("dispatched",))
             if task["inspector_id"] != inspector_id:
-                raise InputError(f"{inspection_id} is assigned to {task['inspector_id']}, not {inspector_id}")
+                raise Conflict(f"{inspection_id} is assigned to {task['inspector_id']}, not {inspector_id}")
             recheck = inspection_id.endswith("/recheck")
             status = "checked" if recheck else ("transferred" if outcome == "problem" else "awaiting_release")
             self.conn.execute("UPDATE inspections SET status = ?, outcome = ?, category = ?, department = ? "
@@ -221,8 +221,8 @@ class Office:
         with database.transaction(self.conn):
             task = self._inspection(declaration_id, ("awaiting_release",))
             if task["inspector_id"] == officer_id:
-                raise InputError(f"{officer_id} inspected {declaration_id} and may not also release it "
-                                 "(separation of duties)")
+                raise Conflict(f"{officer_id} inspected {declaration_id} and may not also release it "
+                               "(separation of duties)")
             self.conn.execute("UPDATE inspections SET status = 'released', released_by = ? WHERE id = ?",
                               (officer_id, declaration_id))
             self.audit.append("release", {"declaration": declaration_id, "officer": officer_id,
@@ -237,14 +237,30 @@ class Office:
                 self.audit.append("integrity_change", vars(change), at)
         return [vars(c) for c in changes]
 
+    def use_rules(self, rules: RuleSet, content: str, at: dt.datetime | None = None) -> None:
+        """Decide with these rules from now on; the file's text goes into the audit log, so every
+        version ever used stays replayable."""
+        with database.transaction(self.conn):
+            self.audit.append("rules_loaded", {"version": rules.version, "source": rules.source,
+                                               "content": content}, at)
+        self.rules = rules
+
+    def history(self, declaration_id: str) -> list[dict[str, Any]]:
+        """Every audit record about a declaration and its inspections, in order."""
+        rows = self.conn.execute(
+            "SELECT seq, at, kind, payload FROM audit WHERE json_extract(payload, '$.decision.declaration_id') = ?1 "
+            "OR json_extract(payload, '$.inspection') IN (?1, ?1 || '/recheck') "
+            "OR json_extract(payload, '$.declaration') = ?1 ORDER BY seq", (declaration_id,))
+        return [{"seq": r[0], "at": r[1], "kind": r[2], "payload": json.loads(r[3])} for r in rows]
+
     # ------------------------------------------------------------ helpers
 
     def _inspection(self, inspection_id: str, allowed: tuple[str, ...]) -> sqlite3.Row:
         task = self.conn.execute("SELECT * FROM inspections WHERE id = ?", (inspection_id,)).fetchone()
         if task is None:
-            raise InputError(f"no inspection {inspection_id!r} (was the declaration selected?)")
+            raise NotFound(f"no inspection {inspection_id!r} (was the declaration selected?)")
         if task["status"] not in allowed:
-            raise InputError(f"{inspection_id} is {task['status']}; this step needs it {' or '.join(allowed)}")
+            raise Conflict(f"{inspection_id} is {task['status']}; this step needs it {' or '.join(allowed)}")
         return task
 
     def _need_roster(self) -> Roster:

@@ -1,0 +1,282 @@
+"""The HTTP service: every endpoint, every role refusal, idempotency, separation of duties, hot reload,
+a fuzz of bad bodies, concurrency and a SIGKILL of the server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import database
+from engine.audit import AuditLog
+from engine.office import Office
+from engine.service import create_app, key_digest
+from tests.conftest import BASELINE_RULES, ROOT, declaration_data
+
+KEYS = {"sel": ("selector-system", "selector"), "ins1": ("INS-01", "inspector"), "ins3": ("INS-03", "inspector"),
+        "chief": ("CHIEF-1", "chief"), "rel": ("OFFICER-2", "releasing_officer"), "aud": ("AUDIT-1", "auditor"),
+        "rel-ins": ("INS-01", "releasing_officer")}
+WEAPONS = {"hs_code": "930690", "customs_office": "OFF-40"}  # WEAPONS-PARTS: always targeted, physical
+
+
+@pytest.fixture
+def setup(tmp_path):
+    """Files for one office: rules (a copy, to change), draw key, API keys, registered enterprises."""
+    rules = tmp_path / "rules.yaml"
+    shutil.copy(BASELINE_RULES, rules)
+    key = tmp_path / "draw.key"
+    key.write_text("ab" * 32)
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(json.dumps({"keys": [{"name": n, "role": r, "key_sha256": key_digest(k)}
+                                         for k, (n, r) in KEYS.items()]}))
+    db = tmp_path / "office.db"
+    office = Office(db)
+    from engine.declarations import Enterprise
+    with database.transaction(office.conn):
+        office.integrity.seed([Enterprise(id=f"E{i}", declarations=5) for i in range(20)])
+    office.conn.close()
+    return {"rules": rules, "key": key, "keys": keys, "db": db, "roster": ROOT / "scenarios" / "roster.yaml"}
+
+
+MORNING = dt.datetime(2026, 6, 1, 10, 0)  # INS-01 and INS-03 (physical) are on post at OFF-40
+
+
+@pytest.fixture
+def client(setup):
+    app = create_app(setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: MORNING)
+    with TestClient(app) as c:
+        yield c
+
+
+def h(who: str) -> dict:
+    return {"X-API-Key": who}
+
+
+def post_declaration(client, **fields):
+    data = declaration_data(**{"declared_at": "2026-06-01T10:00:00", **fields})
+    return client.post("/declarations", json=data, headers=h("sel"))
+
+
+def test_health_rules_and_docs_are_public(client):
+    assert client.get("/health").json()["status"] == "ok"
+    catalogue = client.get("/rules").json()
+    assert len(catalogue["rules"]) == 20 and set(catalogue["rules"][0]) == {"id", "description", "inspection"}
+    assert "value_per_kg" not in json.dumps(catalogue)  # thresholds and lists are not published
+    assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200
+
+
+def test_a_declaration_is_decided_once_and_dispatched(client):
+    first = post_declaration(client, id="D1", enterprise_id="E1", **WEAPONS)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["decision"]["channel"] in ("targeted", "both") and body["decision"]["selected"]
+    assert body["inspection"]["status"] in ("dispatched", "waiting")
+    again = post_declaration(client, id="D1", enterprise_id="E1", hs_code="940360")  # never a new draw
+    assert again.json()["decision"] == body["decision"]
+    shown = client.get("/declarations/D1", headers=h("aud")).json()
+    assert shown["decision"] == body["decision"] and shown["history"][0]["kind"] == "selection"
+
+
+def test_the_full_workflow_and_separation_of_duties(client):
+    decided = post_declaration(client, id="W1", enterprise_id="E2", **WEAPONS).json()
+    first = decided["inspection"]["inspector_id"]
+    assert decided["inspection"]["status"] == "dispatched" and first in ("INS-01", "INS-03")
+    other = "INS-03" if first == "INS-01" else "INS-01"
+    refused = client.post("/inspections/W1/reassign", json={"to": "INS-02", "reason": "x"}, headers=h("chief"))
+    assert refused.status_code == 409  # INS-02 is not qualified for physical inspection
+    moved = client.post("/inspections/W1/reassign", json={"to": other, "reason": "specialist needed"},
+                        headers=h("chief"))
+    assert moved.status_code == 200 and moved.json()["manual"] is True
+    keys = {"INS-01": "ins1", "INS-03": "ins3"}
+    wrong = client.post("/inspections/W1/result", json={"outcome": "normal"}, headers=h(keys[first]))
+    assert wrong.status_code == 409 and f"assigned to {other}" in wrong.json()["detail"]
+    ok = client.post("/inspections/W1/result", json={"outcome": "normal"}, headers=h(keys[other]))
+    assert ok.status_code == 200 and ok.json()["status"] == "awaiting_release"
+    if other == "INS-01":  # the key that is both INS-01 and a releasing officer
+        self_release = client.post("/declarations/W1/release", headers=h("rel-ins"))
+        assert self_release.status_code == 409 and "separation of duties" in self_release.json()["detail"]
+    released = client.post("/declarations/W1/release", headers=h("rel"))
+    assert released.status_code == 200 and released.json() == {"released": "W1", "by": "OFFICER-2"}
+    history = client.get("/declarations/W1", headers=h("aud")).json()["history"]
+    kinds = [r["kind"] for r in history]
+    assert kinds == ["selection", "dispatch", "manual_reassignment", "result", "release"]
+    assert history[2]["payload"] == {"inspection": "W1", "from": first, "to": other, "by": "CHIEF-1",
+                                     "reason": "specialist needed"}
+    assert client.get("/audit/verify", headers=h("aud")).json()["ok"] is True
+
+
+def test_a_problem_result_flags_the_enterprise(client):
+    decided = post_declaration(client, id="P1", enterprise_id="E3", **WEAPONS).json()
+    inspector = {"INS-01": "ins1", "INS-03": "ins3"}[decided["inspection"]["inspector_id"]]
+    done = client.post("/inspections/P1/result", headers=h(inspector),
+                       json={"outcome": "problem", "category": "undervaluation", "department": "duties"})
+    assert done.status_code == 200 and done.json()["status"] == "transferred"
+    assert client.get("/enterprises/E3", headers=h("chief")).json()["high_risk"] is True
+    later = post_declaration(client, id="P2", enterprise_id="E3", hs_code="940360").json()
+    assert "HIGH-RISK-ENTERPRISE" in later["decision"]["rules"]
+
+
+@pytest.mark.parametrize("method, path, body, allowed", [
+    ("post", "/declarations", declaration_data(enterprise_id="E1"), {"sel"}),
+    ("post", "/inspections/X/result", {"outcome": "normal"}, {"ins1", "ins3"}),
+    ("post", "/declarations/X/release", None, {"rel", "rel-ins"}),
+    ("post", "/inspections/X/reassign", {"to": "INS-01", "reason": "r"}, {"chief"}),
+    ("post", "/inspections/X/dispatch", None, {"sel", "chief"}),
+    ("get", "/declarations/X", None, {"sel", "chief", "aud"}),
+    ("get", "/enterprises/E1", None, {"sel", "chief", "aud"}),
+    ("get", "/audit/verify", None, {"aud"}),
+])
+def test_each_endpoint_refuses_other_roles_and_strangers(client, method, path, body, allowed):
+    send = getattr(client, method)
+    kwargs = {"json": body} if body is not None else ({"content": b""} if method == "post" else {})
+    assert send(path, **kwargs).status_code == 401
+    assert send(path, headers=h("not-a-key"), **kwargs).status_code == 401
+    for who in KEYS:
+        status = send(path, headers=h(who), **kwargs).status_code
+        assert (status == 403) == (who not in allowed), (who, status)
+
+
+def test_bad_input_is_refused_and_nothing_is_written(client, setup):
+    before = AuditLog(database.connect(setup["db"])).verify().count
+    cases = [
+        (b"{not json", 422), (json.dumps({**declaration_data(), "hs_code": "12"}).encode(), 422),
+        (json.dumps({k: v for k, v in declaration_data().items() if k != "id"}).encode(), 422),
+        (json.dumps({**declaration_data(), "declared_value": "a lot"}).encode(), 422),
+        (json.dumps(declaration_data(enterprise_id="NOBODY")).encode(), 404),
+        (b"x" * (70 * 1024), 413),
+    ]
+    for body, status in cases:
+        answer = client.post("/declarations", content=body, headers={**h("sel"), "content-type": "application/json"})
+        assert answer.status_code == status, (body[:40], answer.text)
+    assert "unknown enterprise 'NOBODY'" in client.post(
+        "/declarations", json=declaration_data(enterprise_id="NOBODY"), headers=h("sel")).json()["detail"]
+    assert AuditLog(database.connect(setup["db"])).verify().count == before
+
+
+def test_hot_reload_changes_the_version_and_keeps_the_old_one_replayable(client, setup):
+    first = post_declaration(client, id="V1", enterprise_id="E4").json()["decision"]["rules_version"]
+    time.sleep(0.01)
+    setup["rules"].write_text(setup["rules"].read_text().replace("value_per_kg, lt: 20", "value_per_kg, lt: 25"))
+    os.utime(setup["rules"], ns=(time.time_ns(), time.time_ns() + 10**9))
+    second = post_declaration(client, id="V2", enterprise_id="E4").json()["decision"]["rules_version"]
+    assert first != second and client.get("/rules").json()["version"] == second
+    loaded = [r["payload"] for r in AuditLog(database.connect(setup["db"])).records("rules_loaded")]
+    assert [r["version"] for r in loaded] == [first, second] and "value_per_kg, lt: 20" in loaded[0]["content"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    st.dictionaries(st.sampled_from(list(declaration_data()) + ["x", "id"]),
+                    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+                              st.text(max_size=30), st.lists(st.integers(), max_size=3)), max_size=14),
+    st.builds(lambda k, v: {**declaration_data(), k: v}, st.sampled_from(list(declaration_data())),
+              st.one_of(st.none(), st.integers(-10**20, 10**20), st.floats(), st.text(max_size=12))),
+    st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
+def test_fuzzed_bodies_never_cause_a_server_error(client, body):
+    raw = (body if isinstance(body, str) else json.dumps(body, default=str)).encode()  # NaN and Infinity too
+    for path, who in (("/declarations", "sel"), ("/inspections/Q/result", "ins1"), ("/inspections/Q/reassign", "chief")):
+        answer = client.post(path, content=raw, headers={**h(who), "content-type": "application/json"})
+        assert answer.status_code < 500, (path, answer.text)
+
+
+# ------------------------------------------------------------------ a real server process
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(setup, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", "--rules", str(setup["rules"]), "--db", str(setup["db"]),
+         "--key-file", str(setup["key"]), "--api-keys", str(setup["keys"]), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(200):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(proc.stderr.read().decode())
+
+
+def test_sigkill_loses_no_acknowledged_decision(setup):
+    port = free_port()
+    server = start_server(setup, port)
+    acknowledged = []
+    stop = threading.Event()
+
+    def stream():
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=h("sel")) as http:
+            for i in range(100000):
+                if stop.is_set():
+                    return
+                try:
+                    answer = http.post("/declarations", json=declaration_data(id=f"K{i}", enterprise_id=f"E{i % 20}"))
+                except httpx.TransportError:
+                    return
+                if answer.status_code == 200:
+                    acknowledged.append(f"K{i}")
+
+    writer = threading.Thread(target=stream)
+    writer.start()
+    while len(acknowledged) < 150:
+        time.sleep(0.01)
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    stop.set()
+    writer.join()
+    restarted = start_server(setup, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            for declaration_id in acknowledged:
+                assert http.get(f"/declarations/{declaration_id}", headers=h("aud")).status_code == 200
+            verdict = http.get("/audit/verify", headers=h("aud")).json()
+        assert verdict["ok"] and verdict["records"] >= len(acknowledged)
+    finally:
+        restarted.kill()
+        restarted.wait()
+
+
+def test_concurrent_clients_lose_and_duplicate_nothing(setup):
+    port = free_port()
+    server = start_server(setup, port)
+    try:
+        def client_run(k: int) -> list[str]:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=h("sel")) as http:
+                ids = [f"C{k}-{i % 30}" for i in range(45)]  # each client re-posts 15 of its own
+                for declaration_id in ids:
+                    assert http.post("/declarations", json=declaration_data(id=declaration_id,
+                                                                            enterprise_id=f"E{k}")).status_code == 200
+                return ids
+
+        results: list[list[str]] = []
+        threads = [threading.Thread(target=lambda k=k: results.append(client_run(k))) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        conn = database.connect(setup["db"])
+        stored = [r[0] for r in conn.execute("SELECT id FROM declarations")]
+        assert sorted(stored) == sorted({i for ids in results for i in ids}) and len(stored) == 6 * 30
+        selections = [r["payload"]["decision"]["declaration_id"] for r in AuditLog(conn).records("selection")]
+        assert sorted(selections) == sorted(stored)  # exactly one selection record each
+        assert AuditLog(conn).verify().ok
+    finally:
+        server.kill()
+        server.wait()
