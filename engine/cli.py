@@ -215,12 +215,13 @@ def audit_verify(db: Path) -> None:
 
 
 @audit_app.command("replay")
-def audit_replay(db: Path, rules: Path = typer.Option(..., "--rules"), seed: Optional[int] = SEED,
-                 key_file: Optional[Path] = KEY_FILE) -> None:
+def audit_replay(db: Path, rules: Optional[Path] = typer.Option(
+                     None, "--rules", help="the rules file (default: the versions the log recorded)"),
+                 seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE) -> None:
     """Recompute every logged selection decision from its logged inputs, rules and draws."""
     office = _office(db)
     try:
-        ruleset = RuleSet.load(rules)
+        ruleset = RuleSet.load(rules) if rules else None
         key = make_draws(seed, key_file) if (seed is not None or key_file is not None) else None
         count, mismatches = replay(office.audit, ruleset, key)
     except InputError as e:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import yaml
+
 from engine.audit import AuditLog
 from engine.declarations import Enterprise, parse_declaration
 from engine.randomness import KeyedDraws
@@ -44,14 +46,30 @@ class _LoggedDraws:
         return self.decision["rule_draws"][declaration_id.rsplit("/", 1)[1]][0]
 
 
-def replay(log: AuditLog, rules: RuleSet, key: KeyedDraws | None = None) -> tuple[int, list[Mismatch]]:
-    """(selection records replayed, mismatches found)."""
+def replay(log: AuditLog, rules: RuleSet | None = None, key: KeyedDraws | None = None) -> tuple[int, list[Mismatch]]:
+    """(selection records replayed, mismatches found). Without `rules`, each decision is replayed with
+    the rules text the log itself recorded for its version (`rules_loaded` records, from the service)."""
+    logged = {} if rules is not None else logged_rules(log)
     mismatches: list[Mismatch] = []
     count = 0
     for record in log.records("selection"):
         count += 1
-        mismatches += _replay_one(record["seq"], record["payload"], rules, key)
+        version = record["payload"]["decision"]["rules_version"]
+        use = rules if rules is not None else logged.get(version)
+        if use is None:
+            mismatches.append(Mismatch(record["seq"], record["payload"]["decision"]["declaration_id"],
+                                       "rules_version", version, "no rules text for this version in the log"))
+            continue
+        mismatches += _replay_one(record["seq"], record["payload"], use, key)
     return count, mismatches
+
+
+def logged_rules(log: AuditLog) -> dict[str, RuleSet]:
+    out = {}
+    for record in log.records("rules_loaded"):
+        payload = record["payload"]
+        out[payload["version"]] = RuleSet.from_dict(yaml.safe_load(payload["content"]), f"audit record {record['seq']}")
+    return out
 
 
 def _replay_one(seq: int, payload: dict, rules: RuleSet, key: KeyedDraws | None) -> list[Mismatch]:

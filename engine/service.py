@@ -23,6 +23,7 @@ from typing import Callable, Literal
 
 import yaml
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -134,6 +135,7 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
     app.state.live = live
     app.middleware("http")(_limit_body)
     app.exception_handler(InputError)(_input_error)
+    app.exception_handler(RequestValidationError)(_invalid_request)
 
     async def caller(request: Request) -> Caller:  # async: no thread hop for a hash comparison
         presented = request.headers.get("x-api-key")
@@ -234,6 +236,16 @@ async def _limit_body(request: Request, call_next):
     if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
         return JSONResponse({"detail": f"body over {MAX_BODY} bytes"}, status_code=413)
     return await call_next(request)
+
+
+async def _invalid_request(request: Request, err: RequestValidationError) -> JSONResponse:
+    """One line per problem naming the field; the offending values are not echoed (they may not even
+    be valid JSON, such as NaN or Infinity)."""
+    problems = []
+    for e in err.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        problems.append(f"field '{'.'.join(loc) or '(body)'}': {e.get('msg', 'invalid')}")
+    return JSONResponse({"detail": problems}, status_code=422)
 
 
 async def _input_error(request: Request, err: InputError) -> JSONResponse:

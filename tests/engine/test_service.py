@@ -161,6 +161,8 @@ def test_bad_input_is_refused_and_nothing_is_written(client, setup):
     for body, status in cases:
         answer = client.post("/declarations", content=body, headers={**h("sel"), "content-type": "application/json"})
         assert answer.status_code == status, (body[:40], answer.text)
+    missing = client.post("/declarations", json={**declaration_data(), "hs_code": "12"}, headers=h("sel"))
+    assert missing.json()["detail"] == ["field 'hs_code': String should match pattern '^\\d{6,10}$'"]
     assert "unknown enterprise 'NOBODY'" in client.post(
         "/declarations", json=declaration_data(enterprise_id="NOBODY"), headers=h("sel")).json()["detail"]
     assert AuditLog(database.connect(setup["db"])).verify().count == before
@@ -280,3 +282,16 @@ def test_concurrent_clients_lose_and_duplicate_nothing(setup):
     finally:
         server.kill()
         server.wait()
+
+
+def test_decisions_replay_from_the_rules_texts_the_log_kept(client, setup):
+    from engine.randomness import KeyedDraws
+    from engine.replay import replay
+
+    post_declaration(client, id="R1", enterprise_id="E5")
+    setup["rules"].write_text(setup["rules"].read_text().replace("value_per_kg, lt: 20", "value_per_kg, lt: 30"))
+    os.utime(setup["rules"], ns=(time.time_ns(), time.time_ns() + 10**9))
+    post_declaration(client, id="R2", enterprise_id="E5", hs_code="620342", declared_value=200.0)
+    log = AuditLog(database.connect(setup["db"]))
+    count, mismatches = replay(log, key=KeyedDraws.from_file(setup["key"]))
+    assert count == 2 and mismatches == []
