@@ -37,6 +37,13 @@ select: $(VENV)/.installed
 	  --input scenarios/declarations/sample.jsonl --seed 1 > $(OUT)/decisions.jsonl
 	@echo "decisions written to $(OUT)/decisions.jsonl"
 
+$(VENV)/.installed-notebooks: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	touch $@
+
+lab: $(VENV)/.installed-notebooks
+	$(BIN)/jupyter lab notebooks/
+
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
 

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files, not windows: runs headless in CI and batch jobs
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import pandas as pd
+from matplotlib.figure import Figure  # not pyplot: files need no GUI backend, and notebooks keep theirs
 
 CHINA_H1_2015 = 0.55  # share of dispatches from random selection, China Customs, first half of 2015
 
@@ -20,14 +17,14 @@ def write_all(results, out: Path) -> list[Path]:
     for draw, filename in ((random_dispatch_share, "random_dispatch_share.png"),
                            (hit_rates, "hit_rates.png"), (utilization, "utilization.png"),
                            (clearance, "clearance.png"), (compliance_estimate, "compliance_estimate.png")):
-        fig, ax = plt.subplots(figsize=(8, 4.5))
+        fig = Figure(figsize=(8, 4.5))
+        ax = fig.subplots()
         draw(ax, monthly)
         ax.set_title(f"{ax.get_title()} ({name})" if name else ax.get_title())
         ax.grid(alpha=0.3)
         fig.autofmt_xdate()
         fig.tight_layout()
         fig.savefig(out / filename, dpi=110)
-        plt.close(fig)
         written.append(out / filename)
     return written
 
@@ -98,7 +95,8 @@ def _curves(summary: pd.DataFrame, axes) -> list[tuple[str, pd.DataFrame]]:
 def write_sweep(results, out: Path) -> list[Path]:
     summary, axes = results.summary, results.axes
     x = axes[0].path
-    fig, grid = plt.subplots(2, 3, figsize=(15, 8.5))
+    fig = Figure(figsize=(15, 8.5))
+    grid = fig.subplots(2, 3)
     for ax, (metric, title, unit) in zip(grid.ravel(), SWEEP_METRICS):
         for label, part in _curves(summary, axes):
             part = part.sort_values(x)
@@ -112,9 +110,9 @@ def write_sweep(results, out: Path) -> list[Path]:
     fig.tight_layout()
     metrics_png = out / "metrics_vs_axis.png"
     fig.savefig(metrics_png, dpi=100)
-    plt.close(fig)
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    fig = Figure(figsize=(13, 5))
+    left, right = fig.subplots(1, 2)
     for label, part in _curves(summary, axes):
         part = part.sort_values(x)
         left.errorbar(part["p95_clearance_h"], part["violations_found"], marker="o", capsize=3, label=label or None,
@@ -135,5 +133,4 @@ def write_sweep(results, out: Path) -> list[Path]:
     fig.tight_layout()
     frontier_png = out / "frontier.png"
     fig.savefig(frontier_png, dpi=100)
-    plt.close(fig)
     return [metrics_png, frontier_png]
