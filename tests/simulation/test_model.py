@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from simulation import run, scenario
-from simulation.model import build_roster
+from simulation.dispatcher import build_roster
 from tests.conftest import ROOT
 
 SCENARIOS = ROOT / "scenarios"

@@ -1,0 +1,182 @@
+"""Inspectors and facilities during a run: who is on post and idle, and the random pick among them.
+
+The simulated twin of `engine.dispatch`: the same eligibility (on post, qualified, not rotated out,
+a free facility of the type) and the same workload weight, kept in sets so a year of dispatches
+stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import deque
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from engine.declarations import InspectionType
+from engine.dispatch import FACILITY_FOR, Inspector, Roster, Shift, weight
+from engine.randomness import stream_generator
+from simulation.scenario import Scenario
+from simulation.screening import SITE
+
+if TYPE_CHECKING:
+    from simulation.model import Case
+
+
+def build_roster(scenario: Scenario) -> Roster:
+    """Inspectors split over the shifts by share; in each shift a share qualified for each type."""
+    spec, rng = scenario.inspectors, stream_generator(scenario.seed, "roster")
+    shares = np.array([s.share for s in spec.shifts])
+    sizes = np.floor(spec.count * shares / shares.sum()).astype(int)
+    for k in np.argsort(-(spec.count * shares / shares.sum() - sizes))[: spec.count - sizes.sum()]:
+        sizes[k] += 1  # largest remainders
+    people, number = [], 0
+    for shift, size in zip(spec.shifts, sizes):
+        qualified = {t: set(rng.permutation(size)[: max(1, round(share * size))]) for t, share in spec.qualified.items()}
+        for k in range(size):
+            number += 1
+            kinds = [t for t in InspectionType if k in qualified.get(t, ())] or [InspectionType.document]
+            people.append(Inspector(id=f"INS-{number:03d}", site=SITE, qualifications=set(kinds),
+                                    shifts=[Shift.parse(shift.hours, frozenset(shift.weekdays))]))
+    return Roster(per_declaration=spec.per_declaration, per_item=spec.per_item, weighting=spec.weighting,
+                  rotation_days=int(spec.rotation_days), inspectors=people,
+                  facilities={SITE: {f: n for f, n in scenario.facilities.items()}})
+
+
+class Dispatcher:
+    """Waiting inspections per type, and who and what is free; dispatches as soon as it can.
+
+    Among the idle, on-post, qualified inspectors the pick is by rejection sampling: draw one
+    uniformly, accept it with probability equal to its dispatch weight (at most 1). That gives
+    exactly the engine's workload-weighted choice in O(1) instead of weighing everyone each time.
+    """
+
+    def __init__(self, env: simpy.Environment, roster: Roster, scenario: Scenario, rng: random.Random):
+        self.env, self.roster, self.rng = env, roster, rng
+        self.start = dt.datetime.combine(scenario.horizon.start, dt.time())
+        self.kinds = {p.id: [t for t in InspectionType if t in p.qualifications] for p in roster.inspectors}
+        self.free = {t: roster.facilities[SITE].get(FACILITY_FOR[t], 0) for t in InspectionType}
+        self.busy: set[str] = set()
+        self.on_post: list[str] = []
+        self._on_post_set: set[str] = set()
+        self.available = {t: _IndexedSet() for t in InspectionType}  # idle, on post, qualified
+        self.queues: dict[InspectionType, deque] = {t: deque() for t in InspectionType}
+        self.points: dict[str, float] = {}  # workload points today
+        self.last_visit: dict[tuple[str, int], float] = {}
+        self.rotation_h = scenario.inspectors.rotation_days * 24
+        self.shift_change = env.event()
+
+    def waiting(self) -> int:
+        return sum(len(q) for q in self.queues.values())
+
+    def request(self, case: Case) -> simpy.Event:
+        done = self.env.event()
+        self.queues[InspectionType(case.inspection_type)].append((case, done))
+        self.try_dispatch()
+        return done
+
+    def release_inspector(self, inspector: str, kind: InspectionType) -> None:
+        self.busy.discard(inspector)
+        self.free[kind] += 1
+        if inspector in self._on_post_set:
+            self._make_available(inspector)
+        self.try_dispatch()
+
+    def set_on_post(self, at_h: float) -> None:
+        at = self.start + dt.timedelta(hours=at_h)
+        self.on_post = [p.id for p in self.roster.inspectors if p.on_post(at)]
+        self._on_post_set = set(self.on_post)
+        self.available = {t: _IndexedSet() for t in InspectionType}
+        for inspector in self.on_post:
+            if inspector not in self.busy:
+                self._make_available(inspector)
+        self.try_dispatch()
+        self.shift_change.succeed()
+        self.shift_change = self.env.event()
+
+    def _make_available(self, inspector: str) -> None:
+        for kind in self.kinds[inspector]:
+            self.available[kind].add(inspector)
+
+    def try_dispatch(self) -> None:
+        """Serve the oldest waiting inspection that a free facility and an eligible inspector allow."""
+        while True:
+            heads = sorted((q[0][0].arrival_h, t) for t, q in self.queues.items()
+                           if q and self.free[t] > 0 and self.available[t])
+            if not heads or not any([self._serve(kind) for _, kind in heads]):
+                return
+
+    def _serve(self, kind: InspectionType) -> bool:
+        if not self.available[kind]:
+            return False
+        queue = self.queues[kind]
+        if not self.rotation_h:
+            case, done = queue.popleft()
+            chosen = self._pick(self.available[kind].items)
+        else:  # the rotation rule may rule out some pairs: first waiting inspection that can go
+            for position, (case, done) in enumerate(queue):
+                allowed = [i for i in self.available[kind].items if not self._rotated(i, case)]
+                if allowed:
+                    del queue[position]
+                    chosen = self._pick(allowed)
+                    break
+            else:
+                return False
+        self._assign(chosen, case, kind)
+        done.succeed(chosen)
+        return True
+
+    def _rotated(self, inspector: str, case: Case) -> bool:
+        last = self.last_visit.get((inspector, case.enterprise))
+        return last is not None and self.env.now - last < self.rotation_h
+
+    def _pick(self, candidates: list[str]) -> str:
+        while True:
+            chosen = candidates[int(self.rng.random() * len(candidates))]
+            if self.rng.random() < weight(self.roster, self.points.get(chosen, 0.0)):
+                return chosen
+
+    def _assign(self, inspector: str, case: Case, kind: InspectionType) -> None:
+        for k in self.kinds[inspector]:
+            self.available[k].discard(inspector)
+        self.busy.add(inspector)
+        self.free[kind] -= 1
+        self.points[inspector] = self.points.get(inspector, 0.0) + self.roster.per_declaration + self.roster.per_item
+        if self.rotation_h:
+            self.last_visit[(inspector, case.enterprise)] = self.env.now
+
+    def releasing_officer(self, inspector: str, rng: random.Random) -> str | None:
+        """Someone on post other than the inspector, uniformly; None when nobody else is on post."""
+        if not self.on_post or self.on_post == [inspector]:
+            return None
+        while True:
+            officer = self.on_post[int(rng.random() * len(self.on_post))]
+            if officer != inspector:
+                return officer
+
+
+class _IndexedSet:
+    """A set with O(1) add, discard and uniform choice, in a reproducible order."""
+
+    def __init__(self):
+        self.items: list[str] = []
+        self._where: dict[str, int] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def add(self, item: str) -> None:
+        if item not in self._where:
+            self._where[item] = len(self.items)
+            self.items.append(item)
+
+    def discard(self, item: str) -> None:
+        k = self._where.pop(item, None)
+        if k is None:
+            return
+        last = self.items.pop()
+        if k < len(self.items):
+            self.items[k] = last
+            self._where[last] = k
