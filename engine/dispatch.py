@@ -15,11 +15,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.declarations import InspectionType
-from engine.errors import InputError, describe, yaml_problem
+from engine.errors import InputError, read_model
 
 
 class FacilityType(str, Enum):
@@ -94,15 +93,7 @@ class Roster(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> Roster:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-            return cls.model_validate(raw)
-        except OSError as err:
-            raise InputError(f"{path}: cannot read roster: {err.strerror}") from None
-        except yaml.YAMLError as err:
-            raise InputError(f"{path}: {yaml_problem(err)}") from None
-        except ValidationError as err:
-            raise describe(str(path), err) from None
+        return read_model(path, cls, "roster")
 
     def inspector(self, inspector_id: str) -> Inspector:
         for person in self.inspectors:

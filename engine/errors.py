@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class InputError(ValueError):
@@ -39,3 +45,15 @@ def yaml_problem(err: Exception) -> str:
     mark = getattr(err, "problem_mark", None)
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
     return f"not valid YAML{where}: {getattr(err, 'problem', None) or err}"
+
+
+def read_model(path: str | Path, model: type[Model], what: str) -> Model:
+    """A YAML file validated into a pydantic model; any problem becomes one InputError naming the file."""
+    try:
+        return model.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    except OSError as err:
+        raise InputError(f"{path}: cannot read {what}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: {yaml_problem(err)}") from None
+    except ValidationError as err:
+        raise describe(str(path), err) from None

@@ -25,12 +25,12 @@ import yaml
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine import __version__
 from engine.declarations import Declaration
 from engine.dispatch import Roster, Waiting
-from engine.errors import Conflict, InputError, NotFound, describe, yaml_problem
+from engine.errors import Conflict, InputError, NotFound, read_model
 from engine.office import Office
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
@@ -56,15 +56,7 @@ class KeysFile(BaseModel):
 
 
 def load_keys(path: str | Path) -> list[KeyEntry]:
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        return KeysFile.model_validate(raw).keys
-    except OSError as err:
-        raise InputError(f"{path}: cannot read API keys file: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: {yaml_problem(err)}") from None
-    except ValidationError as err:
-        raise describe(str(path), err) from None
+    return read_model(path, KeysFile, "API keys file").keys
 
 
 def key_digest(key: str) -> str:
