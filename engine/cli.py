@@ -142,8 +142,11 @@ def _office(db: Path, roster: Optional[Path] = None, seed: Optional[int] = None,
             key_file: Optional[Path] = None) -> Office:
     if not db.exists():
         fail(f"{db}: no such database (create one with `doublerandom select --db {db}`)")
-    draws = make_draws(seed, key_file) if (seed is not None or key_file is not None) else None
-    return Office(db, roster=Roster.load(roster) if roster else None, draws=draws)
+    try:
+        draws = make_draws(seed, key_file) if (seed is not None or key_file is not None) else None
+        return Office(db, roster=Roster.load(roster) if roster else None, draws=draws)
+    except InputError as e:
+        fail(str(e))
 
 
 def _when(at: Optional[str]) -> Optional[dt.datetime]:

@@ -91,3 +91,17 @@ def test_the_readme_session_selects_dispatches_records_releases_and_verifies(tmp
     assert verified.exit_code == 0 and verified.stdout.startswith("OK ")
     shown = json.loads(runner.invoke(app, ["integrity", "show", db, "IMP-1SBDO12"]).stdout)
     assert shown["high_risk"] is True
+
+
+def test_step_commands_refuse_bad_files_without_a_traceback(tmp_path):
+    db = str(tmp_path / "office.db")
+    assert runner.invoke(app, ["select", "--rules", str(BASELINE_RULES), "--seed", "1", "--db", db,
+                               "--input", str(SAMPLE)]).exit_code == 0
+    roster = tmp_path / "roster.yaml"
+    roster.write_text("inspectors: []\n")
+    done = runner.invoke(app, ["dispatch", db, "KR63072603", "--roster", str(roster), "--seed", "1"])
+    assert done.exit_code == 2 and "field 'inspectors'" in done.stderr and "Traceback" not in done.output
+    missing = runner.invoke(app, ["release", str(tmp_path / "nope.db"), "X", "--officer", "O"])
+    assert missing.exit_code == 2 and "no such database" in missing.stderr
+    unknown = runner.invoke(app, ["release", db, "NOT-SELECTED", "--officer", "O"])
+    assert unknown.exit_code == 2 and "no inspection 'NOT-SELECTED'" in unknown.stderr
