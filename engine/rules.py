@@ -90,6 +90,7 @@ class RuleSet:
         self.source = source
         self.by_id = {r.id: r for r in rules}
         self._dated = any(r.valid_from or r.valid_until for r in rules)
+        self._position = {r.id: k for k, r in enumerate(rules)}
         self._session = _DurableSession(rules)
         self._predicates = [(r, conditions.to_predicate(r.condition)) for r in rules]
 
@@ -153,11 +154,13 @@ class RuleSet:
         return out
 
     def _active(self, fired: Iterable[str], declared_date: str) -> list[str]:
-        fired = set(fired)
+        """The fired rules once each (durable fires a rule once per matching `any` branch), in file
+        order, without those outside their validity dates."""
+        ordered = sorted(set(fired), key=self._position.__getitem__)
         if not self._dated:
-            return [r.id for r in self.rules if r.id in fired]
+            return ordered
         day = dt.date.fromisoformat(declared_date)
-        return [r.id for r in self.rules if r.id in fired and r.active_on(day)]
+        return [r for r in ordered if self.by_id[r].active_on(day)]
 
     def catalogue(self) -> list[dict[str, str]]:
         """What may be published: ids, descriptions and inspection types, never the thresholds."""
