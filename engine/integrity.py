@@ -120,26 +120,17 @@ class IntegrityStore:
 
     def put(self, firm: Enterprise, clean_streak: int | None = None) -> None:
         self.conn.execute(
-            """INSERT INTO enterprises (id, credit_class, high_risk, high_risk_until, declarations,
-                                        inspections, problems, clean_streak)
-               VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, 0))
-               ON CONFLICT (id) DO UPDATE SET credit_class = excluded.credit_class,
+            f"""{_INSERT} ON CONFLICT (id) DO UPDATE SET credit_class = excluded.credit_class,
                  high_risk = excluded.high_risk, high_risk_until = excluded.high_risk_until,
                  declarations = excluded.declarations, inspections = excluded.inspections,
                  problems = excluded.problems,
                  clean_streak = COALESCE(?, enterprises.clean_streak)""",
-            (firm.id, firm.credit_class.value, int(firm.high_risk),
-             firm.high_risk_until.isoformat() if firm.high_risk_until else None,
-             firm.declarations, firm.inspections, firm.problems, clean_streak, clean_streak))
+            (*_row(firm), clean_streak, clean_streak))
 
     def seed(self, firms) -> None:
         """Add enterprises not yet in the store (a starting list); known ones keep their history."""
         for firm in firms:
-            self.conn.execute("INSERT OR IGNORE INTO enterprises (id, credit_class, high_risk, high_risk_until, "
-                              "declarations, inspections, problems) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                              (firm.id, firm.credit_class.value, int(firm.high_risk),
-                               firm.high_risk_until.isoformat() if firm.high_risk_until else None,
-                               firm.declarations, firm.inspections, firm.problems))
+            self.conn.execute(f"{_INSERT} ON CONFLICT (id) DO NOTHING", (*_row(firm), None))
 
     def count_declaration(self, enterprise_id: str) -> None:
         firm = self.get(enterprise_id)
@@ -198,6 +189,17 @@ class IntegrityStore:
                 writer.writerow([r["id"], "dishonest" if r["credit_class"] == "dishonest" else "high_risk",
                                  "customs", on.isoformat()])
         return len(rows)
+
+
+_INSERT = """INSERT INTO enterprises (id, credit_class, high_risk, high_risk_until, declarations,
+                                      inspections, problems, clean_streak)
+             VALUES (?, ?, ?, ?, ?, ?, ?, COALESCE(?, 0))"""
+
+
+def _row(firm: Enterprise) -> tuple:
+    return (firm.id, firm.credit_class.value, int(firm.high_risk),
+            firm.high_risk_until.isoformat() if firm.high_risk_until else None,
+            firm.declarations, firm.inspections, firm.problems)
 
 
 def _read_agency_rows(path: str | Path):

@@ -138,21 +138,17 @@ class Office:
             if to not in {p.id for p in people}:
                 raise Conflict(f"{to} may not take {inspection_id}: " + (why or "not eligible (site, shift, "
                                "qualification, suspension or rotation)"))
-            moved = Assignment(inspection_id, to, task["facility"] or "", 0.0, [to], [1.0], manual=True, reason=reason)
+            facility = FACILITY_FOR[InspectionType(task["inspection_type"])].value
+            moved = Assignment(inspection_id, to, facility, 0.0, [to], [1.0], manual=True, reason=reason)
             self._assign(inspection_id, moved, at, task["attempts"])
             self.audit.append("manual_reassignment", {"inspection": inspection_id, "from": task["inspector_id"],
                                                       "to": to, "by": by, "reason": reason}, at)
         return moved
 
     def _assign(self, inspection_id: str, a: Assignment, at: dt.datetime, attempt: int) -> None:
-        facility = a.facility or self._facility_for(inspection_id)
         self.conn.execute("UPDATE inspections SET status = 'dispatched', inspector_id = ?, facility = ?, "
                           "dispatched_at = ?, attempts = ?, wait_reason = NULL WHERE id = ?",
-                          (a.inspector_id, facility, at.isoformat(), attempt, inspection_id))
-
-    def _facility_for(self, inspection_id: str) -> str:
-        kind = self.conn.execute("SELECT inspection_type FROM inspections WHERE id = ?", (inspection_id,)).fetchone()[0]
-        return FACILITY_FOR[InspectionType(kind)].value
+                          (a.inspector_id, a.facility, at.isoformat(), attempt, inspection_id))
 
     def _request(self, task: sqlite3.Row) -> Request:
         exclude = frozenset(x for x in task["exclude"].split(",") if x)

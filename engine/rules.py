@@ -80,6 +80,15 @@ class Rule:
         return (self.valid_from is None or day >= self.valid_from) and (
             self.valid_until is None or day <= self.valid_until)
 
+    def active_mask(self, dates: pd.Series) -> np.ndarray:
+        """`active_on` over a column of ISO dates (YYYY-MM-DD sorts as text)."""
+        active = np.ones(len(dates), bool)
+        if self.valid_from:
+            active &= (dates >= self.valid_from.isoformat()).to_numpy(dtype=bool)
+        if self.valid_until:
+            active &= (dates <= self.valid_until.isoformat()).to_numpy(dtype=bool)
+        return active
+
 
 class RuleSet:
     """A loaded rules file: `evaluate` returns every rule a declaration matches, in file order."""
@@ -144,12 +153,11 @@ class RuleSet:
 
     def masks(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Vectorised: rule id -> which rows match (validity dates applied per row)."""
-        days = pd.to_datetime(frame["declared_date"]).dt.date
         out = {}
         for rule in self.rules:
             hit = conditions.to_mask(rule.condition, frame)
             if rule.valid_from or rule.valid_until:
-                hit &= np.fromiter((rule.active_on(d) for d in days), bool, len(frame))
+                hit = hit & rule.active_mask(frame["declared_date"])
             out[rule.id] = hit
         return out
 

@@ -60,15 +60,15 @@ class Screening:
         self.instructed_type = INSPECTION_TYPES.index(scenario.inspection.instructed_type)
         self.start = pd.Timestamp(scenario.horizon.start)
         self.day = decls.arrival_h / 24.0
+        self.used = set().union(*(conditions.fields_used(r.condition) for r in rules.rules))
         self.frame = self._static_frame()
         self._static = self._static_subtrees()
         self._active = self._validity()
-        self._thresholds: tuple[SelectionPolicy, np.ndarray] | None = None
+        self._policy_tables: tuple[SelectionPolicy, np.ndarray, list] | None = None
         self.seed = scenario.seed
         self._sampling_draws: dict[int, np.ndarray] = {}
         self.intensity = np.array([r.inspection.intensity for r in rules.rules])
-        used = set().union(*(conditions.fields_used(r.condition) for r in rules.rules))
-        self.firm_fields_used = sorted(f for f in used if f.startswith("enterprise."))
+        self.firm_fields_used = sorted(f for f in self.used if f.startswith("enterprise."))
 
     # ------------------------------------------------------------ static part, once per run
 
@@ -88,22 +88,13 @@ class Screening:
             "enterprise_id": lambda: "E" + pd.Series(self.decls.enterprise).astype(str).str.zfill(6),
             "id": lambda: "S" + pd.Series(np.arange(n)).astype(str).str.zfill(8),
         }
-        used = set().union(*(conditions.fields_used(r.condition) for r in self.rules.rules))
-        needed = {f for f in used if not f.startswith("enterprise.")} | {"declared_date"}
+        needed = {f for f in self.used if not f.startswith("enterprise.")} | {"declared_date"}
         return pd.DataFrame({f: build[f]() for f in sorted(needed)})
 
     def _validity(self) -> dict[str, np.ndarray]:
-        """Per dated rule, which declarations fall inside its validity dates (ISO dates sort as text)."""
-        out, day = {}, self.frame["declared_date"]
-        for rule in self.rules.rules:
-            if rule.valid_from or rule.valid_until:
-                active = np.ones(len(day), bool)
-                if rule.valid_from:
-                    active &= (day >= rule.valid_from.isoformat()).to_numpy(dtype=bool)
-                if rule.valid_until:
-                    active &= (day <= rule.valid_until.isoformat()).to_numpy(dtype=bool)
-                out[rule.id] = active
-        return out
+        """Per dated rule, which declarations fall inside its validity dates."""
+        return {rule.id: rule.active_mask(self.frame["declared_date"])
+                for rule in self.rules.rules if rule.valid_from or rule.valid_until}
 
     def _sampling_draw(self, k: int) -> np.ndarray:
         """Rule k's sampling draws, one sub-stream per rule (drawn the first time a rate < 1 needs it)."""
@@ -139,10 +130,11 @@ class Screening:
         firms = self.decls.enterprise[lo:hi]
         firm_fields = standing.fields(firms, self.day[lo:hi], self.firm_fields_used)
         hits = self._fire(lo, hi, firm_fields)  # declarations x rules
-        threshold = self._threshold_table(policy)[standing.credit[firms]]
+        thresholds, sampled_rates = self._tables(policy)
+        threshold = thresholds[standing.credit[firms]]
         random_hit = self.decls.u_random[lo:hi] < threshold
         sampled = hits.copy()
-        for k, rate in self._sampled_rates(policy):
+        for k, rate in sampled_rates:
             sampled[:, k] &= self._sampling_draw(k)[lo:hi] < rate
         targeted = sampled.any(axis=1)
         inspection = np.where(sampled, self.intensity, NONE).max(axis=1, initial=NONE)
@@ -152,16 +144,14 @@ class Screening:
         inspection = np.where(instructed, self.instructed_type, inspection)
         return Batch(lo, hi, hits, random_hit, targeted, instructed, inspection, threshold, violating)
 
-    def _sampled_rates(self, policy: SelectionPolicy) -> list[tuple[int, float]]:
-        """(rule index, rate) for the rules sampled below 1 under this policy."""
-        rates = [(k, policy.rule_sampling.get(r.id, r.sampling_rate)) for k, r in enumerate(self.rules.rules)]
-        return [(k, rate) for k, rate in rates if rate < 1]
-
-    def _threshold_table(self, policy: SelectionPolicy) -> np.ndarray:
-        """The random channel's probability per credit class, cached while the policy is unchanged."""
-        if self._thresholds is None or self._thresholds[0] is not policy:
-            self._thresholds = (policy, np.array([policy.random_threshold(c) for c in CREDIT_CLASSES]))
-        return self._thresholds[1]
+    def _tables(self, policy: SelectionPolicy) -> tuple[np.ndarray, list[tuple[int, float]]]:
+        """The random channel's probability per credit class, and (rule index, rate) for the rules
+        sampled below 1; worked out once per policy, not once per batch."""
+        if self._policy_tables is None or self._policy_tables[0] is not policy:
+            thresholds = np.array([policy.random_threshold(c) for c in CREDIT_CLASSES])
+            rates = [(k, policy.rule_sampling.get(r.id, r.sampling_rate)) for k, r in enumerate(self.rules.rules)]
+            self._policy_tables = (policy, thresholds, [(k, rate) for k, rate in rates if rate < 1])
+        return self._policy_tables[1], self._policy_tables[2]
 
     def _fire(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:
         if self.backend == "durable":

@@ -87,8 +87,9 @@ def run_one(raw: dict, base_dir: str, params: dict[str, Any], seed: int) -> dict
         scenarios.set_path(varied, path, value)
     spec = scenarios.validate(varied, "scenario", Path(base_dir))
     result = run(spec, seed=seed)
+    provenance = {k: result.summary[k] for k in ("scenario_hash", "rules_version", "package_version")}
     return {"whole": whole_run(result.summary, result.monthly), "monthly": result.monthly.to_dict("records"),
-            "rules_version": result.summary["rules_version"], "scenario_hash": result.summary["scenario_hash"]}
+            "provenance": provenance}
 
 
 def whole_run(summary: dict, monthly: pd.DataFrame) -> dict[str, float]:
@@ -218,7 +219,7 @@ def sweep(raw: dict, base_dir: str | Path, axes: list[Axis], replications: int, 
 def tabulate(outcomes: list[Outcome], axes: list[Axis]) -> SweepResults:
     good = [o for o in outcomes if o.value is not None]
     runs = pd.DataFrame([{"point": o.task.point, **o.task.params, "replication": o.task.replication,
-                          "seed": o.task.seed, **o.value["whole"]} for o in good])
+                          "seed": o.task.seed, **o.value["whole"], **o.value["provenance"]} for o in good])
     monthly = pd.DataFrame([{"point": o.task.point, **o.task.params, "replication": o.task.replication,
                              "seed": o.task.seed, **row} for o in good for row in o.value["monthly"]])
     keys = ["point", *[a.path for a in axes]]

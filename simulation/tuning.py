@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from simulation.sweep import Axis, Runner, Task, mean_interval
+from simulation.sweep import Axis, Runner, mean_interval, tasks_for
 
 LEVELS = ("recommended", "estimate", "optimistic")
 MAX_BACKLOG_GROWTH = 0.02  # month-end backlog growing by more than 2% of a month's inspections, per month
@@ -71,7 +71,7 @@ class Search:
         key = (path, round(value, 12), tuple(sorted(self.fixed.items())))
         if key not in self.cache:
             params = {**self.fixed, path: value}
-            tasks = [Task(0, params, k, self.seed + k) for k in range(self.replications)]
+            tasks = tasks_for([params], self.replications, self.seed)
             outcomes = self.runner.map(self.raw, self.base_dir, tasks)
             good = [o.value["whole"] for o in outcomes if o.value is not None]
             figures: dict[str, float] = {}

@@ -163,3 +163,14 @@ def test_catalogue_publishes_descriptions_not_thresholds():
     catalogue = RuleSet.load(BASELINE_RULES).catalogue()
     assert {"id", "description", "inspection"} == set(catalogue[0])
     assert "when" not in yaml.safe_dump(catalogue)
+
+
+def test_vectorised_masks_honour_validity_dates_like_evaluate():
+    import pandas as pd
+    rules = ruleset(rule("CAMPAIGN", {"field": "origin_country", "eq": "VN"},
+                         valid_from="2026-05-01", valid_until="2026-05-31"))
+    days = ["2026-04-30", "2026-05-01", "2026-05-31", "2026-06-01"]
+    records = [{"origin_country": "VN", "declared_date": d} for d in days]
+    masks = rules.masks(pd.DataFrame(records))["CAMPAIGN"]
+    assert masks.tolist() == [False, True, True, False]
+    assert [bool(rules.evaluate_python(r)) for r in records] == masks.tolist()

@@ -31,6 +31,8 @@ def test_parallel_runs_equal_serial_runs_bit_for_bit():
     with sweep.Runner(workers=2) as cluster:
         together = sweep.sweep(small_baseline(), SCENARIOS, axes, 2, cluster)
     assert len(alone.runs) == 8 and not alone.failures
+    assert alone.runs["rules_version"].str.startswith("baseline-2026.11+").all()
+    assert alone.runs["scenario_hash"].nunique() == 8  # the hash covers the settings and the seed
     assert alone.runs.equals(together.runs) and alone.monthly.equals(together.monthly)
     assert alone.summary.equals(together.summary)
 
