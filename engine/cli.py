@@ -9,7 +9,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Iterator, Optional, TextIO
+from typing import BinaryIO, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -69,16 +69,26 @@ def make_draws(seed: Optional[int], key_file: Optional[Path]) -> Draws:
     return KeyedDraws.from_seed(seed) if key_file is None else KeyedDraws.from_file(key_file)
 
 
-def read_lines(source: TextIO, name: str) -> Iterator[tuple[str, object]]:
-    """(where, parsed JSON) per non-blank line; a line that is not JSON yields an InputError."""
-    for number, line in enumerate(source, start=1):
+def read_lines(source: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
+    """(where, parsed JSON) per non-blank line; a line that is not UTF-8 JSON yields an InputError
+    for that line alone (bytes are decoded line by line, so one bad byte spoils one line)."""
+    for number, raw in enumerate(source, start=1):
+        where = f"{name}:{number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield where, InputError(f"{where}: not UTF-8 text (byte {e.start + 1})")
+            continue
+        if number == 1:
+            line = line.removeprefix("\ufeff")  # a byte-order mark is not part of the JSON
         if not line.strip():
             continue
-        where = f"{name}:{number}"
         try:
             yield where, json.loads(line)
         except json.JSONDecodeError as e:
             yield where, InputError(f"{where}: not valid JSON: {e.msg} (column {e.colno})")
+        except RecursionError:
+            yield where, InputError(f"{where}: JSON nested too deeply")
 
 
 SEED = typer.Option(None, "--seed", help="draws keyed by this seed: reproducible, for demos and tests")
@@ -106,7 +116,7 @@ def select(
         if office:
             with database.transaction(office.conn):
                 office.integrity.seed(known.values())
-        source = open(input, encoding="utf-8") if input else sys.stdin
+        source = open(input, "rb") if input else sys.stdin.buffer
     except (InputError, OSError) as e:
         fail(str(e))
     decide = office.decide if office else _in_memory(Selector(ruleset, policy, draws), known)
@@ -119,6 +129,11 @@ def select(
                 decision = decide(parse_declaration(raw, where))
             except InputError as e:
                 err.print(str(e), markup=False, highlight=False, soft_wrap=True)
+                bad += 1
+                continue
+            except Exception as e:  # a defect of ours must not leave the following lines undecided
+                err.print(f"{where}: could not be decided ({type(e).__name__}: {e}); nothing was recorded "
+                          "for it; please report this", markup=False, highlight=False, soft_wrap=True)
                 bad += 1
                 continue
             print(json.dumps(decision.to_dict(), sort_keys=True), flush=bool(office))  # flushed = acknowledged

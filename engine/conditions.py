@@ -146,6 +146,28 @@ def fields_used(node: Condition) -> set[str]:
     return set().union(*(fields_used(c) for c in node.children))
 
 
+def branches(node: Condition) -> int:
+    """How many alternative paths durable builds for a tree in normal form (its disjunctive
+    normal form's size): what fills durable's matching stack when they all match at once."""
+    if isinstance(node, AnyOf):
+        return sum(branches(c) for c in node.children)
+    if isinstance(node, All):
+        total = 1
+        for c in node.children:
+            total = min(total * branches(c), 10**6)
+        return total
+    if isinstance(node, Not):
+        return branches(node.child)
+    if node.op in ("in", "prefix"):
+        return len(node.value)
+    if node.op == "not_prefix":
+        total = 1
+        for p in node.value:
+            total = min(total * 2 * len(p), 10**6)
+        return total
+    return 2 if node.op == "between" else 1
+
+
 # ---------------------------------------------------------------- negation normal form
 
 def normal_form(node: Condition, negate: bool = False) -> Condition:

@@ -6,7 +6,10 @@ durable-rules 2.0.28 is wrapped here and nowhere else. Its quirks (see shared no
 - a rule the engine's own session-state fact can satisfy loops forever, so a marker field is
   ANDed into every rule, and a catch-all on the marker keeps "no rule matched" from raising;
 - the module-level registry keeps one definition per name and its Host runs actions on timer
-  threads, so each RuleSet owns a private Host whose timers are switched off, behind a lock.
+  threads, so each RuleSet owns a private Host whose timers are switched off, behind a lock;
+- its C JSON parser reads an exponent only after a decimal point (`1e-05` fails with error 204,
+  `1.0e-05` parses, through `atof`, to the same double), so every JSON text durable sees is
+  written by `durable_json`, which always puts a point in a float.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import math
 import json
 import threading
 import weakref
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+import durable.engine
 import durable_rules_engine
 import numpy as np
 import pandas as pd
@@ -195,13 +200,58 @@ def _build_rule(raw: dict, index: int, lists: Mapping[str, list], source: str) -
                 spec.sampling_rate, spec.valid_from, spec.valid_until)
 
 
+def durable_json(value: Any) -> str:
+    """JSON text durable's parser reads back exactly: like `json.dumps(ensure_ascii=False)`, but a
+    float is always written with a decimal point (`1.0e-05`, `-0.0`, `1.0e+16`), and its digits are
+    `repr`'s shortest round-trip form, so `atof` gives back the very same double."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float):
+        if value != value:
+            raise ValueError("durable-rules cannot compare NaN")
+        if value in (math.inf, -math.inf):  # a ratio of valid inputs can overflow; atof reads it back
+            return "1.0e+999" if value > 0 else "-1.0e+999"
+        text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        return (mantissa if "." in mantissa else mantissa + ".0") + e + exponent
+    if isinstance(value, int):
+        if not -2**63 <= value < 2**63:  # durable reads integers with atoll
+            raise ValueError(f"{value} is out of durable-rules' integer range")
+        return str(value)
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=False)}:{durable_json(v)}"
+                              for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(durable_json(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} for durable-rules")
+
+
+class _DurableCodec:
+    """Stands in for the `json` module inside `durable.engine`, so rule definitions and facts alike
+    are written by `durable_json` (durable calls `json.dumps(x, ensure_ascii=False)` internally)."""
+
+    loads = staticmethod(json.loads)
+
+    @staticmethod
+    def dumps(value: Any, **_: Any) -> str:
+        return durable_json(value)
+
+
+durable.engine.json = _DurableCodec  # the one place durable's serialisation is replaced
+
+
 class _SyncHost(Host):
     def _run(self) -> None:
         """durable's Host starts timer threads that run actions in the background; we want none."""
 
 
 class _DurableSession:
-    """One private durable-rules Host holding one ruleset; thread-safe, never raises on no match."""
+    """Private durable-rules rulesets on one Host; thread-safe, never raises on no match.
+
+    durable walks its alpha network with a fixed stack of 64 nodes and fails a fact (error 303)
+    when more branches match at once, which a few dozen rules on one field can do. So the rules
+    are packed into several rulesets, each with at most `_BRANCH_BUDGET` condition branches, and
+    every declaration is asserted into each."""
 
     def __init__(self, rules: list[Rule]):
         self._fired: list[str] = []
@@ -210,15 +260,18 @@ class _DurableSession:
         # Only the fields some rule reads go into the fact: durable's cost grows with its JSON size.
         used = set().union(*(conditions.fields_used(r.condition) for r in rules))
         self._keys = [(f, conditions.fact_key(f)) for f in sorted(used)]
-        definitions = {}
-        for rule in rules:
-            guarded = {"$and": [{"$ex": {_MARK: 1}}, conditions.to_durable(rule.condition)]}
-            definitions[rule.id] = {"all": [{"m": guarded}], "run": self._recorder(rule.id)}
-        definitions[_CATCH_ALL] = {"all": [{"m": {"$ex": {_MARK: 1}}}], "run": _ignore}
         self._host = _SyncHost()
-        self._host.register_rulesets({"risk": definitions})  # built fresh: durable mutates it
-        handle = self._host.get_ruleset("risk")._handle
-        self._finalizer = weakref.finalize(self, durable_rules_engine.delete_ruleset, handle)
+        self._names = []
+        for k, group in enumerate(_pack(rules)):
+            definitions = {}
+            for rule in group:
+                guarded = {"$and": [{"$ex": {_MARK: 1}}, conditions.to_durable(rule.condition)]}
+                definitions[rule.id] = {"all": [{"m": guarded}], "run": self._recorder(rule.id)}
+            definitions[_CATCH_ALL] = {"all": [{"m": {"$ex": {_MARK: 1}}}], "run": _ignore}
+            self._names.append(f"risk{k}")
+            self._host.register_rulesets({f"risk{k}": definitions})  # built fresh: durable mutates it
+        handles = [self._host.get_ruleset(name)._handle for name in self._names]
+        self._finalizer = weakref.finalize(self, _delete_rulesets, handles)
 
     def _recorder(self, rule_id: str):
         def action(c):  # exactly one parameter: durable treats two-parameter actions as async
@@ -231,12 +284,36 @@ class _DurableSession:
         with self._lock:
             fact["id"] = next(self._ids)  # unique, so identical declarations never collide
             self._fired.clear()
-            self._host.assert_fact("risk", fact)
-            self._host.retract_fact("risk", fact)
+            for name in self._names:
+                self._host.assert_fact(name, fact)
+                self._host.retract_fact(name, fact)
             return list(self._fired)
 
     def close(self) -> None:
         self._finalizer()
+
+
+_BRANCH_BUDGET = 40  # of durable's 64-node stack, leaving room for shared prefixes
+
+
+def _pack(rules: list[Rule]) -> list[list[Rule]]:
+    """Consecutive groups of rules whose condition branches add up to at most the budget (a rule
+    over the budget on its own gets a group of its own)."""
+    groups: list[list[Rule]] = [[]]
+    size = 0
+    for rule in rules:
+        n = min(conditions.branches(rule.condition), _BRANCH_BUDGET)
+        if groups[-1] and size + n > _BRANCH_BUDGET:
+            groups.append([])
+            size = 0
+        groups[-1].append(rule)
+        size += n
+    return groups
+
+
+def _delete_rulesets(handles: list[int]) -> None:
+    for handle in handles:
+        durable_rules_engine.delete_ruleset(handle)
 
 
 def _ignore(c) -> None:

@@ -105,3 +105,22 @@ def test_step_commands_refuse_bad_files_without_a_traceback(tmp_path):
     assert missing.exit_code == 2 and "no such database" in missing.stderr
     unknown = runner.invoke(app, ["release", db, "NOT-SELECTED", "--officer", "O"])
     assert unknown.exit_code == 2 and "no inspection 'NOT-SELECTED'" in unknown.stderr
+
+
+def test_an_undervalued_line_is_decided_and_bad_bytes_spoil_only_their_line(tmp_path):
+    """$1 for 100,000 units (unit value 1e-05) once crashed durable-rules and left every later line
+    undecided; a byte that is not UTF-8, or a byte-order mark, must not either."""
+    lines = [b"\xef\xbb\xbf" + json.dumps(declaration_data(id="A")).encode(),
+             json.dumps(declaration_data(id="CHEAP", hs_code="620342", declared_value=1, quantity=100000)).encode(),
+             json.dumps(declaration_data(id="B\u00e9")).encode().replace(b"\\u00e9", b"\xe9"),
+             b"[" * 100000 + b"]" * 100000,
+             json.dumps(declaration_data(id="C")).encode()]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    done = runner.invoke(app, ["select", "--rules", str(BASELINE_RULES), "--input", str(source), "--seed", "1"])
+    decided = [json.loads(x) for x in done.stdout.splitlines()]
+    assert [d["declaration_id"] for d in decided] == ["A", "CHEAP", "C"]
+    assert "TEX-UNDERVALUE" in decided[1]["rules"]
+    assert f"{source}:3: not UTF-8 text" in done.stderr
+    assert f"{source}:4: JSON nested too deeply" in done.stderr
+    assert done.exit_code == 1 and "Traceback" not in done.output

@@ -295,3 +295,12 @@ def test_decisions_replay_from_the_rules_texts_the_log_kept(client, setup):
     log = AuditLog(database.connect(setup["db"]))
     count, mismatches = replay(log, key=KeyedDraws.from_file(setup["key"]))
     assert count == 2 and mismatches == []
+
+
+@pytest.mark.parametrize("value, quantity", [(1, 100000), (5e-324, 1.0), (1e300, 1e-300)])
+def test_extreme_but_valid_numbers_are_decided_not_a_500(client, value, quantity):
+    """Exponent forms (1e-05, 5e-324, 1e+16, an overflow to infinity) once crashed durable-rules."""
+    answer = post_declaration(client, id=f"X{quantity}", enterprise_id="E1", hs_code="620342",
+                              declared_value=value, quantity=quantity)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["decision"]["declaration_id"] == f"X{quantity}"
