@@ -119,7 +119,7 @@ def select(
         source = open(input, "rb") if input else sys.stdin.buffer
     except (InputError, OSError) as e:
         fail(str(e))
-    decide = office.decide if office else _in_memory(Selector(ruleset, policy, draws), known)
+    decide = office.admit if office else _in_memory(Selector(ruleset, policy, draws), known)
     bad = decided = 0
     with source:
         for where, raw in read_lines(source, str(input or "<stdin>")):

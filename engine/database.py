@@ -15,6 +15,9 @@ from typing import Iterator
 from engine.errors import InputError
 
 
+SCHEMA_VERSION = 2  # PRAGMA user_version of the files this code writes; 0 is the first release
+
+
 def connect(path: str | Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
@@ -25,7 +28,38 @@ def connect(path: str | Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as err:
         raise InputError(f"{path}: cannot open as a doublerandom database: {err}") from None
     conn.row_factory = sqlite3.Row
+    check_version(conn, path)
     return conn
+
+
+def check_version(conn: sqlite3.Connection, path: str | Path) -> int:
+    """The file's schema version; a file from a newer doublerandom is refused, not half-understood."""
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as err:
+        raise InputError(f"{path}: cannot open as a doublerandom database: {err}") from None
+    if version > SCHEMA_VERSION:
+        raise InputError(f"{path}: made by a newer doublerandom (schema {version}; this version reads up to "
+                         f"{SCHEMA_VERSION}); upgrade doublerandom to open it")
+    return version
+
+
+def prepare(conn: sqlite3.Connection, schema: str, migrations: dict[int, list[str]], owner: str) -> None:
+    """Create the tables of a new file, or bring an older file's tables up to SCHEMA_VERSION by the
+    migrations numbered above its version (when its `owner` table exists); then stamp the version.
+    `schema` holds plain statements (no triggers), separated by ';'."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    existing = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (owner,)).fetchone()
+    with transaction(conn):
+        if existing and version < SCHEMA_VERSION:
+            for number in sorted(migrations):
+                if number > version:
+                    for statement in migrations[number]:
+                        conn.execute(statement)
+        for statement in schema.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 @contextmanager

@@ -12,6 +12,16 @@ from engine.errors import InputError, describe
 
 Country = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")
 
+# Ids of declarations, enterprises, inspectors and offices: letters, digits, '.', '_' and '-', up to 64,
+# starting with a letter or digit. URL-safe, so every id can be read over HTTP; '/' and '~' are never
+# part of an id, so nothing the engine derives from an id (a re-check, a rule draw) can collide with one.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ID_RULE = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def Id(description: str = "") -> Any:
+    return Field(pattern=ID_PATTERN, description=f"{description} ({ID_RULE})".strip())
+
 
 class CreditClass(str, Enum):
     """China Customs enterprise credit classes (2018 measures), from most to least trusted."""
@@ -39,15 +49,15 @@ class Declaration(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=64)
+    id: str = Id("the declaration number")
     declared_at: dt.datetime
-    enterprise_id: str = Field(min_length=1, max_length=64)
+    enterprise_id: str = Id("the declaring enterprise")
     hs_code: str = Field(pattern=r"^\d{6,10}$", description="6 to 10 digit HS/CN code")
     origin_country: str = Country
     departure_country: str = Country
     trade_mode: Literal["general", "processing", "bonded", "ecommerce", "other"] = "general"
     transport_mode: Literal["sea", "air", "road", "rail", "post", "other"]
-    customs_office: str = Field(min_length=1, max_length=32)
+    customs_office: str = Id("the office (site) where the goods are")
     declared_value: float = Field(gt=0, allow_inf_nan=False, description="customs value, USD")
     net_mass_kg: float = Field(gt=0, allow_inf_nan=False)
     quantity: float = Field(gt=0, allow_inf_nan=False, description="in the tariff's statistical unit")
@@ -84,13 +94,13 @@ class Enterprise(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=64)
+    id: str = Id("the enterprise")
     credit_class: CreditClass = CreditClass.general
     high_risk: bool = False
     high_risk_until: dt.date | None = None
-    declarations: int = Field(default=0, ge=0, description="declarations lodged before this one")
-    inspections: int = Field(default=0, ge=0)
-    problems: int = Field(default=0, ge=0)
+    declarations: int = Field(default=0, ge=0, le=10**15, description="declarations lodged before this one")
+    inspections: int = Field(default=0, ge=0, le=10**15)
+    problems: int = Field(default=0, ge=0, le=10**15)
 
     def high_risk_on(self, day: dt.date) -> bool:
         """The flag counts only until its expiry date (inclusive)."""
@@ -150,6 +160,9 @@ def read_enterprises_csv(path: str) -> dict[str, Enterprise]:
                     enterprise = Enterprise.model_validate(clean)
                 except ValidationError as err:
                     raise describe(f"{path}:{line}", err) from None
+                if enterprise.id in out:
+                    raise InputError(f"{path}:{line}: enterprise {enterprise.id!r} is listed twice; "
+                                     "one row per enterprise")
                 out[enterprise.id] = enterprise
     except OSError as err:
         raise InputError(f"{path}: cannot read enterprises file: {err.strerror}") from None

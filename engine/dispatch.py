@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine.declarations import InspectionType
+from engine.declarations import Id, InspectionType
 from engine.errors import InputError, read_model
 
 
@@ -63,8 +63,8 @@ class Shift(BaseModel):
 class Inspector(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1)
-    site: str = Field(min_length=1, description="the customs office or section worked at")
+    id: str = Id("the inspector")
+    site: str = Id("the customs office or section worked at")
     shifts: list[Shift] = Field(min_length=1)
     qualifications: set[InspectionType] = Field(min_length=1)
     suspended: bool = False
@@ -90,6 +90,16 @@ class Roster(BaseModel):
     recheck_share: float = Field(default=0.0, ge=0, le=1, description="finished inspections re-inspected")
     facilities: dict[str, dict[FacilityType, int]] = {}
     inspectors: list[Inspector] = Field(min_length=1)
+
+    @field_validator("inspectors")
+    @classmethod
+    def _each_inspector_once(cls, value: list[Inspector]) -> list[Inspector]:
+        seen = set()
+        for person in value:
+            if person.id in seen:  # listed twice would mean twice the draw weight
+                raise ValueError(f"inspector {person.id!r} is listed twice; one entry per inspector")
+            seen.add(person.id)
+        return value
 
     @classmethod
     def load(cls, path: str | Path) -> Roster:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.declarations import CreditClass, Enterprise
+from engine.declarations import CreditClass, Enterprise, Id
 from engine.errors import InputError, describe
 
 SCHEMA = """
@@ -92,9 +92,9 @@ class Change:
 class AgencyRow(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    enterprise_id: str = Field(min_length=1)
+    enterprise_id: str = Id("the enterprise")
     status: str = Field(pattern="^(dishonest|high_risk|cleared)$")
-    source: str = Field(min_length=1)
+    source: str = Id("the agency that lists it")
     date: dt.date
 
 
@@ -167,7 +167,8 @@ class IntegrityStore:
             elif row.status == "high_risk":
                 after.high_risk = True
                 after.high_risk_until = row.date + dt.timedelta(days=self.policy.high_risk_days)
-            elif before.credit_class == CreditClass.dishonest:  # cleared by the agency that listed it
+            elif before.credit_class == CreditClass.dishonest and self._listed_only_by(row.enterprise_id, row.source):
+                # cleared by the agency that listed it, and nobody else holds it dishonest
                 after.credit_class, after.high_risk, after.high_risk_until = self.policy.restore_to, False, None
             self.conn.execute(
                 "INSERT INTO enterprise_events (enterprise_id, on_date, kind, source, detail) VALUES (?, ?, ?, ?, ?)",
@@ -175,6 +176,17 @@ class IntegrityStore:
             self.put(after)
             changes += _changes(before, after, f"{row.source} list: {row.status}")
         return changes
+
+    def _listed_only_by(self, enterprise_id: str, source: str) -> bool:
+        """Whether `source` is the one agency whose dishonest listing of the firm still stands (a
+        listing stands until the same agency clears it); a firm customs itself downgraded, or that
+        another agency also lists, stays dishonest."""
+        standing: set[str] = set()
+        for kind, who in self.conn.execute(
+                "SELECT kind, source FROM enterprise_events WHERE enterprise_id = ? AND kind IN "
+                "('agency:dishonest', 'agency:cleared') ORDER BY id", (enterprise_id,)):
+            (standing.add if kind == "agency:dishonest" else standing.discard)(who)
+        return standing == {source}
 
     def export_discipline_list(self, path: str | Path, on: dt.date) -> int:
         """Enterprises customs holds dishonest or high-risk on a date, for other agencies."""
@@ -208,12 +220,18 @@ def _read_agency_rows(path: str | Path):
             rows = list(csv.DictReader(handle))
     except OSError as err:
         raise InputError(f"{path}: cannot read agency list: {err.strerror}") from None
-    parsed = []
+    parsed, seen = [], {}
     for line, raw in enumerate(rows, start=2):
         try:
-            parsed.append((f"{Path(path).name}:{line}", AgencyRow.model_validate(raw)))
+            row = AgencyRow.model_validate(raw)
         except ValidationError as err:
             raise describe(f"{path}:{line}", err) from None
+        key = (row.enterprise_id, row.source)
+        if key in seen:
+            raise InputError(f"{path}:{line}: enterprise {row.enterprise_id!r} is listed twice by {row.source} "
+                             f"(first at line {seen[key]}); one row per enterprise and agency")
+        seen[key] = line
+        parsed.append((f"{Path(path).name}:{line}", row))
     return parsed  # all rows checked before any is applied: a bad list changes nothing
 
 

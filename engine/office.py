@@ -9,13 +9,14 @@ the assigned inspector, a release by the officer who inspected (separation of du
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
 from engine import database
-from engine.audit import AuditLog
+from engine.audit import AuditLog, canonical
 from engine.declarations import Declaration, InspectionType
 from engine.dispatch import (FACILITY_FOR, Assignment, Request, Roster, Waiting, Workload, dispatch, eligible,
                              workload_points)
@@ -33,10 +34,13 @@ CREATE TABLE IF NOT EXISTS declarations (
     enterprise_id TEXT NOT NULL,
     declared_at TEXT NOT NULL,
     decision TEXT NOT NULL,
-    selected INTEGER NOT NULL
+    selected INTEGER NOT NULL,
+    fingerprint TEXT,                -- SHA-256 of the canonical declaration as lodged
+    input TEXT                       -- the declaration as lodged (canonical JSON)
 );
 CREATE TABLE IF NOT EXISTS inspections (
-    id TEXT PRIMARY KEY,             -- the declaration id, or '<declaration id>/recheck'
+    id TEXT PRIMARY KEY,             -- the declaration id, or '<declaration id>~recheck' ('~' is never in an id)
+    kind TEXT NOT NULL DEFAULT 'first',  -- first | recheck
     declaration_id TEXT NOT NULL REFERENCES declarations (id),
     enterprise_id TEXT NOT NULL,
     site TEXT NOT NULL,
@@ -56,10 +60,27 @@ CREATE TABLE IF NOT EXISTS inspections (
 );
 CREATE INDEX IF NOT EXISTS inspections_by_status ON inspections (status, inspector_id);
 """
+# Files made before fingerprints and inspection kinds: add the columns, mark the old '/recheck' rows.
+MIGRATIONS = {2: ["ALTER TABLE declarations ADD COLUMN fingerprint TEXT",
+                  "ALTER TABLE declarations ADD COLUMN input TEXT",
+                  "ALTER TABLE inspections ADD COLUMN kind TEXT NOT NULL DEFAULT 'first'",
+                  "UPDATE inspections SET kind = 'recheck' WHERE id LIKE '%/recheck'"]}
+RECHECK = "~recheck"
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def _same_declaration(declaration_id: str, lodged: dict[str, Any], row: sqlite3.Row) -> None:
+    """A re-post must be the declaration decided before, byte for byte once canonical."""
+    text = canonical(lodged)
+    if row["fingerprint"] is None or row["fingerprint"] == hashlib.sha256(text.encode()).hexdigest():
+        return  # decided before fingerprints were kept: the first decision stands, as it always did
+    before = json.loads(row["input"])
+    differ = sorted(k for k in set(before) | set(lodged) if before.get(k) != lodged.get(k))
+    raise Conflict(f"declaration {declaration_id!r} was decided before with different content "
+                   f"({', '.join(differ)} differ); an amended declaration needs a new id")
 
 
 class Office:
@@ -67,37 +88,58 @@ class Office:
                  policy: SelectionPolicy | None = None, draws: Draws | None = None,
                  roster: Roster | None = None, feedback: FeedbackPolicy | None = None):
         self.conn = db if isinstance(db, sqlite3.Connection) else database.connect(db)
-        self.conn.executescript(SCHEMA)
+        database.prepare(self.conn, SCHEMA, MIGRATIONS, owner="declarations")
         self.integrity = IntegrityStore(self.conn, feedback)
         self.audit = AuditLog(self.conn)
         self.rules, self.policy, self.draws, self.roster = rules, policy or SelectionPolicy(), draws, roster
 
     # ------------------------------------------------------------ selection
 
-    def decide(self, declaration: Declaration) -> Decision:
-        """Decide and record one declaration; a declaration decided before gets its first decision."""
-        known = self.decision(declaration.id)
-        if known is not None:
-            return known
+    def admit(self, declaration: Declaration, at: dt.datetime | None = None,
+              registered_only: bool = False) -> Decision:
+        """Decide one declaration and, when it is selected and a roster is loaded, dispatch it (or
+        record why it waits): one transaction, so a crash leaves neither a decision without its
+        dispatch nor half of either. Idempotent on the id: the same declaration again gets its first
+        decision; the same id with other content is a Conflict naming the fields that differ (an
+        amendment needs its own screening, under a new id). `registered_only` refuses enterprises
+        the integrity store does not know."""
         if self.rules is None or self.draws is None:
             raise InputError("deciding needs a rules file and a source of draws")
-        with database.transaction(self.conn):
-            firm = self.integrity.get(declaration.enterprise_id)
-            decision = Selector(self.rules, self.policy, self.draws).decide(declaration, firm)
-            self.audit.append("selection", {
-                "declaration": declaration.as_input(), "enterprise": firm.model_dump(mode="json"),
-                "policy": self.policy.model_dump(mode="json"), "verifiable_draws": self.draws.verifiable,
-                "decision": decision.to_dict()})
-            self.conn.execute("INSERT INTO declarations VALUES (?, ?, ?, ?, ?)",
-                              (declaration.id, declaration.enterprise_id, declaration.declared_at.isoformat(),
-                               json.dumps(decision.to_dict()), int(decision.selected)))
-            self.integrity.count_declaration(declaration.enterprise_id)
-            if decision.selected:
-                self.conn.execute(
-                    "INSERT INTO inspections (id, declaration_id, enterprise_id, site, inspection_type, items, status)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'selected')",
-                    (declaration.id, declaration.id, declaration.enterprise_id, declaration.customs_office,
-                     decision.inspection_type, declaration.items))
+        lodged = declaration.as_input()
+        with database.transaction(self.conn):  # BEGIN IMMEDIATE: concurrent writers queue here
+            row = self.conn.execute("SELECT decision, fingerprint, input FROM declarations WHERE id = ?",
+                                    (declaration.id,)).fetchone()
+            if row is not None:
+                _same_declaration(declaration.id, lodged, row)
+                return Decision(**json.loads(row["decision"]))
+            if registered_only and not self.integrity.known(declaration.enterprise_id):
+                raise NotFound(f"unknown enterprise {declaration.enterprise_id!r}: register it in the "
+                               "integrity store first")
+            decision = self._decide(declaration, lodged)
+            if decision.selected and self.roster is not None:
+                self.dispatch(declaration.id, at)
+        return decision
+
+    def _decide(self, declaration: Declaration, lodged: dict[str, Any]) -> Decision:
+        firm = self.integrity.get(declaration.enterprise_id)
+        decision = Selector(self.rules, self.policy, self.draws).decide(declaration, firm)
+        self.audit.append("selection", {
+            "declaration": lodged, "enterprise": firm.model_dump(mode="json"),
+            "policy": self.policy.model_dump(mode="json"), "verifiable_draws": self.draws.verifiable,
+            "decision": decision.to_dict()})
+        text = canonical(lodged)
+        self.conn.execute("INSERT INTO declarations (id, enterprise_id, declared_at, decision, selected, "
+                          "fingerprint, input) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (declaration.id, declaration.enterprise_id, declaration.declared_at.isoformat(),
+                           json.dumps(decision.to_dict()), int(decision.selected),
+                           hashlib.sha256(text.encode()).hexdigest(), text))
+        self.integrity.count_declaration(declaration.enterprise_id)
+        if decision.selected:
+            self.conn.execute(
+                "INSERT INTO inspections (id, declaration_id, enterprise_id, site, inspection_type, items, status)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'selected')",
+                (declaration.id, declaration.id, declaration.enterprise_id, declaration.customs_office,
+                 decision.inspection_type, declaration.items))
         return decision
 
     def decision(self, declaration_id: str) -> Decision | None:
@@ -182,7 +224,7 @@ class Office:
             task = self._inspection(inspection_id, ("dispatched",))
             if task["inspector_id"] != inspector_id:
                 raise Conflict(f"{inspection_id} is assigned to {task['inspector_id']}, not {inspector_id}")
-            recheck = inspection_id.endswith("/recheck")
+            recheck = task["kind"] == "recheck"
             status = "checked" if recheck else ("transferred" if outcome == "problem" else "awaiting_release")
             self.conn.execute("UPDATE inspections SET status = ?, outcome = ?, category = ?, department = ? "
                               "WHERE id = ?", (status, outcome, category, department or None, inspection_id))
@@ -204,9 +246,9 @@ class Office:
         if self.draws.uniform(task["id"], "recheck") >= self.roster.recheck_share:
             return False
         self.conn.execute(
-            "INSERT INTO inspections (id, declaration_id, enterprise_id, site, inspection_type, items, status, exclude)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'selected', ?)",
-            (task["id"] + "/recheck", task["declaration_id"], task["enterprise_id"], task["site"],
+            "INSERT INTO inspections (id, kind, declaration_id, enterprise_id, site, inspection_type, items, status,"
+            " exclude) VALUES (?, 'recheck', ?, ?, ?, ?, ?, 'selected', ?)",
+            (task["id"] + RECHECK, task["declaration_id"], task["enterprise_id"], task["site"],
              task["inspection_type"], task["items"], inspector_id))
         self.audit.append("recheck", {"inspection": task["id"], "excluded": inspector_id}, at)
         return True
@@ -245,7 +287,7 @@ class Office:
         """Every audit record about a declaration and its inspections, in order."""
         rows = self.conn.execute(
             "SELECT seq, at, kind, payload FROM audit WHERE json_extract(payload, '$.decision.declaration_id') = ?1 "
-            "OR json_extract(payload, '$.inspection') IN (?1, ?1 || '/recheck') "
+            "OR json_extract(payload, '$.inspection') IN (?1, ?1 || '~recheck') "
             "OR json_extract(payload, '$.declaration') = ?1 ORDER BY seq", (declaration_id,))
         return [{"seq": r[0], "at": r[1], "kind": r[2], "payload": json.loads(r[3])} for r in rows]
 

@@ -25,10 +25,10 @@ import yaml
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine import __version__
-from engine.declarations import Declaration
+from engine.declarations import Declaration, Id
 from engine.dispatch import Roster, Waiting
 from engine.errors import Conflict, InputError, NotFound, read_model
 from engine.office import Office
@@ -44,7 +44,7 @@ log = logging.getLogger("doublerandom.service")
 class KeyEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, description="who: the inspector id for inspectors")
+    name: str = Id("who: the inspector id for inspectors")
     role: Literal["selector", "inspector", "chief", "releasing_officer", "auditor"]
     key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
@@ -53,6 +53,16 @@ class KeysFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     keys: list[KeyEntry] = Field(min_length=1)
+
+    @field_validator("keys")
+    @classmethod
+    def _each_key_once(cls, value: list[KeyEntry]) -> list[KeyEntry]:
+        seen = set()
+        for entry in value:
+            if entry.key_sha256 in seen:  # one key under two roles would take the more powerful one
+                raise ValueError(f"the key of {entry.name!r} ({entry.role}) is listed twice; one entry per key")
+            seen.add(entry.key_sha256)
+        return value
 
 
 def load_keys(path: str | Path) -> list[KeyEntry]:
@@ -80,7 +90,7 @@ class ResultBody(BaseModel):
 class ReassignBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    to: str = Field(min_length=1, max_length=64)
+    to: str = Id("the inspector to take it")
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -152,16 +162,9 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
     async def decide(declaration: Declaration, who: Caller = Depends(allow("selector"))) -> JSONResponse:
         # async on purpose: one writer, sub-millisecond work; the event loop serialises it cheaply
         with live.lock:
-            known = office.decision(declaration.id)
-            if known is None:
-                if not live.allow_new and not office.integrity.known(declaration.enterprise_id):
-                    raise NotFound(f"unknown enterprise {declaration.enterprise_id!r}: register it in the "
-                                   "integrity store first")
-                live.reload_if_changed()
-                known = office.decide(declaration)
-                if known.selected and office.roster is not None:
-                    office.dispatch(declaration.id, clock())
-            answer = {"decision": known.to_dict(), "inspection": office.inspection(declaration.id)}
+            live.reload_if_changed()
+            decision = office.admit(declaration, clock(), registered_only=not live.allow_new)
+            answer = {"decision": decision.to_dict(), "inspection": office.inspection(declaration.id)}
         return JSONResponse(answer)  # plain dicts of JSON types: skip FastAPI's re-encoding
 
     @app.post("/inspections/{inspection_id}/dispatch", summary="Try again to dispatch a waiting inspection")

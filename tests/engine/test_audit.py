@@ -34,7 +34,7 @@ def logged(tmp_path):
     office = Office(path, rules=RuleSet.load(BASELINE_RULES), policy=SelectionPolicy(random_ratio=0.2),
                     draws=KeyedDraws.from_seed(5))
     for line in SAMPLE.read_text().splitlines()[:40]:
-        office.decide(parse_declaration(json.loads(line)))
+        office.admit(parse_declaration(json.loads(line)))
     office.conn.close()
     return path
 

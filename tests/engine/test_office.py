@@ -39,16 +39,19 @@ def make_office(tmp_path, ratio=0.0, feedback=None, **roster) -> Office:
 
 
 def lodge(office: Office, id: str, firm: str = "E1", day: int = 0, **fields):
-    at = (DAY + dt.timedelta(days=day)).isoformat()
-    return office.decide(parse_declaration(declaration_data(id=id, enterprise_id=firm, declared_at=at, **fields)))
+    at = DAY + dt.timedelta(days=day)
+    data = declaration_data(id=id, enterprise_id=firm, declared_at=at.isoformat(), **fields)
+    return office.admit(parse_declaration(data), at)
 
 
 def inspect(office: Office, id: str, outcome: str, day: int = 0):
+    """The inspection `admit` dispatched: its inspector records the outcome."""
     at = DAY + dt.timedelta(days=day)
-    assignment = office.dispatch(id, at)
-    assert isinstance(assignment, Assignment), assignment
+    task = office.inspection(id)
+    assert task["status"] == "dispatched", task
     department = "duties" if outcome == "problem" else ""
-    return assignment, office.record_result(id, assignment.inspector_id, outcome, "undervaluation", department, at)
+    return task["inspector_id"], office.record_result(id, task["inspector_id"], outcome, "undervaluation",
+                                                      department, at)
 
 
 def test_a_problem_makes_the_firm_a_target_for_its_next_declaration(office):
@@ -66,10 +69,10 @@ def test_a_problem_makes_the_firm_a_target_for_its_next_declaration(office):
 
 def test_nobody_releases_what_they_inspected(office):
     lodge(office, "R1", **TEXTILE)
-    assignment, outcome = inspect(office, "R1", "normal")
+    inspector, outcome = inspect(office, "R1", "normal")
     assert outcome["status"] == "awaiting_release"
     with pytest.raises(InputError, match="may not also release it"):
-        office.release("R1", assignment.inspector_id)
+        office.release("R1", inspector)
     assert office.inspection("R1")["status"] == "awaiting_release"  # the refusal changed nothing
     office.release("R1", "OFFICER-9")
     assert office.inspection("R1")["released_by"] == "OFFICER-9"
@@ -77,25 +80,28 @@ def test_nobody_releases_what_they_inspected(office):
 
 def test_only_the_assigned_inspector_records_a_result(office):
     lodge(office, "W1", **TEXTILE)
-    assignment = office.dispatch("W1", DAY)
-    other = next(f"I{i}" for i in range(1, 5) if f"I{i}" != assignment.inspector_id)
-    with pytest.raises(InputError, match=f"assigned to {assignment.inspector_id}"):
+    assigned = office.inspection("W1")["inspector_id"]
+    other = next(f"I{i}" for i in range(1, 5) if f"I{i}" != assigned)
+    with pytest.raises(InputError, match=f"assigned to {assigned}"):
         office.record_result("W1", other, "normal")
     with pytest.raises(InputError, match="transferred to one of"):
-        office.record_result("W1", assignment.inspector_id, "problem", department="nowhere")
+        office.record_result("W1", assigned, "problem", department="nowhere")
 
 
-def test_decide_is_idempotent_on_the_declaration_id(office):
+def test_admit_is_idempotent_and_notices_a_changed_declaration(office):
     first = lodge(office, "I1", **TEXTILE)
-    again = lodge(office, "I1", **PLAIN)  # a re-post, even with other content, gets the first decision
-    assert again == first
+    assert lodge(office, "I1", **TEXTILE) == first  # the same declaration again: the first decision
+    records, state = list(office.audit.records()), office.inspection("I1")
+    with pytest.raises(InputError, match=r"decided before with different content \(declared_value, hs_code differ\)"):
+        lodge(office, "I1", **PLAIN)  # an amendment keeping its id is not waved through
+    assert list(office.audit.records()) == records and office.inspection("I1") == state
     assert sum(1 for _ in office.audit.records("selection")) == 1
 
 
 def test_manual_reassignment_needs_a_reason_and_an_eligible_inspector(office):
     lodge(office, "M1", **TEXTILE)
-    first = office.dispatch("M1", DAY)
-    to = next(f"I{i}" for i in range(1, 5) if f"I{i}" != first.inspector_id)
+    first = office.inspection("M1")
+    to = next(f"I{i}" for i in range(1, 5) if f"I{i}" != first["inspector_id"])
     with pytest.raises(InputError, match="needs a reason"):
         office.reassign("M1", to, "CHIEF", "  ", DAY)
     with pytest.raises(InputError, match="may not take"):
@@ -103,7 +109,7 @@ def test_manual_reassignment_needs_a_reason_and_an_eligible_inspector(office):
     moved = office.reassign("M1", to, "CHIEF", "inspector called in sick", DAY)
     assert moved.manual and office.inspection("M1")["inspector_id"] == to
     record = list(office.audit.records("manual_reassignment"))[-1]["payload"]
-    assert record == {"inspection": "M1", "from": first.inspector_id, "to": to, "by": "CHIEF",
+    assert record == {"inspection": "M1", "from": first["inspector_id"], "to": to, "by": "CHIEF",
                       "reason": "inspector called in sick"}
 
 
@@ -152,18 +158,20 @@ def test_agency_list_is_honoured_and_a_bad_list_changes_nothing(office, tmp_path
 def test_a_recheck_goes_to_a_different_inspector(tmp_path):
     office = make_office(tmp_path, recheck_share=1.0)
     lodge(office, "Q1", **TEXTILE)
-    assignment, outcome = inspect(office, "Q1", "normal")
+    first, outcome = inspect(office, "Q1", "normal")
     assert outcome["recheck"] is True
     for _ in range(20):  # whatever the draw, the re-check never goes back to the first inspector
-        again = office.dispatch("Q1/recheck", DAY)
-        assert again.inspector_id != assignment.inspector_id
-        office.conn.execute("UPDATE inspections SET status = 'selected', dispatched_at = NULL WHERE id = 'Q1/recheck'")
+        again = office.dispatch("Q1~recheck", DAY)
+        assert again.inspector_id != first
+        office.conn.execute("UPDATE inspections SET status = 'selected', dispatched_at = NULL WHERE id = 'Q1~recheck'")
+    assert office.inspection("Q1~recheck")["kind"] == "recheck" and office.inspection("Q1")["kind"] == "first"
 
 
 def test_a_waiting_inspection_is_recorded_with_its_reason(tmp_path):
     office = make_office(tmp_path, inspectors=[{"id": "N", "site": "OFF-40", "shifts": ["22:00-06:00"],
                                                 "qualifications": ["physical"]}])
-    lodge(office, "Z1", **TEXTILE)
+    lodge(office, "Z1", **TEXTILE)  # admitted at 09:00: selected, and its dispatch waits
+    assert office.inspection("Z1")["status"] == "waiting"
     waiting = office.dispatch("Z1", DAY)
     assert waiting.reason == "no inspector is on post"
     assert office.inspection("Z1")["wait_reason"] == "no inspector is on post"

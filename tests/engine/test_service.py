@@ -84,8 +84,10 @@ def test_a_declaration_is_decided_once_and_dispatched(client):
     body = first.json()
     assert body["decision"]["channel"] in ("targeted", "both") and body["decision"]["selected"]
     assert body["inspection"]["status"] in ("dispatched", "waiting")
-    again = post_declaration(client, id="D1", enterprise_id="E1", hs_code="940360")  # never a new draw
+    again = post_declaration(client, id="D1", enterprise_id="E1", **WEAPONS)  # never a new draw
     assert again.json()["decision"] == body["decision"]
+    amended = post_declaration(client, id="D1", enterprise_id="E1", hs_code="940360")
+    assert amended.status_code == 409 and "hs_code differ" in amended.json()["detail"]
     shown = client.get("/declarations/D1", headers=h("aud")).json()
     assert shown["decision"] == body["decision"] and shown["history"][0]["kind"] == "selection"
 
