@@ -2,8 +2,10 @@
 
 Each record carries a sequence number, a time, a kind, a canonical-JSON payload, the previous
 record's hash and its own: SHA-256 over all of them. Changing a byte, deleting or reordering records
-breaks the chain at a sequence number `verify` reports. SQLite triggers refuse UPDATE and DELETE, so
-tampering needs deliberate work outside the engine, and `verify` still catches it.
+breaks the chain at a sequence number `verify` reports. SQLite triggers refuse UPDATE, DELETE and an
+INSERT over an existing record (`INSERT OR REPLACE` deletes without firing the DELETE trigger), so
+tampering needs deliberate work outside the engine. What the chain alone cannot catch (a truncated
+tail, a rewrite rehashed to the end) the signed checkpoints of `engine/checkpoint.py` do.
 """
 
 from __future__ import annotations
@@ -28,10 +30,14 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_replace BEFORE INSERT ON audit
+WHEN EXISTS (SELECT 1 FROM audit WHERE seq = NEW.seq)
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE INDEX IF NOT EXISTS audit_by_kind ON audit (kind);
 """
 GENESIS = "0" * 64
 KINDS = ("selection", "dispatch", "dispatch_wait", "manual_reassignment", "result", "transfer",
-         "release", "recheck", "integrity_change", "rules_loaded")
+         "release", "recheck", "integrity_change", "rules_loaded", "enterprise_registered")
 
 
 def canonical(payload: dict[str, Any]) -> str:
@@ -52,9 +58,24 @@ class Verdict:
 
 
 class AuditLog:
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, create: bool = True):
+        """`create=False` for reading only (verify, replay): nothing is written to the file."""
         self.conn = conn
-        conn.executescript(SCHEMA)
+        if create:
+            conn.executescript(SCHEMA)
+
+    def exists(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'").fetchone() \
+            is not None
+
+    def head(self) -> tuple[int, str] | None:
+        """The last record's sequence number and hash: what a checkpoint signs and what is published."""
+        row = self.conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else None
+
+    def hash_at(self, seq: int) -> str | None:
+        row = self.conn.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+        return row[0] if row else None
 
     def append(self, kind: str, payload: dict[str, Any], at: dt.datetime | None = None) -> int:
         """Add one record; call inside a transaction so it commits with the step it records."""

@@ -14,8 +14,11 @@ from typing import BinaryIO, Iterator, Optional
 import typer
 from rich.console import Console
 
-from engine import __version__, database
-from engine.declarations import Enterprise, parse_declaration, read_enterprises_csv
+from engine import __version__, checkpoint, database
+from engine.audit import AuditLog
+from engine.reconciliation import reconcile
+from engine.declarations import ID_RULE, Enterprise, parse_declaration, read_enterprises_csv
+from engine.keys import create_private, replace_private
 from engine.errors import InputError
 from engine.randomness import Draws, KeyedDraws, new_key_hex
 from engine.dispatch import Roster
@@ -55,10 +58,10 @@ def validate(rules_file: Path = typer.Argument(..., help="a rules YAML file")) -
 @app.command()
 def keygen(out: Path = typer.Argument(..., help="where to write the new key (hex)")) -> None:
     """Write a new secret key for live, verifiable random draws."""
-    if out.exists():
-        fail(f"{out}: exists already; refusing to overwrite a draw key")
-    out.write_text(new_key_hex() + "\n")
-    out.chmod(0o600)
+    try:
+        create_private(out, new_key_hex() + "\n")
+    except InputError as e:
+        fail(str(e))
     print(f"wrote {out}")
 
 
@@ -112,10 +115,10 @@ def select(
         ruleset, draws = RuleSet.load(rules), make_draws(seed, key_file)
         policy = SelectionPolicy(random_ratio=ratio)
         known = read_enterprises_csv(str(enterprises)) if enterprises else {}
-        office = Office(db, rules=ruleset, policy=policy, draws=draws) if db else None
+        office = Office(db, policy=policy, draws=draws) if db else None
         if office:
-            with database.transaction(office.conn):
-                office.integrity.seed(known.values())
+            office.use_rules(ruleset, ruleset.text)  # so `audit replay` needs no --rules
+            office.register(known.values())
         source = open(input, "rb") if input else sys.stdin.buffer
     except (InputError, OSError) as e:
         fail(str(e))
@@ -222,14 +225,69 @@ audit_app = typer.Typer(no_args_is_help=True, help="Check the audit log.")
 app.add_typer(audit_app, name="audit")
 
 
+@audit_app.command("keygen")
+def audit_keygen(out: Path = typer.Argument(..., help="where to write the private signing key")) -> None:
+    """Write a new Ed25519 signing key for checkpoints (0600) and its public key (<out>.pub)."""
+    try:
+        public = checkpoint.new_signing_key(out)
+    except InputError as e:
+        fail(str(e))
+    print(f"wrote {out} (keep it away from the database) and {public} (give it to the auditors)")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(db: Path, key_file: Path = typer.Option(..., "--key-file", help="the private signing key"),
+                     out: Optional[Path] = typer.Option(None, "--out", help="a file, or a folder for "
+                                                        "checkpoint-<seq>.json (keep it outside the database)")) -> None:
+    """Sign the log's head (sequence number, hash, time); print the checkpoint and write it to --out."""
+    try:
+        key = checkpoint.load_signing_key(key_file)
+        log = _read_only_log(db)
+        signed = checkpoint.sign(*log.head(), key)
+        where = checkpoint.write(signed, out) if out else None
+    except InputError as e:
+        fail(str(e))
+    print(signed.to_json())
+    if where:
+        err.print(f"wrote {where}", highlight=False)
+
+
 @audit_app.command("verify")
-def audit_verify(db: Path) -> None:
-    """Walk the hash chain: OK and the count, or the first broken sequence number and why."""
-    verdict = _office(db).audit.verify()
-    if not verdict.ok:
-        fail(f"{db}: audit log broken at record {verdict.broken_at}: {verdict.reason} "
-             f"({verdict.count} records verified before it)", code=1)
-    print(f"OK {verdict.count} records")
+def audit_verify(db: Path,
+                 checkpoints: list[Path] = typer.Option([], "--checkpoint", help="a signed checkpoint (repeatable)"),
+                 folder: Optional[Path] = typer.Option(None, "--checkpoints", help="a folder of checkpoints"),
+                 public_key: Optional[Path] = typer.Option(None, "--public-key", help="the checkpoints' public key")
+                 ) -> None:
+    """Walk the hash chain, check each signed checkpoint's head is on it, and reconcile the state
+    tables with the log. Opens the database read-only."""
+    try:
+        log = _read_only_log(db)
+        signed = [(p, checkpoint.read(p)) for p in checkpoints] + (checkpoint.read_folder(folder) if folder else [])
+        if signed and public_key is None:
+            fail("checking checkpoints needs --public-key")
+        key = checkpoint.load_public_key(public_key) if public_key else None
+        verdict = log.verify()
+        if not verdict.ok:
+            fail(f"{db}: audit log broken at record {verdict.broken_at}: {verdict.reason} "
+                 f"({verdict.count} records verified before it)", code=1)
+        problems = [f"{p}: {why}" for p, c in signed if (why := checkpoint.contradiction(c, key, log))]
+        problems += [str(d) for d in reconcile(log)]
+    except InputError as e:
+        fail(str(e))
+    for problem in problems:
+        err.print(problem, markup=False, highlight=False, soft_wrap=True)
+    if problems:
+        fail(f"{db}: {len(problems)} problems (the chain itself verifies: {verdict.count} records)", code=1)
+    seq, head = log.head()
+    print(f"OK {verdict.count} records, head {seq} {head}" + (f", {len(signed)} checkpoints" if signed else ""))
+
+
+def _read_only_log(db: Path) -> AuditLog:
+    """The audit log of a database opened read-only; refused when there is none."""
+    log = AuditLog(database.connect_read_only(db), create=False)
+    if not log.exists() or log.head() is None:
+        raise InputError(f"{db}: no audit log (no audit table, or an empty one)")
+    return log
 
 
 @audit_app.command("replay")
@@ -237,11 +295,11 @@ def audit_replay(db: Path, rules: Optional[Path] = typer.Option(
                      None, "--rules", help="the rules file (default: the versions the log recorded)"),
                  seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE) -> None:
     """Recompute every logged selection decision from its logged inputs, rules and draws."""
-    office = _office(db)
     try:
+        log = _read_only_log(db)
         ruleset = RuleSet.load(rules) if rules else None
         key = make_draws(seed, key_file) if (seed is not None or key_file is not None) else None
-        count, mismatches = replay(office.audit, ruleset, key)
+        count, mismatches = replay(log, ruleset, key)
     except InputError as e:
         fail(str(e))
     for m in mismatches:
@@ -300,8 +358,7 @@ def serve(
     try:
         if enterprises:
             office = Office(db)
-            with database.transaction(office.conn):
-                office.integrity.seed(read_enterprises_csv(str(enterprises)).values())
+            office.register(read_enterprises_csv(str(enterprises)).values())
             office.conn.close()
         app_ = create_app(rules, db, key_file, api_keys, roster, SelectionPolicy(random_ratio=ratio),
                           allow_new_enterprises)
@@ -319,18 +376,20 @@ def apikey(keys_file: Path = typer.Argument(..., help="the API keys YAML file (c
 
     import yaml
 
-    from engine.service import KeyEntry, key_digest
+    from engine.service import KeyEntry, key_digest, load_keys
 
     key = secrets.token_urlsafe(32)
     try:
         entry = KeyEntry(name=name, role=role, key_sha256=key_digest(key))
-    except ValueError as e:
-        fail(f"--role {role!r} or --name {name!r}: {e}")
-    data = yaml.safe_load(keys_file.read_text()) if keys_file.exists() else None
-    data = data or {"keys": []}
-    data["keys"].append(entry.model_dump())
-    keys_file.write_text(yaml.safe_dump(data, sort_keys=False))
-    keys_file.chmod(0o600)
+    except ValueError:
+        fail(f"--role must be one of selector, inspector, chief, releasing_officer, auditor and --name an id "
+             f"({ID_RULE}); got --role {role!r} --name {name!r}")
+    try:
+        entries = load_keys(keys_file) if keys_file.exists() else []
+        text = yaml.safe_dump({"keys": [e.model_dump() for e in entries + [entry]]}, sort_keys=False)
+        (replace_private if entries else create_private)(keys_file, text)
+    except InputError as e:
+        fail(str(e))
     print(key)
 
 

@@ -32,6 +32,25 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def connect_read_only(path: str | Path) -> sqlite3.Connection:
+    """For verifying: no table created, no journal mode switched. A file in a read-only place (a
+    copy handed to an auditor) is opened as immutable when SQLite cannot open it read-only."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such database")
+    last: Exception | None = None
+    for query in ("mode=ro", "immutable=1"):
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            check_version(conn, path)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError as err:
+            last = err
+    raise InputError(f"{path}: cannot open read-only: {last}")
+
+
 def check_version(conn: sqlite3.Connection, path: str | Path) -> int:
     """The file's schema version; a file from a newer doublerandom is refused, not half-understood."""
     try:

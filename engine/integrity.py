@@ -127,10 +127,14 @@ class IntegrityStore:
                  clean_streak = COALESCE(?, enterprises.clean_streak)""",
             (*_row(firm), clean_streak, clean_streak))
 
-    def seed(self, firms) -> None:
-        """Add enterprises not yet in the store (a starting list); known ones keep their history."""
+    def register(self, firms) -> list[Enterprise]:
+        """Add enterprises not yet in the store (a starting list); known ones keep their history.
+        Returns those added, for the audit log."""
+        added = []
         for firm in firms:
-            self.conn.execute(f"{_INSERT} ON CONFLICT (id) DO NOTHING", (*_row(firm), None))
+            if self.conn.execute(f"{_INSERT} ON CONFLICT (id) DO NOTHING", (*_row(firm), None)).rowcount:
+                added.append(firm)
+        return added
 
     def count_declaration(self, enterprise_id: str) -> None:
         firm = self.get(enterprise_id)

@@ -275,12 +275,24 @@ class Office:
                 self.audit.append("integrity_change", vars(change), at)
         return [vars(c) for c in changes]
 
-    def use_rules(self, rules: RuleSet, content: str, at: dt.datetime | None = None) -> None:
-        """Decide with these rules from now on; the file's text goes into the audit log, so every
-        version ever used stays replayable."""
+    def register(self, firms, at: dt.datetime | None = None) -> int:
+        """Enter enterprises the store does not know yet (known ones keep their standing), each with
+        an audit record, so the log accounts for every standing a decision reads."""
         with database.transaction(self.conn):
-            self.audit.append("rules_loaded", {"version": rules.version, "source": rules.source,
-                                               "content": content}, at)
+            added = self.integrity.register(firms)
+            for firm in added:
+                self.audit.append("enterprise_registered", {"enterprise": firm.model_dump(mode="json")}, at)
+        return len(added)
+
+    def use_rules(self, rules: RuleSet, content: str, at: dt.datetime | None = None) -> None:
+        """Decide with these rules from now on; the file's text goes into the audit log (once per
+        version), so every version ever used stays replayable."""
+        with database.transaction(self.conn):
+            logged = self.conn.execute("SELECT 1 FROM audit WHERE kind = 'rules_loaded' AND "
+                                       "json_extract(payload, '$.version') = ?", (rules.version,)).fetchone()
+            if logged is None:
+                self.audit.append("rules_loaded", {"version": rules.version, "source": rules.source,
+                                                   "content": content}, at)
         self.rules = rules
 
     def history(self, declaration_id: str) -> list[dict[str, Any]]:

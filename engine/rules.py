@@ -102,6 +102,7 @@ class RuleSet:
         self.rules = rules
         self.version = version
         self.source = source
+        self.text: str | None = None  # the file's text, when loaded from a file: what the audit log keeps
         self.by_id = {r.id: r for r in rules}
         self._dated = any(r.valid_from or r.valid_until for r in rules)
         self._position = {r.id: k for k, r in enumerate(rules)}
@@ -121,7 +122,9 @@ class RuleSet:
             raw = yaml.safe_load(text)
         except yaml.YAMLError as err:
             raise InputError(f"{path}: {yaml_problem(err)}") from None
-        return cls.from_dict(raw, source=str(path))
+        rules = cls.from_dict(raw, source=str(path))
+        rules.text = text
+        return rules
 
     @classmethod
     def from_dict(cls, raw: Any, source: str = "<rules>") -> RuleSet:

@@ -94,7 +94,7 @@ def test_reordering_two_records_is_caught(logged):
 
 def test_cli_verify_reports_ok_or_the_broken_record(logged):
     ok = runner.invoke(app, ["audit", "verify", str(logged)])
-    assert ok.exit_code == 0 and ok.stdout.strip() == "OK 40 records"
+    assert ok.exit_code == 0 and ok.stdout.startswith("OK 40 records, head 40 ")
     tamper(logged, "UPDATE audit SET at = '2020-01-01' WHERE seq = 9;")
     broken = runner.invoke(app, ["audit", "verify", str(logged)])
     assert broken.exit_code == 1 and "broken at record 9" in broken.stderr
@@ -153,4 +153,189 @@ def test_sigkill_while_deciding_loses_no_acknowledged_decision(tmp_path):
     stored = {r[0] for r in conn.execute("SELECT id FROM declarations")}
     assert set(acknowledged) <= stored and len(stored) < KILL_INPUT  # killed mid-way, nothing acknowledged lost
     log = AuditLog(conn).verify()
-    assert log.ok and log.count == len(stored)  # one selection record per stored decision, chain intact
+    assert log.ok and log.count == len(stored) + 1  # rules_loaded, then one selection record per decision
+
+
+# ---------------------------------------------------------------- against whoever holds the file
+
+ROSTER = ROOT / "scenarios" / "roster.yaml"
+
+
+@pytest.fixture
+def office_log(tmp_path):
+    """A day of work: registrations, decisions, dispatches, results (two problems), a release; then a
+    signed checkpoint kept outside the database, and three more decisions after it."""
+    import datetime as dt
+
+    from engine import checkpoint
+    from engine.declarations import Enterprise
+    from engine.dispatch import Roster
+    db, key = tmp_path / "office.db", tmp_path / "audit.key"
+    checkpoint.new_signing_key(key)
+    office = Office(db, rules=RuleSet.load(BASELINE_RULES), policy=SelectionPolicy(random_ratio=0.1),
+                    draws=KeyedDraws.from_seed(3), roster=Roster.load(ROSTER))
+    office.register([Enterprise(id=f"E{i}", declarations=5, credit_class="advanced_certified" if i == 1 else "general")
+                     for i in range(4)])
+    at = dt.datetime(2026, 6, 1, 10, 0)
+    for i in range(12):
+        data = declaration_data(id=f"A{i}", enterprise_id=f"E{i % 4}", hs_code="930690", declared_at=at.isoformat())
+        office.admit(parse_declaration(data), at)
+        if i < 4:  # the first four are inspected at once, freeing the bay
+            outcome, task = ["problem", "normal"][i % 2], office.inspection(f"A{i}")
+            office.record_result(f"A{i}", task["inspector_id"], outcome, "x", "duties" if outcome == "problem" else "",
+                                 at)
+    office.release("A1", "OFFICER-9", at)
+    signed = checkpoint.sign(*office.audit.head(), checkpoint.load_signing_key(key))
+    checkpoint.write(signed, tmp_path / "cp.json")
+    for i in range(12, 15):
+        office.admit(parse_declaration(declaration_data(id=f"A{i}", enterprise_id="E0", declared_at=at.isoformat())), at)
+    office.conn.close()
+    return {"db": db, "checkpoint": tmp_path / "cp.json", "public": tmp_path / "audit.key.pub", "signed": signed}
+
+
+def verify_cli(setup, *extra):
+    return runner.invoke(app, ["audit", "verify", str(setup["db"]), "--checkpoint", str(setup["checkpoint"]),
+                               "--public-key", str(setup["public"]), *extra])
+
+
+def rehash_from(path, seq):
+    """What a forger holding the file does after changing record `seq`: recompute every hash after it."""
+    from engine.audit import GENESIS, record_hash
+    conn = sqlite3.connect(path)
+    conn.executescript("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;"
+                       "DROP TRIGGER IF EXISTS audit_no_replace;")
+    rows = conn.execute("SELECT seq, at, kind, payload FROM audit ORDER BY seq").fetchall()
+    prev = GENESIS
+    for n, (old_seq, at, kind, payload) in enumerate(rows, start=1):
+        if n >= seq:
+            conn.execute("UPDATE audit SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                         (n, prev, record_hash(n, at, kind, payload, prev), old_seq))
+        prev = conn.execute("SELECT hash FROM audit WHERE seq = ?", (n,)).fetchone()[0]
+    conn.commit()
+    conn.close()
+
+
+def test_an_honest_office_verifies_with_its_checkpoint_and_reconciles(office_log):
+    done = verify_cli(office_log)
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith("OK ") and ", 1 checkpoints" in done.stdout
+    conn = sqlite3.connect(office_log["db"])
+    n = conn.execute("SELECT max(seq) FROM audit").fetchone()[0]
+    assert n > office_log["signed"].seq and done.stdout.startswith(f"OK {n} records, head {n} ")
+
+
+def test_a_problem_turned_normal_and_rehashed_is_caught_by_the_checkpoint(office_log):
+    conn = sqlite3.connect(office_log["db"])
+    seq = conn.execute("SELECT min(seq) FROM audit WHERE kind = 'result' AND payload LIKE '%problem%'").fetchone()[0]
+    conn.close()
+    tamper(office_log["db"], f"UPDATE audit SET payload = replace(payload, 'problem', 'normal') WHERE seq = {seq};")
+    rehash_from(office_log["db"], seq)
+    assert verdict(office_log["db"]).ok  # the chain alone is fooled ...
+    done = verify_cli(office_log)  # ... the signed checkpoint is not
+    assert done.exit_code == 1 and "differs from the one signed" in done.stderr
+
+
+@pytest.mark.parametrize("statements", [
+    "DELETE FROM audit WHERE seq > 10;",                                  # truncating the tail
+    "DELETE FROM audit WHERE seq = 5;",                                   # deleting a record, rehashed
+    "UPDATE audit SET seq = -1 WHERE seq = 6; UPDATE audit SET seq = 6 WHERE seq = 7;"
+    "UPDATE audit SET seq = 7 WHERE seq = -1;",                           # swapping two, rehashed
+])
+def test_truncation_deletion_and_swaps_are_caught_even_when_rehashed(office_log, statements):
+    tamper(office_log["db"], statements)
+    rehash_from(office_log["db"], 1)
+    done = verify_cli(office_log)
+    assert done.exit_code == 1 and ("missing" in done.stderr or "differs" in done.stderr), done.output
+
+
+def test_a_dropped_audit_table_is_no_audit_log(office_log):
+    conn = sqlite3.connect(office_log["db"])
+    conn.execute("DROP TABLE audit")
+    conn.commit()
+    conn.close()
+    done = runner.invoke(app, ["audit", "verify", str(office_log["db"])])
+    assert done.exit_code == 2 and "no audit log" in done.stderr
+
+
+def test_insert_or_replace_over_a_record_is_refused(office_log):
+    conn = sqlite3.connect(office_log["db"])
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("INSERT OR REPLACE INTO audit VALUES (3, 'x', 'result', '{}', 'x', 'x')")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("REPLACE INTO audit VALUES (3, 'x', 'result', '{}', 'x', 'x')")
+
+
+@pytest.mark.parametrize("statement, expected", [
+    ("UPDATE enterprises SET credit_class = 'advanced_certified' WHERE id = 'E2'", "enterprises 'E2': credit_class"),
+    ("UPDATE enterprises SET high_risk = 0, high_risk_until = NULL WHERE id = 'E0'", "enterprises 'E0': high_risk"),
+    ("UPDATE declarations SET decision = json_set(decision, '$.selected', json('false')) WHERE id = 'A5'",
+     "declarations 'A5': decision.selected"),
+    ("UPDATE inspections SET status = 'released', released_by = 'X' WHERE id = 'A0'", "inspections 'A0': status"),
+    ("DELETE FROM inspections WHERE id = 'A3'", "inspections 'A3': row"),
+])
+def test_state_tables_are_reconciled_with_the_log(office_log, statement, expected):
+    conn = sqlite3.connect(office_log["db"])
+    conn.execute(statement)
+    conn.commit()
+    conn.close()
+    done = runner.invoke(app, ["audit", "verify", str(office_log["db"])])
+    assert done.exit_code == 1 and expected in done.stderr, done.output
+
+
+def test_a_forged_checkpoint_is_refused(office_log, tmp_path):
+    forged = json.loads(office_log["checkpoint"].read_text()) | {"seq": 3}
+    office_log["checkpoint"].write_text(json.dumps(forged))
+    done = verify_cli(office_log)
+    assert done.exit_code == 1 and "signature is not valid" in done.stderr
+
+
+def test_verify_reads_only_and_a_read_only_copy_verifies(office_log, tmp_path):
+    import os
+    import shutil
+    copy_dir = tmp_path / "copy"
+    copy_dir.mkdir()
+    conn = sqlite3.connect(office_log["db"])
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    copy = copy_dir / "office.db"
+    shutil.copy(office_log["db"], copy)
+    conn = sqlite3.connect(copy)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.close()
+    before = copy.read_bytes()
+    os.chmod(copy, 0o444)
+    done = runner.invoke(app, ["audit", "verify", str(copy), "--checkpoint", str(office_log["checkpoint"]),
+                               "--public-key", str(office_log["public"])])
+    assert done.exit_code == 0, done.output
+    assert copy.read_bytes() == before  # no table created, journal mode not switched
+    conn = sqlite3.connect(copy)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_checkpoint_command_signs_the_head_and_keys_are_private(office_log, tmp_path):
+    key = tmp_path / "k2"
+    assert runner.invoke(app, ["audit", "keygen", str(key)]).exit_code == 0
+    assert (key.stat().st_mode & 0o777) == 0o600
+    assert runner.invoke(app, ["audit", "keygen", str(key)]).exit_code == 2  # never overwritten
+    folder = tmp_path / "cps"
+    folder.mkdir()
+    done = runner.invoke(app, ["audit", "checkpoint", str(office_log["db"]), "--key-file", str(key), "--out", str(folder)])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["seq"] > office_log["signed"].seq
+    ok = runner.invoke(app, ["audit", "verify", str(office_log["db"]), "--checkpoints", str(folder),
+                             "--public-key", f"{key}.pub"])
+    assert ok.exit_code == 0, ok.output
+    wrong_key = runner.invoke(app, ["audit", "verify", str(office_log["db"]), "--checkpoints", str(folder),
+                                    "--public-key", str(office_log["public"])])
+    assert wrong_key.exit_code == 1 and "signature is not valid" in wrong_key.stderr
+
+
+def test_the_cli_session_replays_without_naming_the_rules(tmp_path):
+    db = tmp_path / "cli.db"
+    lines = "".join(json.dumps(declaration_data(id=f"R{i}")) + "\n" for i in range(30))
+    source = tmp_path / "in.jsonl"
+    source.write_text(lines)
+    assert runner.invoke(app, ["select", "--rules", str(BASELINE_RULES), "--seed", "1", "--db", str(db),
+                               "--input", str(source)]).exit_code == 0
+    done = runner.invoke(app, ["audit", "replay", str(db), "--seed", "1"])
+    assert done.exit_code == 0 and "OK 30 decisions replayed" in done.stdout, done.output

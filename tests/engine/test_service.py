@@ -45,8 +45,7 @@ def setup(tmp_path):
     db = tmp_path / "office.db"
     office = Office(db)
     from engine.declarations import Enterprise
-    with database.transaction(office.conn):
-        office.integrity.seed([Enterprise(id=f"E{i}", declarations=5) for i in range(20)])
+    office.register([Enterprise(id=f"E{i}", declarations=5) for i in range(20)])
     office.conn.close()
     return {"rules": rules, "key": key, "keys": keys, "db": db, "roster": ROOT / "scenarios" / "roster.yaml"}
 
