@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
 
 from engine.errors import InputError, describe
+from engine.files import read_csv
 
 Country = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")
 
@@ -149,21 +150,14 @@ RULE_FIELDS: dict[str, str] = {
 
 def read_enterprises_csv(path: str) -> dict[str, Enterprise]:
     """Enterprise records from a CSV with an `id` column and any of Enterprise's other fields."""
-    import csv
-
     out: dict[str, Enterprise] = {}
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            for line, row in enumerate(csv.DictReader(handle), start=2):
-                clean = {k: v for k, v in row.items() if k and v not in ("", None)}
-                try:
-                    enterprise = Enterprise.model_validate(clean)
-                except ValidationError as err:
-                    raise describe(f"{path}:{line}", err) from None
-                if enterprise.id in out:
-                    raise InputError(f"{path}:{line}: enterprise {enterprise.id!r} is listed twice; "
-                                     "one row per enterprise")
-                out[enterprise.id] = enterprise
-    except OSError as err:
-        raise InputError(f"{path}: cannot read enterprises file: {err.strerror}") from None
+    for where, row in read_csv(path, "enterprises file"):
+        clean = {k: v for k, v in row.items() if k and v not in ("", None)}
+        try:
+            enterprise = Enterprise.model_validate(clean)
+        except ValidationError as err:
+            raise describe(where, err) from None
+        if enterprise.id in out:
+            raise InputError(f"{where}: enterprise {enterprise.id!r} is listed twice; one row per enterprise")
+        out[enterprise.id] = enterprise
     return out

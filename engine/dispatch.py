@@ -18,7 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.declarations import Id, InspectionType
-from engine.errors import InputError, read_model
+from engine.errors import InputError
+from engine.files import read_model
 
 
 class FacilityType(str, Enum):

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TypeVar
 
-import yaml
-from pydantic import BaseModel, ValidationError
-
-Model = TypeVar("Model", bound=BaseModel)
-
+from pydantic import ValidationError
 
 class InputError(ValueError):
     """Bad input from a user (a rules file, a declaration, a scenario): the message says where and what."""
@@ -38,22 +32,3 @@ def describe(source: str, err: ValidationError) -> InputError:
         msg = e["msg"].removeprefix("Value error, ")
         problems.append(f"{source}: field '{field_path(e['loc'])}': {msg}")
     return InputError("\n".join(problems))
-
-
-def yaml_problem(err: Exception) -> str:
-    """A YAML parse error in one line: where and what."""
-    mark = getattr(err, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-    return f"not valid YAML{where}: {getattr(err, 'problem', None) or err}"
-
-
-def read_model(path: str | Path, model: type[Model], what: str) -> Model:
-    """A YAML file validated into a pydantic model; any problem becomes one InputError naming the file."""
-    try:
-        return model.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
-    except OSError as err:
-        raise InputError(f"{path}: cannot read {what}: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: {yaml_problem(err)}") from None
-    except ValidationError as err:
-        raise describe(str(path), err) from None

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.declarations import CreditClass, Enterprise, Id
 from engine.errors import InputError, describe
+from engine.files import read_csv
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS enterprises (
@@ -219,11 +220,7 @@ def _row(firm: Enterprise) -> tuple:
 
 
 def _read_agency_rows(path: str | Path):
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError as err:
-        raise InputError(f"{path}: cannot read agency list: {err.strerror}") from None
+    rows = [row for _, row in read_csv(path, "agency list")]
     parsed, seen = [], {}
     for line, raw in enumerate(rows, start=2):
         try:

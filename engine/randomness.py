@@ -48,12 +48,20 @@ class KeyedDraws:
     @classmethod
     def from_file(cls, path: str | Path) -> KeyedDraws:
         try:
-            text = Path(path).read_text(encoding="ascii").strip()
-            return cls(bytes.fromhex(text))
+            text = Path(path).read_bytes().decode("ascii").strip()
         except OSError as err:
             raise InputError(f"{path}: cannot read key file: {err.strerror}") from None
-        except (ValueError, UnicodeDecodeError):
-            raise InputError(f"{path}: a key file holds one line of hexadecimal digits") from None
+        except UnicodeDecodeError:
+            text = "?"
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            raise InputError(f"{path}: a key file holds one line of hexadecimal digits; "
+                             "make one with `doublerandom keygen`") from None
+        if len(key) < 16:
+            raise InputError(f"{path}: the draw key is {len(key)} bytes; it must be at least 16 "
+                             "(make one with `doublerandom keygen`)")
+        return cls(key)
 
     @classmethod
     def from_seed(cls, seed: int) -> KeyedDraws:

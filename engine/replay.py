@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import yaml
-
 from engine.audit import AuditLog
+from engine.files import parse_yaml
 from engine.declarations import Enterprise, parse_declaration
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
@@ -68,7 +67,8 @@ def logged_rules(log: AuditLog) -> dict[str, RuleSet]:
     out = {}
     for record in log.records("rules_loaded"):
         payload = record["payload"]
-        out[payload["version"]] = RuleSet.from_dict(yaml.safe_load(payload["content"]), f"audit record {record['seq']}")
+        out[payload["version"]] = RuleSet.from_dict(parse_yaml(payload["content"], f"audit record {record['seq']}"),
+                                                     f"audit record {record['seq']}")
     return out
 
 

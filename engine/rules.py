@@ -29,13 +29,13 @@ import durable.engine
 import durable_rules_engine
 import numpy as np
 import pandas as pd
-import yaml
 from durable.engine import Host
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine import conditions
 from engine.declarations import Declaration, Enterprise, InspectionType, rule_fields
-from engine.errors import InputError, field_path, yaml_problem
+from engine.errors import InputError, field_path
+from engine.files import parse_yaml, read_text
 
 _MARK = "_decl"  # present on every fact we assert, never on durable's session-state fact
 _CATCH_ALL = "$catch_all"
@@ -113,16 +113,12 @@ class RuleSet:
 
     @classmethod
     def load(cls, path: str | Path) -> RuleSet:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise InputError(f"{path}: cannot read rules file: {err.strerror}") from None
-        try:
-            raw = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise InputError(f"{path}: {yaml_problem(err)}") from None
-        rules = cls.from_dict(raw, source=str(path))
+        return cls.from_text(read_text(path, "rules file"), str(path))
+
+    @classmethod
+    def from_text(cls, text: str, source: str) -> RuleSet:
+        """A rules file's text (YAML 1.2); the text is kept for the audit log."""
+        rules = cls.from_dict(parse_yaml(text, source), source=source)
         rules.text = text
         return rules
 
@@ -132,10 +128,12 @@ class RuleSet:
             raise InputError(f"{source}: a rules file is a mapping with version, lists and rules")
         try:
             spec = RulesFile.model_validate(raw)
+            rules = [_build_rule(r, i, spec.lists, source) for i, r in enumerate(spec.rules)]
         except ValidationError as err:
             first = err.errors(include_url=False)[0]
             raise InputError(f"{source}: field '{field_path(first['loc'])}': {first['msg']}") from None
-        rules = [_build_rule(r, i, spec.lists, source) for i, r in enumerate(spec.rules)]
+        except RecursionError:
+            raise InputError(f"{source}: a condition nested too deeply") from None
         seen: set[str] = set()
         for rule in rules:
             if rule.id in seen:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-import yaml
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -30,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from engine import __version__
 from engine.declarations import Declaration, Id
 from engine.dispatch import Roster, Waiting
-from engine.errors import Conflict, InputError, NotFound, read_model
+from engine.errors import Conflict, InputError, NotFound
+from engine.files import read_model
 from engine.office import Office
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
@@ -110,8 +110,8 @@ class LiveOffice:
             return
         text = self.rules_path.read_text(encoding="utf-8")
         try:
-            rules = RuleSet.from_dict(yaml.safe_load(text), source=str(self.rules_path))
-        except (InputError, yaml.YAMLError) as err:
+            rules = RuleSet.from_text(text, str(self.rules_path))
+        except InputError as err:
             if self.office.rules is None:
                 raise
             log.error("rules file changed but is invalid; still deciding with %s: %s", self.office.rules.version, err)

@@ -10,15 +10,16 @@ import copy
 import datetime as dt
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.declarations import CreditClass, InspectionType
 from engine.dispatch import FacilityType, Shift
-from engine.errors import InputError, describe, yaml_problem
+from engine.errors import InputError, describe
+from engine.files import parse_yaml, read_yaml
 from engine.integrity import FeedbackPolicy
 from engine.office import DEPARTMENTS
 from engine.selection import SelectionPolicy
@@ -267,10 +268,7 @@ def apply_override(raw: dict, item: str, source: str = "--set") -> None:
     if "=" not in item:
         raise InputError(f"{source}: --set {item!r}: expected path=value, e.g. policy.random_ratio=0.05")
     dotted, text = item.split("=", 1)
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise InputError(f"{source}: --set {item!r}: the value is not valid YAML") from None
+    value = parse_yaml(text, f"{source}: --set {item!r}")
     set_path(raw, dotted.strip(), value, f"{source}: --set {item!r}")
 
 
@@ -290,20 +288,38 @@ def set_path(raw: dict, dotted: str, value: Any, where: str = "") -> None:
 def read_raw(path: str | Path) -> dict:
     """The scenario file as a plain mapping, before validation (for sweeps that vary it)."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(f"{path}: cannot read scenario: {err.strerror}") from None
-    except yaml.YAMLError as err:
-        raise InputError(f"{path}: {yaml_problem(err)}") from None
+    raw = read_yaml(path, "scenario")
     if not isinstance(raw, dict):
         raise InputError(f"{path}: a scenario is a mapping of settings, got {type(raw).__name__}")
     if "extends" in raw:  # a variant: the base file's settings, with these on top
         base_file = path.parent / str(raw.pop("extends"))
         if not base_file.is_file():
             raise InputError(f"{path}: field 'extends': no such file {base_file}")
-        raw = merged(read_raw(base_file), raw)
+        raw = merged(_rebased(read_raw(base_file), base_file.parent, path.parent), raw)
     return raw
+
+
+# File settings and their defaults, relative to the scenario file that names them (or inherits them).
+FILE_SETTINGS = {("rules",): Scenario.model_fields["rules"].default,
+                 ("goods", "table"): Goods.model_fields["table"].default}
+
+
+def _rebased(raw: dict, base_dir: Path, top_dir: Path) -> dict:
+    """The base file's relative file paths (its defaults included), re-expressed from the extending
+    file's folder, so `extends: ../other/base.yaml` finds the files the base meant."""
+    if base_dir.resolve() == top_dir.resolve():
+        return raw
+    out = copy.deepcopy(raw)
+    for keys, default in FILE_SETTINGS.items():
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        value = node.get(keys[-1], default)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            node[keys[-1]] = os.path.relpath((base_dir / value).resolve(), top_dir.resolve())
+    return out
 
 
 def merged(base: dict, top: dict) -> dict:

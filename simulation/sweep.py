@@ -23,9 +23,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
-import yaml
 from scipy import stats
 
+from engine.files import parse_yaml
 from engine.errors import InputError
 from simulation import scenario as scenarios
 
@@ -50,7 +50,7 @@ def parse_axis(text: str) -> Axis:
         raise InputError(f"--grid {text!r}: both a field path and values are needed")
     if ":" in spec:
         return Axis(path, _range(text, spec))
-    values = tuple(yaml.safe_load(v) for v in spec.split(",") if v.strip())
+    values = tuple(parse_yaml(v, f"--grid {spec}") for v in spec.split(",") if v.strip())
     if not values:
         raise InputError(f"--grid {text!r}: no values")
     return Axis(path, values)

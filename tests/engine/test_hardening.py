@@ -172,3 +172,80 @@ def test_a_file_from_the_first_release_is_migrated(tmp_path):
     office = Office(db)
     assert office.inspection("A/recheck")["kind"] == "recheck"
     assert office.conn.execute("PRAGMA user_version").fetchone()[0] == database.SCHEMA_VERSION
+
+
+# ---------------------------------------------------------------- every file the engine reads
+
+def rules_text(when: str) -> str:
+    return f"version: v\nrules:\n  - {{id: A, description: d, inspection: scan, when: {when}}}\n"
+
+
+def test_norway_and_off_stay_text_in_yaml():
+    """YAML 1.2: unquoted NO (Norway) and OFF are strings, not booleans."""
+    rules = RuleSet.from_text(rules_text("{field: origin_country, in: [NO, SE, OFF, Y, on]}"), "t")
+    assert rules.rules[0].condition.value == ("NO", "SE", "OFF", "Y", "on")
+    fields = {"origin_country": "NO", "declared_date": "2026-01-01"}
+    assert rules.evaluate_fields(fields) == ["A"] == rules.evaluate_python(fields)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("a: " + "[" * 5000 + "]" * 5000, "nested too deeply"),
+    ("version: v\nrules:\n  - id: A\n    description: d\n    inspection: scan\n    when: "
+     + "{not: " * 3000 + "{field: hs_code, eq: '1'}" + "}" * 3000, "nested too deeply"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not UTF-8 text"),
+    (rules_text("{field: hs_code, eq: '1'}").replace("inspection: scan", "inspection: scan, valid_from: 2026-13-01"),
+     "field 'valid_from'"),
+    (rules_text("{field: hs_code, eq: '1'}").replace("inspection: scan", "inspection: scan, valid_until: 9999-12-32"),
+     "field 'valid_until'"),
+])
+def test_bad_rules_files_give_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "r.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    done = CliRunner().invoke(app, ["validate", str(path)])
+    assert done.exit_code == 2 and message in done.stderr and "Traceback" not in done.output, done.output
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
+    csv = tmp_path / "firms.csv"
+    csv.write_bytes("\ufeffid,credit_class\nE1,dishonest\n".encode())
+    assert read_enterprises_csv(str(csv))["E1"].credit_class == CreditClass.dishonest
+    csv.write_bytes(b"id,credit_class\nE\xff1,dishonest\n")
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        read_enterprises_csv(str(csv))
+
+
+def test_a_short_draw_key_is_called_short_not_unreadable(tmp_path):
+    key = tmp_path / "k"
+    key.write_text("abcd\n")
+    with pytest.raises(InputError, match="is 2 bytes; it must be at least 16"):
+        KeyedDraws.from_file(key)
+    key.write_bytes(b"\xff\xfe")
+    with pytest.raises(InputError, match="hexadecimal"):
+        KeyedDraws.from_file(key)
+
+
+def test_key_files_are_created_private_and_never_through_a_link(tmp_path):
+    import os
+    runner = CliRunner()
+    assert runner.invoke(app, ["keygen", str(tmp_path / "draw.key")]).exit_code == 0
+    assert (tmp_path / "draw.key").stat().st_mode & 0o777 == 0o600
+    keys = tmp_path / "keys.yaml"
+    for role in ("selector", "auditor"):
+        assert runner.invoke(app, ["apikey", str(keys), "--role", role, "--name", "X1"]).exit_code == 0
+        assert keys.stat().st_mode & 0o777 == 0o600
+    assert len(load_keys(keys)) == 2
+    target = tmp_path / "elsewhere"
+    os.symlink(target, tmp_path / "link.key")
+    refused = runner.invoke(app, ["keygen", str(tmp_path / "link.key")])
+    assert refused.exit_code == 2 and not target.exists()
+    bad = runner.invoke(app, ["apikey", str(tmp_path / "k2.yaml"), "--role", "selector", "--name", "a b"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+def test_extends_resolves_the_base_files_paths_from_the_base_folder(tmp_path):
+    from simulation.scenario import load
+    variant = tmp_path / "variant.yaml"
+    variant.write_text(f"extends: {ROOT / 'scenarios' / 'baseline.yaml'}\npolicy: {{random_ratio: 0.05}}\n")
+    scenario = load(variant)
+    assert scenario.path(scenario.rules).resolve() == (ROOT / "scenarios" / "rules" / "baseline.yaml").resolve()
+    assert scenario.policy.random_ratio == 0.05
