@@ -34,6 +34,10 @@ CREATE TRIGGER IF NOT EXISTS audit_no_replace BEFORE INSERT ON audit
 WHEN EXISTS (SELECT 1 FROM audit WHERE seq = NEW.seq)
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE INDEX IF NOT EXISTS audit_by_kind ON audit (kind);
+-- what a declaration's history reads (GET /declarations/{id}); without them each GET scans the log
+CREATE INDEX IF NOT EXISTS audit_by_decision ON audit (json_extract(payload, '$.decision.declaration_id'));
+CREATE INDEX IF NOT EXISTS audit_by_inspection ON audit (json_extract(payload, '$.inspection'));
+CREATE INDEX IF NOT EXISTS audit_by_declaration ON audit (json_extract(payload, '$.declaration'));
 """
 GENESIS = "0" * 64
 KINDS = ("selection", "dispatch", "dispatch_wait", "manual_reassignment", "result", "transfer",

@@ -347,21 +347,29 @@ def serve(
     ratio: float = typer.Option(0.03, "--ratio", min=0, max=1, help="pure random ratio"),
     allow_new_enterprises: bool = typer.Option(False, "--allow-new-enterprises",
                                                help="decide declarations of unregistered enterprises too"),
+    checkpoint_key: Optional[Path] = typer.Option(None, "--checkpoint-key", help="audit signing key: write "
+                                                  "signed checkpoints while serving"),
+    checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir", help="folder for them, outside "
+                                                  "the database's disk if you can"),
+    checkpoint_every: int = typer.Option(1000, "--checkpoint-every", min=1, help="records between checkpoints"),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
 ) -> None:
     """Serve the engine over HTTP (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from engine.service import create_app
+    from engine.service import Checkpointing, create_app
 
+    if (checkpoint_key is None) != (checkpoint_dir is None):
+        fail("--checkpoint-key and --checkpoint-dir go together")
     try:
+        signing = Checkpointing(checkpoint_key, checkpoint_dir, checkpoint_every) if checkpoint_key else None
         if enterprises:
             office = Office(db)
             office.register(read_enterprises_csv(str(enterprises)).values())
             office.conn.close()
         app_ = create_app(rules, db, key_file, api_keys, roster, SelectionPolicy(random_ratio=ratio),
-                          allow_new_enterprises)
+                          allow_new_enterprises, checkpoints=signing)
     except InputError as e:
         fail(str(e))
     uvicorn.run(app_, host=host, port=port, log_level="warning")

@@ -6,7 +6,7 @@ import datetime as dt
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
 
 from engine.errors import InputError, describe
 from engine.files import read_csv
@@ -63,6 +63,14 @@ class Declaration(BaseModel):
     net_mass_kg: float = Field(gt=0, allow_inf_nan=False)
     quantity: float = Field(gt=0, allow_inf_nan=False, description="in the tariff's statistical unit")
     items: int = Field(default=1, ge=1, le=999, description="goods items (lines) on the declaration")
+
+    @field_validator("declared_at", mode="before")
+    @classmethod
+    def _iso_time(cls, value: Any) -> Any:
+        """An ISO 8601 text, as the schema says; a bare number is not read as seconds since 1970."""
+        if not isinstance(value, (str, dt.datetime)):
+            raise ValueError("Input should be an ISO 8601 date and time such as 2026-06-01T09:30:00")
+        return value
 
     def as_input(self) -> dict[str, Any]:
         """The declaration as lodged (JSON types, no derived fields): what the audit log keeps."""

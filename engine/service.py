@@ -17,21 +17,25 @@ import hashlib
 import hmac
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Annotated, Callable, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine import __version__
+from engine import __version__, checkpoint, database
+from engine.audit import AuditLog
+from engine.reconciliation import reconcile
 from engine.declarations import Declaration, Id
 from engine.dispatch import Roster, Waiting
 from engine.errors import Conflict, InputError, NotFound
-from engine.files import read_model
-from engine.office import Office
+from engine.files import read_model, read_text
+from engine.office import DEPARTMENTS, Office
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
 from engine.selection import SelectionPolicy
@@ -79,12 +83,25 @@ class Caller:
     role: str
 
 
-class ResultBody(BaseModel):
+class NormalResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    outcome: Literal["normal", "problem"]
+    outcome: Literal["normal"]
     category: str = Field(default="", max_length=200)
-    department: Literal["", "anti_smuggling", "duties", "health_quarantine", "intellectual_property", "other"] = ""
+    department: Literal[""] = ""
+
+
+class ProblemResult(BaseModel):
+    """A problem is transferred: the department is required (so the schema itself says so)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["problem"]
+    category: str = Field(default="", max_length=200)
+    department: Literal[DEPARTMENTS]  # a tuple subscript: the same as listing them
+
+
+ResultBody = Annotated[NormalResult | ProblemResult, Field(discriminator="outcome")]
 
 
 class ReassignBody(BaseModel):
@@ -95,49 +112,112 @@ class ReassignBody(BaseModel):
 
 
 class LiveOffice:
-    """The Office behind one lock, reloading the rules file when it changes."""
+    """The Office behind one write lock; reads go through their own connection and lock (SQLite WAL
+    readers never wait for the writer). Keeps deciding with the last good rules when the file goes
+    missing or turns invalid, and reports that in /health and the log."""
 
-    def __init__(self, office: Office, rules_path: Path, allow_new_enterprises: bool):
-        self.office, self.rules_path = office, rules_path
+    def __init__(self, office: Office, rules_path: Path, allow_new_enterprises: bool, db: str | Path,
+                 checkpoints: Checkpointing | None = None, settle: float = 0.05):
+        self.office, self.rules_path, self.db = office, rules_path, db
         self.allow_new = allow_new_enterprises
         self.lock = threading.Lock()
-        self._mtime = None
-        self.reload_if_changed()
+        self.read_lock = threading.Lock()
+        self.reader = Office(database.connect(db), policy=office.policy, roster=office.roster)
+        self.checkpoints, self.settle = checkpoints, settle
+        self.problem: str | None = None
+        self._seen: tuple[int, int] | None = None
+        self.reload()
 
-    def reload_if_changed(self) -> None:
-        mtime = self.rules_path.stat().st_mtime_ns
-        if mtime == self._mtime:
-            return
-        text = self.rules_path.read_text(encoding="utf-8")
+    def reload(self) -> None:
+        """Deploy the rules file if it changed, parses, and reads the same twice `settle` seconds
+        apart (a file still being written is not deployed half-way)."""
         try:
+            try:
+                stat = self.rules_path.stat()
+            except OSError as err:
+                raise InputError(f"{self.rules_path}: cannot read rules file: {err.strerror}") from None
+            seen = (stat.st_mtime_ns, stat.st_size)
+            if seen == self._seen:
+                return
+            text = read_text(self.rules_path, "rules file")
+            if self.office.rules is not None and text == self.office.rules.text:
+                self._seen, self.problem = seen, None
+                return
             rules = RuleSet.from_text(text, str(self.rules_path))
+            if self.office.rules is not None:
+                time.sleep(self.settle)
+                if read_text(self.rules_path, "rules file") != text:
+                    raise InputError(f"{self.rules_path}: changed while it was read; will try again")
         except InputError as err:
             if self.office.rules is None:
                 raise
-            log.error("rules file changed but is invalid; still deciding with %s: %s", self.office.rules.version, err)
-            self._mtime = mtime
+            problem = f"{err}; still deciding with {self.office.rules.version}"
+            if problem != self.problem:
+                log.error("rules file not loaded: %s", problem)
+            self.problem = problem
             return
-        self._mtime = mtime
-        if self.office.rules is None or rules.version != self.office.rules.version:
-            self.office.use_rules(rules, text)
-            log.info("deciding with rules %s", rules.version)
+        self._seen, self.problem = seen, None
+        self.office.use_rules(rules, text)
+        log.info("deciding with rules %s", rules.version)
+
+    def wrote(self) -> None:
+        """After each write: a signed checkpoint when enough records have been added."""
+        if self.checkpoints is not None:
+            self.checkpoints.maybe(self.office.audit)
+
+
+class Checkpointing:
+    """Signs the audit log's head every `every` records into a folder outside the database."""
+
+    def __init__(self, key_file: str | Path, folder: str | Path, every: int):
+        self.key = checkpoint.load_signing_key(key_file)
+        self.folder, self.every = Path(folder), every
+        if not self.folder.is_dir():
+            raise InputError(f"{folder}: no such folder for checkpoints")
+        self.last = 0
+
+    def maybe(self, log: AuditLog) -> None:
+        head = log.head()
+        if head is not None and head[0] - self.last >= self.every:
+            checkpoint.write(checkpoint.sign(*head, self.key), self.folder)
+            self.last = head[0]
+
+
+class Problem(BaseModel):
+    """Every refusal has this body: what was wrong, naming the field where there is one."""
+
+    detail: str | list[str]
+
+
+def _problems(*codes: int) -> dict:
+    text = {401: "no or unknown X-API-Key", 403: "this role may not do this", 404: "not found",
+            409: "the rules forbid this step now, or the id was decided with other content",
+            411: "a body needs a Content-Length", 413: "body over 64 KiB", 422: "invalid request, naming the field"}
+    return {code: {"model": Problem, "description": text[code]} for code in codes}
+
+
+READ = _problems(401, 403, 404, 422)
+WRITE = _problems(401, 403, 404, 409, 411, 413, 422)
 
 
 def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys: str | Path,
                roster: str | Path | None = None, policy: SelectionPolicy | None = None,
                allow_new_enterprises: bool = False,
-               clock: Callable[[], dt.datetime] = dt.datetime.now) -> FastAPI:
+               clock: Callable[[], dt.datetime] = dt.datetime.now,
+               checkpoints: Checkpointing | None = None) -> FastAPI:
     """The app; `clock` gives the office's local time (shifts are in local time)."""
     keys = load_keys(api_keys)
     office = Office(db, policy=policy or SelectionPolicy(), draws=KeyedDraws.from_file(draw_key),
                     roster=Roster.load(roster) if roster else None)
-    live = LiveOffice(office, Path(rules), allow_new_enterprises)
+    live = LiveOffice(office, Path(rules), allow_new_enterprises, db, checkpoints)
     app = FastAPI(title="doublerandom", version=__version__,
                   description="Double-random customs inspection: selection, dispatch, results, release, audit.")
     app.state.live = live
     app.middleware("http")(_limit_body)
     app.exception_handler(InputError)(_input_error)
     app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(HTTPException)(_http_error)
+    app.exception_handler(StarletteHTTPException)(_http_error)
 
     async def caller(request: Request) -> Caller:  # async: no thread hop for a hash comparison
         presented = request.headers.get("x-api-key")
@@ -158,58 +238,80 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
             return who
         return check
 
-    @app.post("/declarations", summary="Decide a declaration (selector system); idempotent on its id")
+    def written(answer):
+        live.wrote()
+        return answer
+
+    @app.post("/declarations", summary="Decide a declaration (selector system); idempotent on its id",
+              responses=WRITE)
     async def decide(declaration: Declaration, who: Caller = Depends(allow("selector"))) -> JSONResponse:
         # async on purpose: one writer, sub-millisecond work; the event loop serialises it cheaply
         with live.lock:
-            live.reload_if_changed()
+            live.reload()
             decision = office.admit(declaration, clock(), registered_only=not live.allow_new)
             answer = {"decision": decision.to_dict(), "inspection": office.inspection(declaration.id)}
+            live.wrote()
         return JSONResponse(answer)  # plain dicts of JSON types: skip FastAPI's re-encoding
 
-    @app.post("/inspections/{inspection_id}/dispatch", summary="Try again to dispatch a waiting inspection")
+    @app.post("/inspections/{inspection_id}/dispatch", summary="Try again to dispatch a waiting inspection",
+              responses=WRITE)
     def redispatch(inspection_id: str, who: Caller = Depends(allow("selector", "chief"))) -> dict:
         with live.lock:
             outcome = office.dispatch(inspection_id, clock())
-            return {"waiting": isinstance(outcome, Waiting), **vars(outcome)}
+            return written({"waiting": isinstance(outcome, Waiting), **vars(outcome)})
 
-    @app.post("/inspections/{inspection_id}/result", summary="Record the result (the assigned inspector)")
+    @app.post("/inspections/{inspection_id}/result", summary="Record the result (the assigned inspector)",
+              responses=WRITE)
     def result(inspection_id: str, body: ResultBody, who: Caller = Depends(allow("inspector"))) -> dict:
         with live.lock:
-            return office.record_result(inspection_id, who.name, body.outcome, body.category, body.department)
+            return written(office.record_result(inspection_id, who.name, body.outcome, body.category,
+                                                body.department))
 
-    @app.post("/declarations/{declaration_id}/release", summary="Release after a normal result (not the inspector)")
+    @app.post("/declarations/{declaration_id}/release", summary="Release after a normal result (not the inspector)",
+              responses=WRITE)
     def release(declaration_id: str, who: Caller = Depends(allow("releasing_officer"))) -> dict:
         with live.lock:
             office.release(declaration_id, who.name)
-            return {"released": declaration_id, "by": who.name}
+            return written({"released": declaration_id, "by": who.name})
 
-    @app.post("/inspections/{inspection_id}/reassign", summary="Manual reassignment with a reason (chief)")
+    @app.post("/inspections/{inspection_id}/reassign", summary="Manual reassignment with a reason (chief)",
+              responses=WRITE)
     def reassign(inspection_id: str, body: ReassignBody, who: Caller = Depends(allow("chief"))) -> dict:
         with live.lock:
-            return vars(office.reassign(inspection_id, body.to, who.name, body.reason, clock()))
+            return written(vars(office.reassign(inspection_id, body.to, who.name, body.reason, clock())))
 
-    @app.get("/declarations/{declaration_id}", summary="A decision, its inspection and its audit history")
+    @app.get("/declarations/{declaration_id}", summary="A decision, its inspection and its audit history",
+             responses=READ)
     def declaration(declaration_id: str, who: Caller = Depends(allow("selector", "chief", "auditor"))) -> dict:
-        with live.lock:
-            decision = office.decision(declaration_id)
+        with live.read_lock:
+            reader = live.reader
+            decision = reader.decision(declaration_id)
             if decision is None:
                 raise NotFound(f"no declaration {declaration_id!r} has been decided")
-            return {"decision": decision.to_dict(), "inspection": office.inspection(declaration_id),
-                    "history": office.history(declaration_id)}
+            return {"decision": decision.to_dict(), "inspection": reader.inspection(declaration_id),
+                    "history": reader.history(declaration_id)}
 
-    @app.get("/enterprises/{enterprise_id}", summary="An enterprise's standing as the rules see it")
+    @app.get("/enterprises/{enterprise_id}", summary="An enterprise's standing as the rules see it", responses=READ)
     def enterprise(enterprise_id: str, who: Caller = Depends(allow("selector", "chief", "auditor"))) -> dict:
-        with live.lock:
-            if not office.integrity.known(enterprise_id):
+        with live.read_lock:
+            if not live.reader.integrity.known(enterprise_id):
                 raise NotFound(f"unknown enterprise {enterprise_id!r}")
-            return office.integrity.get(enterprise_id).model_dump(mode="json")
+            return live.reader.integrity.get(enterprise_id).model_dump(mode="json")
 
-    @app.get("/audit/verify", summary="Walk the audit log's hash chain (auditor)")
+    @app.get("/audit/verify", summary="Walk the audit log's hash chain and reconcile the state (auditor)",
+             responses=READ)
     def verify(who: Caller = Depends(allow("auditor"))) -> dict:
-        with live.lock:
-            verdict = office.audit.verify()
-        return {"ok": verdict.ok, "records": verdict.count, "broken_at": verdict.broken_at, "reason": verdict.reason}
+        # its own read-only connection: the writers carry on while the chain is walked
+        log = AuditLog(database.connect_read_only(db), create=False)
+        try:
+            verdict = log.verify()
+            differences = [str(d) for d in reconcile(log)] if verdict.ok else []
+            head = log.head()
+        finally:
+            log.conn.close()
+        return {"ok": verdict.ok and not differences, "records": verdict.count, "broken_at": verdict.broken_at,
+                "reason": verdict.reason, "differences": differences,
+                "head": {"seq": head[0], "hash": head[1]} if head else None}
 
     @app.get("/rules", summary="The published catalogue of inspection matters (no thresholds, no lists)")
     def catalogue() -> dict:
@@ -218,7 +320,8 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "ok", "version": __version__, "rules_version": office.rules.version}
+        return {"status": "degraded" if live.problem else "ok", "version": __version__,
+                "rules_version": office.rules.version, "rules_problem": live.problem}
 
     return app
 
@@ -241,6 +344,12 @@ async def _invalid_request(request: Request, err: RequestValidationError) -> JSO
         loc = [str(p) for p in e.get("loc", ()) if p != "body"]
         problems.append(f"field '{'.'.join(loc) or '(body)'}': {e.get('msg', 'invalid')}")
     return JSONResponse({"detail": problems}, status_code=422)
+
+
+async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+    if err.status_code == 400:  # FastAPI's answer to a body it cannot decode: one shape, one code (422)
+        return JSONResponse({"detail": "field '(body)': not valid UTF-8 JSON"}, status_code=422)
+    return JSONResponse({"detail": str(err.detail)}, status_code=err.status_code, headers=err.headers)
 
 
 async def _input_error(request: Request, err: InputError) -> JSONResponse:

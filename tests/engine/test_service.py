@@ -203,10 +203,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(setup, port: int) -> subprocess.Popen:
+def start_server(setup, port: int, *extra: str) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine", "serve", "--rules", str(setup["rules"]), "--db", str(setup["db"]),
-         "--key-file", str(setup["key"]), "--api-keys", str(setup["keys"]), "--port", str(port)],
+         "--key-file", str(setup["key"]), "--api-keys", str(setup["keys"]), "--port", str(port), *extra],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     for _ in range(200):
         try:
@@ -305,3 +305,88 @@ def test_extreme_but_valid_numbers_are_decided_not_a_500(client, value, quantity
                               declared_value=value, quantity=quantity)
     assert answer.status_code == 200, answer.text
     assert answer.json()["decision"]["declaration_id"] == f"X{quantity}"
+
+
+# ------------------------------------------------------------------ the rules file under change
+
+def test_a_missing_or_invalid_rules_file_keeps_the_last_good_version(client, setup):
+    good = client.get("/health").json()["rules_version"]
+    text = setup["rules"].read_text()
+    setup["rules"].unlink()  # briefly missing, as during a careless deploy
+    answer = post_declaration(client, id="H1", enterprise_id="E3")
+    assert answer.status_code == 200 and answer.json()["decision"]["rules_version"] == good
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and "cannot read rules file" in health["rules_problem"]
+    setup["rules"].write_text("version: v\nrules:\n  - {id: A, description: d, inspection: scan, when: {field: x, eq: 1}}\n")
+    assert post_declaration(client, id="H2", enterprise_id="E3").json()["decision"]["rules_version"] == good
+    assert "unknown field 'x'" in client.get("/health").json()["rules_problem"]
+    setup["rules"].write_text(text.replace("value_per_kg, lt: 20", "value_per_kg, lt: 22"))
+    os.utime(setup["rules"], ns=(time.time_ns(), time.time_ns() + 10**9))
+    new = post_declaration(client, id="H3", enterprise_id="E3").json()["decision"]["rules_version"]
+    assert new != good and client.get("/health").json() | {"version": None} == {
+        "status": "ok", "version": None, "rules_version": new, "rules_problem": None}
+
+
+def test_a_rules_file_still_being_written_is_not_deployed(setup):
+    """The file changes between the two reads `settle` apart: the old version keeps deciding."""
+    from engine.service import LiveOffice
+    office = Office(setup["db"], draws=None)
+    live = LiveOffice(office, setup["rules"], False, setup["db"], settle=0.2)
+    good = office.rules.version
+    text = setup["rules"].read_text()
+    half = text[: text.index("  - id: WEAPONS-PARTS")] if "  - id: WEAPONS-PARTS" in text else text[: len(text) // 2]
+    setup["rules"].write_text(half)  # valid YAML: the rules before WEAPONS-PARTS
+
+    def finish():
+        time.sleep(0.05)
+        setup["rules"].write_text(text.replace("value_per_kg, lt: 20", "value_per_kg, lt: 23"))
+    writer = threading.Thread(target=finish)
+    writer.start()
+    live.reload()
+    writer.join()
+    assert office.rules.version == good and "changed while it was read" in live.problem
+    live.reload()
+    assert office.rules.version != good and live.problem is None and "lt: 23" in office.rules.text
+
+
+# ------------------------------------------------------------------ the contract, checked by an outsider
+
+def test_schemathesis_finds_no_failure_for_any_role(setup):
+    """An independent client reads /openapi.json and tries every operation with each role's key:
+    all checks, coverage, fuzzing and stateful phases. No 5xx, no undocumented status code, every
+    body as declared."""
+    port = free_port()
+    server = start_server(setup, port, "--roster", str(setup["roster"]), "--allow-new-enterprises")
+    try:
+        for key in KEYS:
+            done = subprocess.run(
+                [str(ROOT / ".venv" / "bin" / "schemathesis"), "run", f"http://127.0.0.1:{port}/openapi.json",
+                 "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "15",
+                 "--seed", "7", "-H", f"X-API-Key: {key}", "--no-color"],
+                capture_output=True, text=True, timeout=240)
+            assert done.returncode == 0, (key, done.stdout[-3000:])
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_the_service_writes_signed_checkpoints_that_verify(setup, tmp_path):
+    from typer.testing import CliRunner
+
+    from engine import checkpoint
+    from engine.cli import app as cli
+    from engine.service import Checkpointing
+    checkpoint.new_signing_key(tmp_path / "audit.key")
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    app = create_app(setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: MORNING,
+                     checkpoints=Checkpointing(tmp_path / "audit.key", folder, every=5))
+    with TestClient(app) as c:
+        for i in range(12):
+            assert post_declaration(c, id=f"CP{i}", enterprise_id=f"E{i}").status_code == 200
+        assert c.get("/audit/verify", headers=h("aud")).json()["ok"]
+    written = sorted(folder.glob("checkpoint-*.json"))
+    assert len(written) >= 2
+    done = CliRunner().invoke(cli, ["audit", "verify", str(setup["db"]), "--checkpoints", str(folder),
+                                    "--public-key", str(tmp_path / "audit.key.pub")])
+    assert done.exit_code == 0 and f"{len(written)} checkpoints" in done.stdout, done.output
