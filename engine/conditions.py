@@ -20,7 +20,7 @@ from engine.declarations import RULE_FIELDS
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "between", "prefix")
 _NEGATED = {"eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "le": "gt", "gt": "le",
             "in": "not_in", "not_in": "in", "prefix": "not_prefix", "not_prefix": "prefix"}
-_PREFIX_TEXT = re.compile(r"^[A-Za-z0-9]+$")  # safe inside durable's small regex dialect
+_PREFIX_TEXT = re.compile(r"^[A-Za-z0-9_-]+$")  # literal inside durable's small regex dialect (no escapes)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def _check_value(field: str, op: str, value: Any, path: str) -> Any:
         if op == "prefix":
             bad = [p for p in items if not _PREFIX_TEXT.match(p)]
             if bad:
-                raise ConditionError(path, f"prefixes must be letters and digits only, got {bad}")
+                raise ConditionError(path, f"prefixes are letters, digits, '_' and '-' only, got {bad}")
         return tuple(items)
     if op == "between":
         if not isinstance(value, list) or len(value) != 2:

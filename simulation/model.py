@@ -145,7 +145,7 @@ class Office:
         channel = ("both" if batch.targeted[k] else "random") if batch.random_hit[k] else (
             "targeted" if batch.targeted[k] else "instruction")
         firm = int(self.decls.enterprise[i])
-        return Case(i, float(self.decls.arrival_h[i]), firm, CREDIT_CLASSES[self.standing.credit[firm]].value,
+        return Case(i, float(self.decls.arrival_h[i]), firm, CREDIT_CLASSES[batch.credit[k]].value,
                     channel, ";".join(batch.fired(k, self.rule_ids)), INSPECTION_TYPES[batch.inspection[k]].value,
                     bool(batch.violating[k]), float(batch.threshold[k]))
 

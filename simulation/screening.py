@@ -42,6 +42,7 @@ class Batch:
     inspection: np.ndarray  # code into INSPECTION_TYPES, NONE when not inspected
     threshold: np.ndarray  # the random channel's inclusion probability
     violating: np.ndarray
+    credit: np.ndarray  # index into CREDIT_CLASSES: the class the decision used, whatever happens later
 
     @property
     def selected(self) -> np.ndarray:
@@ -131,7 +132,8 @@ class Screening:
         firm_fields = standing.fields(firms, self.day[lo:hi], self.firm_fields_used)
         hits = self._fire(lo, hi, firm_fields)  # declarations x rules
         thresholds, sampled_rates = self._tables(policy)
-        threshold = thresholds[standing.credit[firms]]
+        credit = standing.credit[firms].copy()  # results later in the hour may change the standing
+        threshold = thresholds[credit]
         random_hit = self.decls.u_random[lo:hi] < threshold
         sampled = hits.copy()
         for k, rate in sampled_rates:
@@ -142,7 +144,7 @@ class Screening:
         flag_p = np.where(violating, min(1.0, instruction_rate * self.instruction.lift), instruction_rate)
         instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~(random_hit | targeted)
         inspection = np.where(instructed, self.instructed_type, inspection)
-        return Batch(lo, hi, hits, random_hit, targeted, instructed, inspection, threshold, violating)
+        return Batch(lo, hi, hits, random_hit, targeted, instructed, inspection, threshold, violating, credit)
 
     def _tables(self, policy: SelectionPolicy) -> tuple[np.ndarray, list[tuple[int, float]]]:
         """The random channel's probability per credit class, and (rule index, rate) for the rules

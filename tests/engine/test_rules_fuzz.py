@@ -44,6 +44,9 @@ def _text_rules() -> list[dict]:
         {"id": "T-NOT-PREFIX", "description": "d", "inspection": "scan",
          "when": {"not": {"field": "customs_office", "prefix": ["AB", "Z"]}}},
         {"id": "T-NE", "description": "d", "inspection": "scan", "when": {"field": "id", "ne": "D1"}},
+        {"id": "T-DASH", "description": "d", "inspection": "scan", "when": {"field": "customs_office", "prefix": ["OFF-4", "A_"]}},
+        {"id": "T-NOT-DASH", "description": "d", "inspection": "scan",
+         "when": {"not": {"field": "customs_office", "prefix": ["OFF-4", "-_"]}}},
     ]
 
 
@@ -53,7 +56,8 @@ positive = st.one_of(st.sampled_from([x for x in EXTREMES if x > 0]),
                      st.floats(min_value=5e-324, max_value=1.7976931348623157e308, allow_nan=False,
                                allow_infinity=False),
                      st.integers(min_value=1, max_value=10**15).map(float))
-text = st.text(max_size=200)
+text = st.one_of(st.text(max_size=200), st.sampled_from(["OFF-40", "OFF-4", "OFF-", "OFF_4", "A_B", "A-", "-_x", "-", "_"]),
+                 st.text(alphabet="OF-_4A", max_size=8))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
