@@ -3,7 +3,10 @@
 Starts `doublerandom serve` (one uvicorn process) on a temporary database with the baseline rules and
 the demo roster, then posts fresh declarations over N concurrent connections (one asyncio client process), bounded in count and
 time per level. Every decision is durably committed (SQLite WAL, synchronous=FULL) before it is answered.
-Usage: python benchmarks/service_load.py [REQUESTS_PER_LEVEL] [LEVELS, e.g. 1,4,16]
+Decisions arriving together share one commit (group commit), so one fsync makes several durable.
+The reference, measured in the same run on the same disk: single-row SQLite transactions with the
+same settings, one fsync each, which is what one-commit-per-decision could reach at best.
+Usage: python benchmarks/service_load.py [REQUESTS_PER_LEVEL] [LEVELS, e.g. 1,4,8,16]
 """
 
 from __future__ import annotations
@@ -46,12 +49,13 @@ def declarations() -> list[dict]:
     return [json.loads(line) for line in (ROOT / "scenarios/declarations/sample.jsonl").read_text().splitlines()]
 
 
-def level(url: str, key: str, pool: list[dict], clients: int, total: int, offset: int) -> dict:
-    """`clients` concurrent connections from one asyncio client process (cheaper than threads)."""
-    return asyncio.run(_level(url, key, pool, clients, total, offset))
+def level(url: str, key: str, pool: list[dict], clients: int, total: int, offset: int, health: bool = False) -> dict:
+    """`clients` concurrent connections from one asyncio client process (cheaper than threads);
+    `health` posts nothing and asks GET /health instead: the HTTP stack's own ceiling here."""
+    return asyncio.run(_level(url, key, pool, clients, total, offset, health))
 
 
-async def _level(url, key, pool, clients, total, offset) -> dict:
+async def _level(url, key, pool, clients, total, offset, health) -> dict:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + MAX_SECONDS_PER_LEVEL
@@ -65,7 +69,8 @@ async def _level(url, key, pool, clients, total, offset) -> dict:
             body = dict(pool[i % len(pool)], id=f"L{offset + i:08d}")
             start = time.perf_counter()
             try:
-                ok = (await http.post("/declarations", json=body)).status_code == 200
+                answer = await (http.get("/health") if health else http.post("/declarations", json=body))
+                ok = answer.status_code == 200
             except httpx.HTTPError:
                 ok = False
             latencies.append(time.perf_counter() - start)
@@ -78,6 +83,19 @@ async def _level(url, key, pool, clients, total, offset) -> dict:
     ms = np.array(latencies) * 1000
     return {"clients": clients, "requests": len(ms), "per_s": len(ms) / wall, "p50": np.percentile(ms, 50),
             "p99": np.percentile(ms, 99), "errors": errors}
+
+
+def fsync_reference(folder: Path, seconds: float = 3.0) -> float:
+    """Commits per second of one-row transactions (WAL, synchronous=FULL) on this disk."""
+    from engine import database
+    conn = database.connect(folder / "reference.db")
+    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        with database.transaction(conn):
+            conn.execute("INSERT INTO t (v) VALUES (?)", ("x" * 500,))
+        n += 1
+    return n / (time.perf_counter() - start)
 
 
 def main(total: int, levels: list[int]) -> None:
@@ -94,13 +112,20 @@ def main(total: int, levels: list[int]) -> None:
                 except httpx.TransportError:
                     time.sleep(0.05)
             pool, offset = declarations(), 0
+            reference = fsync_reference(Path(tmp))
+            print(f"reference: {reference:,.0f} one-row commits/s (WAL, synchronous=FULL) on this disk")
+            for clients in (1, 8):
+                ceiling = level(url, key, pool, clients, total, 0, health=True)
+                print(f"reference: GET /health (no database, no rules) at {clients} clients: "
+                      f"{ceiling['per_s']:,.0f} requests/s, p99 {ceiling['p99']:.1f} ms: the HTTP stack's ceiling")
             print(f"POST /declarations on loopback, one server process, {total} requests per level")
-            print(f"{'clients':>7} {'requests':>9} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            print(f"{'clients':>7} {'requests':>9} {'decisions/s':>12} {'x ref':>6} {'p50 ms':>8} {'p99 ms':>8} "
+                  f"{'errors':>7}")
             for clients in levels:
                 r = level(url, key, pool, clients, total, offset)
                 offset += total
-                print(f"{r['clients']:>7} {r['requests']:>9} {r['per_s']:>12,.0f} {r['p50']:>8.1f} {r['p99']:>8.1f} "
-                      f"{r['errors']:>7}")
+                print(f"{r['clients']:>7} {r['requests']:>9} {r['per_s']:>12,.0f} {r['per_s'] / reference:>6.2f} "
+                      f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}")
         finally:
             server.terminate()
             server.wait()
@@ -108,4 +133,4 @@ def main(total: int, levels: list[int]) -> None:
 
 if __name__ == "__main__":
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000,
-         [int(x) for x in sys.argv[2].split(",")] if len(sys.argv) > 2 else [1, 2, 4, 8])
+         [int(x) for x in sys.argv[2].split(",")] if len(sys.argv) > 2 else [1, 4, 8, 16])

@@ -352,13 +352,16 @@ def serve(
     checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir", help="folder for them, outside "
                                                   "the database's disk if you can"),
     checkpoint_every: int = typer.Option(1000, "--checkpoint-every", min=1, help="records between checkpoints"),
+    request_timeout: float = typer.Option(10.0, "--request-timeout", min=0.1,
+                                          help="seconds a client has to send a whole request (slowloris guard)"),
+    max_connections: int = typer.Option(512, "--max-connections", min=1, help="open connections at most"),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
 ) -> None:
     """Serve the engine over HTTP (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from engine.service import Checkpointing, create_app
+    from engine.service import Checkpointing, GuardedHttp, create_app
 
     if (checkpoint_key is None) != (checkpoint_dir is None):
         fail("--checkpoint-key and --checkpoint-dir go together")
@@ -372,7 +375,8 @@ def serve(
                           allow_new_enterprises, checkpoints=signing)
     except InputError as e:
         fail(str(e))
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    http = type("ServeHttp", (GuardedHttp,), {"request_timeout": request_timeout, "max_connections": max_connections})
+    uvicorn.run(app_, host=host, port=port, log_level="warning", http=http)
 
 
 @app.command()

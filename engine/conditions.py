@@ -146,26 +146,21 @@ def fields_used(node: Condition) -> set[str]:
     return set().union(*(fields_used(c) for c in node.children))
 
 
-def branches(node: Condition) -> int:
-    """How many alternative paths durable builds for a tree in normal form (its disjunctive
-    normal form's size): what fills durable's matching stack when they all match at once."""
+def simultaneous(node: Condition) -> int:
+    """At most how many of durable's alternative paths for a tree in normal form can match one
+    declaration at once: what fills durable's 64-node matching stack. An `in` list is one test of
+    equality (one value at most matches); prefixes may nest ('84', '8471'), so each counts; a
+    `not_prefix` spelled out as "differs first at position i" matches at one position only."""
     if isinstance(node, AnyOf):
-        return sum(branches(c) for c in node.children)
+        return sum(simultaneous(c) for c in node.children)
     if isinstance(node, All):
         total = 1
         for c in node.children:
-            total = min(total * branches(c), 10**6)
+            total = min(total * simultaneous(c), 10**6)
         return total
     if isinstance(node, Not):
-        return branches(node.child)
-    if node.op in ("in", "prefix"):
-        return len(node.value)
-    if node.op == "not_prefix":
-        total = 1
-        for p in node.value:
-            total = min(total * 2 * len(p), 10**6)
-        return total
-    return 2 if node.op == "between" else 1
+        return simultaneous(node.child)
+    return len(node.value) if node.op == "prefix" else 1
 
 
 # ---------------------------------------------------------------- negation normal form

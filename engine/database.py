@@ -7,6 +7,7 @@ only after its commit. WAL with synchronous=FULL survives a killed process and a
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -83,9 +84,18 @@ def prepare(conn: sqlite3.Connection, schema: str, migrations: dict[int, list[st
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """All writes inside commit together or roll back together (nesting joins the outer one)."""
+    """All writes inside commit together or roll back together. Inside another transaction it is a
+    savepoint: its writes roll back alone if it fails, and commit with the outer one."""
     if conn.in_transaction:
-        yield conn
+        name = f"step{next(_savepoints)}"
+        conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        conn.execute(f"RELEASE {name}")
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -94,3 +104,6 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+_savepoints = itertools.count(1)

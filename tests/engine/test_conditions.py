@@ -129,7 +129,7 @@ def test_three_evaluators_agree_on_random_trees_and_records():
     ({"field": "origin_country", "in": []}, "non-empty list"),
     ({"field": "origin_country", "in": {"list": "nowhere"}}, "unknown list 'nowhere'"),
     ({"field": "declared_value", "prefix": "1"}, "only applies to text"),
-    ({"field": "hs_code", "prefix": "84.*"}, "letters and digits only"),
+    ({"field": "hs_code", "prefix": "84.*"}, "letters, digits, '_' and '-' only"),
     ({"field": "enterprise.high_risk", "gt": True}, "only eq and ne"),
     ({"all": []}, "non-empty list"),
     ({"every": []}, "exactly one of all/any/not"),

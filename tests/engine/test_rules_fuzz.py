@@ -99,3 +99,16 @@ def test_durable_json_matches_json_for_everything_but_floats():
     value = {"a": [1, True, None, "é\"\\\u0001"], "b": {"c": -7}}
     assert json.loads(durable_json(value)) == value
     assert sys.float_info.max == json.loads(durable_json(sys.float_info.max))
+
+
+def test_more_rules_matching_at_once_than_durables_stack_holds():
+    """durable fails a fact (error 303) when more than 64 paths match it at once; packing the rules
+    into several rulesets keeps every one of 200 matching rules (each an `any` of three) firing."""
+    rules = [{"id": f"R{i}", "description": "d", "inspection": "scan",
+              "when": {"any": [{"field": "unit_value", "gt": -i - 1000.0 * j - 0.5} for j in range(3)]}}
+             for i in range(200)]
+    rules.append({"id": "CHAPTERS", "description": "d", "inspection": "scan",
+                  "when": {"field": "hs_code", "in": [f"{k:06d}" for k in range(100)] + ["847130"]}})
+    ruleset = RuleSet.from_dict({"version": "many", "rules": rules})
+    fields = {"unit_value": 5.0, "hs_code": "847130", "declared_date": "2026-01-01"}
+    assert ruleset.evaluate_fields(fields) == ruleset.evaluate_python(fields) == [r["id"] for r in rules]

@@ -390,3 +390,37 @@ def test_the_service_writes_signed_checkpoints_that_verify(setup, tmp_path):
     done = CliRunner().invoke(cli, ["audit", "verify", str(setup["db"]), "--checkpoints", str(folder),
                                     "--public-key", str(tmp_path / "audit.key.pub")])
     assert done.exit_code == 0 and f"{len(written)} checkpoints" in done.stdout, done.output
+
+
+def test_slow_clients_are_cut_off_and_connections_are_bounded(setup):
+    """51 slowloris connections (headers never finished) are closed after --request-timeout; beyond
+    --max-connections a connection is closed at once; an ordinary client is served once they are gone."""
+    port = free_port()
+    server = start_server(setup, port, "--request-timeout", "1", "--max-connections", "40")
+    slow = []
+    try:
+        for _ in range(51):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            slow.append(s)
+        time.sleep(0.3)
+        closed_early = sum(1 for s in slow if _closed(s, wait=0.05))
+        assert closed_early >= 11  # those over the limit of 40
+        time.sleep(1.5)
+        assert all(_closed(s, wait=0.5) for s in slow)  # the rest cut off after the timeout
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+    finally:
+        for s in slow:
+            s.close()
+        server.kill()
+        server.wait()
+
+
+def _closed(sock: socket.socket, wait: float) -> bool:
+    sock.settimeout(wait)
+    try:
+        return sock.recv(1) == b""
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
