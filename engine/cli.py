@@ -131,7 +131,8 @@ def select(
                     raise raw
                 decision = decide(parse_declaration(raw, where))
             except InputError as e:
-                err.print(str(e), markup=False, highlight=False, soft_wrap=True)
+                message = str(e) if str(e).startswith(where) else f"{where}: {e}"
+                err.print(message, markup=False, highlight=False, soft_wrap=True)
                 bad += 1
                 continue
             except Exception as e:  # a defect of ours must not leave the following lines undecided
@@ -331,7 +332,10 @@ def integrity_import(db: Path, csv_file: Path) -> None:
 def integrity_export(db: Path, csv_file: Path,
                      on: str = typer.Option(None, "--on", help="date (default today)")) -> None:
     """Write the enterprises customs holds dishonest or high-risk, for other agencies."""
-    day = dt.date.fromisoformat(on) if on else dt.date.today()
+    try:
+        day = dt.date.fromisoformat(on) if on else dt.date.today()
+    except ValueError:
+        fail(f"--on: {on!r} is not a date such as 2026-06-01")
     count = _office(db).integrity.export_discipline_list(csv_file, day)
     print(f"wrote {count} enterprises to {csv_file}")
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from enum import Enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, computed_field, field_validator
 
 from engine.errors import InputError, describe
 from engine.files import read_csv
 
+Number = Annotated[float, Strict()]  # a JSON number: true/false or "12" is a mistake, not 1.0 or 12.0
 Country = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")
 
 # Ids of declarations, enterprises, inspectors and offices: letters, digits, '.', '_' and '-', up to 64,
@@ -59,9 +60,9 @@ class Declaration(BaseModel):
     trade_mode: Literal["general", "processing", "bonded", "ecommerce", "other"] = "general"
     transport_mode: Literal["sea", "air", "road", "rail", "post", "other"]
     customs_office: str = Id("the office (site) where the goods are")
-    declared_value: float = Field(gt=0, allow_inf_nan=False, description="customs value, USD")
-    net_mass_kg: float = Field(gt=0, allow_inf_nan=False)
-    quantity: float = Field(gt=0, allow_inf_nan=False, description="in the tariff's statistical unit")
+    declared_value: Number = Field(gt=0, allow_inf_nan=False, description="customs value, USD")
+    net_mass_kg: Number = Field(gt=0, allow_inf_nan=False)
+    quantity: Number = Field(gt=0, allow_inf_nan=False, description="in the tariff's statistical unit")
     items: int = Field(default=1, ge=1, le=999, description="goods items (lines) on the declaration")
 
     @field_validator("declared_at", mode="before")
@@ -70,6 +71,14 @@ class Declaration(BaseModel):
         """An ISO 8601 text, as the schema says; a bare number is not read as seconds since 1970."""
         if not isinstance(value, (str, dt.datetime)):
             raise ValueError("Input should be an ISO 8601 date and time such as 2026-06-01T09:30:00")
+        return value
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any) -> Any:
+        """A JSON integer (147 or 147.0, as JSON Schema has it), never true/false or text."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("Input should be a whole number")
         return value
 
     def as_input(self) -> dict[str, Any]:
