@@ -57,15 +57,15 @@ def print_summary(results) -> None:
     s = results.summary
     table = Table(title=f"{s['scenario']}  seed {s['seed']}  rules {s['rules_version']}", show_header=False)
     low, high = s["noncompliance_ci"]
+    estimate = (f"{100 * s['noncompliance_estimate']:.2f}% [{100 * low:.2f}, {100 * high:.2f}]"
+                if s.get("noncompliance_defined", True) else "undefined")
     rows = [
         ("declarations", f"{s['declarations']:,}"),
         ("inspections (rate)", f"{s['inspections']:,} ({100 * s['inspection_rate']:.2f}%)"),
         ("random-selection share of dispatches", f"{100 * s['random_dispatch_share']:.1f}%"),
         ("pure random share of dispatches", f"{100 * s['pure_random_share']:.1f}%"),
         ("violations found / true", f"{s['violations_found']:,} / {s['violations_true']:,}"),
-        ("non-compliance true / estimate [95%]",
-         f"{100 * s['noncompliance_true']:.2f}% / {100 * s['noncompliance_estimate']:.2f}% "
-         f"[{100 * low:.2f}, {100 * high:.2f}]"),
+        ("non-compliance true / estimate [95%]", f"{100 * s['noncompliance_true']:.2f}% / {estimate}"),
         ("inspector utilization", f"{100 * s['inspector_utilization']:.1f}%"),
         ("mean wait / p95 clearance (h)", f"{s['mean_wait_h']:.2f} / {s['p95_clearance_h']:.1f}"),
         ("backlog at the end", f"{s['backlog_end']:,}"),
@@ -74,6 +74,8 @@ def print_summary(results) -> None:
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
+    if "noncompliance_warning" in s:
+        out.print(f"[bold yellow]warning:[/] {s['noncompliance_warning']}")
 
 
 def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[str]) -> dict:

@@ -3,16 +3,28 @@
 Column definitions are a public contract (README, "Monthly metrics"). Rows are calendar months of
 the horizon; a declaration belongs to the month it arrived in.
 
-The non-compliance estimate uses the random channel only: each declaration was drawn with a known
-probability (its random threshold), so the weighted (Hajek) share of detected violations in the
-random sample estimates the share in the whole population; it is divided by the sample's weighted
-detection probability, since an inspection can miss a violation. The 95% interval is Wilson's, with
-Kish's effective sample size for the unequal weights.
+The non-compliance estimate uses the random channel only, stratified by credit class: within a
+class every declaration had the same known chance of random selection, so the share of violations
+found in the class's random sample, divided by the sample's mean detection probability (an
+inspection can miss a violation), estimates the class's rate; the classes are weighted by their
+share of the month's declarations. The variance is that of Poisson (Bernoulli) sampling from the
+month's actual declarations: for a class with n inspected of N at sampling fraction f = n/N, mean
+detection d and rate p, Var = p (1 - f d) / (n d); the f d term is the finite-population
+correction, which matters where a class is sampled heavily (dishonest firms at 0.8). The interval is
+Wilson's on the effective sample size p (1 - p) / Var.
+
+Where some declarations had no chance of random selection (a random ratio of 0, or a class scaled
+to 0), or a class holding more than 1% of the declarations was not sampled at all, the random sample
+says nothing about them: the estimate is undefined (empty, `noncompliance_defined` false), never a
+confident number about a sub-population. A smaller unsampled class (a firm downgraded late in the
+month) is counted with the largest sampled class.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -24,8 +36,9 @@ COLUMNS = [
     "violations_found", "violations_missed", "noncompliance_true", "noncompliance_estimate",
     "noncompliance_ci_low", "noncompliance_ci_high", "inspector_utilization", "facility_utilization",
     "mean_wait_h", "p95_clearance_h", "mean_clearance_released_h", "backlog_end",
-    "random_ratio", "hit_rate_instructed", "instruction_rate", "target_share",
+    "random_ratio", "hit_rate_instructed", "instruction_rate", "target_share", "noncompliance_defined",
 ]
+CREDIT_COLUMNS = {c: f"declarations_{c}" for c in ("advanced_certified", "general_certified", "general", "dishonest")}
 Z95 = 1.959963984540054
 
 
@@ -38,17 +51,51 @@ def wilson(p: float, n: float, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def random_sample_estimate(sample: pd.DataFrame) -> tuple[float, float, float]:
-    """(estimate, low, high) of the population violation share from finished random-channel inspections.
-    Needs columns: random_threshold (inclusion probability), detected, detection (probability)."""
-    if sample.empty:
-        return (math.nan, math.nan, math.nan)
-    w = 1.0 / sample["random_threshold"].to_numpy()
-    found = np.sum(w * sample["detected"].to_numpy()) / w.sum()
-    detection = np.sum(w * sample["detection"].to_numpy()) / w.sum()
-    n_eff = w.sum() ** 2 / np.sum(w * w)
-    low, high = wilson(found, n_eff)
-    return found / detection, low / detection, min(1.0, high / detection)
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    low: float
+    high: float
+    defined: bool
+    why: str = ""
+
+
+UNDEFINED = Estimate(math.nan, math.nan, math.nan, False)
+SMALL_STRATUM = 0.01  # an unsampled class this small a share of declarations is pooled, not fatal
+
+
+def stratified_estimate(sample: pd.DataFrame, population: Mapping[str, int], zero_chance: int = 0) -> Estimate:
+    """The population violation share from finished random-channel inspections, stratified by
+    credit class. `sample` needs credit_class, detected and detection (probability); `population`
+    gives each class's declarations; `zero_chance` counts declarations the random channel could not
+    pick."""
+    total = sum(population.values())
+    if total == 0:
+        return replace(UNDEFINED, why="no declarations")
+    if zero_chance:
+        return replace(UNDEFINED, why=f"{zero_chance} declarations had no chance of random selection")
+    sizes = {credit: count for credit, count in population.items() if count}
+    seen = set(sample["credit_class"].unique())
+    unseen = {credit: count for credit, count in sizes.items() if credit not in seen}
+    if sum(unseen.values()) > SMALL_STRATUM * total:
+        return replace(UNDEFINED, why=f"no {', '.join(unseen)} declaration was in the random sample")
+    if unseen:  # a sliver (a firm downgraded late in the month): counted with the largest class sampled
+        largest = max((c for c in sizes if c in seen), key=sizes.__getitem__)
+        sizes[largest] += sum(unseen.values())
+        sizes = {c: n for c, n in sizes.items() if c in seen}
+    value = variance = sampled = 0.0
+    for credit, count in sizes.items():
+        part = sample[sample["credit_class"] == credit]
+        n = len(part)
+        d = float(part["detection"].mean())
+        p = min(1.0, float(part["detected"].sum()) / (n * d))
+        weight = count / total
+        value += weight * p
+        variance += weight**2 * p * max(0.0, 1 - min(1.0, n / count) * d) / (n * d)
+        sampled += n * d
+    n_eff = value * (1 - value) / variance if variance > 0 else sampled
+    low, high = wilson(value, n_eff)
+    return Estimate(value, low, high, True)
 
 
 def monthly(events: pd.DataFrame, totals: pd.DataFrame, capacity: pd.DataFrame) -> pd.DataFrame:
@@ -71,7 +118,7 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
     n_random, n_targeted, n_instructed = int(random_mask.sum()), int(targeted_mask.sum()), int(instructed_mask.sum())
     inspections = len(ev)
     declarations, violations = int(total["declarations"]), int(total["violations_true"])
-    estimate, low, high = random_sample_estimate(ev[random_mask & finished])
+    estimate = stratified_estimate(ev[random_mask & finished], population(total), int(total["zero_chance"]))
     hits = {name: int((mask & found).sum()) for name, mask in
             (("random", random_mask), ("targeted", targeted_mask), ("instructed", instructed_mask))}
     clearance = (ev["cleared_h"] - ev["arrival_h"]).dropna()
@@ -89,7 +136,8 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
         "violations_true": violations, "violations_found": int(found.sum()),
         "violations_missed": violations - int(found.sum()),
         "noncompliance_true": _ratio(violations, declarations),
-        "noncompliance_estimate": estimate, "noncompliance_ci_low": low, "noncompliance_ci_high": high,
+        "noncompliance_estimate": estimate.value, "noncompliance_ci_low": estimate.low,
+        "noncompliance_ci_high": estimate.high, "noncompliance_defined": estimate.defined,
         "inspector_utilization": _ratio(cap["busy_hours"], cap["on_post_hours"]),
         "facility_utilization": _ratio(cap["busy_hours"], cap["facility_hours"]),
         "mean_wait_h": float((ev["dispatched_h"] - ev["arrival_h"]).mean()) if inspections else math.nan,
@@ -102,6 +150,11 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
         "instruction_rate": float(cap["instruction_rate"]),
         "target_share": float(cap.get("target_share", math.nan)),
     }
+
+
+def population(totals: Mapping) -> dict[str, int]:
+    """Declarations per credit class (at decision time) from a row of totals."""
+    return {credit: int(totals[column]) for credit, column in CREDIT_COLUMNS.items()}
 
 
 def _ratio(a: float, b: float) -> float:

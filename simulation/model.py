@@ -92,6 +92,8 @@ class Office:
         n_months = int(self.month_of_hour[-1]) + 1
         self.declarations = np.zeros(n_months, np.int64)
         self.violations = np.zeros(n_months, np.int64)
+        self.by_class = np.zeros((n_months, len(CREDIT_CLASSES)), np.int64)  # declarations per credit class
+        self.zero_chance = np.zeros(n_months, np.int64)  # declarations the random channel could not pick
         self.on_post_hours = np.zeros(n_months)
         self.backlog_end = np.zeros(n_months, np.int64)
         self.channel_counts = np.zeros((n_months, 3), np.int64)  # random, targeted, instructed
@@ -133,6 +135,8 @@ class Office:
                                        int(batch.instructed.sum()))
         self.declarations[month] += hi - lo
         self.violations[month] += int(violating.sum())
+        self.by_class[month] += np.bincount(batch.credit, minlength=len(CREDIT_CLASSES))
+        self.zero_chance[month] += int((batch.threshold <= 0).sum())
         for k in np.flatnonzero(batch.selected | batch.instructed):
             case = self._case(batch, int(k))
             if case.arrival_h > self.env.now:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from engine.dispatch import FACILITY_FOR
 from simulation import adaptive, metrics
+from simulation.population import CREDIT_CLASSES
 from simulation.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -76,7 +77,10 @@ def build_results(office: Office, meta: dict[str, Any]) -> Results:
     scenario = office.scenario
     events = _events(office)
     months = month_labels(scenario, len(office.declarations))
-    totals = pd.DataFrame({"declarations": office.declarations, "violations_true": office.violations}, index=months)
+    totals = pd.DataFrame({"declarations": office.declarations, "violations_true": office.violations,
+                           "zero_chance": office.zero_chance,
+                           **{metrics.CREDIT_COLUMNS[c.value]: office.by_class[:, k] for k, c in enumerate(CREDIT_CLASSES)}},
+                          index=months)
     hours_in_month = np.bincount(office.month_of_hour, minlength=len(months))
     facility_count = sum(scenario.facilities.get(f, 0) for f in FACILITY_FOR.values())
     capacity = pd.DataFrame({
@@ -88,7 +92,7 @@ def build_results(office: Office, meta: dict[str, Any]) -> Results:
                          for m in range(len(months))]}, index=months)
     monthly = metrics.monthly(events, totals, capacity)
     hourly = pd.DataFrame({"hour": np.arange(len(office.hourly_waiting)), "waiting": office.hourly_waiting})
-    summary = {**meta, **_totals(events, monthly, capacity), "scenario_settings": scenario.canonical()}
+    summary = {**meta, **_totals(events, monthly, capacity, totals), "scenario_settings": scenario.canonical()}
     return Results(events, monthly, hourly, summary, scenario)
 
 
@@ -123,9 +127,10 @@ def _events(office: Office) -> pd.DataFrame:
     return frame[list(EVENT_COLUMNS)]
 
 
-def _totals(events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame) -> dict[str, Any]:
+def _totals(events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame, totals: pd.DataFrame) -> dict[str, Any]:
     random_mask = events["channel"].isin(["random", "both"])
-    estimate, low, high = metrics.random_sample_estimate(events[random_mask & events["done_h"].notna()])
+    estimate = metrics.stratified_estimate(events[random_mask & events["done_h"].notna()],
+                                           metrics.population(totals.sum()), int(totals["zero_chance"].sum()))
     declarations, inspections = int(monthly["declarations"].sum()), len(events)
     busy = float(capacity["busy_hours"].sum())
     clearance = events["clearance_h"].dropna()
@@ -137,7 +142,10 @@ def _totals(events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame)
         "violations_true": int(monthly["violations_true"].sum()),
         "violations_found": int(events["detected"].sum()),
         "noncompliance_true": float(monthly["violations_true"].sum() / declarations) if declarations else None,
-        "noncompliance_estimate": estimate, "noncompliance_ci": [low, high],
+        "noncompliance_estimate": estimate.value if estimate.defined else None,
+        "noncompliance_ci": [estimate.low, estimate.high] if estimate.defined else [None, None],
+        "noncompliance_defined": estimate.defined,
+        **({} if estimate.defined else {"noncompliance_warning": f"the compliance estimate is undefined: {estimate.why}"}),
         "inspector_utilization": busy / float(capacity["on_post_hours"].sum()),
         "mean_wait_h": float(events["wait_h"].mean()) if inspections else None,
         "p95_clearance_h": float(np.percentile(clearance, 95)) if len(clearance) else None,

@@ -95,7 +95,7 @@ def run_one(raw: dict, base_dir: str, params: dict[str, Any], seed: int) -> dict
 def whole_run(summary: dict, monthly: pd.DataFrame) -> dict[str, float]:
     low, high = summary["noncompliance_ci"]
     out = {k: summary[k] for k in WHOLE_RUN if k in summary}
-    out["noncompliance_ci_width"] = high - low
+    out["noncompliance_ci_width"] = high - low if summary.get("noncompliance_defined", True) else math.nan
     per_month = summary["inspections"] / max(len(monthly), 1)
     out["backlog_growth"] = backlog_slope(monthly["backlog_end"].to_numpy(float)) / max(per_month, 1.0)
     return {k: (math.nan if v is None else float(v)) for k, v in out.items()}

@@ -86,17 +86,21 @@ def test_pure_random_share_is_binomial():
     assert low <= hits <= high
 
 
-def test_compliance_interval_covers_the_truth_in_at_least_90_of_100_runs():
+def test_compliance_interval_covers_the_truth_95_percent_of_the_time():
+    """100 runs: coverage inside the binomial 99% range for a true 95% (89 to 99 of 100); the
+    93-97% band itself is tested on 1,000 months in test_estimate.py (400 runs here gave 386)."""
     spec = load("mmc_check.yaml", "policy.random_ratio=0.1", "arrivals.per_day=600", "horizon.days=14",
                 "inspectors.count=12", "population.violation.general.mean=0.05",
                 "policy.random_inspection=physical",
                 "inspection.detection={document: 0.5, scan: 0.7, physical: 0.9}")
-    covered = 0
+    covered = defined = 0
     for seed in range(100):
         s = run(spec, seed=seed).summary
-        low, high = s["noncompliance_ci"]
-        covered += low <= s["noncompliance_true"] <= high
-    assert covered >= 90
+        if s["noncompliance_defined"]:
+            low, high = s["noncompliance_ci"]
+            covered += low <= s["noncompliance_true"] <= high
+            defined += 1
+    assert defined >= 95 and 89 <= covered * 100 / defined <= 99
 
 
 @pytest.fixture(scope="module")
