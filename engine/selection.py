@@ -10,10 +10,10 @@ Every number compared is kept in the Decision, so an auditor can replay it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from engine.declarations import CreditClass, Declaration, Enterprise, InspectionType
@@ -60,48 +60,97 @@ class Decision:
         return asdict(self)
 
 
+CREDIT_CLASSES = list(CreditClass)  # integer codes of the vectorised core index into this
+INSPECTION_TYPES = list(InspectionType)  # codes = intensity: document 0, scan 1, physical 2
+NOT_INSPECTED = -1
+
+
+@dataclass(frozen=True)
+class PolicyTable:
+    """A policy worked out against a rules file, as arrays: the random channel's chance per credit
+    class (in CREDIT_CLASSES order), and per rule (in file order) its sampling rate and inspection."""
+
+    thresholds: np.ndarray
+    rates: np.ndarray
+    intensity: np.ndarray
+    random_intensity: int
+
+    @classmethod
+    def of(cls, policy: SelectionPolicy, rules: RuleSet) -> PolicyTable:
+        return cls(np.array([policy.random_threshold(c) for c in CREDIT_CLASSES]),
+                   np.array([policy.rule_sampling.get(r.id, r.sampling_rate) for r in rules.rules]),
+                   np.array([r.inspection.intensity for r in rules.rules], dtype=int),
+                   policy.random_inspection.intensity)
+
+
+@dataclass
+class Choices:
+    """The selection arithmetic's answer for n declarations (arrays of length n)."""
+
+    threshold: np.ndarray  # the random channel's chance
+    random_hit: np.ndarray
+    sampled: np.ndarray  # n x rules: the rule fired and its sampling draw fell under its rate
+    targeted: np.ndarray
+    inspection: np.ndarray  # code into INSPECTION_TYPES, NOT_INSPECTED when not selected
+    inclusion: np.ndarray  # the chance of being selected by some computer channel
+
+    @property
+    def selected(self) -> np.ndarray:
+        return self.random_hit | self.targeted
+
+
+def choose(table: PolicyTable, credit: np.ndarray, hits: np.ndarray, u_random: np.ndarray,
+           u_rules: np.ndarray) -> Choices:
+    """The one definition of the selection arithmetic, for one declaration (arrays of length 1, live)
+    or a batch (simulation, replay). `credit`: codes into CREDIT_CLASSES; `hits`: n x rules, which
+    rules fired; `u_random`: the random channel's draws; `u_rules`: n x rules sampling draws (any
+    value where a rule's rate is 1: a draw under a rate of 1 always passes)."""
+    threshold = table.thresholds[credit]
+    random_hit = u_random < threshold
+    sampled = hits & (u_rules < table.rates)
+    targeted = sampled.any(axis=1)
+    inspection = np.where(sampled, table.intensity, NOT_INSPECTED).max(axis=1, initial=NOT_INSPECTED)
+    inspection = np.where(random_hit, np.maximum(inspection, table.random_intensity), inspection)
+    miss = (1 - threshold) * np.prod(np.where(hits, 1 - table.rates, 1.0), axis=1)
+    return Choices(threshold, random_hit, sampled, targeted, inspection, 1 - miss)
+
+
 class Selector:
-    """Rules + policy + a source of draws: `decide(declaration, enterprise) -> Decision`."""
+    """Rules + policy + a source of draws: `decide(declaration, enterprise) -> Decision`, through
+    `choose` with arrays of one."""
 
     def __init__(self, rules: RuleSet, policy: SelectionPolicy, draws: Draws):
         self.rules, self.policy, self.draws = rules, policy, draws
+        self.table = PolicyTable.of(policy, rules)
+        self._column = {r.id: k for k, r in enumerate(rules.rules)}
 
     def decide(self, declaration: Declaration, enterprise: Enterprise) -> Decision:
         fired = self.rules.evaluate(declaration, enterprise)
         return self.decide_fired(declaration.id, enterprise.credit_class, fired)
 
     def decide_fired(self, declaration_id: str, credit: CreditClass, fired: list[str]) -> Decision:
-        """The decision once the rules have spoken; the simulation calls this with vectorised hits."""
-        threshold = self.policy.random_threshold(credit)
+        """The decision once the rules have spoken."""
         u = self.draws.uniform(declaration_id, "random")  # drawn for every declaration: CRN
-        rule_draws, sampled = {}, []
+        hits, u_rules = np.zeros((1, len(self._column)), bool), np.zeros((1, len(self._column)))
+        rule_draws = {}
         for rule_id in fired:
-            rate = self.sampling_rate(rule_id)
+            k = self._column[rule_id]
+            rate = float(self.table.rates[k])
             v = 0.0 if rate >= 1 else self.draws.uniform(f"{declaration_id}/{rule_id}", "rule_sampling")
-            rule_draws[rule_id] = [v, rate]
-            if v < rate:
-                sampled.append(rule_id)
-        return _decision(declaration_id, credit, fired, sampled, u, threshold, rule_draws,
-                         self._inspection(sampled, u < threshold), self.rules.version)
+            hits[0, k], u_rules[0, k], rule_draws[rule_id] = True, v, [v, rate]
+        code = CREDIT_CLASSES.index(CreditClass(credit))
+        c = choose(self.table, np.array([code]), hits, np.array([u]), u_rules)
+        random_hit, targeted = bool(c.random_hit[0]), bool(c.targeted[0])
+        channel = {(True, True): "both", (True, False): "random",
+                   (False, True): "targeted", (False, False): "none"}[(random_hit, targeted)]
+        inspection = int(c.inspection[0])
+        return Decision(
+            declaration_id=declaration_id, selected=random_hit or targeted, channel=channel,
+            rules=list(fired), sampled_rules=[r for r in fired if c.sampled[0, self._column[r]]],
+            random_draw=u, random_threshold=float(c.threshold[0]), rule_draws=rule_draws,
+            inclusion_probability=float(c.inclusion[0]),
+            inspection_type=INSPECTION_TYPES[inspection].value if inspection != NOT_INSPECTED else None,
+            credit_class=CreditClass(credit).value, rules_version=self.rules.version)
 
     def sampling_rate(self, rule_id: str) -> float:
-        return self.policy.rule_sampling.get(rule_id, self.rules.by_id[rule_id].sampling_rate)
-
-    def _inspection(self, sampled: list[str], random_hit: bool) -> InspectionType | None:
-        types = [self.rules.by_id[r].inspection for r in sampled]
-        if random_hit:
-            types.append(self.policy.random_inspection)
-        return max(types, key=lambda t: t.intensity) if types else None
-
-
-def _decision(declaration_id, credit, fired, sampled, u, threshold, rule_draws, inspection, version):
-    random_hit, targeted = u < threshold, bool(sampled)
-    channel = {(True, True): "both", (True, False): "random",
-               (False, True): "targeted", (False, False): "none"}[(random_hit, targeted)]
-    miss = (1 - threshold) * math.prod(1 - rate for _, rate in rule_draws.values())
-    return Decision(
-        declaration_id=declaration_id, selected=random_hit or targeted, channel=channel,
-        rules=list(fired), sampled_rules=sampled, random_draw=u, random_threshold=threshold,
-        rule_draws=rule_draws, inclusion_probability=1 - miss,
-        inspection_type=inspection.value if inspection else None,
-        credit_class=CreditClass(credit).value, rules_version=version)
+        return float(self.table.rates[self._column[rule_id]])

@@ -4,8 +4,8 @@ The model hands over one hour of arrivals at a time. The rules are the live rule
 either vectorised (the default: comparisons on declaration fields are computed once for the whole
 horizon, those on `enterprise.*` fields per batch from the current standing) or through
 durable-rules itself, declaration by declaration (`backend="durable"`, slow, for checking). Then the
-random channel (`u < ratio x credit multiplier`, floor for dishonest), per-rule sampling and the
-instruction (intelligence) channel, with the same arithmetic as `engine.selection`.
+engine's own selection arithmetic (`engine.selection.choose`: random channel, per-rule sampling,
+inspection type, inclusion probability) over the batch, and the instruction (intelligence) channel.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from engine import conditions
 from engine.declarations import InspectionType
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
-from engine.selection import SelectionPolicy
+from engine.selection import INSPECTION_TYPES, NOT_INSPECTED, PolicyTable, SelectionPolicy, choose
 from simulation.population import CREDIT_CLASSES, Declarations
 from simulation.scenario import Scenario
 from simulation.standing import Standing
 
-INSPECTION_TYPES = list(InspectionType)  # codes: document 0, scan 1, physical 2 (= intensity)
-NONE = -1
+NONE = NOT_INSPECTED
 SITE = "PORT"  # the simulated office is one site
 
 
@@ -65,10 +64,9 @@ class Screening:
         self.frame = self._static_frame()
         self._static = self._static_subtrees()
         self._active = self._validity()
-        self._policy_tables: tuple[SelectionPolicy, np.ndarray, list] | None = None
+        self._policy_table: tuple[SelectionPolicy, PolicyTable] | None = None
         self.seed = scenario.seed
         self._sampling_draws: dict[int, np.ndarray] = {}
-        self.intensity = np.array([r.inspection.intensity for r in rules.rules])
         self.firm_fields_used = sorted(f for f in self.used if f.startswith("enterprise."))
 
     # ------------------------------------------------------------ static part, once per run
@@ -128,32 +126,29 @@ class Screening:
 
     def decide(self, lo: int, hi: int, standing: Standing, policy: SelectionPolicy, instruction_rate: float,
                violating: np.ndarray) -> Batch:
+        """The engine's selection arithmetic (`engine.selection.choose`) over one batch, then the
+        instruction channel, which the simulation adds for the officers' intelligence."""
         firms = self.decls.enterprise[lo:hi]
         firm_fields = standing.fields(firms, self.day[lo:hi], self.firm_fields_used)
         hits = self._fire(lo, hi, firm_fields)  # declarations x rules
-        thresholds, sampled_rates = self._tables(policy)
+        table = self._table(policy)
         credit = standing.credit[firms].copy()  # results later in the hour may change the standing
-        threshold = thresholds[credit]
-        random_hit = self.decls.u_random[lo:hi] < threshold
-        sampled = hits.copy()
-        for k, rate in sampled_rates:
-            sampled[:, k] &= self._sampling_draw(k)[lo:hi] < rate
-        targeted = sampled.any(axis=1)
-        inspection = np.where(sampled, self.intensity, NONE).max(axis=1, initial=NONE)
-        inspection = np.where(random_hit, np.maximum(inspection, policy.random_inspection.intensity), inspection)
+        u_rules = np.zeros(hits.shape)
+        for k in np.flatnonzero(table.rates < 1):
+            u_rules[:, k] = self._sampling_draw(k)[lo:hi]
+        chosen = choose(table, credit, hits, self.decls.u_random[lo:hi], u_rules)
         flag_p = np.where(violating, min(1.0, instruction_rate * self.instruction.lift), instruction_rate)
-        instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~(random_hit | targeted)
-        inspection = np.where(instructed, self.instructed_type, inspection)
-        return Batch(lo, hi, hits, random_hit, targeted, instructed, inspection, threshold, violating, credit)
+        instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~chosen.selected
+        inspection = np.where(instructed, self.instructed_type, chosen.inspection)
+        return Batch(lo, hi, hits, chosen.random_hit, chosen.targeted, instructed, inspection, chosen.threshold,
+                     violating, credit)
 
-    def _tables(self, policy: SelectionPolicy) -> tuple[np.ndarray, list[tuple[int, float]]]:
-        """The random channel's probability per credit class, and (rule index, rate) for the rules
-        sampled below 1; worked out once per policy, not once per batch."""
-        if self._policy_tables is None or self._policy_tables[0] is not policy:
-            thresholds = np.array([policy.random_threshold(c) for c in CREDIT_CLASSES])
-            rates = [(k, policy.rule_sampling.get(r.id, r.sampling_rate)) for k, r in enumerate(self.rules.rules)]
-            self._policy_tables = (policy, thresholds, [(k, rate) for k, rate in rates if rate < 1])
-        return self._policy_tables[1], self._policy_tables[2]
+    def _table(self, policy: SelectionPolicy) -> PolicyTable:
+        """The policy as arrays, worked out once per policy (the adaptive controller changes it
+        monthly), not once per batch."""
+        if self._policy_table is None or self._policy_table[0] is not policy:
+            self._policy_table = (policy, PolicyTable.of(policy, self.rules))
+        return self._policy_table[1]
 
     def _fire(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:
         if self.backend == "durable":

@@ -140,3 +140,28 @@ def test_seeded_draws_are_reproducible_and_streams_independent():
     three, four = SeededDraws(42), SeededDraws(42)
     three.uniform("x", "rule_sampling")
     assert three.uniform("x", "random") == four.uniform("x", "random")
+
+
+def test_the_batch_core_and_the_single_decision_agree_exactly():
+    """One definition of the arithmetic at two speeds: 2,000 random (credit class, fired rules)
+    decided one by one by Selector and at once by `choose`, with the same draws."""
+    from engine.selection import CREDIT_CLASSES, INSPECTION_TYPES, NOT_INSPECTED, PolicyTable, choose
+    rules = RuleSet.load(__import__("tests.conftest", fromlist=["x"]).BASELINE_RULES)
+    policy = SelectionPolicy(random_ratio=0.07, rule_sampling={"NEW-ENTERPRISE": 0.3})
+    draws = KeyedDraws.from_seed(21)
+    selector, table = Selector(rules, policy, draws), PolicyTable.of(policy, rules)
+    rng = np.random.default_rng(5)
+    n, ids = 2000, [r.id for r in rules.rules]
+    credit = rng.integers(0, len(CREDIT_CLASSES), n)
+    hits = rng.random((n, len(ids))) < 0.15
+    u_random = np.array([draws.uniform(f"B{i}", "random") for i in range(n)])
+    u_rules = np.array([[draws.uniform(f"B{i}/{r}", "rule_sampling") if table.rates[k] < 1 else 0.0
+                         for k, r in enumerate(ids)] for i in range(n)])
+    batch = choose(table, credit, hits, u_random, u_rules)
+    for i in range(n):
+        one = selector.decide_fired(f"B{i}", CREDIT_CLASSES[credit[i]], [ids[k] for k in np.flatnonzero(hits[i])])
+        assert one.selected == bool(batch.selected[i]) and one.random_threshold == batch.threshold[i]
+        assert one.inclusion_probability == batch.inclusion[i]
+        assert one.sampled_rules == [ids[k] for k in np.flatnonzero(batch.sampled[i])]
+        code = int(batch.inspection[i])
+        assert one.inspection_type == (INSPECTION_TYPES[code].value if code != NOT_INSPECTED else None)
