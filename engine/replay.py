@@ -18,7 +18,8 @@ from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
 from engine.selection import Decision, SelectionPolicy, Selector
 
-COMPARED = ("selected", "channel", "rules", "sampled_rules", "random_draw", "random_threshold",
+COMPARED = ("selected", "channel", "rules", "sampled_rules", "random_draw", "random_threshold", "credit_draw",
+            "credit_threshold",
             "rule_draws", "inspection_type", "inclusion_probability")
 
 
@@ -42,6 +43,8 @@ class _LoggedDraws:
     def uniform(self, declaration_id: str, purpose: str) -> float:
         if purpose == "random":
             return self.decision["random_draw"]
+        if purpose == "credit":
+            return self.decision.get("credit_draw", 1.0)  # logs from before the credit channel had none
         return self.decision["rule_draws"][declaration_id.rsplit("/", 1)[1]][0]
 
 
@@ -83,4 +86,4 @@ def _replay_one(seq: int, payload: dict, rules: RuleSet, key: KeyedDraws | None)
     selector = Selector(rules, SelectionPolicy.model_validate(payload["policy"]), draws)
     again: Decision = selector.decide(declaration, firm)
     redone = again.to_dict()
-    return [Mismatch(seq, did, f, logged[f], redone[f]) for f in COMPARED if logged[f] != redone[f]]
+    return [Mismatch(seq, did, f, logged.get(f), redone[f]) for f in COMPARED if logged.get(f) != redone[f]]

@@ -1,10 +1,13 @@
 """The first random of double random: which declarations get inspected, and why.
 
-A declaration is selected through two independent channels:
+A declaration is selected through three independent computer channels:
 - random: a draw compared with the pure random ratio r, taken over *all* declarations whatever
   the rules say (so the random sample estimates compliance of the whole population), scaled by the
-  enterprise's credit class (advanced certified 0.2x, dishonest at least 0.8 absolute);
-- targeted: a risk rule fired, and its own sampling draw fell under the rule's sampling rate.
+  enterprise's credit class (advanced certified 0.2x, general certified 0.5x);
+- targeted: a risk rule fired, and its own sampling draw fell under the rule's sampling rate, scaled
+  by the same credit multiplier (the credit rules are about the *total* inspection rate);
+- credit: a floor for a class (dishonest firms: at least 0.8), its own draw, so that the random
+  channel stays a pure sample with known inclusion probabilities.
 Every number compared is kept in the Decision, so an auditor can replay it.
 """
 
@@ -26,8 +29,11 @@ class SelectionPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     random_ratio: float = Field(default=0.03, ge=0, le=1)
+    # The measures bound the *total* rate (under 0.2x and 0.5x the general average). Every channel is
+    # scaled, and channels combine as 1 - prod(1 - p), which is a little over the scaled sum's share:
+    # multipliers at the bounds themselves land just above them, so the defaults keep a margin.
     credit_multipliers: dict[CreditClass, float] = {
-        CreditClass.advanced_certified: 0.2, CreditClass.general_certified: 0.5,
+        CreditClass.advanced_certified: 0.15, CreditClass.general_certified: 0.4,
         CreditClass.general: 1.0, CreditClass.dishonest: 1.0}
     credit_floors: dict[CreditClass, float] = {CreditClass.dishonest: 0.8}
     rule_sampling: dict[str, float] = Field(default={}, description="rule id -> rate, overrides the file")
@@ -35,8 +41,14 @@ class SelectionPolicy(BaseModel):
 
     def random_threshold(self, credit: CreditClass) -> float:
         """The probability that the random channel picks a declaration of this credit class."""
-        scaled = self.random_ratio * self.credit_multipliers.get(credit, 1.0)
-        return min(1.0, max(scaled, self.credit_floors.get(credit, 0.0)))
+        return min(1.0, self.random_ratio * self.multiplier(credit))
+
+    def multiplier(self, credit: CreditClass) -> float:
+        return self.credit_multipliers.get(credit, 1.0)
+
+    def floor(self, credit: CreditClass) -> float:
+        """The credit channel's probability: a class's minimum inspection rate."""
+        return self.credit_floors.get(credit, 0.0)
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ class Decision:
 
     declaration_id: str
     selected: bool
-    channel: str  # random | targeted | both | none
+    channel: str  # random | targeted | both | credit | none
     rules: list[str]  # every active rule that matched
     sampled_rules: list[str]  # the matched rules whose sampling draw selected the declaration
     random_draw: float
@@ -55,6 +67,8 @@ class Decision:
     inspection_type: str | None = None
     credit_class: str = CreditClass.general.value
     rules_version: str = ""
+    credit_draw: float = 1.0
+    credit_threshold: float = 0.0  # the credit channel's floor for the class
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +85,8 @@ class PolicyTable:
     class (in CREDIT_CLASSES order), and per rule (in file order) its sampling rate and inspection."""
 
     thresholds: np.ndarray
+    multipliers: np.ndarray
+    floors: np.ndarray
     rates: np.ndarray
     intensity: np.ndarray
     random_intensity: int
@@ -78,9 +94,15 @@ class PolicyTable:
     @classmethod
     def of(cls, policy: SelectionPolicy, rules: RuleSet) -> PolicyTable:
         return cls(np.array([policy.random_threshold(c) for c in CREDIT_CLASSES]),
+                   np.array([policy.multiplier(c) for c in CREDIT_CLASSES]),
+                   np.array([policy.floor(c) for c in CREDIT_CLASSES]),
                    np.array([policy.rule_sampling.get(r.id, r.sampling_rate) for r in rules.rules]),
                    np.array([r.inspection.intensity for r in rules.rules], dtype=int),
                    policy.random_inspection.intensity)
+
+    def rule_rates(self, credit: np.ndarray) -> np.ndarray:
+        """n x rules: each rule's sampling rate scaled by the declaration's credit multiplier."""
+        return np.minimum(1.0, self.rates[None, :] * self.multipliers[credit][:, None])
 
 
 @dataclass
@@ -91,28 +113,36 @@ class Choices:
     random_hit: np.ndarray
     sampled: np.ndarray  # n x rules: the rule fired and its sampling draw fell under its rate
     targeted: np.ndarray
+    floor: np.ndarray  # the credit channel's chance
+    credit_hit: np.ndarray  # the credit channel's draw fell under the floor
     inspection: np.ndarray  # code into INSPECTION_TYPES, NOT_INSPECTED when not selected
     inclusion: np.ndarray  # the chance of being selected by some computer channel
 
     @property
     def selected(self) -> np.ndarray:
-        return self.random_hit | self.targeted
+        return self.random_hit | self.targeted | self.credit_hit
+
+    @property
+    def credit_only(self) -> np.ndarray:
+        """Selected by the credit floor alone: the `credit` channel."""
+        return self.credit_hit & ~(self.random_hit | self.targeted)
 
 
 def choose(table: PolicyTable, credit: np.ndarray, hits: np.ndarray, u_random: np.ndarray,
-           u_rules: np.ndarray) -> Choices:
+           u_rules: np.ndarray, u_credit: np.ndarray) -> Choices:
     """The one definition of the selection arithmetic, for one declaration (arrays of length 1, live)
     or a batch (simulation, replay). `credit`: codes into CREDIT_CLASSES; `hits`: n x rules, which
     rules fired; `u_random`: the random channel's draws; `u_rules`: n x rules sampling draws (any
-    value where a rule's rate is 1: a draw under a rate of 1 always passes)."""
-    threshold = table.thresholds[credit]
-    random_hit = u_random < threshold
-    sampled = hits & (u_rules < table.rates)
+    value where a rule's scaled rate is 1: a draw under a rate of 1 always passes); `u_credit`:
+    the credit channel's draws."""
+    threshold, floor, rates = table.thresholds[credit], table.floors[credit], table.rule_rates(credit)
+    random_hit, credit_hit = u_random < threshold, u_credit < floor
+    sampled = hits & (u_rules < rates)
     targeted = sampled.any(axis=1)
     inspection = np.where(sampled, table.intensity, NOT_INSPECTED).max(axis=1, initial=NOT_INSPECTED)
-    inspection = np.where(random_hit, np.maximum(inspection, table.random_intensity), inspection)
-    miss = (1 - threshold) * np.prod(np.where(hits, 1 - table.rates, 1.0), axis=1)
-    return Choices(threshold, random_hit, sampled, targeted, inspection, 1 - miss)
+    inspection = np.where(random_hit | credit_hit, np.maximum(inspection, table.random_intensity), inspection)
+    miss = (1 - threshold) * (1 - floor) * np.prod(np.where(hits, 1 - rates, 1.0), axis=1)
+    return Choices(threshold, random_hit, sampled, targeted, floor, credit_hit, inspection, 1 - miss)
 
 
 class Selector:
@@ -131,26 +161,31 @@ class Selector:
     def decide_fired(self, declaration_id: str, credit: CreditClass, fired: list[str]) -> Decision:
         """The decision once the rules have spoken."""
         u = self.draws.uniform(declaration_id, "random")  # drawn for every declaration: CRN
+        u_credit = self.draws.uniform(declaration_id, "credit")
+        code = np.array([CREDIT_CLASSES.index(CreditClass(credit))])
+        rates = self.table.rule_rates(code)[0]
         hits, u_rules = np.zeros((1, len(self._column)), bool), np.zeros((1, len(self._column)))
         rule_draws = {}
         for rule_id in fired:
             k = self._column[rule_id]
-            rate = float(self.table.rates[k])
+            rate = float(rates[k])
             v = 0.0 if rate >= 1 else self.draws.uniform(f"{declaration_id}/{rule_id}", "rule_sampling")
             hits[0, k], u_rules[0, k], rule_draws[rule_id] = True, v, [v, rate]
-        code = CREDIT_CLASSES.index(CreditClass(credit))
-        c = choose(self.table, np.array([code]), hits, np.array([u]), u_rules)
+        c = choose(self.table, code, hits, np.array([u]), u_rules, np.array([u_credit]))
         random_hit, targeted = bool(c.random_hit[0]), bool(c.targeted[0])
         channel = {(True, True): "both", (True, False): "random",
                    (False, True): "targeted", (False, False): "none"}[(random_hit, targeted)]
+        if bool(c.credit_only[0]):
+            channel = "credit"
         inspection = int(c.inspection[0])
         return Decision(
-            declaration_id=declaration_id, selected=random_hit or targeted, channel=channel,
+            declaration_id=declaration_id, selected=bool(c.selected[0]), channel=channel,
             rules=list(fired), sampled_rules=[r for r in fired if c.sampled[0, self._column[r]]],
             random_draw=u, random_threshold=float(c.threshold[0]), rule_draws=rule_draws,
             inclusion_probability=float(c.inclusion[0]),
             inspection_type=INSPECTION_TYPES[inspection].value if inspection != NOT_INSPECTED else None,
-            credit_class=CreditClass(credit).value, rules_version=self.rules.version)
+            credit_class=CreditClass(credit).value, rules_version=self.rules.version,
+            credit_draw=u_credit, credit_threshold=float(c.floor[0]))
 
     def sampling_rate(self, rule_id: str) -> float:
         return float(self.table.rates[self._column[rule_id]])

@@ -71,6 +71,11 @@ def print_summary(results) -> None:
         ("backlog at the end", f"{s['backlog_end']:,}"),
         ("wall time", f"{s['wall_seconds']:.1f} s"),
     ]
+    for rule in s.get("credit_rules", []):
+        verdict = "met" if rule["met"] else "NOT met" if rule["met"] is False else "no data"
+        rows.append((f"inspection rate {rule['class']} ({rule['rule']})",
+                     f"{100 * rule['rate']:.2f}% [{100 * rule['low']:.2f}, {100 * rule['high']:.2f}] "
+                     f"vs {100 * rule['limit']:.2f}%: {verdict}"))
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)

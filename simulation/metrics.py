@@ -37,6 +37,8 @@ COLUMNS = [
     "noncompliance_ci_low", "noncompliance_ci_high", "inspector_utilization", "facility_utilization",
     "mean_wait_h", "p95_clearance_h", "mean_clearance_released_h", "backlog_end",
     "random_ratio", "hit_rate_instructed", "instruction_rate", "target_share", "noncompliance_defined",
+    "credit_selected", "inspection_rate_advanced_certified", "inspection_rate_general_certified",
+    "inspection_rate_general", "inspection_rate_dishonest",
 ]
 CREDIT_COLUMNS = {c: f"declarations_{c}" for c in ("advanced_certified", "general_certified", "general", "dishonest")}
 Z95 = 1.959963984540054
@@ -112,10 +114,11 @@ def monthly(events: pd.DataFrame, totals: pd.DataFrame, capacity: pd.DataFrame) 
 def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -> dict:
     channel = ev["channel"]
     random_mask = channel.isin(["random", "both"])
-    targeted_mask, instructed_mask = channel == "targeted", channel == "instruction"
+    targeted_mask, instructed_mask, credit_mask = channel == "targeted", channel == "instruction", channel == "credit"
     finished = ev["done_h"].notna()
     found = ev["detected"]
     n_random, n_targeted, n_instructed = int(random_mask.sum()), int(targeted_mask.sum()), int(instructed_mask.sum())
+    n_credit = int(credit_mask.sum())
     inspections = len(ev)
     declarations, violations = int(total["declarations"]), int(total["violations_true"])
     estimate = stratified_estimate(ev[random_mask & finished], population(total), int(total["zero_chance"]))
@@ -124,10 +127,10 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
     clearance = (ev["cleared_h"] - ev["arrival_h"]).dropna()
     released = ev[ev["outcome"] == "normal"]
     return {
-        "month": month, "declarations": declarations, "selected": n_random + n_targeted,
+        "month": month, "declarations": declarations, "selected": n_random + n_targeted + n_credit,
         "random_selected": n_random, "targeted_selected": n_targeted, "instructed_selected": n_instructed,
         "inspections": inspections,
-        "random_dispatch_share": _ratio(n_random + n_targeted, inspections),
+        "random_dispatch_share": _ratio(n_random + n_targeted + n_credit, inspections),
         "pure_random_share": _ratio(n_random, inspections),
         "inspection_rate": _ratio(inspections, declarations),
         "hits_random": hits["random"], "hits_targeted": hits["targeted"], "hits_instructed": hits["instructed"],
@@ -149,7 +152,34 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
         "hit_rate_instructed": _ratio(hits["instructed"], int((instructed_mask & finished).sum())),
         "instruction_rate": float(cap["instruction_rate"]),
         "target_share": float(cap.get("target_share", math.nan)),
+        "credit_selected": n_credit,
+        **{f"inspection_rate_{credit}": _ratio(int((ev["credit_class"] == credit).sum()), int(total[column]))
+           for credit, column in CREDIT_COLUMNS.items()},
     }
+
+
+# The credit measures (2018): advanced certified under 0.2x, general certified under 0.5x the
+# general-credit average inspection rate; dishonest at least 0.8 absolute.
+CREDIT_RULES = {"advanced_certified": ("relative", 0.2, "under"), "general_certified": ("relative", 0.5, "under"),
+                "dishonest": ("absolute", 0.8, "at least")}
+
+
+def credit_rules(events: pd.DataFrame, population: Mapping[str, int]) -> list[dict]:
+    """Each class's whole-run inspection rate (all channels, instruction included) against its rule,
+    with a 95% Wilson interval."""
+    def rate(credit: str) -> tuple[float, float, float]:
+        n, k = population[credit], int((events["credit_class"] == credit).sum())
+        return (k / n, *wilson(k / n, n)) if n else (math.nan, math.nan, math.nan)
+    general = rate("general")[0]
+    rows = []
+    for credit, (kind, bound, sense) in CREDIT_RULES.items():
+        value, low, high = rate(credit)
+        limit = bound * general if kind == "relative" else bound
+        met = (high < limit) if sense == "under" else (low >= limit)
+        rows.append({"class": credit, "rate": value, "low": low, "high": high,
+                     "rule": f"{sense} {bound:g}" + (" x general" if kind == "relative" else ""),
+                     "limit": limit, "met": bool(met) if value == value else None})
+    return rows
 
 
 def population(totals: Mapping) -> dict[str, int]:

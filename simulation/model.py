@@ -50,7 +50,7 @@ class Case:
     arrival_h: float
     enterprise: int
     credit_class: str
-    channel: str  # random | targeted | both | instruction
+    channel: str  # random | targeted | both | credit | instruction
     rules: str
     inspection_type: str
     violating: bool
@@ -131,8 +131,9 @@ class Office:
         batch = self.screening.decide(lo, hi, self.standing, self.policy, self.instruction_rate, violating)
         self.standing.count_declarations(firms)
         month = self.month_of_hour[hour]
-        self.channel_counts[month] += (int(batch.random_hit.sum()), int((batch.targeted & ~batch.random_hit).sum()),
-                                       int(batch.instructed.sum()))
+        self.channel_counts[month] += (int(batch.random_hit.sum()),
+                                       int(((batch.targeted | batch.credit_only) & ~batch.random_hit).sum()),
+                                       int(batch.instructed.sum()))  # credit floors count with the rules
         self.declarations[month] += hi - lo
         self.violations[month] += int(violating.sum())
         self.by_class[month] += np.bincount(batch.credit, minlength=len(CREDIT_CLASSES))
@@ -147,7 +148,7 @@ class Office:
     def _case(self, batch: Batch, k: int) -> Case:
         i = batch.lo + k
         channel = ("both" if batch.targeted[k] else "random") if batch.random_hit[k] else (
-            "targeted" if batch.targeted[k] else "instruction")
+            "targeted" if batch.targeted[k] else "credit" if batch.credit_only[k] else "instruction")
         firm = int(self.decls.enterprise[i])
         return Case(i, float(self.decls.arrival_h[i]), firm, CREDIT_CLASSES[batch.credit[k]].value,
                     channel, ";".join(batch.fired(k, self.rule_ids)), INSPECTION_TYPES[batch.inspection[k]].value,

@@ -69,6 +69,7 @@ class Declarations:
     u_violation: np.ndarray  # violates when below the firm's propensity at arrival
     u_random: np.ndarray  # the random channel's draw (compared with ratio x credit multiplier)
     u_instruction: np.ndarray  # the intelligence channel's draw
+    u_credit: np.ndarray  # the credit channel's draw (compared with the class's floor)
 
     def __len__(self) -> int:
         return len(self.arrival_h)
@@ -100,7 +101,8 @@ def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFra
         arrival_h=arrival, enterprise=enterprise, goods=goods,
         u_violation=stream_generator(seed, "violation").random(n),
         u_random=stream_generator(seed, "random").random(n),
-        u_instruction=stream_generator(seed, "instruction").random(n))
+        u_instruction=stream_generator(seed, "instruction").random(n),
+        u_credit=stream_generator(seed, "credit").random(n))
 
 
 def read_goods(path) -> pd.DataFrame:

@@ -42,10 +42,11 @@ class Batch:
     threshold: np.ndarray  # the random channel's inclusion probability
     violating: np.ndarray
     credit: np.ndarray  # index into CREDIT_CLASSES: the class the decision used, whatever happens later
+    credit_only: np.ndarray  # selected by the credit floor alone (the `credit` channel)
 
     @property
     def selected(self) -> np.ndarray:
-        return self.random_hit | self.targeted
+        return self.random_hit | self.targeted | self.credit_only
 
     def fired(self, k: int, rule_ids: list[str]) -> list[str]:
         return [rule_ids[j] for j in np.flatnonzero(self.hits[k])]
@@ -134,14 +135,15 @@ class Screening:
         table = self._table(policy)
         credit = standing.credit[firms].copy()  # results later in the hour may change the standing
         u_rules = np.zeros(hits.shape)
-        for k in np.flatnonzero(table.rates < 1):
+        for k in np.flatnonzero(table.rule_rates(credit).min(axis=0, initial=1.0) < 1):
             u_rules[:, k] = self._sampling_draw(k)[lo:hi]
-        chosen = choose(table, credit, hits, self.decls.u_random[lo:hi], u_rules)
+        chosen = choose(table, credit, hits, self.decls.u_random[lo:hi], u_rules, self.decls.u_credit[lo:hi])
         flag_p = np.where(violating, min(1.0, instruction_rate * self.instruction.lift), instruction_rate)
+        flag_p = flag_p * table.multipliers[credit]  # the credit measures bound the total rate, orders included
         instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~chosen.selected
         inspection = np.where(instructed, self.instructed_type, chosen.inspection)
         return Batch(lo, hi, hits, chosen.random_hit, chosen.targeted, instructed, inspection, chosen.threshold,
-                     violating, credit)
+                     violating, credit, chosen.credit_only)
 
     def _table(self, policy: SelectionPolicy) -> PolicyTable:
         """The policy as arrays, worked out once per policy (the adaptive controller changes it

@@ -268,8 +268,8 @@ def test_insert_or_replace_over_a_record_is_refused(office_log):
 @pytest.mark.parametrize("statement, expected", [
     ("UPDATE enterprises SET credit_class = 'advanced_certified' WHERE id = 'E2'", "enterprises 'E2': credit_class"),
     ("UPDATE enterprises SET high_risk = 0, high_risk_until = NULL WHERE id = 'E0'", "enterprises 'E0': high_risk"),
-    ("UPDATE declarations SET decision = json_set(decision, '$.selected', json('false')) WHERE id = 'A5'",
-     "declarations 'A5': decision.selected"),
+    ("UPDATE declarations SET decision = json_set(decision, '$.selected', json('false')) WHERE id = 'A4'",
+     "declarations 'A4': decision.selected"),
     ("UPDATE inspections SET status = 'released', released_by = 'X' WHERE id = 'A0'", "inspections 'A0': status"),
     ("DELETE FROM inspections WHERE id = 'A3'", "inspections 'A3': row"),
 ])

@@ -30,7 +30,7 @@ def test_select_the_shipped_sample_is_reproducible():
     assert first.exit_code == 0, first.stderr
     decisions = [json.loads(line) for line in first.stdout.splitlines()]
     assert len(decisions) == 1000 and first.stdout == second.stdout
-    assert {d["channel"] for d in decisions} == {"none", "random", "targeted", "both"}
+    assert {d["channel"] for d in decisions} == {"none", "random", "targeted", "both", "credit"}
     assert all(d["selected"] == (d["channel"] != "none") for d in decisions)
     other = runner.invoke(app, args[:-1] + ["2"])
     assert other.stdout != first.stdout
@@ -70,7 +70,7 @@ def test_the_readme_session_selects_dispatches_records_releases_and_verifies(tmp
                                  "--enterprises", str(FIRMS), "--input", str(SAMPLE)])
     assert chosen.exit_code == 0
     selected = {json.loads(x)["declaration_id"] for x in chosen.stdout.splitlines() if json.loads(x)["selected"]}
-    assert {"KR63072603", "KR31348532"} <= selected
+    assert {"KR63072603", "KR47433385"} <= selected
 
     def step(*args):
         done = runner.invoke(app, list(args))
@@ -81,12 +81,12 @@ def test_the_readme_session_selects_dispatches_records_releases_and_verifies(tmp
     problem = step("result", db, "KR63072603", "--inspector", first["inspector_id"], "--outcome", "problem",
                    "--category", "undervaluation", "--department", "duties", "--at", "2026-04-13T13:00")
     assert problem["status"] == "transferred"
-    second = step("dispatch", db, "KR31348532", "--roster", roster, "--seed", "7", "--at", "2026-04-06T09:05")
-    assert step("result", db, "KR31348532", "--inspector", second["inspector_id"], "--outcome", "normal",
-                "--at", "2026-04-06T10:00")["status"] == "awaiting_release"
-    refused = runner.invoke(app, ["release", db, "KR31348532", "--officer", second["inspector_id"]])
+    second = step("dispatch", db, "KR47433385", "--roster", roster, "--seed", "7", "--at", "2026-04-09T15:00")
+    assert step("result", db, "KR47433385", "--inspector", second["inspector_id"], "--outcome", "normal",
+                "--at", "2026-04-09T16:00")["status"] == "awaiting_release"
+    refused = runner.invoke(app, ["release", db, "KR47433385", "--officer", second["inspector_id"]])
     assert refused.exit_code == 2 and "separation of duties" in refused.stderr
-    assert step("release", db, "KR31348532", "--officer", "OFFICER-2") == {"released": "KR31348532", "by": "OFFICER-2"}
+    assert step("release", db, "KR47433385", "--officer", "OFFICER-2") == {"released": "KR47433385", "by": "OFFICER-2"}
     verified = runner.invoke(app, ["audit", "verify", db])
     assert verified.exit_code == 0 and verified.stdout.startswith("OK ")
     shown = json.loads(runner.invoke(app, ["integrity", "show", db, "IMP-1SBDO12"]).stdout)

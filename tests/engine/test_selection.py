@@ -57,10 +57,10 @@ def test_random_channel_is_independent_of_rule_hits():
 
 
 @pytest.mark.parametrize("credit, expected", [
-    (CreditClass.advanced_certified, 0.2 * 0.05),
-    (CreditClass.general_certified, 0.5 * 0.05),
+    (CreditClass.advanced_certified, 0.15 * 0.05),
+    (CreditClass.general_certified, 0.4 * 0.05),
     (CreditClass.general, 0.05),
-    (CreditClass.dishonest, 0.8),  # the absolute floor wins over 1.0 x 5%
+    (CreditClass.dishonest, 1 - 0.95 * 0.2),  # the random 5% and, independently, the credit floor 0.8
 ])
 def test_credit_multipliers_and_the_dishonest_floor(credit, expected):
     # one seed per class, so the four cases are independent trials of a 99% interval
@@ -69,6 +69,27 @@ def test_credit_multipliers_and_the_dishonest_floor(credit, expected):
     hits = sum(selector.decide_fired(f"D{i}", credit, []).selected for i in range(n))
     low, high = binomial_interval(n, expected)
     assert low <= hits <= high
+
+
+def test_credit_acts_on_every_computer_channel_and_the_floor_is_its_own_channel():
+    """An advanced-certified firm's rule hits are sampled at its 0.15x too (the credit rules bound the
+    total rate); a dishonest firm's random draw is a pure 1.0x sample, its floor a separate channel."""
+    policy = SelectionPolicy(random_ratio=0.0)
+    n = 40_000
+    certified = Selector(rules_with(TEXTILE), policy, SeededDraws(4))
+    picks = sum(certified.decide_fired(f"C{i}", CreditClass.advanced_certified, ["TEX"]).selected for i in range(n))
+    low, high = binomial_interval(n, 0.15)
+    assert low <= picks <= high
+    dishonest = Selector(rules_with(TEXTILE), SelectionPolicy(random_ratio=0.05), SeededDraws(6))
+    decisions = [dishonest.decide_fired(f"X{i}", CreditClass.dishonest, []) for i in range(n)]
+    assert all(d.random_threshold == 0.05 and d.credit_threshold == 0.8 for d in decisions)
+    random = sum(d.channel == "random" for d in decisions)
+    low, high = binomial_interval(n, 0.05)
+    assert low <= random <= high
+    credit = sum(d.channel == "credit" for d in decisions)
+    low, high = binomial_interval(n, 0.95 * 0.8)
+    assert low <= credit <= high
+    assert all(math.isclose(d.inclusion_probability, 1 - 0.95 * 0.2) for d in decisions)
 
 
 def test_rule_sampling_rate_and_inclusion_probability():
@@ -155,12 +176,15 @@ def test_the_batch_core_and_the_single_decision_agree_exactly():
     credit = rng.integers(0, len(CREDIT_CLASSES), n)
     hits = rng.random((n, len(ids))) < 0.15
     u_random = np.array([draws.uniform(f"B{i}", "random") for i in range(n)])
-    u_rules = np.array([[draws.uniform(f"B{i}/{r}", "rule_sampling") if table.rates[k] < 1 else 0.0
+    rates = table.rule_rates(credit)
+    u_rules = np.array([[draws.uniform(f"B{i}/{r}", "rule_sampling") if rates[i, k] < 1 else 0.0
                          for k, r in enumerate(ids)] for i in range(n)])
-    batch = choose(table, credit, hits, u_random, u_rules)
+    u_credit = np.array([draws.uniform(f"B{i}", "credit") for i in range(n)])
+    batch = choose(table, credit, hits, u_random, u_rules, u_credit)
     for i in range(n):
         one = selector.decide_fired(f"B{i}", CREDIT_CLASSES[credit[i]], [ids[k] for k in np.flatnonzero(hits[i])])
         assert one.selected == bool(batch.selected[i]) and one.random_threshold == batch.threshold[i]
+        assert (one.channel == "credit") == bool(batch.credit_only[i])
         assert one.inclusion_probability == batch.inclusion[i]
         assert one.sampled_rules == [ids[k] for k in np.flatnonzero(batch.sampled[i])]
         code = int(batch.inspection[i])

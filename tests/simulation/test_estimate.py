@@ -68,3 +68,16 @@ def test_at_random_ratio_zero_the_estimate_is_undefined_with_a_warning():
     assert result.monthly["noncompliance_estimate"].isna().all()
     assert result.summary["noncompliance_estimate"] is None and not result.summary["noncompliance_defined"]
     assert "no chance of random selection" in result.summary["noncompliance_warning"]
+
+
+def test_the_baseline_meets_the_credit_rules_on_the_total_inspection_rate():
+    """Advanced certified under 0.2x and general certified under 0.5x the general-credit average,
+    dishonest at least 0.8, each judged on its whole 95% interval; the random channel stays a pure
+    sample (a dishonest firm's random threshold is the plain ratio; its floor is the credit channel)."""
+    spec = scenario.load(ROOT / "scenarios" / "baseline.yaml", ["horizon.months=2"])
+    result = run(spec, seed=4)
+    assert [r["class"] for r in result.summary["credit_rules"] if not r["met"]] == []
+    dishonest = result.events[result.events["credit_class"] == "dishonest"]
+    assert (dishonest.loc[dishonest["channel"].isin(["random", "both"]), "random_threshold"]
+            == spec.policy.random_ratio).all()
+    assert (dishonest["channel"] == "credit").sum() > 100
