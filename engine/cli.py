@@ -1,6 +1,7 @@
 """The engine's command line: validate rules files and decide declarations (JSON lines in and out).
 
-`doublerandom` adds the simulation's commands to this same app; `python -m engine` is the engine alone.
+`doublerandom` (doublerandom/cli.py) mounts these commands beside the simulation's; `python -m engine`
+is the engine alone.
 """
 
 from __future__ import annotations
@@ -38,11 +39,16 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-@app.callback()
-def _main(version: bool = typer.Option(False, "--version", help="print the package version")) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         print(__version__)
         raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="print the package version")) -> None:
+    """doublerandom: double-random customs inspection."""
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The `doublerandom` command: the engine's commands plus the simulation's."""
+"""The simulation's commands (run, sweep, tune); `doublerandom.cli` mounts them beside the engine's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.cli import app, err, fail
+from engine.cli import err, fail
 from engine.errors import InputError
 from simulation import scenario as scenarios
 from simulation import sweep as sweeps
@@ -19,6 +19,8 @@ from simulation import tuning
 from simulation.model import run as simulate
 
 out = Console(highlight=False)
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Simulate an office over months, sweep settings, tune the random ratio.")
 
 
 @app.command("run")
