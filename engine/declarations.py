@@ -168,7 +168,8 @@ RULE_FIELDS: dict[str, str] = {
 def read_enterprises_csv(path: str) -> dict[str, Enterprise]:
     """Enterprise records from a CSV with an `id` column and any of Enterprise's other fields."""
     out: dict[str, Enterprise] = {}
-    for where, row in read_csv(path, "enterprises file"):
+    for line, row in read_csv(path, "enterprises file"):
+        where = f"{path}:{line}"
         clean = {k: v for k, v in row.items() if k and v not in ("", None)}
         try:
             enterprise = Enterprise.model_validate(clean)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-
 from pydantic import ValidationError
+
 
 class InputError(ValueError):
     """Bad input from a user (a rules file, a declaration, a scenario): the message says where and what."""

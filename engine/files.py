@@ -62,14 +62,14 @@ def read_text(path: str | Path, what: str) -> str:
         raise InputError(f"{path}: cannot read {what}: not UTF-8 text (byte {err.start + 1})") from None
 
 
-def read_csv(path: str | Path, what: str) -> list[tuple[str, dict[str, str]]]:
-    """(where, row) per data row of a UTF-8 CSV file with a header; `where` is 'path:line'."""
+def read_csv(path: str | Path, what: str) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) per data row of a UTF-8 CSV file with a header."""
     text = read_text(path, what)
     try:
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
     except csv.Error as err:
         raise InputError(f"{path}: not a CSV file: {err}") from None
-    return [(f"{path}:{line}", row) for line, row in enumerate(rows, start=2)]
+    return list(enumerate(rows, start=2))
 
 
 def parse_yaml(text: str, source: str) -> Any:

@@ -220,9 +220,8 @@ def _row(firm: Enterprise) -> tuple:
 
 
 def _read_agency_rows(path: str | Path):
-    rows = [row for _, row in read_csv(path, "agency list")]
     parsed, seen = [], {}
-    for line, raw in enumerate(rows, start=2):
+    for line, raw in read_csv(path, "agency list"):
         try:
             row = AgencyRow.model_validate(raw)
         except ValidationError as err:

@@ -72,10 +72,13 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _same_declaration(declaration_id: str, lodged: dict[str, Any], row: sqlite3.Row) -> None:
-    """A re-post must be the declaration decided before, byte for byte once canonical."""
-    text = canonical(lodged)
-    if row["fingerprint"] is None or row["fingerprint"] == hashlib.sha256(text.encode()).hexdigest():
+def _fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _same_declaration(declaration_id: str, lodged: dict[str, Any], text: str, row: sqlite3.Row) -> None:
+    """A re-post must be the declaration decided before, byte for byte once canonical (`text`)."""
+    if row["fingerprint"] is None or row["fingerprint"] == _fingerprint(text):
         return  # decided before fingerprints were kept: the first decision stands, as it always did
     before = json.loads(row["input"])
     differ = sorted(k for k in set(before) | set(lodged) if before.get(k) != lodged.get(k))
@@ -106,33 +109,33 @@ class Office:
         if self.rules is None or self.draws is None:
             raise InputError("deciding needs a rules file and a source of draws")
         lodged = declaration.as_input()
+        text = canonical(lodged)
         with database.transaction(self.conn):  # BEGIN IMMEDIATE: concurrent writers queue here
             row = self.conn.execute("SELECT decision, fingerprint, input FROM declarations WHERE id = ?",
                                     (declaration.id,)).fetchone()
             if row is not None:
-                _same_declaration(declaration.id, lodged, row)
+                _same_declaration(declaration.id, lodged, text, row)
                 return Decision(**json.loads(row["decision"]))
             if registered_only and not self.integrity.known(declaration.enterprise_id):
                 raise NotFound(f"unknown enterprise {declaration.enterprise_id!r}: register it in the "
                                "integrity store first")
-            decision = self._decide(declaration, lodged)
+            decision = self._decide(declaration, lodged, text)
             if decision.selected and self.roster is not None:
                 self.dispatch(declaration.id, at)
         return decision
 
-    def _decide(self, declaration: Declaration, lodged: dict[str, Any]) -> Decision:
+    def _decide(self, declaration: Declaration, lodged: dict[str, Any], text: str) -> Decision:
         firm = self.integrity.get(declaration.enterprise_id)
         decision = Selector(self.rules, self.policy, self.draws).decide(declaration, firm)
         self.audit.append("selection", {
             "declaration": lodged, "enterprise": firm.model_dump(mode="json"),
             "policy": self.policy.model_dump(mode="json"), "verifiable_draws": self.draws.verifiable,
             "decision": decision.to_dict()})
-        text = canonical(lodged)
         self.conn.execute("INSERT INTO declarations (id, enterprise_id, declared_at, decision, selected, "
                           "fingerprint, input) VALUES (?, ?, ?, ?, ?, ?, ?)",
                           (declaration.id, declaration.enterprise_id, declaration.declared_at.isoformat(),
                            json.dumps(decision.to_dict()), int(decision.selected),
-                           hashlib.sha256(text.encode()).hexdigest(), text))
+                           _fingerprint(text), text))
         self.integrity.count_declaration(declaration.enterprise_id)
         if decision.selected:
             self.conn.execute(
@@ -299,8 +302,8 @@ class Office:
         """Every audit record about a declaration and its inspections, in order."""
         rows = self.conn.execute(
             "SELECT seq, at, kind, payload FROM audit WHERE json_extract(payload, '$.decision.declaration_id') = ?1 "
-            "OR json_extract(payload, '$.inspection') IN (?1, ?1 || '~recheck') "
-            "OR json_extract(payload, '$.declaration') = ?1 ORDER BY seq", (declaration_id,))
+            "OR json_extract(payload, '$.inspection') IN (?1, ?1 || ?2) "
+            "OR json_extract(payload, '$.declaration') = ?1 ORDER BY seq", (declaration_id, RECHECK))
         return [{"seq": r[0], "at": r[1], "kind": r[2], "payload": json.loads(r[3])} for r in rows]
 
     # ------------------------------------------------------------ helpers

@@ -42,26 +42,23 @@ class KeyedDraws:
 
     def __init__(self, key: bytes):
         if len(key) < 16:
-            raise InputError("the draw key must be at least 16 bytes; make one with `doublerandom keygen`")
+            raise InputError(f"the draw key is {len(key)} bytes; it must be at least 16 bytes "
+                             "(make one with `doublerandom keygen`)")
         self._key = key
 
     @classmethod
     def from_file(cls, path: str | Path) -> KeyedDraws:
         try:
-            text = Path(path).read_bytes().decode("ascii").strip()
+            key = bytes.fromhex(Path(path).read_bytes().decode("ascii").strip())
         except OSError as err:
             raise InputError(f"{path}: cannot read key file: {err.strerror}") from None
-        except UnicodeDecodeError:
-            text = "?"
-        try:
-            key = bytes.fromhex(text)
-        except ValueError:
+        except ValueError:  # not ASCII (UnicodeDecodeError is a ValueError) or not hexadecimal
             raise InputError(f"{path}: a key file holds one line of hexadecimal digits; "
                              "make one with `doublerandom keygen`") from None
-        if len(key) < 16:
-            raise InputError(f"{path}: the draw key is {len(key)} bytes; it must be at least 16 "
-                             "(make one with `doublerandom keygen`)")
-        return cls(key)
+        try:
+            return cls(key)
+        except InputError as err:
+            raise InputError(f"{path}: {err}") from None
 
     @classmethod
     def from_seed(cls, seed: int) -> KeyedDraws:

@@ -21,8 +21,7 @@ from typing import Any
 
 from engine.audit import AuditLog
 from engine.declarations import Enterprise
-
-RECHECK = "~recheck"  # the suffix engine.office gives a re-check's inspection id
+from engine.office import RECHECK
 COMPARED_INSPECTION = ("kind", "status", "inspector_id", "outcome", "released_by")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.audit import AuditLog
-from engine.files import parse_yaml
 from engine.declarations import Enterprise, parse_declaration
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
@@ -70,8 +69,7 @@ def logged_rules(log: AuditLog) -> dict[str, RuleSet]:
     out = {}
     for record in log.records("rules_loaded"):
         payload = record["payload"]
-        out[payload["version"]] = RuleSet.from_dict(parse_yaml(payload["content"], f"audit record {record['seq']}"),
-                                                     f"audit record {record['seq']}")
+        out[payload["version"]] = RuleSet.from_text(payload["content"], f"audit record {record['seq']}")
     return out
 
 

@@ -145,6 +145,13 @@ def choose(table: PolicyTable, credit: np.ndarray, hits: np.ndarray, u_random: n
     return Choices(threshold, random_hit, sampled, targeted, floor, credit_hit, inspection, 1 - miss)
 
 
+def channel(random_hit: bool, targeted: bool, credit_only: bool) -> str:
+    """The channel that selected a declaration, as decisions and event logs name it."""
+    if random_hit:
+        return "both" if targeted else "random"
+    return "targeted" if targeted else "credit" if credit_only else "none"
+
+
 class Selector:
     """Rules + policy + a source of draws: `decide(declaration, enterprise) -> Decision`, through
     `choose` with arrays of one."""
@@ -172,14 +179,10 @@ class Selector:
             v = 0.0 if rate >= 1 else self.draws.uniform(f"{declaration_id}/{rule_id}", "rule_sampling")
             hits[0, k], u_rules[0, k], rule_draws[rule_id] = True, v, [v, rate]
         c = choose(self.table, code, hits, np.array([u]), u_rules, np.array([u_credit]))
-        random_hit, targeted = bool(c.random_hit[0]), bool(c.targeted[0])
-        channel = {(True, True): "both", (True, False): "random",
-                   (False, True): "targeted", (False, False): "none"}[(random_hit, targeted)]
-        if bool(c.credit_only[0]):
-            channel = "credit"
         inspection = int(c.inspection[0])
         return Decision(
-            declaration_id=declaration_id, selected=bool(c.selected[0]), channel=channel,
+            declaration_id=declaration_id, selected=bool(c.selected[0]),
+            channel=channel(c.random_hit[0], c.targeted[0], c.credit_only[0]),
             rules=list(fired), sampled_rules=[r for r in fired if c.sampled[0, self._column[r]]],
             random_draw=u, random_threshold=float(c.threshold[0]), rule_draws=rule_draws,
             inclusion_probability=float(c.inclusion[0]),

@@ -120,7 +120,7 @@ class LiveOffice:
 
     def __init__(self, office: Office, rules_path: Path, allow_new_enterprises: bool, db: str | Path,
                  checkpoints: Checkpointing | None = None, settle: float = 0.05):
-        self.office, self.rules_path, self.db = office, rules_path, db
+        self.office, self.rules_path = office, rules_path
         self.allow_new = allow_new_enterprises
         self.lock = threading.Lock()
         self.read_lock = threading.Lock()

@@ -29,6 +29,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from engine.declarations import CreditClass
+
 COLUMNS = [
     "month", "declarations", "selected", "random_selected", "targeted_selected", "instructed_selected",
     "inspections", "random_dispatch_share", "pure_random_share", "inspection_rate", "hits_random",
@@ -37,10 +39,9 @@ COLUMNS = [
     "noncompliance_ci_low", "noncompliance_ci_high", "inspector_utilization", "facility_utilization",
     "mean_wait_h", "p95_clearance_h", "mean_clearance_released_h", "backlog_end",
     "random_ratio", "hit_rate_instructed", "instruction_rate", "target_share", "noncompliance_defined",
-    "credit_selected", "inspection_rate_advanced_certified", "inspection_rate_general_certified",
-    "inspection_rate_general", "inspection_rate_dishonest",
+    "credit_selected", *(f"inspection_rate_{c.value}" for c in CreditClass),
 ]
-CREDIT_COLUMNS = {c: f"declarations_{c}" for c in ("advanced_certified", "general_certified", "general", "dishonest")}
+CREDIT_COLUMNS = {c.value: f"declarations_{c.value}" for c in CreditClass}  # per-class totals of a month
 Z95 = 1.959963984540054
 
 

@@ -30,6 +30,7 @@ from engine.declarations import InspectionType
 from engine.dispatch import FACILITY_FOR, Roster
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
+from engine.selection import channel
 from simulation import population
 from simulation.adaptive import MonthCounts, next_settings
 from simulation.population import CREDIT_CLASSES
@@ -147,11 +148,11 @@ class Office:
 
     def _case(self, batch: Batch, k: int) -> Case:
         i = batch.lo + k
-        channel = ("both" if batch.targeted[k] else "random") if batch.random_hit[k] else (
-            "targeted" if batch.targeted[k] else "credit" if batch.credit_only[k] else "instruction")
+        chosen_by = channel(batch.random_hit[k], batch.targeted[k], batch.credit_only[k])
+        chosen_by = "instruction" if chosen_by == "none" else chosen_by  # the officers' order
         firm = int(self.decls.enterprise[i])
         return Case(i, float(self.decls.arrival_h[i]), firm, CREDIT_CLASSES[batch.credit[k]].value,
-                    channel, ";".join(batch.fired(k, self.rule_ids)), INSPECTION_TYPES[batch.inspection[k]].value,
+                    chosen_by, ";".join(batch.fired(k, self.rule_ids)), INSPECTION_TYPES[batch.inspection[k]].value,
                     bool(batch.violating[k]), float(batch.threshold[k]))
 
     def inspection(self, case: Case):

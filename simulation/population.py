@@ -16,9 +16,9 @@ import pandas as pd
 
 from engine.declarations import CreditClass
 from engine.randomness import stream_generator
+from engine.selection import CREDIT_CLASSES  # integer codes index into it (the engine's one list)
 from simulation.scenario import Scenario
 
-CREDIT_CLASSES = list(CreditClass)  # integer codes index into this
 CERTIFIED = [CREDIT_CLASSES.index(CreditClass.advanced_certified), CREDIT_CLASSES.index(CreditClass.general_certified)]
 
 

@@ -16,15 +16,13 @@ import numpy as np
 import pandas as pd
 
 from engine import conditions
-from engine.declarations import InspectionType
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
-from engine.selection import INSPECTION_TYPES, NOT_INSPECTED, PolicyTable, SelectionPolicy, choose
-from simulation.population import CREDIT_CLASSES, Declarations
+from engine.selection import INSPECTION_TYPES, PolicyTable, SelectionPolicy, choose
+from simulation.population import Declarations
 from simulation.scenario import Scenario
 from simulation.standing import Standing
 
-NONE = NOT_INSPECTED
 SITE = "PORT"  # the simulated office is one site
 
 
@@ -38,7 +36,7 @@ class Batch:
     random_hit: np.ndarray
     targeted: np.ndarray  # a matched rule's sampling draw selected it
     instructed: np.ndarray  # flagged by intelligence and not selected by the computer
-    inspection: np.ndarray  # code into INSPECTION_TYPES, NONE when not inspected
+    inspection: np.ndarray  # code into INSPECTION_TYPES, NOT_INSPECTED when not inspected
     threshold: np.ndarray  # the random channel's inclusion probability
     violating: np.ndarray
     credit: np.ndarray  # index into CREDIT_CLASSES: the class the decision used, whatever happens later

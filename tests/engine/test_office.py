@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from engine.declarations import CreditClass, parse_declaration
-from engine.dispatch import Assignment, Roster
+from engine.dispatch import Roster
 from engine.errors import InputError
 from engine.integrity import FeedbackPolicy
 from engine.office import Office
