@@ -1,5 +1,5 @@
 # Two commands do all the set-up (see README):
-#   make run    create .venv, install doublerandom, run the main job (the baseline year)
+#   make run    create .venv, install doublerandom, run the main job (the baseline scenario)
 #   make test   install the test extras into .venv and run the test suite
 # durable-rules 2.0.28 compiles from source and imports on Python 3.11 and 3.12 only.
 

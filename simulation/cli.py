@@ -28,7 +28,7 @@ def run_cmd(
     scenario_file: Path = typer.Argument(..., metavar="SCENARIO", help="scenario YAML file"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default out/<scenario name>)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="override the scenario's seed"),
-    months: Optional[int] = typer.Option(None, "--months", help="override the horizon in months"),
+    months: Optional[int] = typer.Option(None, "--months", help="measured months (after the scenario's warm-up)"),
     overrides: List[str] = typer.Option([], "--set", help="override a field: path=value, e.g. policy.random_ratio=0.05"),
     rules_backend: str = typer.Option("vector", "--rules-backend", help="vector (fast) or durable (the live engine)"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
@@ -81,8 +81,29 @@ def print_summary(results) -> None:
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
+    print_calibration(s)
     if "noncompliance_warning" in s:
         out.print(f"[bold yellow]warning:[/] {s['noncompliance_warning']}")
+
+
+def print_calibration(s: dict) -> None:
+    """The calibration targets and the steady state, each with its interval and verdict (the sources
+    are in summary.json and the README)."""
+    table = Table(title="calibration: monthly means [95% batch-means interval]; met = interval inside the band")
+    for column in ("target", "band", "value [95%]", "met"):
+        table.add_column(column)
+    for row in s.get("calibration", []):
+        fmt = (lambda v: f"{100 * v:.1f}%") if row["high"] <= 1 else (lambda v: f"{v:.1f}")
+        table.add_row(row["name"], f"{fmt(row['low'])} to {fmt(row['high'])}",
+                      f"{fmt(row['value'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]", _verdict(row["met"]))
+    for d in s.get("steady_state", []):  # the least-squares change, interval widened for autocorrelation
+        table.add_row(f"change in {d['column']}", f"within +-{d['tolerance']:.3g}",
+                      f"{d['change']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]", _verdict(d["stable"]))
+    out.print(table)
+
+
+def _verdict(met) -> str:
+    return "[green]met[/]" if met else "[bold red]NOT met[/]" if met is False else "no data"
 
 
 def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[str]) -> dict:
@@ -107,7 +128,7 @@ def sweep_cmd(
     grid: List[str] = typer.Option(..., "--grid", help="path=start:stop:step or path=v1,v2 (repeatable)"),
     replications: int = typer.Option(5, "--replications", "-r", min=1, help="runs per grid point (CRN seeds)"),
     out_dir: Path = typer.Option(Path("out/sweep"), "--out"),
-    months: Optional[int] = typer.Option(None, "--months", help="override the horizon in months"),
+    months: Optional[int] = typer.Option(None, "--months", help="measured months (after the scenario's warm-up)"),
     overrides: List[str] = typer.Option([], "--set", help="fixed override for every run: path=value"),
     workers: Optional[int] = WORKERS,
     scheduler: Optional[str] = SCHEDULER,
@@ -148,7 +169,7 @@ def tune_cmd(
     ratio: Optional[float] = typer.Option(None, "--ratio", help="fix the ratio; find the smallest capacity"),
     replications: int = typer.Option(4, "--replications", "-r", min=2),
     tolerance: float = typer.Option(0.0025, "--tolerance", help="ratio precision of the search"),
-    months: Optional[int] = typer.Option(None, "--months", help="override the horizon in months"),
+    months: Optional[int] = typer.Option(None, "--months", help="measured months (after the scenario's warm-up)"),
     overrides: List[str] = typer.Option([], "--set"),
     workers: Optional[int] = WORKERS,
     scheduler: Optional[str] = SCHEDULER,
@@ -158,6 +179,9 @@ def tune_cmd(
     if not limits.items():
         fail("give at least one limit: --max-utilization, --max-p95-clearance-hours or --max-mean-wait-hours")
     raw = _sweep_inputs(scenario_file, months, overrides)
+    horizon = raw.get("horizon") or {}
+    if months is None and not horizon.get("days") and int(horizon.get("months", 12)) < tuning.MIN_MONTHS:
+        raw = _sweep_inputs(scenario_file, tuning.MIN_MONTHS, overrides)  # a steady state needs months to show
     try:
         axis = sweeps.parse_axis(capacity) if capacity else None
         low, high = (float(x) for x in ratio_range.split(":"))

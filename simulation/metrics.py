@@ -40,6 +40,7 @@ COLUMNS = [
     "mean_wait_h", "p95_clearance_h", "mean_clearance_released_h", "backlog_end",
     "random_ratio", "hit_rate_instructed", "instruction_rate", "target_share", "noncompliance_defined",
     "credit_selected", *(f"inspection_rate_{c.value}" for c in CreditClass),
+    "dishonest_enterprises", "high_risk_enterprises", "enterprises_entered",
 ]
 CREDIT_COLUMNS = {c.value: f"declarations_{c.value}" for c in CreditClass}  # per-class totals of a month
 Z95 = 1.959963984540054
@@ -154,6 +155,7 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
         "instruction_rate": float(cap["instruction_rate"]),
         "target_share": float(cap.get("target_share", math.nan)),
         "credit_selected": n_credit,
+        **{name: int(cap[name]) for name in ("dishonest_enterprises", "high_risk_enterprises", "enterprises_entered")},
         **{f"inspection_rate_{credit}": _ratio(int((ev["credit_class"] == credit).sum()), int(total[column]))
            for credit, column in CREDIT_COLUMNS.items()},
     }

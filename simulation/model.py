@@ -34,6 +34,7 @@ from engine.selection import channel
 from simulation import population
 from simulation.adaptive import MonthCounts, next_settings
 from simulation.population import CREDIT_CLASSES
+from simulation.risk import RiskTable
 from simulation.results import Results, build_results
 from simulation.scenario import Scenario, ServiceTime
 from simulation.dispatcher import Dispatcher, build_roster
@@ -73,7 +74,9 @@ class Office:
     def __init__(self, scenario: Scenario, rules: RuleSet, backend: str):
         self.scenario, self.env = scenario, simpy.Environment()
         self.firms = population.enterprises(scenario)
-        self.decls = population.declarations(scenario, self.firms, population.read_goods(scenario.path(scenario.goods.table)))
+        risk = scenario.goods.risk and RiskTable.read(scenario.path(scenario.goods.risk))
+        self.decls = population.declarations(scenario, self.firms, population.read_goods(scenario.path(scenario.goods.table)),
+                                             risk or None)
         self.standing = Standing(self.firms, scenario.feedback, scenario.horizon.start)
         self.propensity = self.firms.propensity.copy()
         self.screening = Screening(scenario, rules, self.decls, backend)
@@ -97,6 +100,9 @@ class Office:
         self.zero_chance = np.zeros(n_months, np.int64)  # declarations the random channel could not pick
         self.on_post_hours = np.zeros(n_months)
         self.backlog_end = np.zeros(n_months, np.int64)
+        self.dishonest_end = np.zeros(n_months, np.int64)  # enterprises in the dishonest class at month end
+        self.high_risk_end = np.zeros(n_months, np.int64)  # ... flagged high-risk at month end
+        self.entered = np.zeros(n_months, np.int64)  # new enterprises replacing leavers at the month's start
         self.channel_counts = np.zeros((n_months, 3), np.int64)  # random, targeted, instructed
         self.busy_hours = np.zeros(n_months)  # live, for the adaptive controller
         self.ratio_used = np.full(n_months, scenario.policy.random_ratio)
@@ -118,7 +124,7 @@ class Office:
                 if progress:
                     progress(hour // 24, n_days)
             if hour and self.month_of_hour[hour] != self.month_of_hour[hour - 1]:
-                self.backlog_end[self.month_of_hour[hour - 1]] = self.dispatcher.waiting()
+                self.close_month(int(self.month_of_hour[hour - 1]), hour)
                 self._new_month(int(self.month_of_hour[hour]))
             lo, hi = int(bounds[hour]), int(bounds[hour + 1])
             if hi > lo:
@@ -128,7 +134,8 @@ class Office:
 
     def _arrivals(self, hour: int, lo: int, hi: int):
         firms = self.decls.enterprise[lo:hi]
-        violating = self.decls.u_violation[lo:hi] < self.propensity[firms]
+        violating = self.decls.u_violation[lo:hi] < population.violation_probability(
+            self.propensity[firms], self.decls.risk[lo:hi])
         batch = self.screening.decide(lo, hi, self.standing, self.policy, self.instruction_rate, violating)
         self.standing.count_declarations(firms)
         month = self.month_of_hour[hour]
@@ -181,8 +188,17 @@ class Office:
                 return
             yield self.dispatcher.shift_change
 
+    def close_month(self, month: int, hour: float) -> None:
+        self.backlog_end[month] = self.dispatcher.waiting()
+        self.dishonest_end[month], self.high_risk_end[month] = self.standing.count(hour / 24.0)
+
     def _new_month(self, month: int) -> None:
-        """The adaptive controller (if any) sets this month's random ratio and instruction rate."""
+        """Enterprises leave and new ones take their trade; the adaptive controller (if any) sets this
+        month's random ratio and instruction rate."""
+        leaving, credit, propensity = population.newcomers(self.scenario, self.firms, month)
+        self.standing.replace(leaving, credit)
+        self.propensity[leaving] = propensity
+        self.entered[month] = len(leaving)
         spec = self.scenario.adaptive
         if spec is None:
             return
@@ -254,7 +270,7 @@ def run(scenario: Scenario, seed: int | None = None, rules_backend: str = "vecto
     office.env.process(office.shifts())
     office.env.process(office.source(progress))
     office.env.run(until=len(office.month_of_hour))
-    office.backlog_end[-1] = office.dispatcher.waiting()
+    office.close_month(len(office.backlog_end) - 1, float(len(office.month_of_hour)))
     meta = {"scenario": scenario.name, "scenario_hash": scenario.digest(), "rules_version": rules.version,
             "package_version": __version__, "seed": scenario.seed, "rules_backend": rules_backend,
             "wall_seconds": round(time.perf_counter() - started, 3)}

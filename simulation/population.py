@@ -17,8 +17,10 @@ import pandas as pd
 from engine.declarations import CreditClass
 from engine.randomness import stream_generator
 from engine.selection import CREDIT_CLASSES  # integer codes index into it (the engine's one list)
+from simulation.risk import RiskTable, centred_shift, expit, logit
 from simulation.scenario import Scenario
 
+DISHONEST = CREDIT_CLASSES.index(CreditClass.dishonest)
 CERTIFIED = [CREDIT_CLASSES.index(CreditClass.advanced_certified), CREDIT_CLASSES.index(CreditClass.general_certified)]
 
 
@@ -47,16 +49,37 @@ def enterprises(scenario: Scenario) -> Enterprises:
         others = rng.permutation(credit[~np.isin(credit, CERTIFIED)])
         credit = np.empty(n, credit.dtype)
         credit[np.argsort(-volume, kind="stable")] = np.concatenate([certified, others])
-    propensity = np.zeros(n)
+    propensity = draw_propensity(pop, credit, rng)
+    for number, p in pop.overrides.items():
+        propensity[number] = p
+    history = np.where(rng.random(n) < pop.new_share, 0, rng.integers(1, 500, n))
+    return Enterprises(credit.astype(np.int8), propensity, volume, history)
+
+
+def draw_propensity(pop, credit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each enterprise's propensity to violate: Beta with its credit class's mean and concentration."""
+    propensity = np.zeros(len(credit))
     for code in np.unique(credit):
         where = credit == code
         spec = pop.violation[CREDIT_CLASSES[code]]
         a, b = spec.mean * spec.concentration, (1 - spec.mean) * spec.concentration
         propensity[where] = rng.beta(a, b, where.sum())
-    for number, p in pop.overrides.items():
-        propensity[number] = p
-    history = np.where(rng.random(n) < pop.new_share, 0, rng.integers(1, 500, n))
-    return Enterprises(credit.astype(np.int8), propensity, volume, history)
+    return propensity
+
+
+def newcomers(scenario: Scenario, firms: Enterprises, month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The enterprises that leave at the start of `month`, and the class and propensity of the new
+    firm that takes over each one's trade (its volume and goods): the class it started in, or
+    general where that was dishonest (a new firm has no record yet). One sub-stream per month, so a
+    run's turnover does not depend on what happened before."""
+    pop = scenario.population
+    if not pop.turnover:
+        return np.zeros(0, np.int64), np.zeros(0, np.int8), np.zeros(0)
+    rng = stream_generator(scenario.seed, "turnover", month)
+    leaving = np.flatnonzero(rng.random(len(firms)) < 1 - (1 - pop.turnover) ** (1 / 12))
+    credit = firms.credit[leaving].copy()
+    credit[credit == DISHONEST] = CREDIT_CLASSES.index(CreditClass.general)
+    return leaving, credit, draw_propensity(pop, credit, rng)
 
 
 @dataclass
@@ -66,7 +89,8 @@ class Declarations:
     arrival_h: np.ndarray
     enterprise: np.ndarray
     goods: pd.DataFrame  # one row per declaration: hs_code, origins, transport, mass, value, quantity, trade_mode
-    u_violation: np.ndarray  # violates when below the firm's propensity at arrival
+    risk: np.ndarray  # log-odds the goods add to the firm's propensity (simulation.risk), centred per class
+    u_violation: np.ndarray  # violates when below violation_probability at arrival
     u_random: np.ndarray  # the random channel's draw (compared with ratio x credit multiplier)
     u_instruction: np.ndarray  # the intelligence channel's draw
     u_credit: np.ndarray  # the credit channel's draw (compared with the class's floor)
@@ -85,7 +109,8 @@ def arrival_rates(scenario: Scenario) -> np.ndarray:
     return (per_day[:, None] * profile[None, :]).ravel()
 
 
-def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFrame) -> Declarations:
+def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFrame,
+                 risk_table: RiskTable | None = None) -> Declarations:
     seed = scenario.seed
     rng = stream_generator(seed, "arrivals")
     counts = rng.poisson(arrival_rates(scenario))
@@ -94,15 +119,35 @@ def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFra
     n = arrival.size
     enterprise = rng.choice(len(firms), size=n, p=firms.volume).astype(np.int32)
     goods_rng = stream_generator(seed, "goods")
-    goods = goods_table.iloc[goods_rng.integers(0, len(goods_table), n)].reset_index(drop=True)
+    lines = goods_rng.integers(0, len(goods_table), n)
+    goods = goods_table.iloc[lines].reset_index(drop=True)
     modes = scenario.goods.trade_modes
     goods["trade_mode"] = goods_rng.choice(list(modes), size=n, p=np.asarray(list(modes.values())) / sum(modes.values()))
     return Declarations(
         arrival_h=arrival, enterprise=enterprise, goods=goods,
+        risk=goods_risk(scenario, firms, enterprise, goods_table, lines, risk_table),
         u_violation=stream_generator(seed, "violation").random(n),
         u_random=stream_generator(seed, "random").random(n),
         u_instruction=stream_generator(seed, "instruction").random(n),
         u_credit=stream_generator(seed, "credit").random(n))
+
+
+def goods_risk(scenario: Scenario, firms: Enterprises, enterprise: np.ndarray, goods_table: pd.DataFrame,
+               lines: np.ndarray, risk_table: RiskTable | None) -> np.ndarray:
+    """Each declaration's goods log-odds (scaled by `goods.risk_strength`), shifted per credit class so
+    the class's mean violation rate stays the scenario's: the data give relative risks, not the level."""
+    if risk_table is None or scenario.goods.risk_strength == 0:
+        return np.zeros(len(lines))
+    per_line = scenario.goods.risk_strength * risk_table.logodds(goods_table)  # 5,000 lines, not 1.3M rows
+    goods = per_line[lines]
+    firm = logit(np.clip(firms.propensity, 1e-9, 1 - 1e-9))[enterprise]
+    shift = centred_shift(firm, goods, firms.credit[enterprise])
+    return goods + shift[firms.credit[enterprise]]
+
+
+def violation_probability(propensity: np.ndarray, risk: np.ndarray) -> np.ndarray:
+    """A declaration's chance of violating: its firm's propensity and its goods' risk on the log-odds scale."""
+    return expit(logit(np.clip(propensity, 1e-9, 1 - 1e-9)) + risk)
 
 
 def read_goods(path) -> pd.DataFrame:

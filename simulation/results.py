@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import operator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from engine.dispatch import FACILITY_FOR
-from simulation import adaptive, metrics
+from simulation import adaptive, calibration, metrics
 from simulation.population import CREDIT_CLASSES
 from simulation.scenario import Scenario
 
@@ -82,16 +82,22 @@ def build_results(office: Office, meta: dict[str, Any]) -> Results:
                            **{metrics.CREDIT_COLUMNS[c.value]: office.by_class[:, k] for k, c in enumerate(CREDIT_CLASSES)}},
                           index=months)
     hours_in_month = np.bincount(office.month_of_hour, minlength=len(months))
+    warm = scenario.horizon.warmup_months  # simulated so the standing settles, then left out of everything
+    warm_hours = int(hours_in_month[:warm].sum())
     facility_count = sum(scenario.facilities.get(f, 0) for f in FACILITY_FOR.values())
     capacity = pd.DataFrame({
         "busy_hours": busy_hours(events, hours_in_month),
         "on_post_hours": office.on_post_hours, "facility_hours": facility_count * hours_in_month,
         "backlog_end": office.backlog_end, "random_ratio": office.ratio_used,
+        "dishonest_enterprises": office.dishonest_end, "high_risk_enterprises": office.high_risk_end,
+        "enterprises_entered": office.entered,
         "instruction_rate": office.instruction_used,
         "target_share": [adaptive.target_share(scenario.adaptive, m, len(months)) if scenario.adaptive else np.nan
                          for m in range(len(months))]}, index=months)
+    totals, capacity = totals.iloc[warm:], capacity.iloc[warm:]  # busy hours above counted every inspection
+    events = events[events["arrival_h"] >= warm_hours].reset_index(drop=True)
     monthly = metrics.monthly(events, totals, capacity)
-    hourly = pd.DataFrame({"hour": np.arange(len(office.hourly_waiting)), "waiting": office.hourly_waiting})
+    hourly = pd.DataFrame({"hour": np.arange(len(office.hourly_waiting)), "waiting": office.hourly_waiting}).iloc[warm_hours:]
     summary = {**meta, **_totals(events, monthly, capacity, totals), "scenario_settings": scenario.canonical()}
     return Results(events, monthly, hourly, summary, scenario)
 
@@ -151,4 +157,6 @@ def _totals(events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame,
         "p95_clearance_h": float(np.percentile(clearance, 95)) if len(clearance) else None,
         "backlog_end": int(capacity["backlog_end"].iloc[-1]),
         "credit_rules": metrics.credit_rules(events, metrics.population(totals.sum())),
+        "calibration": calibration.table(monthly),
+        "steady_state": [{**asdict(d), "stable": d.stable} for d in calibration.steady_state(monthly)],
     }

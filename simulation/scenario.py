@@ -6,6 +6,7 @@ overridden from the command line by dotted path (`--set policy.random_ratio=0.05
 
 from __future__ import annotations
 
+import calendar
 import copy
 import datetime as dt
 import hashlib
@@ -32,20 +33,34 @@ class Strict(BaseModel):
 
 
 class Horizon(Strict):
+    """`start` is when the simulated office opens; the first `warmup_months` let the enterprises'
+    standing settle and are simulated but left out of every metric; `months` (or `days`) are measured."""
+
     start: dt.date = dt.date(2026, 1, 1)
-    months: int = Field(default=12, ge=1, le=120)
+    warmup_months: int = Field(default=0, ge=0, le=60, description="simulated, then discarded from every metric")
+    months: int = Field(default=12, ge=1, le=120, description="measured after the warm-up")
     days: int | None = Field(default=None, ge=1, le=3660, description="instead of months, for short runs")
+
+    @property
+    def measured_start(self) -> dt.date:
+        return add_months(self.start, self.warmup_months)
 
     @property
     def end(self) -> dt.date:
         if self.days is not None:
-            return self.start + dt.timedelta(days=self.days)
-        year, month = divmod(self.start.month - 1 + self.months, 12)
-        return self.start.replace(year=self.start.year + year, month=month + 1)
+            return self.measured_start + dt.timedelta(days=self.days)
+        return add_months(self.start, self.warmup_months + self.months)
 
     @property
     def n_days(self) -> int:
         return (self.end - self.start).days
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day of the month `months` later (the month's last day where it has fewer days)."""
+    year, month = divmod(day.month - 1 + months, 12)
+    year, month = day.year + year, month + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 class Arrivals(Strict):
@@ -94,6 +109,8 @@ class Population(Strict):
         CreditClass.dishonest: Propensity(mean=0.15, concentration=3)}
     deterrence: float = Field(default=0.0, ge=0, lt=1, description="propensity x (1 - this) after each inspection")
     overrides: dict[int, float] = Field(default={}, description="enterprise number -> fixed propensity")
+    turnover: float = Field(default=0.0, ge=0, le=1, description="share of enterprises leaving each year, each "
+                            "replaced by a new one (no history, the class it started in, dishonest -> general)")
 
     @field_validator("credit_mix")
     @classmethod
@@ -115,6 +132,9 @@ class Population(Strict):
 
 class Goods(Strict):
     table: str = Field(default="goods/kcs_mix.csv", description="CSV of goods lines to draw from, relative to the scenario")
+    risk: str | None = Field(default="risk/kcs_effects.csv",
+                             description="fitted goods/origin/value effects (simulation.risk); null: goods carry no risk")
+    risk_strength: float = Field(default=1.0, ge=0, description="multiplies the fitted effects (sensitivity checks)")
     trade_modes: dict[str, float] = {"general": 0.8, "processing": 0.08, "bonded": 0.07, "ecommerce": 0.05}
 
 
@@ -257,8 +277,9 @@ def validate(raw: dict, source: str, base_dir: Path) -> Scenario:
         scenario = Scenario.model_validate({**raw, "base_dir": base_dir})
     except ValidationError as err:
         raise describe(source, err) from None
-    for name, relative in (("rules", scenario.rules), ("goods.table", scenario.goods.table)):
-        if not scenario.path(relative).is_file():
+    for name, relative in (("rules", scenario.rules), ("goods.table", scenario.goods.table),
+                           ("goods.risk", scenario.goods.risk)):
+        if relative is not None and not scenario.path(relative).is_file():
             raise InputError(f"{source}: field '{name}': no such file {scenario.path(relative)}")
     return scenario
 
@@ -301,7 +322,8 @@ def read_raw(path: str | Path) -> dict:
 
 # File settings and their defaults, relative to the scenario file that names them (or inherits them).
 FILE_SETTINGS = {("rules",): Scenario.model_fields["rules"].default,
-                 ("goods", "table"): Goods.model_fields["table"].default}
+                 ("goods", "table"): Goods.model_fields["table"].default,
+                 ("goods", "risk"): Goods.model_fields["risk"].default}
 
 
 def _rebased(raw: dict, base_dir: Path, top_dir: Path) -> dict:

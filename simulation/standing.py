@@ -12,11 +12,10 @@ import numpy as np
 
 from engine.declarations import CreditClass, Enterprise
 from engine.integrity import FeedbackPolicy
-from simulation.population import CREDIT_CLASSES, Enterprises
+from simulation.population import CREDIT_CLASSES, DISHONEST, Enterprises
 
 CREDIT_NAMES = np.array([c.value for c in CREDIT_CLASSES], dtype=object)
 NO_FLAG = -np.inf
-DISHONEST = CREDIT_CLASSES.index(CreditClass.dishonest)
 
 
 class Standing:
@@ -41,6 +40,19 @@ class Standing:
             "enterprise.problems": lambda: self.problems[firms],
         }
         return {name: build[name]() for name in (build if names is None else names)}
+
+    def replace(self, firms: np.ndarray, credit: np.ndarray) -> None:
+        """New enterprises take over these slots: no history, no flag, the given credit class."""
+        self.credit[firms] = credit
+        self.flag_until[firms] = NO_FLAG
+        for array in (self.declarations, self.inspections, self.problems, self.clean_streak):
+            array[firms] = 0
+        for firm in firms:
+            self.problem_days.pop(int(firm), None)
+
+    def count(self, day: float) -> tuple[int, int]:
+        """Enterprises in the dishonest class and enterprises flagged high-risk on this day."""
+        return int((self.credit == DISHONEST).sum()), int((self.flag_until >= np.floor(day)).sum())
 
     def count_declarations(self, firms: np.ndarray) -> None:
         np.add.at(self.declarations, firms, 1)

@@ -247,5 +247,6 @@ def test_extends_resolves_the_base_files_paths_from_the_base_folder(tmp_path):
     variant = tmp_path / "variant.yaml"
     variant.write_text(f"extends: {ROOT / 'scenarios' / 'baseline.yaml'}\npolicy: {{random_ratio: 0.05}}\n")
     scenario = load(variant)
-    assert scenario.path(scenario.rules).resolve() == (ROOT / "scenarios" / "rules" / "baseline.yaml").resolve()
+    assert scenario.path(scenario.rules).resolve() == (ROOT / "scenarios" / "rules" / "kcs_derived.yaml").resolve()
+    assert scenario.path(scenario.goods.risk).resolve() == (ROOT / "scenarios" / "risk" / "kcs_effects.csv").resolve()
     assert scenario.policy.random_ratio == 0.05

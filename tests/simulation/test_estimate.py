@@ -62,7 +62,7 @@ def test_a_class_with_no_chance_or_no_sample_makes_the_estimate_undefined():
 def test_at_random_ratio_zero_the_estimate_is_undefined_with_a_warning():
     """Only dishonest firms (the 0.8 floor) are still sampled: once the estimate read 28% against a
     true 1.9%, with a tight interval. Now it is empty, flagged and explained."""
-    spec = scenario.load(ROOT / "scenarios" / "baseline.yaml", ["horizon.days=20", "policy.random_ratio=0"])
+    spec = scenario.load(ROOT / "scenarios" / "baseline.yaml", ["horizon.warmup_months=0", "horizon.days=20", "policy.random_ratio=0"])
     result = run(spec, seed=3)
     assert not result.monthly["noncompliance_defined"].any()
     assert result.monthly["noncompliance_estimate"].isna().all()
@@ -74,7 +74,7 @@ def test_the_baseline_meets_the_credit_rules_on_the_total_inspection_rate():
     """Advanced certified under 0.2x and general certified under 0.5x the general-credit average,
     dishonest at least 0.8, each judged on its whole 95% interval; the random channel stays a pure
     sample (a dishonest firm's random threshold is the plain ratio; its floor is the credit channel)."""
-    spec = scenario.load(ROOT / "scenarios" / "baseline.yaml", ["horizon.months=2"])
+    spec = scenario.load(ROOT / "scenarios" / "baseline.yaml", ["horizon.warmup_months=0", "horizon.months=2"])
     result = run(spec, seed=4)
     assert [r["class"] for r in result.summary["credit_rules"] if not r["met"]] == []
     dishonest = result.events[result.events["credit_class"] == "dishonest"]

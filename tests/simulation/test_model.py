@@ -14,6 +14,7 @@ from simulation.dispatcher import build_roster
 from tests.conftest import ROOT
 
 SCENARIOS = ROOT / "scenarios"
+NO_WARMUP = "horizon.warmup_months=0"  # the steady state is not what these tests are about
 
 
 def load(name: str, *overrides: str):
@@ -68,7 +69,7 @@ def test_littles_law_on_the_output(mmc_run):
 
 
 def test_same_seed_same_outputs_different_seed_different(tmp_path):
-    spec = load("baseline.yaml", "horizon.days=10", "arrivals.per_day=800", "inspectors.count=30")
+    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=10", "arrivals.per_day=800", "inspectors.count=30")
     first, again, other = run(spec, seed=3), run(spec, seed=3), run(spec, seed=4)
     a, b, c = (r.write(tmp_path / name, plots=False) for name, r in (("a", first), ("b", again), ("c", other)))
     assert (tmp_path / "a/monthly.csv").read_bytes() == (tmp_path / "b/monthly.csv").read_bytes()
@@ -105,7 +106,7 @@ def test_compliance_interval_covers_the_truth_95_percent_of_the_time():
 
 @pytest.fixture(scope="module")
 def baseline_week():
-    spec = load("baseline.yaml", "horizon.days=7", "seed=5")
+    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=7", "seed=5")
     return spec, run(spec)
 
 
@@ -134,7 +135,7 @@ def test_no_dispatch_to_an_off_shift_or_unqualified_inspector(baseline_week):
 
 
 def test_a_violating_enterprise_becomes_a_target():
-    spec = load("baseline.yaml", "horizon.days=30", "population.enterprises=200", "population.overrides={7: 0.9}",
+    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=30", "population.enterprises=200", "population.overrides={7: 0.9}",
                 "policy.rule_sampling.HIGH-RISK-ENTERPRISE=1.0", "arrivals.per_day=800", "inspectors.count=40")
     events = run(spec, seed=1).events
     firm = events[events["enterprise"] == 7].sort_values("arrival_h")
@@ -148,7 +149,7 @@ def test_a_violating_enterprise_becomes_a_target():
 
 
 def test_vectorised_rules_give_exactly_the_durable_rules_results():
-    spec = load("baseline.yaml", "horizon.days=3", "arrivals.per_day=400", "population.enterprises=300",
+    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=3", "arrivals.per_day=400", "population.enterprises=300",
                 "inspectors.count=20")
     vector, durable = run(spec, seed=9), run(spec, seed=9, rules_backend="durable")
     assert len(vector.events) > 50
@@ -159,7 +160,7 @@ def test_vectorised_rules_give_exactly_the_durable_rules_results():
 def test_each_event_records_the_credit_class_its_decision_used():
     """A result earlier in the same hour can downgrade the firm; the event keeps the class decided on,
     which is the one whose random threshold the decision compared (on main, 32 of 40,871 a year differed)."""
-    spec = load("baseline.yaml", "horizon.months=3", "seed=5")
+    spec = load("baseline.yaml", NO_WARMUP, "horizon.months=3", "seed=5")
     events = run(spec).events
     expected = events["credit_class"].map(spec.policy.random_threshold)
     assert len(events) > 5000 and np.allclose(events["random_threshold"], expected)

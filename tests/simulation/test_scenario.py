@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pandas as pd
@@ -19,7 +20,8 @@ runner = CliRunner()
 
 def test_baseline_loads_and_overrides_apply():
     spec = scenario.load(BASELINE, ["policy.random_ratio=0.05", "inspectors.count=40", "horizon.months=2"])
-    assert spec.policy.random_ratio == 0.05 and spec.inspectors.count == 40 and spec.horizon.n_days == 59
+    assert spec.policy.random_ratio == 0.05 and spec.inspectors.count == 40
+    assert spec.horizon.measured_start == dt.date(2028, 1, 1) and spec.horizon.n_days == 731 + 59  # 2 warm-up years
     assert spec.digest() != scenario.load(BASELINE).digest()
 
 
@@ -72,7 +74,7 @@ def test_bad_override_syntax():
 def test_cli_run_end_to_end(tmp_path):
     out = tmp_path / "run"
     done = runner.invoke(app, ["run", str(BASELINE), "--out", str(out), "--seed", "4",
-                               "--set", "horizon.days=5", "--set", "arrivals.per_day=600",
+                               "--set", "horizon.warmup_months=1", "--set", "horizon.days=5", "--set", "arrivals.per_day=600",
                                "--set", "inspectors.count=25"])
     assert done.exit_code == 0, done.output
     names = {p.name for p in out.iterdir()}
@@ -80,12 +82,16 @@ def test_cli_run_end_to_end(tmp_path):
             "hit_rates.png", "utilization.png", "clearance.png", "compliance_estimate.png"} <= names
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 4 and len(summary["scenario_hash"]) == 64
-    assert summary["rules_version"].startswith("baseline-2026.11+") and summary["package_version"]
+    assert summary["rules_version"].startswith("kcs-derived-2026.11+") and summary["package_version"]
     assert summary["scenario_settings"]["horizon"]["days"] == 5
     monthly = pd.read_csv(out / "monthly.csv")
     assert monthly["declarations"].sum() == summary["declarations"]
     events = pd.read_parquet(out / "events.parquet")
     assert len(events) == summary["inspections"]
+    # the warm-up month is simulated but in no output; the calibration table is printed and kept
+    assert list(monthly["month"]) == ["2026-02"] and events["month"].eq("2026-02").all()
+    assert {row["name"] for row in summary["calibration"]} >= {"inspection rate", "random-dispatch share"}
+    assert "calibration" in done.output and "random-dispatch share" in done.output
 
 
 def test_cli_run_refuses_a_bad_scenario_without_a_traceback(tmp_path):

@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 from tests.simulation.test_model import erlang_c_wait
 
 SCENARIOS = ROOT / "scenarios"
-SMALL = {"horizon": {"start": "2026-01-01", "days": 10}, "arrivals": {"per_day": 600},
+SMALL = {"horizon": {"start": "2026-01-01", "warmup_months": 0, "days": 10}, "arrivals": {"per_day": 600},
          "population": {"enterprises": 1500}, "inspectors": {"count": 25}}
 
 
@@ -31,7 +31,7 @@ def test_parallel_runs_equal_serial_runs_bit_for_bit():
     with sweep.Runner(workers=2) as cluster:
         together = sweep.sweep(small_baseline(), SCENARIOS, axes, 2, cluster)
     assert len(alone.runs) == 8 and not alone.failures
-    assert alone.runs["rules_version"].str.startswith("baseline-2026.11+").all()
+    assert alone.runs["rules_version"].str.startswith("kcs-derived-2026.11+").all()
     assert alone.runs["scenario_hash"].nunique() == 8  # the hash covers the settings and the seed
     assert alone.runs.equals(together.runs) and alone.monthly.equals(together.monthly)
     assert alone.summary.equals(together.summary)

@@ -1,0 +1,140 @@
+"""Is the simulated world worth tuning against? The fitted risk, the steady state, the calibration.
+
+Statistical checks use fixed seeds and tolerances from theory: a logit effect fitted on n rows at rate
+p has a standard error near 1/sqrt(n p (1 - p)); a 95% interval covers its truth in 95% of repetitions,
+so over N repetitions the count is Binomial(N, 0.95).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from simulation import calibration, population, risk
+from simulation.scenario import load
+
+SCENARIOS = "scenarios"
+
+
+def test_the_fit_recovers_known_goods_and_origin_effects():
+    rng = np.random.default_rng(5)
+    headings = [f"{10 + k:02d}{k:02d}" for k in range(40)]
+    origins = [f"O{k}" for k in range(8)]
+    true_goods = dict(zip(headings, rng.normal(0, 0.7, 40)))
+    true_origin = dict(zip(origins, rng.normal(0, 0.5, 8)))
+    n = 80_000
+    goods = pd.DataFrame({"hs_code": rng.choice(headings, n) + "00", "origin_country": rng.choice(origins, n),
+                          "declared_value": 100.0, "net_mass_kg": 1.0})
+    eta = -1.5 + goods["hs_code"].str[:4].map(true_goods) + goods["origin_country"].map(true_origin)
+    violated = rng.random(n) < risk.expit(eta.to_numpy())
+    fitted = risk.fit(goods, violated, penalty=0.1)
+    # each heading sits alone in its chapter and hs6, so the three nested effects add up to its effect
+    codes = goods.drop_duplicates("hs_code").set_index("hs_code")
+    got = pd.Series(fitted.logodds(codes.reset_index()), index=codes.index)
+    got = got - codes["origin_country"].map(fitted.effects("origin"))  # the goods part only
+    truth = pd.Series({h + "00": true_goods[h] for h in headings})[got.index]
+    errors = (got - got.mean()) - (truth - truth.mean())  # effects are relative: compare centred
+    rows = goods["hs_code"].value_counts()[got.index]
+    p = violated.mean()
+    se = 1 / np.sqrt(rows * p * (1 - p))
+    assert np.all(np.abs(errors) < 4 * se), errors[np.abs(errors) >= 4 * se]
+    assert np.corrcoef(got, truth)[0, 1] > 0.97
+    origin = pd.Series(fitted.effects("origin"))[origins]
+    truth_origin = pd.Series(true_origin)[origins]
+    assert np.all(np.abs((origin - origin.mean()) - (truth_origin - truth_origin.mean())) < 4 / np.sqrt(n / 8 * p * (1 - p)))
+
+
+def test_the_shipped_effects_rank_held_out_declarations():
+    """The regeneration script's own held-out figures: the effects must beat chance on 2021 data."""
+    import json
+    figures = json.loads(open(f"{SCENARIOS}/risk/kcs_effects.json").read())
+    assert figures["test"]["correlation"] > 0.2
+    assert figures["test"]["lift_top_5pct"] > 2.0
+
+
+def test_goods_redistribute_violations_without_changing_each_class_level():
+    scenario = load(f"{SCENARIOS}/baseline.yaml", ["horizon.warmup_months=0", "horizon.months=2"])
+    firms = population.enterprises(scenario)
+    table = risk.RiskTable.read(scenario.path(scenario.goods.risk))
+    decls = population.declarations(scenario, firms, population.read_goods(scenario.path(scenario.goods.table)), table)
+    p_flat = firms.propensity[decls.enterprise]
+    p_goods = population.violation_probability(p_flat, decls.risk)
+    klass = firms.credit[decls.enterprise]
+    for code in np.unique(klass):
+        where = klass == code
+        assert p_goods[where].mean() == pytest.approx(p_flat[where].mean(), rel=1e-6)
+    # and the goods matter: within the general class, the riskiest twentieth of goods violates
+    # several times as often as the rest (the data's held-out top 5% ran at about 3x a 21% rate)
+    general = klass == population.CREDIT_CLASSES.index(population.CreditClass.general)
+    top = decls.risk >= np.quantile(decls.risk[general], 0.95)
+    assert p_goods[general & top].mean() > 3 * p_goods[general & ~top].mean()
+
+
+def test_turnover_replaces_the_expected_share_of_enterprises():
+    scenario = load(f"{SCENARIOS}/baseline.yaml", ["horizon.warmup_months=0", "horizon.months=2"])
+    firms = population.enterprises(scenario)
+    p = 1 - (1 - scenario.population.turnover) ** (1 / 12)
+    counts = [len(population.newcomers(scenario, firms, month)[0]) for month in range(1, 25)]
+    low, high = stats.binom.ppf([0.0005, 0.9995], len(firms), p)
+    assert all(low <= c <= high for c in counts)
+    leaving, credit, _ = population.newcomers(scenario, firms, 3)
+    assert not np.any(credit == population.DISHONEST)  # a new firm has no record
+
+
+def test_drift_interval_covers_zero_95_percent_on_trendless_correlated_series():
+    rng = np.random.default_rng(11)
+    covered = 0
+    trials = 400
+    for _ in range(trials):
+        noise = rng.normal(size=24)
+        y = np.empty(24)
+        y[0] = noise[0]
+        for t in range(1, 24):  # AR(1), phi 0.5: months that remember the last
+            y[t] = 0.3 * y[t - 1] + noise[t]
+        d = calibration.drift(100 + y)
+        covered += d.low <= 0 <= d.high
+    # 95% nominal; the band is the binomial's 99.9% range for a true coverage of 0.93-0.97
+    assert stats.binom.ppf(0.0005, trials, 0.93) <= covered <= stats.binom.ppf(0.9995, trials, 0.97)
+
+
+def test_drift_flags_a_real_trend():
+    y = 100 + np.arange(24) * 1.0 + np.random.default_rng(2).normal(0, 1, 24)
+    d = calibration.drift(y)
+    assert d.rising and not d.stable and d.change == pytest.approx(23, abs=2)
+
+
+@pytest.fixture(scope="module")
+def baseline_run():
+    """The shipped baseline as `make run` runs it: two warm-up years, two measured years (~35 s)."""
+    from simulation.model import run
+    return run(load(f"{SCENARIOS}/baseline.yaml"))
+
+
+def test_baseline_discards_its_warm_up(baseline_run):
+    monthly, events = baseline_run.monthly, baseline_run.events
+    assert list(monthly["month"])[:1] == ["2028-01"] and len(monthly) == 24
+    assert events["month"].min() == "2028-01"
+
+
+def test_baseline_holds_a_steady_state(baseline_run):
+    for d in calibration.steady_state(baseline_run.monthly):
+        assert d.stable, d
+
+
+def test_baseline_meets_every_calibration_target(baseline_run):
+    rows = baseline_run.summary["calibration"]
+    assert [r["name"] for r in rows if not r["met"]] == []
+    ratio = next(r for r in rows if r["column"] == "hit_ratio")
+    assert 3 <= ratio["ci_low"] and ratio["ci_high"] <= 10
+
+
+def test_baseline_meets_the_credit_rules_on_the_total_rate(baseline_run):
+    assert all(rule["met"] for rule in baseline_run.summary["credit_rules"])
+
+
+def test_baseline_estimate_interval_holds_the_truth(baseline_run):
+    s = baseline_run.summary
+    low, high = s["noncompliance_ci"]
+    assert low <= s["noncompliance_true"] <= high
