@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure  # not pyplot: files need no GUI backend, and notebooks keep theirs
 
+from simulation.calibration import TARGETS
+from simulation.metrics import CREDIT_RULES, wilson
+
 CHINA_H1_2015 = 0.55  # share of dispatches from random selection, China Customs, first half of 2015
+BAND = {t.column: t for t in TARGETS}  # the calibration bands, drawn where their metric is plotted
+
+
+def band(ax, column: str, scale: float = 1.0) -> None:
+    """Shade a calibration target's band and say where it comes from."""
+    t = BAND[column]
+    ax.axhspan(scale * t.low, scale * t.high, color="green", alpha=0.08,
+               label=f"target {scale * t.low:g}-{scale * t.high:g} ({t.source})")
 
 
 def write_all(results, out: Path) -> list[Path]:
@@ -16,7 +28,8 @@ def write_all(results, out: Path) -> list[Path]:
     written = []
     for draw, filename in ((random_dispatch_share, "random_dispatch_share.png"),
                            (hit_rates, "hit_rates.png"), (utilization, "utilization.png"),
-                           (clearance, "clearance.png"), (compliance_estimate, "compliance_estimate.png")):
+                           (clearance, "clearance.png"), (compliance_estimate, "compliance_estimate.png"),
+                           (inspection_rates, "inspection_rates.png")):
         fig = Figure(figsize=(8, 4.5))
         ax = fig.subplots()
         draw(ax, monthly)
@@ -34,23 +47,32 @@ def random_dispatch_share(ax, monthly: pd.DataFrame) -> None:
             label="computer random selection (rules + pure random)")
     ax.plot(monthly["month"], monthly["pure_random_share"], marker="s", label="pure random channel")
     ax.axhline(CHINA_H1_2015, color="grey", ls="--", label="China Customs H1 2015: 55%")
+    band(ax, "random_dispatch_share")
     ax.set(title="Share of dispatched inspections by selection channel", xlabel="month",
            ylabel="share of all dispatches", ylim=(0, 1))
     ax.legend()
 
 
 def hit_rates(ax, monthly: pd.DataFrame) -> None:
-    for column, label in (("hit_rate_random", "random"), ("hit_rate_targeted", "targeted (rules)"),
-                          ("hit_rate_instructed", "instruction")):
-        ax.plot(monthly["month"], 100 * monthly[column], marker="o", label=label)
+    """Each channel's monthly hit rate with its 95% Wilson interval (n = the channel's inspections)."""
+    for hits, selected, label in (("hits_random", "random_selected", "random"),
+                                  ("hits_targeted", "targeted_selected", "targeted (rules)"),
+                                  ("hits_instructed", "instructed_selected", "instruction")):
+        n = monthly[selected].to_numpy(float)
+        p = np.divide(monthly[hits].to_numpy(float), n, out=np.full(len(n), np.nan), where=n > 0)
+        low, high = np.array([wilson(a, b) for a, b in zip(p, n)]).T
+        line, = ax.plot(monthly["month"], 100 * p, marker="o", label=label)
+        ax.fill_between(monthly["month"], 100 * low, 100 * high, color=line.get_color(), alpha=0.15)
     ax.plot(monthly["month"], 100 * monthly["noncompliance_true"], color="black", ls=":", label="true non-compliance")
-    ax.set(title="Hit rate by channel", xlabel="month", ylabel="violations found per inspection (%)")
+    ax.set(title="Hit rate by channel, with 95% intervals", xlabel="month",
+           ylabel="violations found per inspection (%)", ylim=(0, None))
     ax.legend()
 
 
 def utilization(ax, monthly: pd.DataFrame) -> None:
     ax.plot(monthly["month"], 100 * monthly["inspector_utilization"], marker="o", label="inspectors (of on-post hours)")
     ax.plot(monthly["month"], 100 * monthly["facility_utilization"], marker="s", label="facilities")
+    band(ax, "inspector_utilization", 100)
     ax.set(title="Utilization", xlabel="month", ylabel="busy share of available hours (%)", ylim=(0, 105))
     ax.legend()
 
@@ -59,8 +81,29 @@ def clearance(ax, monthly: pd.DataFrame) -> None:
     ax.plot(monthly["month"], monthly["mean_wait_h"], marker="o", label="mean wait for dispatch")
     ax.plot(monthly["month"], monthly["mean_clearance_released_h"], marker="s", label="mean clearance, released")
     ax.plot(monthly["month"], monthly["p95_clearance_h"], marker="^", label="95th percentile clearance, inspected")
-    ax.set(title="Waiting and clearance times of inspected declarations", xlabel="month", ylabel="hours")
+    limit = BAND["p95_clearance_h"]
+    ax.axhline(limit.high, color="red", ls="--", label=f"p95 limit {limit.high:g} h ({limit.source})")
+    ax.set(title="Waiting and clearance times of inspected declarations", xlabel="month", ylabel="hours",
+           ylim=(0, None))
     ax.legend()
+
+
+def inspection_rates(ax, monthly: pd.DataFrame) -> None:
+    """Each credit class's inspection rate against its rule: certified classes relative to the general
+    class's rate of the same month (0.2x, 0.5x), dishonest absolute (0.8), all on a log scale."""
+    general = monthly["inspection_rate_general"]
+    ax.plot(monthly["month"], 100 * monthly["inspection_rate"], marker="o", color="black", label="all declarations")
+    band(ax, "inspection_rate", 100)
+    for credit, (kind, bound, _) in CREDIT_RULES.items():
+        line, = ax.plot(monthly["month"], 100 * monthly[f"inspection_rate_{credit}"], marker="s", label=credit)
+        limit = bound * general if kind == "relative" else pd.Series(bound, index=monthly.index)
+        ax.plot(monthly["month"], 100 * limit, ls="--", color=line.get_color(),
+                label=f"rule: {'under' if kind == 'relative' else 'at least'} {bound:g}"
+                      + (" x general" if kind == "relative" else ""))
+    ax.plot(monthly["month"], 100 * general, marker=".", label="general")
+    ax.set(title="Inspection rate by credit class against the credit rules", xlabel="month",
+           ylabel="inspected (% of the class's declarations)", yscale="log")
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0, 0.9))  # below the dishonest line
 
 
 def compliance_estimate(ax, monthly: pd.DataFrame) -> None:

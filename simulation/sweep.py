@@ -27,12 +27,13 @@ from scipy import stats
 
 from engine.files import parse_yaml
 from engine.errors import InputError
+from simulation import calibration
 from simulation import scenario as scenarios
 
 WHOLE_RUN = ["declarations", "inspections", "inspection_rate", "random_dispatch_share", "pure_random_share",
              "violations_true", "violations_found", "noncompliance_true", "noncompliance_estimate",
              "noncompliance_ci_width", "inspector_utilization", "mean_wait_h", "p95_clearance_h",
-             "backlog_end", "backlog_growth"]
+             "backlog_end", "backlog_growth", "p95_clearance_trend"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,10 @@ def whole_run(summary: dict, monthly: pd.DataFrame) -> dict[str, float]:
     out["noncompliance_ci_width"] = high - low if summary.get("noncompliance_defined", True) else math.nan
     per_month = summary["inspections"] / max(len(monthly), 1)
     out["backlog_growth"] = backlog_slope(monthly["backlog_end"].to_numpy(float)) / max(per_month, 1.0)
+    # the change over the run relative to its level where it rises significantly, else 0 (a month's
+    # noise, or February's dip, is not a trend; too few months to fit a line judge nothing)
+    clearance = calibration.drift(monthly["p95_clearance_h"])
+    out["p95_clearance_trend"] = clearance.change / clearance.level if clearance.rising and clearance.level else 0.0
     return {k: (math.nan if v is None else float(v)) for k, v in out.items()}
 
 

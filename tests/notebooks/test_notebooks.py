@@ -12,12 +12,15 @@ from tests.conftest import ROOT
 
 NOTEBOOKS = ROOT / "notebooks"
 SMALL = {
-    "01_quickstart.ipynb": {"months": 1, "out_dir": "../out/test-notebook-01"},
-    "02_sampling_ratio_for_policy.ipynb": {"days": 7, "tune_days": 7, "replications": 2, "tolerance": 0.05,
-                                           "workers": 0},
-    "03_random_dispatch_share.ipynb": {"months": 2},
-    "04_feedback_and_selection_bias.ipynb": {"months": 2},
+    "01_quickstart.ipynb": {"months": 1, "warmup_months": 0, "out_dir": "../out/test-notebook-01"},
+    "02_sampling_ratio_for_policy.ipynb": {"days": 7, "warmup_months": 0, "tune_months": 1, "check_months": 1,
+                                           "replications": 2, "tolerance": 0.05, "workers": 0},
+    "03_random_dispatch_share.ipynb": {"months": 2, "warmup_months": 0},
+    "04_feedback_and_selection_bias.ipynb": {"months": 2, "warmup_months": 0},
     "05_live_engine.ipynb": {"n_declarations": 120, "workdir": "../out/test-notebook-05"},
+    "06_is_the_model_right.ipynb": {"warmup_months": 0, "months": 1, "tune": True, "tune_months": 1,
+                                    "replications": 2, "tolerance": 0.05, "workers": 0,
+                                    "variants": ["baseline", "goods effects x1.5"]},
 }
 
 
