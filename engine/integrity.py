@@ -62,21 +62,28 @@ class FeedbackPolicy(BaseModel):
         problems inside the window. Returns (new standing, new clean streak)."""
         new = firm.model_copy()
         new.inspections += 1
-        if problem:
-            new.problems += 1
-            until = on + dt.timedelta(days=self.high_risk_days)
-            if firm.high_risk_on(on) and (firm.high_risk_until is None or firm.high_risk_until > until):
-                until = firm.high_risk_until  # a problem extends a flag, never shortens it
-            new.high_risk, new.high_risk_until = True, until
-            if recent_problems + 1 >= self.downgrade_after_problems:
-                new.credit_class = CreditClass.dishonest
-            return new, 0
-        clean_streak += 1
-        if (self.restore_after_clean and clean_streak >= self.restore_after_clean
-                and new.credit_class == CreditClass.dishonest):
-            new.credit_class, new.high_risk, new.high_risk_until = self.restore_to, False, None
-            clean_streak = 0
+        new.problems += problem
+        new.credit_class, new.high_risk, new.high_risk_until, clean_streak = self.step(
+            firm.credit_class, firm.high_risk, firm.high_risk_until, clean_streak, problem, on, recent_problems)
         return new, clean_streak
+
+    def step(self, credit: CreditClass, high_risk: bool, until: dt.date | None, clean_streak: int, problem: bool,
+             on: dt.date, recent_problems: int) -> tuple[CreditClass, bool, dt.date | None, int]:
+        """The rule itself on plain values, for the live store (through `apply`) and the simulation's
+        arrays alike: (credit class, high-risk, flag expiry or None for no expiry, clean streak) after
+        one result."""
+        if problem:
+            new_until = on + dt.timedelta(days=self.high_risk_days)
+            flagged_now = high_risk and (until is None or on <= until)
+            if flagged_now and (until is None or until > new_until):
+                new_until = until  # a problem extends a flag, never shortens it
+            if recent_problems + 1 >= self.downgrade_after_problems:
+                credit = CreditClass.dishonest
+            return credit, True, new_until, 0
+        clean_streak += 1
+        if self.restore_after_clean and clean_streak >= self.restore_after_clean and credit == CreditClass.dishonest:
+            return self.restore_to, False, None, 0
+        return credit, high_risk, until, clean_streak
 
 
 @dataclass(frozen=True)

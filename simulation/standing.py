@@ -10,7 +10,6 @@ import datetime as dt
 
 import numpy as np
 
-from engine.declarations import CreditClass, Enterprise
 from engine.integrity import FeedbackPolicy
 from simulation.population import CREDIT_CLASSES, DISHONEST, Enterprises
 
@@ -58,37 +57,27 @@ class Standing:
         np.add.at(self.declarations, firms, 1)
 
     def record(self, firm: int, problem: bool, day: float) -> None:
-        """Apply one inspection result with the engine's feedback policy."""
-        if not problem and self.credit[firm] != DISHONEST:
-            # all FeedbackPolicy.apply would do here is count the inspection and the clean streak
-            self.inspections[firm] += 1
-            self.clean_streak[firm] += 1
-            return
+        """Apply one inspection result with the engine's feedback policy (`FeedbackPolicy.step`, the
+        rule the live integrity store applies through `FeedbackPolicy.apply`)."""
         today = int(day)
-        on = self.start + dt.timedelta(days=today)
-        window = today - self.policy.downgrade_window_days
         past = self.problem_days.get(firm, [])
-        recent = sum(1 for d in past if d > window)
-        before = self._enterprise(firm)
-        after, self.clean_streak[firm] = self.policy.apply(before, int(self.clean_streak[firm]), problem, on, recent)
+        recent = sum(1 for d in past if d > today - self.policy.downgrade_window_days) if problem else 0
+        until = self.flag_until[firm]
+        credit, high_risk, expiry, self.clean_streak[firm] = self.policy.step(
+            CREDIT_CLASSES[self.credit[firm]], bool(until > NO_FLAG), self._date(until), int(self.clean_streak[firm]),
+            problem, self.start + dt.timedelta(days=today), recent)
         if problem:
             past.append(today)
             self.problem_days[firm] = past
-        self.credit[firm] = CREDIT_CLASSES.index(after.credit_class)
-        self.flag_until[firm] = self._day(after)
-        self.inspections[firm], self.problems[firm] = after.inspections, after.problems
+            self.problems[firm] += 1
+        self.inspections[firm] += 1
+        self.credit[firm] = CREDIT_CLASSES.index(credit)
+        self.flag_until[firm] = self._day(high_risk, expiry)
 
-    def _enterprise(self, firm: int) -> Enterprise:
-        until = self.flag_until[firm]
-        return Enterprise(
-            id=str(firm), credit_class=CREDIT_CLASSES[self.credit[firm]], high_risk=bool(until > NO_FLAG),
-            high_risk_until=None if not np.isfinite(until) else self.start + dt.timedelta(days=int(until)),
-            declarations=int(self.declarations[firm]), inspections=int(self.inspections[firm]),
-            problems=int(self.problems[firm]))
+    def _date(self, until: float) -> dt.date | None:
+        return self.start + dt.timedelta(days=int(until)) if np.isfinite(until) else None
 
-    def _day(self, firm: Enterprise) -> float:
-        if not firm.high_risk:
+    def _day(self, high_risk: bool, expiry: dt.date | None) -> float:
+        if not high_risk:
             return NO_FLAG
-        if firm.high_risk_until is None:
-            return np.inf
-        return float((firm.high_risk_until - self.start).days)
+        return np.inf if expiry is None else float((expiry - self.start).days)
