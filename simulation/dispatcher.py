@@ -1,8 +1,12 @@
 """Inspectors and facilities during a run: who is on post and idle, and the random pick among them.
 
 The simulated twin of `engine.dispatch`: the same eligibility (on post, qualified, not rotated out,
-a free facility of the type) and the same workload weight, kept in sets so a year of dispatches
-stays fast.
+a free facility of the type) and the same workload weight (`engine.dispatch.weight` of the open work,
+`workload_points` per inspection dispatched and not finished, as the live office counts it), kept in
+sets so a year of dispatches stays fast. One difference is by design: a simulated inspector works one
+inspection at a time, so only idle inspectors are candidates, their open work is nil and the draw
+among them is uniform; the live office may hand a busy inspector more, down-weighted by their open
+work. A parity test runs both on the same office.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 import simpy
 
 from engine.declarations import InspectionType
-from engine.dispatch import FACILITY_FOR, Inspector, Roster, Shift, weight
+from engine.dispatch import FACILITY_FOR, Inspector, Roster, Shift, weight, workload_points
 from engine.randomness import stream_generator
 from simulation.scenario import Scenario
 from simulation.screening import SITE
@@ -63,7 +67,7 @@ class Dispatcher:
         self._on_post_set: set[str] = set()
         self.available = {t: _IndexedSet() for t in InspectionType}  # idle, on post, qualified
         self.queues: dict[InspectionType, deque] = {t: deque() for t in InspectionType}
-        self.points: dict[str, float] = {}  # workload points today
+        self.points: dict[str, float] = {}  # open work: dispatched, not finished
         self.last_visit: dict[tuple[str, int], float] = {}
         self.rotation_h = scenario.inspectors.rotation_days * 24
         self.shift_change = env.event()
@@ -79,6 +83,7 @@ class Dispatcher:
 
     def release_inspector(self, inspector: str, kind: InspectionType) -> None:
         self.busy.discard(inspector)
+        self.points[inspector] -= workload_points(self.roster, 1)
         self.free[kind] += 1
         if inspector in self._on_post_set:
             self._make_available(inspector)
@@ -143,7 +148,7 @@ class Dispatcher:
             self.available[k].discard(inspector)
         self.busy.add(inspector)
         self.free[kind] -= 1
-        self.points[inspector] = self.points.get(inspector, 0.0) + self.roster.per_declaration + self.roster.per_item
+        self.points[inspector] = self.points.get(inspector, 0.0) + workload_points(self.roster, 1)
         if self.rotation_h:
             self.last_visit[(inspector, case.enterprise)] = self.env.now
 

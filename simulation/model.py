@@ -119,10 +119,8 @@ class Office:
             if env.now < hour:
                 yield env.timeout(hour - env.now)
             self.hourly_waiting[hour] = self.dispatcher.waiting()
-            if hour % 24 == 0:
-                self.dispatcher.points.clear()  # workload points count per day
-                if progress:
-                    progress(hour // 24, n_days)
+            if hour % 24 == 0 and progress:
+                progress(hour // 24, n_days)
             if hour and self.month_of_hour[hour] != self.month_of_hour[hour - 1]:
                 self.close_month(int(self.month_of_hour[hour - 1]), hour)
                 self._new_month(int(self.month_of_hour[hour]))
