@@ -15,12 +15,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
-from engine import database
+from engine import database, lifecycle
 from engine.audit import AuditLog, canonical
 from engine.declarations import Declaration, InspectionType
 from engine.dispatch import (FACILITY_FOR, Assignment, Request, Roster, Waiting, Workload, dispatch, eligible,
                              workload_points)
 from engine.errors import Conflict, InputError, NotFound
+from engine.lifecycle import Status, Step, after_result, move
 from engine.integrity import FeedbackPolicy, IntegrityStore
 from engine.randomness import Draws
 from engine.rules import RuleSet
@@ -140,9 +141,9 @@ class Office:
         if decision.selected:
             self.conn.execute(
                 "INSERT INTO inspections (id, declaration_id, enterprise_id, site, inspection_type, items, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'selected')",
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (declaration.id, declaration.id, declaration.enterprise_id, declaration.customs_office,
-                 decision.inspection_type, declaration.items))
+                 decision.inspection_type, declaration.items, Status.selected.value))
         return decision
 
     def decision(self, declaration_id: str) -> Decision | None:
@@ -156,13 +157,13 @@ class Office:
         at = at or _now()
         roster, draws = self._need_roster(), self._need_draws()
         with database.transaction(self.conn):
-            task = self._inspection(inspection_id, ("selected", "waiting"))
+            task = self._inspection(inspection_id, Step.dispatch)
             attempt = task["attempts"] + 1
             u = draws.uniform(f"{inspection_id}#{attempt}", "dispatch")
             outcome = dispatch(roster, self._request(task), at, self._workload(at), u)
             if isinstance(outcome, Waiting):
-                self.conn.execute("UPDATE inspections SET status = 'waiting', attempts = ?, wait_reason = ? "
-                                  "WHERE id = ?", (attempt, outcome.reason, inspection_id))
+                self.conn.execute("UPDATE inspections SET status = ?, attempts = ?, wait_reason = ? WHERE id = ?",
+                                  (move(Step.dispatch, Status.waiting).value, attempt, outcome.reason, inspection_id))
                 self.audit.append("dispatch_wait", {"inspection": inspection_id, "reason": outcome.reason}, at)
                 return outcome
             self._assign(inspection_id, outcome, at, attempt)
@@ -177,7 +178,7 @@ class Office:
             raise InputError("a manual reassignment needs a reason")
         roster = self._need_roster()
         with database.transaction(self.conn):
-            task = self._inspection(inspection_id, ("selected", "waiting", "dispatched"))
+            task = self._inspection(inspection_id, Step.reassign)
             load = self._workload(at)
             people, why = eligible(roster, self._request(task), at, load)
             if to not in {p.id for p in people}:
@@ -191,9 +192,9 @@ class Office:
         return moved
 
     def _assign(self, inspection_id: str, a: Assignment, at: dt.datetime, attempt: int) -> None:
-        self.conn.execute("UPDATE inspections SET status = 'dispatched', inspector_id = ?, facility = ?, "
+        self.conn.execute("UPDATE inspections SET status = ?, inspector_id = ?, facility = ?, "
                           "dispatched_at = ?, attempts = ?, wait_reason = NULL WHERE id = ?",
-                          (a.inspector_id, a.facility, at.isoformat(), attempt, inspection_id))
+                          (Status.dispatched.value, a.inspector_id, a.facility, at.isoformat(), attempt, inspection_id))
 
     def _request(self, task: sqlite3.Row) -> Request:
         exclude = frozenset(x for x in task["exclude"].split(",") if x)
@@ -203,7 +204,7 @@ class Office:
     def _workload(self, at: dt.datetime) -> Workload:
         roster, load = self._need_roster(), Workload()
         for row in self.conn.execute("SELECT inspector_id, site, facility, items FROM inspections "
-                                     "WHERE status = 'dispatched'"):
+                                     "WHERE status = ?", (Status.dispatched.value,)):
             load.points[row[0]] = load.points.get(row[0], 0.0) + workload_points(roster, row[3])
             key = (row[1], row[2])
             load.facilities_busy[key] = load.facilities_busy.get(key, 0) + 1
@@ -224,11 +225,11 @@ class Office:
         if outcome == "problem" and department not in DEPARTMENTS:
             raise InputError(f"a problem is transferred to one of {', '.join(DEPARTMENTS)}; got {department!r}")
         with database.transaction(self.conn):
-            task = self._inspection(inspection_id, ("dispatched",))
+            task = self._inspection(inspection_id, Step.result)
             if task["inspector_id"] != inspector_id:
                 raise Conflict(f"{inspection_id} is assigned to {task['inspector_id']}, not {inspector_id}")
             recheck = task["kind"] == "recheck"
-            status = "checked" if recheck else ("transferred" if outcome == "problem" else "awaiting_release")
+            status = move(Step.result, after_result(recheck, outcome == "problem")).value
             self.conn.execute("UPDATE inspections SET status = ?, outcome = ?, category = ?, department = ? "
                               "WHERE id = ?", (status, outcome, category, department or None, inspection_id))
             self.audit.append("result", {"inspection": inspection_id, "inspector": inspector_id,
@@ -250,9 +251,9 @@ class Office:
             return False
         self.conn.execute(
             "INSERT INTO inspections (id, kind, declaration_id, enterprise_id, site, inspection_type, items, status,"
-            " exclude) VALUES (?, 'recheck', ?, ?, ?, ?, ?, 'selected', ?)",
+            " exclude) VALUES (?, 'recheck', ?, ?, ?, ?, ?, ?, ?)",
             (task["id"] + RECHECK, task["declaration_id"], task["enterprise_id"], task["site"],
-             task["inspection_type"], task["items"], inspector_id))
+             task["inspection_type"], task["items"], Status.selected.value, inspector_id))
         self.audit.append("recheck", {"inspection": task["id"], "excluded": inspector_id}, at)
         return True
 
@@ -260,12 +261,12 @@ class Office:
         """Release after a normal result, by an officer who did not inspect it."""
         at = at or _now()
         with database.transaction(self.conn):
-            task = self._inspection(declaration_id, ("awaiting_release",))
+            task = self._inspection(declaration_id, Step.release)
             if task["inspector_id"] == officer_id:
                 raise Conflict(f"{officer_id} inspected {declaration_id} and may not also release it "
                                "(separation of duties)")
-            self.conn.execute("UPDATE inspections SET status = 'released', released_by = ? WHERE id = ?",
-                              (officer_id, declaration_id))
+            self.conn.execute("UPDATE inspections SET status = ?, released_by = ? WHERE id = ?",
+                              (move(Step.release, Status.released).value, officer_id, declaration_id))
             self.audit.append("release", {"declaration": declaration_id, "officer": officer_id,
                                           "inspector": task["inspector_id"]}, at)
 
@@ -308,12 +309,11 @@ class Office:
 
     # ------------------------------------------------------------ helpers
 
-    def _inspection(self, inspection_id: str, allowed: tuple[str, ...]) -> sqlite3.Row:
+    def _inspection(self, inspection_id: str, step: Step) -> sqlite3.Row:
         task = self.conn.execute("SELECT * FROM inspections WHERE id = ?", (inspection_id,)).fetchone()
         if task is None:
             raise NotFound(f"no inspection {inspection_id!r} (was the declaration selected?)")
-        if task["status"] not in allowed:
-            raise Conflict(f"{inspection_id} is {task['status']}; this step needs it {' or '.join(allowed)}")
+        lifecycle.check(step, inspection_id, task["status"])
         return task
 
     def _need_roster(self) -> Roster:

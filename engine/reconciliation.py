@@ -22,6 +22,7 @@ from typing import Any
 from engine.audit import AuditLog
 from engine.declarations import Enterprise
 from engine.office import RECHECK
+from engine.lifecycle import Status, after_result
 COMPARED_INSPECTION = ("kind", "status", "inspector_id", "outcome", "released_by")
 
 
@@ -74,18 +75,17 @@ def _replay(log: AuditLog):
             firm[p["field"]] = p["new"]
         elif kind in ("dispatch", "manual_reassignment"):
             task = inspections.setdefault(p["inspection"], _task("first"))
-            task.update(status="dispatched", inspector_id=p["inspector_id"] if kind == "dispatch" else p["to"])
+            task.update(status=Status.dispatched.value, inspector_id=p["inspector_id"] if kind == "dispatch" else p["to"])
         elif kind == "dispatch_wait":
-            inspections.setdefault(p["inspection"], _task("first"))["status"] = "waiting"
+            inspections.setdefault(p["inspection"], _task("first"))["status"] = Status.waiting.value
         elif kind == "result":
             task = inspections.setdefault(p["inspection"], _task("first"))
-            status = ("checked" if task["kind"] == "recheck" else
-                      "transferred" if p["outcome"] == "problem" else "awaiting_release")
-            task.update(status=status, outcome=p["outcome"])
+            task.update(status=after_result(task["kind"] == "recheck", p["outcome"] == "problem").value,
+                        outcome=p["outcome"])
         elif kind == "recheck":
             inspections[p["inspection"] + RECHECK] = _task("recheck")
         elif kind == "release":
-            inspections.setdefault(p["declaration"], _task("first")).update(status="released",
+            inspections.setdefault(p["declaration"], _task("first")).update(status=Status.released.value,
                                                                              released_by=p["officer"])
     return firms, decisions, inspections, seen
 
@@ -98,7 +98,7 @@ def _rows(conn: sqlite3.Connection, table: str, columns: str = "*"):
 
 
 def _task(kind: str) -> dict[str, Any]:
-    return {"kind": kind, "status": "selected", "inspector_id": None, "outcome": None, "released_by": None}
+    return {"kind": kind, "status": Status.selected.value, "inspector_id": None, "outcome": None, "released_by": None}
 
 
 def _compare_enterprises(conn: sqlite3.Connection, firms: dict[str, dict]) -> list[Difference]:
