@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, computed_field, field_validator
 
@@ -89,22 +90,22 @@ class Declaration(BaseModel):
     @property
     def unit_value(self) -> float:
         """Declared value per statistical unit, USD: the classic under-valuation signal."""
-        return self.declared_value / self.quantity
+        return DERIVED["unit_value"](self.declared_value, self.quantity)
 
     @computed_field
     @property
     def value_per_kg(self) -> float:
-        return self.declared_value / self.net_mass_kg
+        return DERIVED["value_per_kg"](self.declared_value, self.net_mass_kg)
 
     @computed_field
     @property
     def hs_chapter(self) -> str:
-        return self.hs_code[:2]
+        return DERIVED["hs_chapter"](self.hs_code)
 
     @computed_field
     @property
     def hs_heading(self) -> str:
-        return self.hs_code[:4]
+        return DERIVED["hs_heading"](self.hs_code)
 
 
 class Enterprise(BaseModel):
@@ -133,36 +134,69 @@ def parse_declaration(data: Any, source: str = "declaration") -> Declaration:
         raise describe(source, err) from None
 
 
+def _prefix(n: int) -> Callable[[Any], Any]:
+    """The first n characters of a code, or of every code in a pandas Series."""
+    return lambda code: code.str[:n] if hasattr(code, "str") else code[:n]
+
+
+def _ratio(a: Any, b: Any) -> Any:
+    return a / b
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """A field computed from others: one definition for a Declaration and for a frame of them."""
+
+    inputs: tuple[str, ...]
+    compute: Callable[..., Any]
+
+    def __call__(self, *values: Any) -> Any:
+        return self.compute(*values)
+
+
+DERIVED: dict[str, Derivation] = {
+    "hs_chapter": Derivation(("hs_code",), _prefix(2)),
+    "hs_heading": Derivation(("hs_code",), _prefix(4)),
+    "unit_value": Derivation(("declared_value", "quantity"), _ratio),
+    "value_per_kg": Derivation(("declared_value", "net_mass_kg"), _ratio),
+}
+
+
+@dataclass(frozen=True)
+class RuleField:
+    """A field the rules may read: its kind ('str' takes string comparisons and prefix, 'num' numeric
+    ones, 'bool' only eq/ne) and how the live engine reads it from one declaration and its enterprise."""
+
+    kind: Literal["str", "num", "bool"]
+    read: Callable[[Declaration, Enterprise], Any]
+
+
+def _attribute(name: str) -> Callable[[Declaration, Enterprise], Any]:
+    return lambda d, e: getattr(d, name)
+
+
+# The one registry of rule fields: it drives rule validation (kinds), the live record (rule_fields),
+# and, through DERIVED and the `enterprise.` prefix, the simulation's vectorised frame.
+FIELDS: dict[str, RuleField] = {
+    **{name: RuleField("str", _attribute(name)) for name in (
+        "id", "enterprise_id", "hs_code", "hs_chapter", "hs_heading", "origin_country", "departure_country",
+        "trade_mode", "transport_mode", "customs_office")},
+    "declared_date": RuleField("str", lambda d, e: d.declared_at.date().isoformat()),
+    **{name: RuleField("num", _attribute(name)) for name in (
+        "declared_value", "net_mass_kg", "quantity", "unit_value", "value_per_kg", "items")},
+    "enterprise.credit_class": RuleField("str", lambda d, e: e.credit_class.value),
+    "enterprise.high_risk": RuleField("bool", lambda d, e: e.high_risk_on(d.declared_at.date())),
+    "enterprise.declarations": RuleField("num", lambda d, e: e.declarations),
+    "enterprise.inspections": RuleField("num", lambda d, e: e.inspections),
+    "enterprise.problems": RuleField("num", lambda d, e: e.problems),
+}
+RULE_FIELDS: dict[str, str] = {name: f.kind for name, f in FIELDS.items()}
+ENTERPRISE_FIELDS = [name for name in FIELDS if name.startswith("enterprise.")]
+
+
 def rule_fields(declaration: Declaration, enterprise: Enterprise) -> dict[str, Any]:
     """The flat record rules are evaluated on: declaration fields plus `enterprise.*` fields."""
-    d = declaration  # spelled out rather than model_dump(): this runs once per declaration
-    return {
-        "id": d.id, "enterprise_id": d.enterprise_id, "hs_code": d.hs_code, "hs_chapter": d.hs_chapter,
-        "hs_heading": d.hs_heading, "origin_country": d.origin_country,
-        "departure_country": d.departure_country, "trade_mode": d.trade_mode,
-        "transport_mode": d.transport_mode, "customs_office": d.customs_office,
-        "declared_date": d.declared_at.date().isoformat(), "declared_value": d.declared_value,
-        "net_mass_kg": d.net_mass_kg, "quantity": d.quantity, "unit_value": d.unit_value,
-        "value_per_kg": d.value_per_kg,
-        "enterprise.credit_class": enterprise.credit_class.value,
-        "enterprise.high_risk": enterprise.high_risk_on(d.declared_at.date()),
-        "enterprise.declarations": enterprise.declarations,
-        "enterprise.inspections": enterprise.inspections,
-        "enterprise.problems": enterprise.problems, "items": d.items,
-    }
-
-
-# Field name -> kind, for validating rules: 'str' fields take string comparisons and prefix,
-# 'num' fields numeric comparisons, 'bool' only eq/ne.
-RULE_FIELDS: dict[str, str] = {
-    "id": "str", "enterprise_id": "str", "hs_code": "str", "hs_chapter": "str", "hs_heading": "str",
-    "origin_country": "str", "departure_country": "str", "trade_mode": "str", "transport_mode": "str",
-    "customs_office": "str", "declared_date": "str",
-    "declared_value": "num", "net_mass_kg": "num", "quantity": "num", "unit_value": "num",
-    "value_per_kg": "num", "items": "num",
-    "enterprise.credit_class": "str", "enterprise.high_risk": "bool",
-    "enterprise.declarations": "num", "enterprise.inspections": "num", "enterprise.problems": "num",
-}
+    return {name: f.read(declaration, enterprise) for name, f in FIELDS.items()}
 
 
 def read_enterprises_csv(path: str) -> dict[str, Enterprise]:

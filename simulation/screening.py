@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from engine import conditions
+from engine.declarations import DERIVED, ENTERPRISE_FIELDS
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
 from engine.selection import INSPECTION_TYPES, PolicyTable, SelectionPolicy, choose
@@ -71,23 +72,25 @@ class Screening:
     # ------------------------------------------------------------ static part, once per run
 
     def _static_frame(self) -> pd.DataFrame:
-        """Columns for the declaration fields some rule reads (building all of them costs seconds)."""
+        """Columns for the declaration fields some rule reads (building all of them costs seconds):
+        the simulation supplies what a declaration lodges, the engine's DERIVED computes the rest
+        (hs_chapter, unit_value, ...) exactly as it does for one live declaration."""
         goods, n = self.decls.goods, len(self.decls)
-        build = {
-            "hs_code": lambda: goods["hs_code"], "hs_chapter": lambda: goods["hs_code"].str[:2],
-            "hs_heading": lambda: goods["hs_code"].str[:4], "origin_country": lambda: goods["origin_country"],
-            "departure_country": lambda: goods["departure_country"], "trade_mode": lambda: goods["trade_mode"],
-            "transport_mode": lambda: goods["transport_mode"], "customs_office": lambda: np.full(n, SITE, object),
-            "declared_value": lambda: goods["declared_value"], "net_mass_kg": lambda: goods["net_mass_kg"],
-            "quantity": lambda: goods["quantity"], "items": lambda: np.ones(n, np.int64),
-            "unit_value": lambda: goods["declared_value"] / goods["quantity"],
-            "value_per_kg": lambda: goods["declared_value"] / goods["net_mass_kg"],
+        lodged = {
+            "customs_office": lambda: np.full(n, SITE, object), "items": lambda: np.ones(n, np.int64),
             "declared_date": lambda: (self.start + pd.to_timedelta(np.floor(self.day), unit="D")).strftime("%Y-%m-%d"),
             "enterprise_id": lambda: "E" + pd.Series(self.decls.enterprise).astype(str).str.zfill(6),
             "id": lambda: "S" + pd.Series(np.arange(n)).astype(str).str.zfill(8),
         }
-        needed = {f for f in self.used if not f.startswith("enterprise.")} | {"declared_date"}
-        return pd.DataFrame({f: build[f]() for f in sorted(needed)})
+
+        def column(name: str):
+            if name in DERIVED:
+                derivation = DERIVED[name]
+                return derivation(*(column(i) for i in derivation.inputs))
+            return lodged[name]() if name in lodged else goods[name]
+
+        needed = {f for f in self.used if f not in ENTERPRISE_FIELDS} | {"declared_date"}
+        return pd.DataFrame({f: column(f) for f in sorted(needed)})
 
     def _validity(self) -> dict[str, np.ndarray]:
         """Per dated rule, which declarations fall inside its validity dates."""

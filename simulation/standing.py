@@ -30,7 +30,8 @@ class Standing:
         self.problem_days: dict[int, list[float]] = {}
 
     def fields(self, firms: np.ndarray, day: np.ndarray, names: list[str] | None = None) -> dict[str, np.ndarray]:
-        """The `enterprise.*` rule fields (all, or those named) for these declarations."""
+        """The `enterprise.*` rule fields (all, or those named) for these declarations: the engine's
+        ENTERPRISE_FIELDS read from the run's arrays (a test holds the two lists equal)."""
         build = {
             "enterprise.credit_class": lambda: CREDIT_NAMES[self.credit[firms]],
             "enterprise.high_risk": lambda: self.flag_until[firms] >= np.floor(day),

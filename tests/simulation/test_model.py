@@ -164,3 +164,26 @@ def test_each_event_records_the_credit_class_its_decision_used():
     events = run(spec).events
     expected = events["credit_class"].map(spec.policy.random_threshold)
     assert len(events) > 5000 and np.allclose(events["random_threshold"], expected)
+
+
+def test_the_simulation_reads_every_enterprise_field_the_engine_defines():
+    """One field registry: the simulation's standing supplies exactly the engine's enterprise fields,
+    and its frame holds every declaration field a rule may read, computed the engine's way."""
+    from engine.declarations import DERIVED, ENTERPRISE_FIELDS, RULE_FIELDS
+    from simulation.standing import Standing
+    from simulation import population
+    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=2", "population.enterprises=50")
+    firms = population.enterprises(spec)
+    standing = Standing(firms, spec.feedback, spec.horizon.start)
+    assert sorted(standing.fields(np.array([0, 1]), np.array([0.0, 1.0]))) == sorted(ENTERPRISE_FIELDS)
+    from engine.rules import RuleSet
+    from simulation.screening import Screening
+    goods = population.read_goods(spec.path(spec.goods.table))
+    decls = population.declarations(spec, firms, goods)
+    screening = Screening(spec, RuleSet.load(spec.path(spec.rules)), decls)
+    screening.used = set(RULE_FIELDS) - set(ENTERPRISE_FIELDS)  # every declaration field
+    frame = screening._static_frame()
+    assert set(frame.columns) == screening.used
+    row = frame.iloc[0]
+    assert row["hs_heading"] == row["hs_code"][:4] and row["unit_value"] == pytest.approx(
+        DERIVED["unit_value"](row["declared_value"], row["quantity"]))
