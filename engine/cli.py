@@ -380,7 +380,7 @@ def serve(
         if enterprises:
             office = Office(db)
             office.register(read_enterprises_csv(str(enterprises)).values())
-            office.conn.close()
+            office.store.close()
         app_ = create_app(rules, db, key_file, api_keys, roster, SelectionPolicy(random_ratio=ratio),
                           allow_new_enterprises, checkpoints=signing)
     except InputError as e:

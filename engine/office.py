@@ -1,7 +1,7 @@
 """A live customs office: decide, dispatch, record results and release, durably and traceably.
 
-Each step is one SQLite transaction that writes its state change, the integrity-store update and its
-audit record together; a step's answer is returned only after the commit. Steps refuse what the
+Each step is one transaction of its Store (SQLite by default, engine/store.py) that writes its state
+change, the integrity-store update and its audit record together; a step's answer is returned only after the commit. Steps refuse what the
 double-random rules forbid: dispatching to an ineligible inspector, a result from someone other than
 the assigned inspector, a release by the officer who inspected (separation of duties).
 """
@@ -11,61 +11,24 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any, Literal
 
-from engine import database, lifecycle
-from engine.audit import AuditLog, canonical
+from engine import lifecycle
+from engine.audit import canonical
 from engine.declarations import Declaration, InspectionType
 from engine.dispatch import (FACILITY_FOR, Assignment, Request, Roster, Waiting, Workload, dispatch, eligible,
                              workload_points)
 from engine.errors import Conflict, InputError, NotFound
 from engine.lifecycle import Status, Step, after_result, move
-from engine.integrity import FeedbackPolicy, IntegrityStore
+from engine.integrity import FeedbackPolicy
 from engine.randomness import Draws
 from engine.rules import RuleSet
 from engine.selection import Decision, SelectionPolicy, Selector
+from engine.store import SqliteStore, Store
 
 DEPARTMENTS = ("anti_smuggling", "duties", "health_quarantine", "intellectual_property", "other")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS declarations (
-    id TEXT PRIMARY KEY,
-    enterprise_id TEXT NOT NULL,
-    declared_at TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    selected INTEGER NOT NULL,
-    fingerprint TEXT,                -- SHA-256 of the canonical declaration as lodged
-    input TEXT                       -- the declaration as lodged (canonical JSON)
-);
-CREATE TABLE IF NOT EXISTS inspections (
-    id TEXT PRIMARY KEY,             -- the declaration id, or '<declaration id>~recheck' ('~' is never in an id)
-    kind TEXT NOT NULL DEFAULT 'first',  -- first | recheck
-    declaration_id TEXT NOT NULL REFERENCES declarations (id),
-    enterprise_id TEXT NOT NULL,
-    site TEXT NOT NULL,
-    inspection_type TEXT NOT NULL,
-    items INTEGER NOT NULL,
-    status TEXT NOT NULL,            -- selected waiting dispatched awaiting_release transferred released checked
-    inspector_id TEXT,
-    facility TEXT,
-    dispatched_at TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    exclude TEXT NOT NULL DEFAULT '',
-    wait_reason TEXT,
-    outcome TEXT,
-    category TEXT,
-    department TEXT,
-    released_by TEXT
-);
-CREATE INDEX IF NOT EXISTS inspections_by_status ON inspections (status, inspector_id);
-"""
-# Files made before fingerprints and inspection kinds: add the columns, mark the old '/recheck' rows.
-MIGRATIONS = {2: ["ALTER TABLE declarations ADD COLUMN fingerprint TEXT",
-                  "ALTER TABLE declarations ADD COLUMN input TEXT",
-                  "ALTER TABLE inspections ADD COLUMN kind TEXT NOT NULL DEFAULT 'first'",
-                  "UPDATE inspections SET kind = 'recheck' WHERE id LIKE '%/recheck'"]}
 RECHECK = "~recheck"
 
 
@@ -77,7 +40,7 @@ def _fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _same_declaration(declaration_id: str, lodged: dict[str, Any], text: str, row: sqlite3.Row) -> None:
+def _same_declaration(declaration_id: str, lodged: dict[str, Any], text: str, row: dict[str, Any]) -> None:
     """A re-post must be the declaration decided before, byte for byte once canonical (`text`)."""
     if row["fingerprint"] is None or row["fingerprint"] == _fingerprint(text):
         return  # decided before fingerprints were kept: the first decision stands, as it always did
@@ -88,13 +51,11 @@ def _same_declaration(declaration_id: str, lodged: dict[str, Any], text: str, ro
 
 
 class Office:
-    def __init__(self, db: str | Path | sqlite3.Connection, *, rules: RuleSet | None = None,
+    def __init__(self, db: str | Path | Store, *, rules: RuleSet | None = None,
                  policy: SelectionPolicy | None = None, draws: Draws | None = None,
                  roster: Roster | None = None, feedback: FeedbackPolicy | None = None):
-        self.conn = db if isinstance(db, sqlite3.Connection) else database.connect(db)
-        database.prepare(self.conn, SCHEMA, MIGRATIONS, owner="declarations")
-        self.integrity = IntegrityStore(self.conn, feedback)
-        self.audit = AuditLog(self.conn)
+        self.store: Store = SqliteStore(db, feedback) if isinstance(db, (str, Path)) else db
+        self.integrity, self.audit = self.store.integrity, self.store.audit
         self.rules, self.policy, self.draws, self.roster = rules, policy or SelectionPolicy(), draws, roster
 
     # ------------------------------------------------------------ selection
@@ -111,9 +72,8 @@ class Office:
             raise InputError("deciding needs a rules file and a source of draws")
         lodged = declaration.as_input()
         text = canonical(lodged)
-        with database.transaction(self.conn):  # BEGIN IMMEDIATE: concurrent writers queue here
-            row = self.conn.execute("SELECT decision, fingerprint, input FROM declarations WHERE id = ?",
-                                    (declaration.id,)).fetchone()
+        with self.store.transaction():
+            row = self.store.lodged(declaration.id)
             if row is not None:
                 _same_declaration(declaration.id, lodged, text, row)
                 return Decision(**json.loads(row["decision"]))
@@ -132,23 +92,18 @@ class Office:
             "declaration": lodged, "enterprise": firm.model_dump(mode="json"),
             "policy": self.policy.model_dump(mode="json"), "verifiable_draws": self.draws.verifiable,
             "decision": decision.to_dict()})
-        self.conn.execute("INSERT INTO declarations (id, enterprise_id, declared_at, decision, selected, "
-                          "fingerprint, input) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (declaration.id, declaration.enterprise_id, declaration.declared_at.isoformat(),
-                           json.dumps(decision.to_dict()), int(decision.selected),
-                           _fingerprint(text), text))
+        self.store.add_declaration(declaration.id, declaration.enterprise_id, declaration.declared_at.isoformat(),
+                                   json.dumps(decision.to_dict()), decision.selected, _fingerprint(text), text)
         self.integrity.count_declaration(declaration.enterprise_id)
         if decision.selected:
-            self.conn.execute(
-                "INSERT INTO inspections (id, declaration_id, enterprise_id, site, inspection_type, items, status)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (declaration.id, declaration.id, declaration.enterprise_id, declaration.customs_office,
-                 decision.inspection_type, declaration.items, Status.selected.value))
+            self.store.add_inspection(declaration.id, "first", declaration.id, declaration.enterprise_id,
+                                      declaration.customs_office, decision.inspection_type, declaration.items,
+                                      Status.selected.value)
         return decision
 
     def decision(self, declaration_id: str) -> Decision | None:
-        row = self.conn.execute("SELECT decision FROM declarations WHERE id = ?", (declaration_id,)).fetchone()
-        return Decision(**json.loads(row[0])) if row else None
+        row = self.store.lodged(declaration_id)
+        return Decision(**json.loads(row["decision"])) if row else None
 
     # ------------------------------------------------------------ dispatch
 
@@ -156,14 +111,14 @@ class Office:
         """Pick an inspector at random among the eligible; or record why the inspection waits."""
         at = at or _now()
         roster, draws = self._need_roster(), self._need_draws()
-        with database.transaction(self.conn):
+        with self.store.transaction():
             task = self._inspection(inspection_id, Step.dispatch)
             attempt = task["attempts"] + 1
             u = draws.uniform(f"{inspection_id}#{attempt}", "dispatch")
             outcome = dispatch(roster, self._request(task), at, self._workload(at), u)
             if isinstance(outcome, Waiting):
-                self.conn.execute("UPDATE inspections SET status = ?, attempts = ?, wait_reason = ? WHERE id = ?",
-                                  (move(Step.dispatch, Status.waiting).value, attempt, outcome.reason, inspection_id))
+                self.store.update_inspection(inspection_id, status=move(Step.dispatch, Status.waiting).value,
+                                             attempts=attempt, wait_reason=outcome.reason)
                 self.audit.append("dispatch_wait", {"inspection": inspection_id, "reason": outcome.reason}, at)
                 return outcome
             self._assign(inspection_id, outcome, at, attempt)
@@ -177,7 +132,7 @@ class Office:
         if not reason.strip():
             raise InputError("a manual reassignment needs a reason")
         roster = self._need_roster()
-        with database.transaction(self.conn):
+        with self.store.transaction():
             task = self._inspection(inspection_id, Step.reassign)
             load = self._workload(at)
             people, why = eligible(roster, self._request(task), at, load)
@@ -192,26 +147,21 @@ class Office:
         return moved
 
     def _assign(self, inspection_id: str, a: Assignment, at: dt.datetime, attempt: int) -> None:
-        self.conn.execute("UPDATE inspections SET status = ?, inspector_id = ?, facility = ?, "
-                          "dispatched_at = ?, attempts = ?, wait_reason = NULL WHERE id = ?",
-                          (Status.dispatched.value, a.inspector_id, a.facility, at.isoformat(), attempt, inspection_id))
+        self.store.update_inspection(inspection_id, status=Status.dispatched.value, inspector_id=a.inspector_id,
+                                     facility=a.facility, dispatched_at=at.isoformat(), attempts=attempt,
+                                     wait_reason=None)
 
-    def _request(self, task: sqlite3.Row) -> Request:
+    def _request(self, task: dict[str, Any]) -> Request:
         exclude = frozenset(x for x in task["exclude"].split(",") if x)
         return Request(task["id"], task["enterprise_id"], task["site"], InspectionType(task["inspection_type"]),
                        task["items"], exclude)
 
     def _workload(self, at: dt.datetime) -> Workload:
         roster, load = self._need_roster(), Workload()
-        for row in self.conn.execute("SELECT inspector_id, site, facility, items FROM inspections "
-                                     "WHERE status = ?", (Status.dispatched.value,)):
-            load.points[row[0]] = load.points.get(row[0], 0.0) + workload_points(roster, row[3])
-            key = (row[1], row[2])
-            load.facilities_busy[key] = load.facilities_busy.get(key, 0) + 1
-        since = (at - dt.timedelta(days=roster.rotation_days)).isoformat()
-        load.recent = {(r[0], r[1]) for r in self.conn.execute(
-            "SELECT inspector_id, enterprise_id FROM inspections WHERE dispatched_at > ? "
-            "AND inspector_id IS NOT NULL", (since,))}
+        for inspector, site, facility, items in self.store.open_work(Status.dispatched.value):
+            load.points[inspector] = load.points.get(inspector, 0.0) + workload_points(roster, items)
+            load.facilities_busy[(site, facility)] = load.facilities_busy.get((site, facility), 0) + 1
+        load.recent = self.store.visits_since((at - dt.timedelta(days=roster.rotation_days)).isoformat())
         return load
 
     # ------------------------------------------------------------ results and release
@@ -224,14 +174,14 @@ class Office:
             raise InputError(f"outcome must be normal or problem, got {outcome!r}")
         if outcome == "problem" and department not in DEPARTMENTS:
             raise InputError(f"a problem is transferred to one of {', '.join(DEPARTMENTS)}; got {department!r}")
-        with database.transaction(self.conn):
+        with self.store.transaction():
             task = self._inspection(inspection_id, Step.result)
             if task["inspector_id"] != inspector_id:
                 raise Conflict(f"{inspection_id} is assigned to {task['inspector_id']}, not {inspector_id}")
             recheck = task["kind"] == "recheck"
             status = move(Step.result, after_result(recheck, outcome == "problem")).value
-            self.conn.execute("UPDATE inspections SET status = ?, outcome = ?, category = ?, department = ? "
-                              "WHERE id = ?", (status, outcome, category, department or None, inspection_id))
+            self.store.update_inspection(inspection_id, status=status, outcome=outcome, category=category,
+                                         department=department or None)
             self.audit.append("result", {"inspection": inspection_id, "inspector": inspector_id,
                                          "outcome": outcome, "category": category}, at)
             if outcome == "problem":
@@ -243,37 +193,35 @@ class Office:
             ordered = not recheck and self._order_recheck(task, inspector_id, at)
         return {"status": status, "changes": [vars(c) for c in changes], "recheck": ordered}
 
-    def _order_recheck(self, task: sqlite3.Row, inspector_id: str, at: dt.datetime) -> bool:
+    def _order_recheck(self, task: dict[str, Any], inspector_id: str, at: dt.datetime) -> bool:
         """Quality control of inspectors: a share of finished inspections is done again by someone else."""
         if self.roster is None or self.roster.recheck_share == 0 or self.draws is None:
             return False
         if self.draws.uniform(task["id"], "recheck") >= self.roster.recheck_share:
             return False
-        self.conn.execute(
-            "INSERT INTO inspections (id, kind, declaration_id, enterprise_id, site, inspection_type, items, status,"
-            " exclude) VALUES (?, 'recheck', ?, ?, ?, ?, ?, ?, ?)",
-            (task["id"] + RECHECK, task["declaration_id"], task["enterprise_id"], task["site"],
-             task["inspection_type"], task["items"], Status.selected.value, inspector_id))
+        self.store.add_inspection(task["id"] + RECHECK, "recheck", task["declaration_id"], task["enterprise_id"],
+                                  task["site"], task["inspection_type"], task["items"], Status.selected.value,
+                                  exclude=inspector_id)
         self.audit.append("recheck", {"inspection": task["id"], "excluded": inspector_id}, at)
         return True
 
     def release(self, declaration_id: str, officer_id: str, at: dt.datetime | None = None) -> None:
         """Release after a normal result, by an officer who did not inspect it."""
         at = at or _now()
-        with database.transaction(self.conn):
+        with self.store.transaction():
             task = self._inspection(declaration_id, Step.release)
             if task["inspector_id"] == officer_id:
                 raise Conflict(f"{officer_id} inspected {declaration_id} and may not also release it "
                                "(separation of duties)")
-            self.conn.execute("UPDATE inspections SET status = ?, released_by = ? WHERE id = ?",
-                              (move(Step.release, Status.released).value, officer_id, declaration_id))
+            self.store.update_inspection(declaration_id, status=move(Step.release, Status.released).value,
+                                         released_by=officer_id)
             self.audit.append("release", {"declaration": declaration_id, "officer": officer_id,
                                           "inspector": task["inspector_id"]}, at)
 
     def import_agency_list(self, path: str | Path, at: dt.datetime | None = None) -> list[dict[str, Any]]:
         """Joint discipline: another agency's list, applied whole or not at all, and audited."""
         at = at or _now()
-        with database.transaction(self.conn):
+        with self.store.transaction():
             changes = self.integrity.import_agency_list(path)
             for change in changes:
                 self.audit.append("integrity_change", vars(change), at)
@@ -282,7 +230,7 @@ class Office:
     def register(self, firms, at: dt.datetime | None = None) -> int:
         """Enter enterprises the store does not know yet (known ones keep their standing), each with
         an audit record, so the log accounts for every standing a decision reads."""
-        with database.transaction(self.conn):
+        with self.store.transaction():
             added = self.integrity.register(firms)
             for firm in added:
                 self.audit.append("enterprise_registered", {"enterprise": firm.model_dump(mode="json")}, at)
@@ -291,26 +239,20 @@ class Office:
     def use_rules(self, rules: RuleSet, content: str, at: dt.datetime | None = None) -> None:
         """Decide with these rules from now on; the file's text goes into the audit log (once per
         version), so every version ever used stays replayable."""
-        with database.transaction(self.conn):
-            logged = self.conn.execute("SELECT 1 FROM audit WHERE kind = 'rules_loaded' AND "
-                                       "json_extract(payload, '$.version') = ?", (rules.version,)).fetchone()
-            if logged is None:
+        with self.store.transaction():
+            if not self.store.rules_logged(rules.version):
                 self.audit.append("rules_loaded", {"version": rules.version, "source": rules.source,
                                                    "content": content}, at)
         self.rules = rules
 
     def history(self, declaration_id: str) -> list[dict[str, Any]]:
         """Every audit record about a declaration and its inspections, in order."""
-        rows = self.conn.execute(
-            "SELECT seq, at, kind, payload FROM audit WHERE json_extract(payload, '$.decision.declaration_id') = ?1 "
-            "OR json_extract(payload, '$.inspection') IN (?1, ?1 || ?2) "
-            "OR json_extract(payload, '$.declaration') = ?1 ORDER BY seq", (declaration_id, RECHECK))
-        return [{"seq": r[0], "at": r[1], "kind": r[2], "payload": json.loads(r[3])} for r in rows]
+        return self.store.history(declaration_id, RECHECK)
 
     # ------------------------------------------------------------ helpers
 
-    def _inspection(self, inspection_id: str, step: Step) -> sqlite3.Row:
-        task = self.conn.execute("SELECT * FROM inspections WHERE id = ?", (inspection_id,)).fetchone()
+    def _inspection(self, inspection_id: str, step: Step) -> dict[str, Any]:
+        task = self.store.inspection(inspection_id)
         if task is None:
             raise NotFound(f"no inspection {inspection_id!r} (was the declaration selected?)")
         lifecycle.check(step, inspection_id, task["status"])
@@ -327,5 +269,4 @@ class Office:
         return self.draws
 
     def inspection(self, inspection_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM inspections WHERE id = ?", (inspection_id,)).fetchone()
-        return dict(row) if row else None
+        return self.store.inspection(inspection_id)

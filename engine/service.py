@@ -41,6 +41,7 @@ from engine.office import DEPARTMENTS, Office
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
 from engine.selection import SelectionPolicy
+from engine.store import SqliteStore
 
 ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor")
 MAX_BODY = 64 * 1024
@@ -124,7 +125,7 @@ class LiveOffice:
         self.allow_new = allow_new_enterprises
         self.lock = threading.Lock()
         self.read_lock = threading.Lock()
-        self.reader = Office(database.connect(db), policy=office.policy, roster=office.roster)
+        self.reader = Office(SqliteStore(database.connect(db)), policy=office.policy, roster=office.roster)
         self.checkpoints, self.settle = checkpoints, settle
         self.problem: str | None = None
         self._seen: tuple[int, int] | None = None
@@ -225,10 +226,10 @@ class GroupCommit:
         outcomes: list = []
         with live.lock:
             live.reload()
-            with database.transaction(office.conn):
+            with office.store.transaction():
                 for declaration in declarations:
                     try:
-                        with database.transaction(office.conn):  # a savepoint
+                        with office.store.transaction():  # a savepoint
                             decision = office.admit(declaration, self.clock(), registered_only=not live.allow_new)
                         outcomes.append({"decision": decision.to_dict(),
                                          "inspection": office.inspection(declaration.id)})

@@ -63,7 +63,7 @@ def test_two_select_processes_on_one_database_agree_and_never_fail(tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text(lines)
     db = tmp_path / "office.db"
-    Office(db).conn.close()
+    Office(db).store.close()
     command = [str(ROOT / ".venv" / "bin" / "doublerandom"), "select", "--rules", str(BASELINE_RULES),
                "--input", str(source), "--seed", "4", "--db", str(db)]
     procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
@@ -71,7 +71,7 @@ def test_two_select_processes_on_one_database_agree_and_never_fail(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1] for o in outputs]
     assert outputs[0][0] == outputs[1][0] == outputs[2][0] and len(outputs[0][0].splitlines()) == 80
     office = Office(db)
-    assert office.conn.execute("SELECT count(*) FROM declarations").fetchone()[0] == 80
+    assert office.store.conn.execute("SELECT count(*) FROM declarations").fetchone()[0] == 80
     assert office.audit.verify().ok and office.audit.verify().count == 81  # the rules text once, 80 decisions
 
 
@@ -87,7 +87,7 @@ def test_a_recheck_id_cannot_collide_with_a_declaration(tmp_path):
                     policy=SelectionPolicy(random_ratio=0))
     with pytest.raises(InputError):
         office.admit(parse_declaration(declaration_data(id="X~recheck")))
-    assert office.conn.execute("SELECT count(*) FROM declarations").fetchone()[0] == 0
+    assert office.store.conn.execute("SELECT count(*) FROM declarations").fetchone()[0] == 0
 
 
 def test_an_enterprise_listed_twice_is_an_error(tmp_path):
@@ -127,7 +127,7 @@ def test_one_agency_clearing_does_not_undo_another_agencys_listing(tmp_path):
     office.import_agency_list(lists)
     assert office.integrity.get("E1").credit_class == CreditClass.general
     lists.write_text("enterprise_id,status,source,date\nE2,cleared,tax-bureau,2026-05-11\n")
-    with database.transaction(office.conn):
+    with database.transaction(office.store.conn):
         office.integrity.put(Enterprise(id="E2", credit_class=CreditClass.dishonest))  # customs' own downgrade
     office.import_agency_list(lists)
     assert office.integrity.get("E2").credit_class == CreditClass.dishonest
@@ -171,7 +171,7 @@ def test_a_file_from_the_first_release_is_migrated(tmp_path):
     conn.close()
     office = Office(db)
     assert office.inspection("A/recheck")["kind"] == "recheck"
-    assert office.conn.execute("PRAGMA user_version").fetchone()[0] == database.SCHEMA_VERSION
+    assert office.store.conn.execute("PRAGMA user_version").fetchone()[0] == database.SCHEMA_VERSION
 
 
 # ---------------------------------------------------------------- every file the engine reads
