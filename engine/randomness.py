@@ -24,7 +24,7 @@ from engine.errors import InputError
 STREAMS = {"random": 0, "rule_sampling": 1, "dispatch": 2, "recheck": 3, "credit": 4,
            # simulation only: the world the engine acts in
            "population": 10, "arrivals": 11, "goods": 12, "violation": 13, "instruction": 14,
-           "service": 15, "detection": 16, "release": 17, "roster": 18, "turnover": 19}
+           "service": 15, "detection": 16, "release": 17, "roster": 18, "turnover": 19, "site": 20}
 
 
 class Draws(Protocol):

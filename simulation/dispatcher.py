@@ -23,30 +23,35 @@ from engine.declarations import InspectionType
 from engine.dispatch import FACILITY_FOR, Inspector, Roster, Shift, weight, workload_points
 from engine.randomness import stream_generator
 from simulation.scenario import Scenario
-from simulation.screening import SITE
 
 if TYPE_CHECKING:
     from simulation.model import Case
 
 
 def build_roster(scenario: Scenario) -> Roster:
-    """Inspectors split over the shifts by share; in each shift a share qualified for each type."""
-    spec, rng = scenario.inspectors, stream_generator(scenario.seed, "roster")
-    shares = np.array([s.share for s in spec.shifts])
-    sizes = np.floor(spec.count * shares / shares.sum()).astype(int)
-    for k in np.argsort(-(spec.count * shares / shares.sum() - sizes))[: spec.count - sizes.sum()]:
-        sizes[k] += 1  # largest remainders
-    people, number = [], 0
-    for shift, size in zip(spec.shifts, sizes):
-        qualified = {t: set(rng.permutation(size)[: max(1, round(share * size))]) for t, share in spec.qualified.items()}
-        for k in range(size):
-            number += 1
-            kinds = [t for t in InspectionType if k in qualified.get(t, ())] or [InspectionType.document]
-            people.append(Inspector(id=f"INS-{number:03d}", site=SITE, qualifications=set(kinds),
-                                    shifts=[Shift.parse(shift.hours, frozenset(shift.weekdays))]))
-    return Roster(per_declaration=spec.per_declaration, per_item=spec.per_item, weighting=spec.weighting,
-                  rotation_days=int(spec.rotation_days), inspectors=people,
-                  facilities={SITE: {f: n for f, n in scenario.facilities.items()}})
+    """Each site's inspectors split over its shifts by share; in each shift a share qualified for each
+    type. One site keeps the ids INS-001...; several are prefixed with the site's name."""
+    rng = stream_generator(scenario.seed, "roster")
+    sites = scenario.site_list
+    people = []
+    for site in sites:
+        spec, prefix = site.inspectors, (f"{site.name}-" if len(sites) > 1 else "")
+        shares = np.array([s.share for s in spec.shifts])
+        sizes = np.floor(spec.count * shares / shares.sum()).astype(int)
+        for k in np.argsort(-(spec.count * shares / shares.sum() - sizes))[: spec.count - sizes.sum()]:
+            sizes[k] += 1  # largest remainders
+        number = 0
+        for shift, size in zip(spec.shifts, sizes):
+            qualified = {t: set(rng.permutation(size)[: max(1, round(share * size))]) for t, share in spec.qualified.items()}
+            for k in range(size):
+                number += 1
+                kinds = [t for t in InspectionType if k in qualified.get(t, ())] or [InspectionType.document]
+                people.append(Inspector(id=f"{prefix}INS-{number:03d}", site=site.name, qualifications=set(kinds),
+                                        shifts=[Shift.parse(shift.hours, frozenset(shift.weekdays))]))
+    first = sites[0].inspectors  # the dispatch rules are the office's; sites differ in people and facilities
+    return Roster(per_declaration=first.per_declaration, per_item=first.per_item, weighting=first.weighting,
+                  rotation_days=int(first.rotation_days), inspectors=people,
+                  facilities={site.name: dict(site.facilities) for site in sites})
 
 
 class Dispatcher:
@@ -57,11 +62,13 @@ class Dispatcher:
     exactly the engine's workload-weighted choice in O(1) instead of weighing everyone each time.
     """
 
-    def __init__(self, env: simpy.Environment, roster: Roster, scenario: Scenario, rng: random.Random):
-        self.env, self.roster, self.rng = env, roster, rng
+    def __init__(self, env: simpy.Environment, roster: Roster, scenario: Scenario, rng: random.Random,
+                 site: str, rotation_days: float | None = None):
+        self.env, self.roster, self.rng, self.site = env, roster, rng, site
         self.start = dt.datetime.combine(scenario.horizon.start, dt.time())
-        self.kinds = {p.id: [t for t in InspectionType if t in p.qualifications] for p in roster.inspectors}
-        self.free = {t: roster.facilities[SITE].get(FACILITY_FOR[t], 0) for t in InspectionType}
+        self.people = [p for p in roster.inspectors if p.site == site]  # nobody works outside their site
+        self.kinds = {p.id: [t for t in InspectionType if t in p.qualifications] for p in self.people}
+        self.free = {t: roster.facilities[site].get(FACILITY_FOR[t], 0) for t in InspectionType}
         self.busy: set[str] = set()
         self.on_post: list[str] = []
         self._on_post_set: set[str] = set()
@@ -69,7 +76,7 @@ class Dispatcher:
         self.queues: dict[InspectionType, deque] = {t: deque() for t in InspectionType}
         self.points: dict[str, float] = {}  # open work: dispatched, not finished
         self.last_visit: dict[tuple[str, int], float] = {}
-        self.rotation_h = scenario.inspectors.rotation_days * 24
+        self.rotation_h = (roster.rotation_days if rotation_days is None else rotation_days) * 24
         self.shift_change = env.event()
 
     def waiting(self) -> int:
@@ -91,7 +98,7 @@ class Dispatcher:
 
     def set_on_post(self, at_h: float) -> None:
         at = self.start + dt.timedelta(hours=at_h)
-        self.on_post = [p.id for p in self.roster.inspectors if p.on_post(at)]
+        self.on_post = [p.id for p in self.people if p.on_post(at)]
         self._on_post_set = set(self.on_post)
         self.available = {t: _IndexedSet() for t in InspectionType}
         for inspector in self.on_post:

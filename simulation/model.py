@@ -50,6 +50,7 @@ class Case:
 
     declaration: int
     arrival_h: float
+    site: str
     enterprise: int
     credit_class: str
     channel: str  # random | targeted | both | credit | instruction
@@ -82,9 +83,13 @@ class Office:
         self.screening = Screening(scenario, rules, self.decls, backend)
         self.rule_ids = [r.id for r in rules.rules]
         self.roster = build_roster(scenario)
+        self.sites = scenario.site_list
         seeds = {name: int(stream_generator(scenario.seed, name).integers(2**63)) for name in
                  ("dispatch", "service", "detection", "release")}
-        self.dispatcher = Dispatcher(self.env, self.roster, scenario, random.Random(seeds["dispatch"]))
+        self.dispatchers = {  # one per site: its own people, facilities and queues
+            site.name: Dispatcher(self.env, self.roster, scenario, random.Random(seeds["dispatch"] + k), site.name,
+                                  site.inspectors.rotation_days)
+            for k, site in enumerate(self.sites)}
         self.service_rng = random.Random(seeds["service"])
         self.detect_rng = random.Random(seeds["detection"])
         self.release_rng = random.Random(seeds["release"])
@@ -94,12 +99,13 @@ class Office:
         n_hours = scenario.horizon.n_days * 24
         self.month_of_hour = month_index(scenario.horizon.start, n_hours)
         n_months = int(self.month_of_hour[-1]) + 1
-        self.declarations = np.zeros(n_months, np.int64)
-        self.violations = np.zeros(n_months, np.int64)
-        self.by_class = np.zeros((n_months, len(CREDIT_CLASSES)), np.int64)  # declarations per credit class
-        self.zero_chance = np.zeros(n_months, np.int64)  # declarations the random channel could not pick
-        self.on_post_hours = np.zeros(n_months)
-        self.backlog_end = np.zeros(n_months, np.int64)
+        n_sites = len(self.sites)  # the per-site counts below are month x site
+        self.declarations = np.zeros((n_months, n_sites), np.int64)
+        self.violations = np.zeros((n_months, n_sites), np.int64)
+        self.by_class = np.zeros((n_months, n_sites, len(CREDIT_CLASSES)), np.int64)  # declarations per credit class
+        self.zero_chance = np.zeros((n_months, n_sites), np.int64)  # declarations the random channel could not pick
+        self.on_post_hours = np.zeros((n_months, n_sites))
+        self.backlog_end = np.zeros((n_months, n_sites), np.int64)
         self.dishonest_end = np.zeros(n_months, np.int64)  # enterprises in the dishonest class at month end
         self.high_risk_end = np.zeros(n_months, np.int64)  # ... flagged high-risk at month end
         self.entered = np.zeros(n_months, np.int64)  # new enterprises replacing leavers at the month's start
@@ -118,7 +124,7 @@ class Office:
         for hour in range(n_hours):
             if env.now < hour:
                 yield env.timeout(hour - env.now)
-            self.hourly_waiting[hour] = self.dispatcher.waiting()
+            self.hourly_waiting[hour] = self.waiting()
             if hour % 24 == 0 and progress:
                 progress(hour // 24, n_days)
             if hour and self.month_of_hour[hour] != self.month_of_hour[hour - 1]:
@@ -140,10 +146,13 @@ class Office:
         self.channel_counts[month] += (int(batch.random_hit.sum()),
                                        int(((batch.targeted | batch.credit_only) & ~batch.random_hit).sum()),
                                        int(batch.instructed.sum()))  # credit floors count with the rules
-        self.declarations[month] += hi - lo
-        self.violations[month] += int(violating.sum())
-        self.by_class[month] += np.bincount(batch.credit, minlength=len(CREDIT_CLASSES))
-        self.zero_chance[month] += int((batch.threshold <= 0).sum())
+        site = self.decls.site[lo:hi]
+        n_sites, n_classes = len(self.sites), len(CREDIT_CLASSES)
+        self.declarations[month] += np.bincount(site, minlength=n_sites)
+        self.violations[month] += np.bincount(site, weights=violating, minlength=n_sites).astype(np.int64)
+        self.by_class[month] += np.bincount(site * n_classes + batch.credit,
+                                            minlength=n_sites * n_classes).reshape(n_sites, n_classes)
+        self.zero_chance[month] += np.bincount(site, weights=batch.threshold <= 0, minlength=n_sites).astype(np.int64)
         for k in np.flatnonzero(batch.selected | batch.instructed):
             case = self._case(batch, int(k))
             if case.arrival_h > self.env.now:
@@ -156,18 +165,20 @@ class Office:
         chosen_by = channel(batch.random_hit[k], batch.targeted[k], batch.credit_only[k])
         chosen_by = "instruction" if chosen_by == "none" else chosen_by  # the officers' order
         firm = int(self.decls.enterprise[i])
-        return Case(i, float(self.decls.arrival_h[i]), firm, CREDIT_CLASSES[batch.credit[k]].value,
+        return Case(i, float(self.decls.arrival_h[i]), self.sites[self.decls.site[i]].name, firm,
+                    CREDIT_CLASSES[batch.credit[k]].value,
                     chosen_by, ";".join(batch.fired(k, self.rule_ids)), INSPECTION_TYPES[batch.inspection[k]].value,
                     bool(batch.violating[k]), float(batch.threshold[k]))
 
     def inspection(self, case: Case):
         env, kind = self.env, InspectionType(case.inspection_type)
-        case.inspector = yield self.dispatcher.request(case)
+        dispatcher = self.dispatchers[case.site]
+        case.inspector = yield dispatcher.request(case)
         case.facility, case.dispatched_h = FACILITY_FOR[kind].value, env.now
         service = draw_time(self.service_rng, self.scenario.inspection.service[kind])
         self.busy_hours[self.month_of_hour[min(int(env.now), len(self.month_of_hour) - 1)]] += service
         yield env.timeout(service)
-        self.dispatcher.release_inspector(case.inspector, kind)
+        dispatcher.release_inspector(case.inspector, kind)
         case.done_h = env.now
         case.detected = case.violating and self.detect_rng.random() < self.scenario.inspection.detection[kind]
         self._feedback(case)
@@ -180,14 +191,14 @@ class Office:
         case.outcome = "normal"
         yield env.timeout(draw_time(self.release_rng, self.scenario.release.delay))
         while True:  # separation of duties: someone on post other than the inspector releases
-            officer = self.dispatcher.releasing_officer(case.inspector, self.release_rng)
+            officer = dispatcher.releasing_officer(case.inspector, self.release_rng)
             if officer is not None:
                 case.released_by, case.cleared_h = officer, env.now
                 return
-            yield self.dispatcher.shift_change
+            yield dispatcher.shift_change
 
     def close_month(self, month: int, hour: float) -> None:
-        self.backlog_end[month] = self.dispatcher.waiting()
+        self.backlog_end[month] = [d.waiting() for d in self.dispatchers.values()]
         self.dishonest_end[month], self.high_risk_end[month] = self.standing.count(hour / 24.0)
 
     def _new_month(self, month: int) -> None:
@@ -202,7 +213,7 @@ class Office:
             return
         last = month - 1
         counts = MonthCounts(*(int(x) for x in self.channel_counts[last]),
-                             utilization=self.busy_hours[last] / max(self.on_post_hours[last], 1e-9))
+                             utilization=self.busy_hours[last] / max(self.on_post_hours[last].sum(), 1e-9))
         ratio, rate = next_settings(spec, month, len(self.declarations), counts, self.policy.random_ratio,
                                     self.instruction_rate)
         self.policy = self.policy.model_copy(update={"random_ratio": ratio})
@@ -218,13 +229,20 @@ class Office:
     def shifts(self):
         """Keep the on-post list current; count on-post hours per month for utilization."""
         boundaries = shift_boundaries(self.roster, self.scenario, len(self.month_of_hour))
-        self.dispatcher.set_on_post(0.0)
+        dispatchers = list(self.dispatchers.values())
+        for d in dispatchers:
+            d.set_on_post(0.0)
         for previous, t in zip(boundaries, boundaries[1:]):
             # counted before the wait: SimPy stops before the events at the horizon's very end
             month = self.month_of_hour[min(int(previous), len(self.month_of_hour) - 1)]
-            self.on_post_hours[month] += len(self.dispatcher.on_post) * (t - previous)
+            self.on_post_hours[month] += [len(d.on_post) * (t - previous) for d in dispatchers]
             yield self.env.timeout(t - self.env.now)
-            self.dispatcher.set_on_post(t)
+            for d in dispatchers:
+                d.set_on_post(t)
+
+    def waiting(self) -> int:
+        """Inspections waiting for dispatch, all sites."""
+        return sum(d.waiting() for d in self.dispatchers.values())
 
 
 def draw_time(rng: random.Random, spec: ServiceTime) -> float:

@@ -90,6 +90,7 @@ class Declarations:
     enterprise: np.ndarray
     goods: pd.DataFrame  # one row per declaration: hs_code, origins, transport, mass, value, quantity, trade_mode
     risk: np.ndarray  # log-odds the goods add to the firm's propensity (simulation.risk), centred per class
+    site: np.ndarray  # index into scenario.site_list: where it is lodged and inspected
     u_violation: np.ndarray  # violates when below violation_probability at arrival
     u_random: np.ndarray  # the random channel's draw (compared with ratio x credit multiplier)
     u_instruction: np.ndarray  # the intelligence channel's draw
@@ -126,10 +127,19 @@ def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFra
     return Declarations(
         arrival_h=arrival, enterprise=enterprise, goods=goods,
         risk=goods_risk(scenario, firms, enterprise, goods_table, lines, risk_table),
+        site=sites(scenario, n),
         u_violation=stream_generator(seed, "violation").random(n),
         u_random=stream_generator(seed, "random").random(n),
         u_instruction=stream_generator(seed, "instruction").random(n),
         u_credit=stream_generator(seed, "credit").random(n))
+
+
+def sites(scenario: Scenario, n: int) -> np.ndarray:
+    """Each declaration's site, drawn by the sites' shares (all 0 with one site: no draw spent)."""
+    shares = np.array([site.share for site in scenario.site_list])
+    if len(shares) == 1:
+        return np.zeros(n, np.int16)
+    return stream_generator(scenario.seed, "site").choice(len(shares), size=n, p=shares / shares.sum()).astype(np.int16)
 
 
 def goods_risk(scenario: Scenario, firms: Enterprises, enterprise: np.ndarray, goods_table: pd.DataFrame,

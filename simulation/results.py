@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 EVENT_COLUMNS = {
     "declaration": "row number of the declaration in the run's arrival order",
     "arrival_h": "arrival, hours since the horizon start",
+    "site": "the site (customs office) it was lodged at and inspected by",
     "month": "calendar month of arrival, YYYY-MM",
     "enterprise": "enterprise number",
     "credit_class": "the enterprise's credit class when decided",
@@ -57,14 +58,17 @@ class Results:
     hourly: pd.DataFrame
     summary: dict[str, Any]
     scenario: Scenario = field(repr=False)
+    monthly_by_site: pd.DataFrame = field(default_factory=pd.DataFrame)  # monthly, one block per site
 
     def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
-        """events.parquet, monthly.csv, hourly.csv, summary.json (+ PNG plots) in out_dir."""
+        """events.parquet, monthly.csv, monthly_by_site.csv, hourly.csv, summary.json (+ PNG plots) in out_dir."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        written = [out / "events.parquet", out / "monthly.csv", out / "hourly.csv", out / "summary.json"]
+        written = [out / "events.parquet", out / "monthly.csv", out / "hourly.csv", out / "summary.json",
+                   out / "monthly_by_site.csv"]
         self.events.to_parquet(written[0], index=False)
         self.monthly.to_csv(written[1], index=False, float_format="%.6g")
+        self.monthly_by_site.to_csv(written[4], index=False, float_format="%.6g")
         self.hourly.to_csv(written[2], index=False)
         written[3].write_text(json.dumps(self.summary, indent=2, sort_keys=True, default=str) + "\n")
         if plots:
@@ -77,29 +81,47 @@ def build_results(office: Office, meta: dict[str, Any]) -> Results:
     scenario = office.scenario
     events = _events(office)
     months = month_labels(scenario, len(office.declarations))
-    totals = pd.DataFrame({"declarations": office.declarations, "violations_true": office.violations,
-                           "zero_chance": office.zero_chance,
-                           **{metrics.CREDIT_COLUMNS[c.value]: office.by_class[:, k] for k, c in enumerate(CREDIT_CLASSES)}},
-                          index=months)
     hours_in_month = np.bincount(office.month_of_hour, minlength=len(months))
     warm = scenario.horizon.warmup_months  # simulated so the standing settles, then left out of everything
     warm_hours = int(hours_in_month[:warm].sum())
-    facility_count = sum(scenario.facilities.get(f, 0) for f in FACILITY_FOR.values())
+    totals, capacity = _tables(office, events, months, hours_in_month, None)
+    measured = events[events["arrival_h"] >= warm_hours].reset_index(drop=True)
+    monthly = metrics.monthly(measured, totals.iloc[warm:], capacity.iloc[warm:])
+    by_site = []
+    for k, site in enumerate(office.sites):
+        site_totals, site_capacity = _tables(office, events, months, hours_in_month, k)
+        part = metrics.monthly(measured[measured["site"] == site.name], site_totals.iloc[warm:], site_capacity.iloc[warm:])
+        by_site.append(part.assign(site=site.name))
+    monthly_by_site = pd.concat(by_site, ignore_index=True)[["site", *metrics.COLUMNS]]
+    hourly = pd.DataFrame({"hour": np.arange(len(office.hourly_waiting)), "waiting": office.hourly_waiting}).iloc[warm_hours:]
+    summary = {**meta, **_totals(measured, monthly, capacity.iloc[warm:], totals.iloc[warm:]),
+               "scenario_settings": scenario.canonical()}
+    return Results(measured, monthly, hourly, summary, scenario, monthly_by_site)
+
+
+def _tables(office: Office, events: pd.DataFrame, months: list[str], hours_in_month: np.ndarray,
+            site: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per month, the declaration totals and the capacity figures of one site, or of all (None).
+    Busy hours count every inspection, warm-up arrivals included, in the month the work was done."""
+    scenario = office.scenario
+    pick = (lambda a: a.sum(axis=1)) if site is None else (lambda a: a[:, site])
+    sites = office.sites if site is None else [office.sites[site]]
+    totals = pd.DataFrame({"declarations": pick(office.declarations), "violations_true": pick(office.violations),
+                           "zero_chance": pick(office.zero_chance),
+                           **{metrics.CREDIT_COLUMNS[c.value]: pick(office.by_class[:, :, k])
+                              for k, c in enumerate(CREDIT_CLASSES)}}, index=months)
+    worked = events if site is None else events[events["site"] == sites[0].name]
+    facility_count = sum(s.facilities.get(f, 0) for s in sites for f in FACILITY_FOR.values())
     capacity = pd.DataFrame({
-        "busy_hours": busy_hours(events, hours_in_month),
-        "on_post_hours": office.on_post_hours, "facility_hours": facility_count * hours_in_month,
-        "backlog_end": office.backlog_end, "random_ratio": office.ratio_used,
+        "busy_hours": busy_hours(worked, hours_in_month),
+        "on_post_hours": pick(office.on_post_hours), "facility_hours": facility_count * hours_in_month,
+        "backlog_end": pick(office.backlog_end), "random_ratio": office.ratio_used,
         "dishonest_enterprises": office.dishonest_end, "high_risk_enterprises": office.high_risk_end,
         "enterprises_entered": office.entered,
         "instruction_rate": office.instruction_used,
         "target_share": [adaptive.target_share(scenario.adaptive, m, len(months)) if scenario.adaptive else np.nan
                          for m in range(len(months))]}, index=months)
-    totals, capacity = totals.iloc[warm:], capacity.iloc[warm:]  # busy hours above counted every inspection
-    events = events[events["arrival_h"] >= warm_hours].reset_index(drop=True)
-    monthly = metrics.monthly(events, totals, capacity)
-    hourly = pd.DataFrame({"hour": np.arange(len(office.hourly_waiting)), "waiting": office.hourly_waiting}).iloc[warm_hours:]
-    summary = {**meta, **_totals(events, monthly, capacity, totals), "scenario_settings": scenario.canonical()}
-    return Results(events, monthly, hourly, summary, scenario)
+    return totals, capacity
 
 
 def busy_hours(events: pd.DataFrame, hours_in_month: np.ndarray) -> np.ndarray:

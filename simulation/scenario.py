@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from engine.declarations import CreditClass, InspectionType
+from engine.declarations import ID_PATTERN, CreditClass, InspectionType
 from engine.dispatch import FacilityType, Shift
 from engine.errors import InputError, describe
 from engine.files import parse_yaml, read_yaml
@@ -189,6 +189,21 @@ class Inspectors(Strict):
         return v
 
 
+class Site(Strict):
+    """One customs office (or inspection site) of a multi-site scenario: its share of the
+    declarations, its own inspectors and facilities. Declarations carry their site (the rules read it
+    as `customs_office`) and are inspected only by the site's inspectors, at the site's facilities."""
+
+    name: str = Field(pattern=ID_PATTERN, description="the customs_office code declarations carry")
+    share: float = Field(gt=0, description="relative share of all declarations")
+    inspectors: Inspectors = Inspectors()
+    facilities: dict[FacilityType, int] = {FacilityType.document_desk: 20, FacilityType.machine_scan: 6,
+                                           FacilityType.physical_bay: 20, FacilityType.laboratory: 2}
+
+
+DEFAULT_SITE = "PORT"  # the one site of a scenario without `sites:`
+
+
 class ServiceTime(Strict):
     dist: Literal["exponential", "lognormal", "fixed"] = "lognormal"
     mean_h: float = Field(ge=0)
@@ -248,10 +263,27 @@ class Scenario(Strict):
     inspectors: Inspectors = Inspectors()
     facilities: dict[FacilityType, int] = {FacilityType.document_desk: 20, FacilityType.machine_scan: 6,
                                            FacilityType.physical_bay: 20, FacilityType.laboratory: 2}
+    sites: list[Site] | None = Field(default=None, min_length=1, description="several offices; then each "
+                                     "site's inspectors and facilities are used, not the top-level ones")
     inspection: Inspection = Inspection()
     feedback: FeedbackPolicy = FeedbackPolicy()
     release: Release = Release()
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @property
+    def site_list(self) -> list[Site]:
+        """The sites, or the one site the top-level inspectors and facilities make."""
+        if self.sites:
+            return self.sites
+        return [Site(name=DEFAULT_SITE, share=1.0, inspectors=self.inspectors, facilities=self.facilities)]
+
+    @field_validator("sites")
+    @classmethod
+    def _distinct_sites(cls, v: list[Site] | None) -> list[Site] | None:
+        names = [site.name for site in v or []]
+        if len(set(names)) != len(names):
+            raise ValueError(f"site names must differ; got {names}")
+        return v
 
     def path(self, relative: str) -> Path:
         return (self.base_dir / relative).resolve()

@@ -24,8 +24,6 @@ from simulation.population import Declarations
 from simulation.scenario import Scenario
 from simulation.standing import Standing
 
-SITE = "PORT"  # the simulated office is one site
-
 
 @dataclass
 class Batch:
@@ -59,6 +57,7 @@ class Screening:
         self.instruction = scenario.instruction
         self.instructed_type = INSPECTION_TYPES.index(scenario.inspection.instructed_type)
         self.start = pd.Timestamp(scenario.horizon.start)
+        self.site_names = np.array([site.name for site in scenario.site_list], dtype=object)
         self.day = decls.arrival_h / 24.0
         self.used = set().union(*(conditions.fields_used(r.condition) for r in rules.rules))
         self.frame = self._static_frame()
@@ -77,7 +76,7 @@ class Screening:
         (hs_chapter, unit_value, ...) exactly as it does for one live declaration."""
         goods, n = self.decls.goods, len(self.decls)
         lodged = {
-            "customs_office": lambda: np.full(n, SITE, object), "items": lambda: np.ones(n, np.int64),
+            "customs_office": lambda: self.site_names[self.decls.site], "items": lambda: np.ones(n, np.int64),
             "declared_date": lambda: (self.start + pd.to_timedelta(np.floor(self.day), unit="D")).strftime("%Y-%m-%d"),
             "enterprise_id": lambda: "E" + pd.Series(self.decls.enterprise).astype(str).str.zfill(6),
             "id": lambda: "S" + pd.Series(np.arange(n)).astype(str).str.zfill(8),

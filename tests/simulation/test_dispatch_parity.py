@@ -24,7 +24,7 @@ from engine.selection import SelectionPolicy
 from simulation.dispatcher import Dispatcher
 from simulation.model import Case
 from simulation.scenario import load
-from simulation.screening import SITE
+from simulation.scenario import DEFAULT_SITE as SITE
 from tests.conftest import ROOT, declaration_data
 
 PEOPLE = [f"I{k}" for k in range(1, 5)]
@@ -60,11 +60,11 @@ def live_picks(n: int, firms: list[str], rotation_days: int, tmp_path) -> list[s
 def simulated_picks(n: int, firms: list[str], rotation_days: int) -> list[str | None]:
     scenario = load(ROOT / "scenarios" / "baseline.yaml", [f"inspectors.rotation_days={rotation_days}"])
     env = simpy.Environment()
-    dispatcher = Dispatcher(env, roster(rotation_days), scenario, random.Random(3))
+    dispatcher = Dispatcher(env, roster(rotation_days), scenario, random.Random(3), SITE)
     dispatcher.set_on_post(9.0)
     picks = []
     for k in range(n):
-        case = Case(k, 9.0, int(firms[k][1:]), "general", "random", "", "physical", False, 1.0)
+        case = Case(k, 9.0, SITE, int(firms[k][1:]), "general", "random", "", "physical", False, 1.0)
         done = dispatcher.request(case)
         env.run(until=env.now + 1e-6)
         picks.append(done.value if done.triggered else None)

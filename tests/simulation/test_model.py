@@ -187,3 +187,39 @@ def test_the_simulation_reads_every_enterprise_field_the_engine_defines():
     row = frame.iloc[0]
     assert row["hs_heading"] == row["hs_code"][:4] and row["unit_value"] == pytest.approx(
         DERIVED["unit_value"](row["declared_value"], row["quantity"]))
+
+
+def test_sites_inspect_only_their_own_declarations_and_add_up():
+    """Three sites of different sizes: each declaration is inspected by its own site's inspectors at
+    its own facilities, the site shares hold, and the per-site monthly tables add up to the whole."""
+    sites = ("[{name: BIG, share: 0.6, inspectors: {count: 12}}, {name: MID, share: 0.3, inspectors: {count: 6}},"
+             " {name: SML, share: 0.1, inspectors: {count: 3}}]")
+    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=20", "arrivals.per_day=800", "population.enterprises=800",
+                f"sites={sites}")
+    result = run(spec, seed=2)
+    events, by_site = result.events, result.monthly_by_site
+    roster = build_roster(spec)
+    home = {p.id: p.site for p in roster.inspectors}
+    dispatched = events[events["inspector"] != ""]
+    assert len(dispatched) > 100 and (dispatched["inspector"].map(home) == dispatched["site"]).all()
+    assert set(events["site"]) == {"BIG", "MID", "SML"}
+    for column in ("declarations", "inspections", "violations_true", "backlog_end"):
+        assert by_site.groupby("month")[column].sum().tolist() == result.monthly[column].tolist(), column
+    shares = by_site.groupby("site")["declarations"].sum() / result.monthly["declarations"].sum()
+    n = result.monthly["declarations"].sum()
+    for name, share in (("BIG", 0.6), ("MID", 0.3), ("SML", 0.1)):
+        assert abs(shares[name] - share) < 4 * math.sqrt(share * (1 - share) / n), (name, shares[name])
+
+
+def test_the_sites_names_reach_the_rules_as_customs_office():
+    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=2", "arrivals.per_day=300", "population.enterprises=300",
+                "sites=[{name: NORTH, share: 1, inspectors: {count: 5}}, {name: SOUTH, share: 1, inspectors: {count: 5}}]")
+    from engine.rules import RuleSet
+    from simulation import population
+    from simulation.screening import Screening
+    firms = population.enterprises(spec)
+    decls = population.declarations(spec, firms, population.read_goods(spec.path(spec.goods.table)))
+    screening = Screening(spec, RuleSet.load(spec.path(spec.rules)), decls)
+    screening.used = {"customs_office"}
+    office = screening._static_frame()["customs_office"]
+    assert set(office) == {"NORTH", "SOUTH"} and (office == np.where(decls.site == 0, "NORTH", "SOUTH")).all()

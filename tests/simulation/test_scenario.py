@@ -42,6 +42,11 @@ BAD = [
     ("horizon.colour=red", "field 'horizon.colour': Extra inputs are not permitted"),
     ("population.overrides={999999: 0.5}", "overrides need enterprise numbers"),
     ("inspection.departments={prison: 1.0}", "departments are shares"),
+    ("sites=[{name: A, share: 1}, {name: A, share: 2}]", "site names must differ"),
+    ("sites=[{name: 'a b', share: 1}]", "field 'sites[0].name'"),
+    ("sites=[{name: A, share: 0}]", "field 'sites[0].share'"),
+    ("goods.risk=risk/missing.csv", "field 'goods.risk': no such file"),
+    ("horizon.warmup_months=-1", "field 'horizon.warmup_months'"),
 ]
 
 
