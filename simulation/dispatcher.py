@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import deque
-from typing import TYPE_CHECKING
 
 import numpy as np
 import simpy
@@ -22,10 +21,9 @@ import simpy
 from engine.declarations import InspectionType
 from engine.dispatch import FACILITY_FOR, Inspector, Roster, Shift, weight, workload_points
 from engine.randomness import stream_generator
+from simulation.recorder import Case
 from simulation.scenario import Scenario
 
-if TYPE_CHECKING:
-    from simulation.model import Case
 
 
 def build_roster(scenario: Scenario) -> Roster:

@@ -19,7 +19,6 @@ import datetime as dt
 import math
 import random
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -35,6 +34,7 @@ from simulation import population
 from simulation.adaptive import MonthCounts, next_settings
 from simulation.population import CREDIT_CLASSES
 from simulation.risk import RiskTable
+from simulation.recorder import Case, Recorder
 from simulation.results import Results, build_results
 from simulation.scenario import Scenario, ServiceTime
 from simulation.dispatcher import Dispatcher, build_roster
@@ -44,32 +44,7 @@ from simulation.standing import Standing
 Progress = Callable[[int, int], None]
 
 
-@dataclass(slots=True)
-class Case:
-    """One inspected declaration: a row of the event log."""
-
-    declaration: int
-    arrival_h: float
-    site: str
-    enterprise: int
-    credit_class: str
-    channel: str  # random | targeted | both | credit | instruction
-    rules: str
-    inspection_type: str
-    violating: bool
-    random_threshold: float
-    inspector: str = ""
-    facility: str = ""
-    dispatched_h: float = math.nan
-    done_h: float = math.nan
-    detected: bool = False
-    outcome: str = ""
-    department: str = ""
-    released_by: str = ""
-    cleared_h: float = math.nan
-
-
-class Office:
+class OfficeModel:
     """Everything one run owns: the environment, the world, the engine's rules, and the records."""
 
     def __init__(self, scenario: Scenario, rules: RuleSet, backend: str):
@@ -95,25 +70,10 @@ class Office:
         self.release_rng = random.Random(seeds["release"])
         self.policy = scenario.policy
         self.instruction_rate = scenario.instruction.rate
-        self.cases: list[Case] = []
         n_hours = scenario.horizon.n_days * 24
         self.month_of_hour = month_index(scenario.horizon.start, n_hours)
-        n_months = int(self.month_of_hour[-1]) + 1
-        n_sites = len(self.sites)  # the per-site counts below are month x site
-        self.declarations = np.zeros((n_months, n_sites), np.int64)
-        self.violations = np.zeros((n_months, n_sites), np.int64)
-        self.by_class = np.zeros((n_months, n_sites, len(CREDIT_CLASSES)), np.int64)  # declarations per credit class
-        self.zero_chance = np.zeros((n_months, n_sites), np.int64)  # declarations the random channel could not pick
-        self.on_post_hours = np.zeros((n_months, n_sites))
-        self.backlog_end = np.zeros((n_months, n_sites), np.int64)
-        self.dishonest_end = np.zeros(n_months, np.int64)  # enterprises in the dishonest class at month end
-        self.high_risk_end = np.zeros(n_months, np.int64)  # ... flagged high-risk at month end
-        self.entered = np.zeros(n_months, np.int64)  # new enterprises replacing leavers at the month's start
-        self.channel_counts = np.zeros((n_months, 3), np.int64)  # random, targeted, instructed
-        self.busy_hours = np.zeros(n_months)  # live, for the adaptive controller
-        self.ratio_used = np.full(n_months, scenario.policy.random_ratio)
-        self.instruction_used = np.full(n_months, scenario.instruction.rate)
-        self.hourly_waiting = np.zeros(n_hours, np.int64)
+        self.record = Recorder(self.month_of_hour, [site.name for site in self.sites], scenario.policy.random_ratio,
+                               scenario.instruction.rate)
 
     # ------------------------------------------------------------ processes
 
@@ -124,7 +84,7 @@ class Office:
         for hour in range(n_hours):
             if env.now < hour:
                 yield env.timeout(hour - env.now)
-            self.hourly_waiting[hour] = self.waiting()
+            self.record.hourly_waiting[hour] = self.waiting()
             if hour % 24 == 0 and progress:
                 progress(hour // 24, n_days)
             if hour and self.month_of_hour[hour] != self.month_of_hour[hour - 1]:
@@ -142,22 +102,15 @@ class Office:
             self.propensity[firms], self.decls.risk[lo:hi])
         batch = self.screening.decide(lo, hi, self.standing, self.policy, self.instruction_rate, violating)
         self.standing.count_declarations(firms)
-        month = self.month_of_hour[hour]
-        self.channel_counts[month] += (int(batch.random_hit.sum()),
-                                       int(((batch.targeted | batch.credit_only) & ~batch.random_hit).sum()),
-                                       int(batch.instructed.sum()))  # credit floors count with the rules
-        site = self.decls.site[lo:hi]
-        n_sites, n_classes = len(self.sites), len(CREDIT_CLASSES)
-        self.declarations[month] += np.bincount(site, minlength=n_sites)
-        self.violations[month] += np.bincount(site, weights=violating, minlength=n_sites).astype(np.int64)
-        self.by_class[month] += np.bincount(site * n_classes + batch.credit,
-                                            minlength=n_sites * n_classes).reshape(n_sites, n_classes)
-        self.zero_chance[month] += np.bincount(site, weights=batch.threshold <= 0, minlength=n_sites).astype(np.int64)
+        channels = (int(batch.random_hit.sum()), int(((batch.targeted | batch.credit_only) & ~batch.random_hit).sum()),
+                    int(batch.instructed.sum()))  # credit floors count with the rules
+        self.record.arrivals(self.month_of_hour[hour], self.decls.site[lo:hi], violating, batch.credit,
+                             batch.threshold, channels)
         for k in np.flatnonzero(batch.selected | batch.instructed):
             case = self._case(batch, int(k))
             if case.arrival_h > self.env.now:
                 yield self.env.timeout(case.arrival_h - self.env.now)
-            self.cases.append(case)
+            self.record.cases.append(case)
             self.env.process(self.inspection(case))
 
     def _case(self, batch: Batch, k: int) -> Case:
@@ -176,7 +129,7 @@ class Office:
         case.inspector = yield dispatcher.request(case)
         case.facility, case.dispatched_h = FACILITY_FOR[kind].value, env.now
         service = draw_time(self.service_rng, self.scenario.inspection.service[kind])
-        self.busy_hours[self.month_of_hour[min(int(env.now), len(self.month_of_hour) - 1)]] += service
+        self.record.busy_hours[self.month_of_hour[min(int(env.now), len(self.month_of_hour) - 1)]] += service
         yield env.timeout(service)
         dispatcher.release_inspector(case.inspector, kind)
         case.done_h = env.now
@@ -198,8 +151,8 @@ class Office:
             yield dispatcher.shift_change
 
     def close_month(self, month: int, hour: float) -> None:
-        self.backlog_end[month] = [d.waiting() for d in self.dispatchers.values()]
-        self.dishonest_end[month], self.high_risk_end[month] = self.standing.count(hour / 24.0)
+        self.record.backlog_end[month] = [d.waiting() for d in self.dispatchers.values()]
+        self.record.dishonest_end[month], self.record.high_risk_end[month] = self.standing.count(hour / 24.0)
 
     def _new_month(self, month: int) -> None:
         """Enterprises leave and new ones take their trade; the adaptive controller (if any) sets this
@@ -207,18 +160,19 @@ class Office:
         leaving, credit, propensity = population.newcomers(self.scenario, self.firms, month)
         self.standing.replace(leaving, credit)
         self.propensity[leaving] = propensity
-        self.entered[month] = len(leaving)
+        self.record.entered[month] = len(leaving)
         spec = self.scenario.adaptive
         if spec is None:
             return
         last = month - 1
-        counts = MonthCounts(*(int(x) for x in self.channel_counts[last]),
-                             utilization=self.busy_hours[last] / max(self.on_post_hours[last].sum(), 1e-9))
-        ratio, rate = next_settings(spec, month, len(self.declarations), counts, self.policy.random_ratio,
+        record = self.record
+        counts = MonthCounts(*(int(x) for x in record.channel_counts[last]),
+                             utilization=record.busy_hours[last] / max(record.on_post_hours[last].sum(), 1e-9))
+        ratio, rate = next_settings(spec, month, record.n_months, counts, self.policy.random_ratio,
                                     self.instruction_rate)
         self.policy = self.policy.model_copy(update={"random_ratio": ratio})
         self.instruction_rate = rate
-        self.ratio_used[month], self.instruction_used[month] = ratio, rate
+        record.ratio_used[month], record.instruction_used[month] = ratio, rate
 
     def _feedback(self, case: Case) -> None:
         self.standing.record(case.enterprise, case.detected, case.done_h / 24.0)
@@ -235,7 +189,7 @@ class Office:
         for previous, t in zip(boundaries, boundaries[1:]):
             # counted before the wait: SimPy stops before the events at the horizon's very end
             month = self.month_of_hour[min(int(previous), len(self.month_of_hour) - 1)]
-            self.on_post_hours[month] += [len(d.on_post) * (t - previous) for d in dispatchers]
+            self.record.on_post_hours[month] += [len(d.on_post) * (t - previous) for d in dispatchers]
             yield self.env.timeout(t - self.env.now)
             for d in dispatchers:
                 d.set_on_post(t)
@@ -282,13 +236,13 @@ def run(scenario: Scenario, seed: int | None = None, rules_backend: str = "vecto
         scenario = scenario.model_copy(update={"seed": seed})
     started = time.perf_counter()
     rules = RuleSet.load(scenario.path(scenario.rules))
-    office = Office(scenario, rules, rules_backend)
+    office = OfficeModel(scenario, rules, rules_backend)
     office.env.process(office.shifts())
     office.env.process(office.source(progress))
     office.env.run(until=len(office.month_of_hour))
-    office.close_month(len(office.backlog_end) - 1, float(len(office.month_of_hour)))
+    office.close_month(office.record.n_months - 1, float(len(office.month_of_hour)))
     meta = {"scenario": scenario.name, "scenario_hash": scenario.digest(), "rules_version": rules.version,
             "package_version": __version__, "seed": scenario.seed, "rules_backend": rules_backend,
             "wall_seconds": round(time.perf_counter() - started, 3)}
-    return build_results(office, meta)
+    return build_results(office.record, scenario, meta)
 

@@ -11,7 +11,7 @@ import json
 import operator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,10 +19,9 @@ import pandas as pd
 from engine.dispatch import FACILITY_FOR
 from simulation import adaptive, calibration, metrics
 from simulation.population import CREDIT_CLASSES
+from simulation.recorder import Recorder
 from simulation.scenario import Scenario
 
-if TYPE_CHECKING:
-    from simulation.model import Office
 
 EVENT_COLUMNS = {
     "declaration": "row number of the declaration in the run's arrival order",
@@ -77,48 +76,46 @@ class Results:
         return written
 
 
-def build_results(office: Office, meta: dict[str, Any]) -> Results:
-    scenario = office.scenario
-    events = _events(office)
-    months = month_labels(scenario, len(office.declarations))
-    hours_in_month = np.bincount(office.month_of_hour, minlength=len(months))
+def build_results(record: Recorder, scenario: Scenario, meta: dict[str, Any]) -> Results:
+    events = _events(record, scenario)
+    months = month_labels(scenario, record.n_months)
+    hours_in_month = np.bincount(record.month_of_hour, minlength=len(months))
     warm = scenario.horizon.warmup_months  # simulated so the standing settles, then left out of everything
     warm_hours = int(hours_in_month[:warm].sum())
-    totals, capacity = _tables(office, events, months, hours_in_month, None)
+    totals, capacity = _tables(record, scenario, events, months, hours_in_month, None)
     measured = events[events["arrival_h"] >= warm_hours].reset_index(drop=True)
     monthly = metrics.monthly(measured, totals.iloc[warm:], capacity.iloc[warm:])
     by_site = []
-    for k, site in enumerate(office.sites):
-        site_totals, site_capacity = _tables(office, events, months, hours_in_month, k)
-        part = metrics.monthly(measured[measured["site"] == site.name], site_totals.iloc[warm:], site_capacity.iloc[warm:])
-        by_site.append(part.assign(site=site.name))
+    for k, site in enumerate(record.sites):
+        site_totals, site_capacity = _tables(record, scenario, events, months, hours_in_month, k)
+        part = metrics.monthly(measured[measured["site"] == site], site_totals.iloc[warm:], site_capacity.iloc[warm:])
+        by_site.append(part.assign(site=site))
     monthly_by_site = pd.concat(by_site, ignore_index=True)[["site", *metrics.COLUMNS]]
-    hourly = pd.DataFrame({"hour": np.arange(len(office.hourly_waiting)), "waiting": office.hourly_waiting}).iloc[warm_hours:]
+    hourly = pd.DataFrame({"hour": np.arange(len(record.hourly_waiting)), "waiting": record.hourly_waiting}).iloc[warm_hours:]
     summary = {**meta, **_totals(measured, monthly, capacity.iloc[warm:], totals.iloc[warm:]),
                "scenario_settings": scenario.canonical()}
     return Results(measured, monthly, hourly, summary, scenario, monthly_by_site)
 
 
-def _tables(office: Office, events: pd.DataFrame, months: list[str], hours_in_month: np.ndarray,
-            site: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tables(record: Recorder, scenario: Scenario, events: pd.DataFrame, months: list[str],
+            hours_in_month: np.ndarray, site: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per month, the declaration totals and the capacity figures of one site, or of all (None).
     Busy hours count every inspection, warm-up arrivals included, in the month the work was done."""
-    scenario = office.scenario
     pick = (lambda a: a.sum(axis=1)) if site is None else (lambda a: a[:, site])
-    sites = office.sites if site is None else [office.sites[site]]
-    totals = pd.DataFrame({"declarations": pick(office.declarations), "violations_true": pick(office.violations),
-                           "zero_chance": pick(office.zero_chance),
-                           **{metrics.CREDIT_COLUMNS[c.value]: pick(office.by_class[:, :, k])
+    sites = scenario.site_list if site is None else [scenario.site_list[site]]
+    totals = pd.DataFrame({"declarations": pick(record.declarations), "violations_true": pick(record.violations),
+                           "zero_chance": pick(record.zero_chance),
+                           **{metrics.CREDIT_COLUMNS[c.value]: pick(record.by_class[:, :, k])
                               for k, c in enumerate(CREDIT_CLASSES)}}, index=months)
-    worked = events if site is None else events[events["site"] == sites[0].name]
+    worked = events if site is None else events[events["site"] == record.sites[site]]
     facility_count = sum(s.facilities.get(f, 0) for s in sites for f in FACILITY_FOR.values())
     capacity = pd.DataFrame({
         "busy_hours": busy_hours(worked, hours_in_month),
-        "on_post_hours": pick(office.on_post_hours), "facility_hours": facility_count * hours_in_month,
-        "backlog_end": pick(office.backlog_end), "random_ratio": office.ratio_used,
-        "dishonest_enterprises": office.dishonest_end, "high_risk_enterprises": office.high_risk_end,
-        "enterprises_entered": office.entered,
-        "instruction_rate": office.instruction_used,
+        "on_post_hours": pick(record.on_post_hours), "facility_hours": facility_count * hours_in_month,
+        "backlog_end": pick(record.backlog_end), "random_ratio": record.ratio_used,
+        "dishonest_enterprises": record.dishonest_end, "high_risk_enterprises": record.high_risk_end,
+        "enterprises_entered": record.entered,
+        "instruction_rate": record.instruction_used,
         "target_share": [adaptive.target_share(scenario.adaptive, m, len(months)) if scenario.adaptive else np.nan
                          for m in range(len(months))]}, index=months)
     return totals, capacity
@@ -141,14 +138,14 @@ def month_labels(scenario: Scenario, n: int) -> list[str]:
     return [str(start + k) for k in range(n)]
 
 
-def _events(office: Office) -> pd.DataFrame:
-    cases = office.cases
+def _events(record: Recorder, scenario: Scenario) -> pd.DataFrame:
+    cases = record.cases
     names = [f for f in EVENT_COLUMNS if f not in ("month", "detection", "wait_h", "clearance_h")]
     row = operator.attrgetter(*names)
     frame = pd.DataFrame.from_records([row(c) for c in cases] if cases else None, columns=names)
-    labels = np.array(month_labels(office.scenario, len(office.declarations)))
-    frame["month"] = labels[office.month_of_hour[frame["arrival_h"].to_numpy(int)]] if len(frame) else []
-    detection = {t.value: p for t, p in office.scenario.inspection.detection.items()}
+    labels = np.array(month_labels(scenario, record.n_months))
+    frame["month"] = labels[record.month_of_hour[frame["arrival_h"].to_numpy(int)]] if len(frame) else []
+    detection = {t.value: p for t, p in scenario.inspection.detection.items()}
     frame["detection"] = frame["inspection_type"].map(detection).astype(float)
     frame["wait_h"] = frame["dispatched_h"] - frame["arrival_h"]
     frame["clearance_h"] = frame["cleared_h"] - frame["arrival_h"]

@@ -22,7 +22,7 @@ from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
 from engine.selection import SelectionPolicy
 from simulation.dispatcher import Dispatcher
-from simulation.model import Case
+from simulation.recorder import Case
 from simulation.scenario import load
 from simulation.scenario import DEFAULT_SITE as SITE
 from tests.conftest import ROOT, declaration_data

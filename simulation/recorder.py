@@ -1,0 +1,75 @@
+"""What a run records, in one place: the processes write here, `simulation.results` reads from here,
+and nothing reaches back into the model (in the manner of Ciw's DataRecord and Mesa's DataCollector).
+
+`Case` is one inspected declaration, a row of the event log. `Recorder` holds the cases and the
+counts per month (and per site where a site has them), each counted once where it happens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.selection import CREDIT_CLASSES
+
+
+@dataclass(slots=True)
+class Case:
+    """One inspected declaration: a row of the event log."""
+
+    declaration: int
+    arrival_h: float
+    site: str
+    enterprise: int
+    credit_class: str
+    channel: str  # random | targeted | both | credit | instruction
+    rules: str
+    inspection_type: str
+    violating: bool
+    random_threshold: float
+    inspector: str = ""
+    facility: str = ""
+    dispatched_h: float = math.nan
+    done_h: float = math.nan
+    detected: bool = False
+    outcome: str = ""
+    department: str = ""
+    released_by: str = ""
+    cleared_h: float = math.nan
+
+
+class Recorder:
+    def __init__(self, month_of_hour: np.ndarray, sites: list[str], ratio: float, instruction_rate: float):
+        self.month_of_hour, self.sites = month_of_hour, sites
+        n_months, n_sites = int(month_of_hour[-1]) + 1, len(sites)
+        self.n_months = n_months
+        self.cases: list[Case] = []
+        # month x site
+        self.declarations = np.zeros((n_months, n_sites), np.int64)
+        self.violations = np.zeros((n_months, n_sites), np.int64)
+        self.by_class = np.zeros((n_months, n_sites, len(CREDIT_CLASSES)), np.int64)  # declarations per class
+        self.zero_chance = np.zeros((n_months, n_sites), np.int64)  # declarations the random channel could not pick
+        self.on_post_hours = np.zeros((n_months, n_sites))
+        self.backlog_end = np.zeros((n_months, n_sites), np.int64)
+        # month
+        self.dishonest_end = np.zeros(n_months, np.int64)  # enterprises in the dishonest class at month end
+        self.high_risk_end = np.zeros(n_months, np.int64)  # ... flagged high-risk at month end
+        self.entered = np.zeros(n_months, np.int64)  # new enterprises replacing leavers at the month's start
+        self.channel_counts = np.zeros((n_months, 3), np.int64)  # random, targeted, instructed (the controller's)
+        self.busy_hours = np.zeros(n_months)  # live, for the adaptive controller
+        self.ratio_used = np.full(n_months, ratio)
+        self.instruction_used = np.full(n_months, instruction_rate)
+        self.hourly_waiting = np.zeros(len(month_of_hour), np.int64)
+
+    def arrivals(self, month: int, site: np.ndarray, violating: np.ndarray, credit: np.ndarray,
+                 threshold: np.ndarray, channels: tuple[int, int, int]) -> None:
+        """One hour's declarations: counted by site and class, by channel for the controller."""
+        n_sites, n_classes = len(self.sites), len(CREDIT_CLASSES)
+        self.channel_counts[month] += channels
+        self.declarations[month] += np.bincount(site, minlength=n_sites)
+        self.violations[month] += np.bincount(site, weights=violating, minlength=n_sites).astype(np.int64)
+        self.by_class[month] += np.bincount(site * n_classes + credit,
+                                            minlength=n_sites * n_classes).reshape(n_sites, n_classes)
+        self.zero_chance[month] += np.bincount(site, weights=threshold <= 0, minlength=n_sites).astype(np.int64)
