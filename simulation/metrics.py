@@ -31,17 +31,93 @@ import pandas as pd
 
 from engine.declarations import CreditClass
 
-COLUMNS = [
-    "month", "declarations", "selected", "random_selected", "targeted_selected", "instructed_selected",
-    "inspections", "random_dispatch_share", "pure_random_share", "inspection_rate", "hits_random",
-    "hits_targeted", "hits_instructed", "hit_rate_random", "hit_rate_targeted", "violations_true",
-    "violations_found", "violations_missed", "noncompliance_true", "noncompliance_estimate",
-    "noncompliance_ci_low", "noncompliance_ci_high", "inspector_utilization", "facility_utilization",
-    "mean_wait_h", "p95_clearance_h", "mean_clearance_released_h", "backlog_end",
-    "random_ratio", "hit_rate_instructed", "instruction_rate", "target_share", "noncompliance_defined",
-    "credit_selected", *(f"inspection_rate_{c.value}" for c in CreditClass),
-    "dishonest_enterprises", "high_risk_enterprises", "enterprises_entered",
+@dataclass(frozen=True)
+class Metric:
+    """A monthly.csv column (or columns defined together): its unit and definition, stated once."""
+
+    names: tuple[str, ...]
+    unit: str
+    definition: str
+
+
+METRICS = [  # one entry per monthly.csv column (or group of columns defined together); drives COLUMNS and the README table
+    Metric(('month',), 'YYYY-MM',
+           'calendar month of arrival'),
+    Metric(('declarations',), 'count',
+           'declarations that arrived'),
+    Metric(('selected',), 'count',
+           'selected by the computer: `random_selected + targeted_selected + credit_selected`'),
+    Metric(('random_selected',), 'count',
+           'picked by the random draw (channel `random` or `both`)'),
+    Metric(('targeted_selected',), 'count',
+           'picked by a rule only (channel `targeted`)'),
+    Metric(('instructed_selected',), 'count',
+           'ordered by intelligence, not selected by the computer'),
+    Metric(('inspections',), 'count',
+           'all inspected: `selected + instructed_selected`'),
+    Metric(('random_dispatch_share',), 'share',
+           'computer selection (rules + random draw + credit floor) / all inspections: China\'s "55%"'),
+    Metric(('pure_random_share',), 'share',
+           '`random_selected / inspections`'),
+    Metric(('inspection_rate',), 'share',
+           '`inspections / declarations`'),
+    Metric(('hits_random', 'hits_targeted', 'hits_instructed'), 'count',
+           'violations found per channel'),
+    Metric(('hit_rate_random', 'hit_rate_targeted'), 'share',
+           'hits / finished inspections of the channel (the random channel samples each credit class at ratio x multiplier, so its raw hit rate is not quite the population rate: see the stratified estimate)'),
+    Metric(('violations_true',), 'count',
+           'declarations that really violate (ground truth)'),
+    Metric(('violations_found',), 'count',
+           'violations detected'),
+    Metric(('violations_missed',), 'count',
+           '`violations_true - violations_found` (not inspected, or inspected and missed)'),
+    Metric(('noncompliance_true',), 'share',
+           '`violations_true / declarations`'),
+    Metric(('noncompliance_estimate',), 'share',
+           "from the random channel only, stratified by credit class: per class, violations found / (random inspections x their mean detection probability), weighted by the class's share of the month's declarations; **empty** when some declarations had no chance of random selection or a class over 1% of declarations went unsampled"),
+    Metric(('noncompliance_ci_low', 'noncompliance_ci_high'), 'share',
+           "95% Wilson interval on the effective sample size p(1-p)/Var, Var = sum over classes of (N_h/N)^2 p_h (1 - f_h d_h) / (n_h d_h) (Poisson sampling of the month's declarations, with the finite-population term f_h d_h, f_h = n_h/N_h)"),
+    Metric(('inspector_utilization',), 'share',
+           'inspection hours worked in the month / inspector on-post hours'),
+    Metric(('facility_utilization',), 'share',
+           'inspection hours / (document desks + scanners + physical bays) x hours in the month'),
+    Metric(('mean_wait_h',), 'hours',
+           'mean time from arrival to dispatch, inspected declarations'),
+    Metric(('p95_clearance_h',), 'hours',
+           '95th percentile of arrival to release or transfer, inspected declarations'),
+    Metric(('mean_clearance_released_h',), 'hours',
+           'mean arrival to release, inspected declarations with a normal result'),
+    Metric(('backlog_end',), 'count',
+           "inspections waiting for dispatch at the month's end"),
+    Metric(('random_ratio',), 'share',
+           'the pure random ratio in force'),
+    Metric(('hit_rate_instructed',), 'share',
+           'hits / finished instructed inspections'),
+    Metric(('instruction_rate',), 'share',
+           "the instruction channel's rate in force"),
+    Metric(('target_share',), 'share',
+           "the adaptive policy's target random-dispatch share (empty without one)"),
+    Metric(('noncompliance_defined',), 'bool',
+           'false when the estimate is undefined (the summary then carries `noncompliance_warning` and the printed summary a warning)'),
+    Metric(('credit_selected',), 'count',
+           'selected by a credit floor alone (channel `credit`)'),
+    Metric(('inspection_rate_advanced_certified', 'inspection_rate_general_certified', 'inspection_rate_general', 'inspection_rate_dishonest'), 'share',
+           "inspections / declarations of the class (by the class when decided); `summary.json` has `credit_rules`: each class's whole-run rate with its 95% interval against its rule, and whether the whole interval meets it"),
+    Metric(('dishonest_enterprises', 'high_risk_enterprises'), 'count',
+           "enterprises in the dishonest class / flagged high-risk at the month's end"),
+    Metric(('enterprises_entered',), 'count',
+           "new enterprises that replaced leavers at the month's start (`population.turnover`)"),
 ]
+COLUMNS = [name for metric in METRICS for name in metric.names]
+
+
+def readme_table() -> str:
+    """The README's "Monthly metrics" table, written from METRICS (a test holds the README to it)."""
+    rows = ["| column | definition | unit |", "|---|---|---|"]
+    rows += [f"| {', '.join(f'`{n}`' for n in m.names)} | {m.definition} | {m.unit} |" for m in METRICS]
+    return "\n".join(rows)
+
+
 CREDIT_COLUMNS = {c.value: f"declarations_{c.value}" for c in CreditClass}  # per-class totals of a month
 Z95 = 1.959963984540054
 

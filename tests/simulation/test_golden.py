@@ -27,3 +27,12 @@ def test_monthly_table_matches_the_stored_copy(tmp_path):
     got, stored = pd.read_csv(tmp_path / "monthly.csv"), pd.read_csv(GOLDEN)
     assert list(got.columns) == list(stored.columns)
     pd.testing.assert_frame_equal(got, stored, rtol=1e-6, check_exact=False)
+
+
+def test_the_readme_metrics_table_is_the_registry():
+    """Each monthly column is defined once, in simulation.metrics.METRICS; the README shows that."""
+    from simulation import metrics
+    readme = (ROOT / "README.md").read_text()
+    assert metrics.readme_table() in readme, "README's metrics table differs from METRICS: paste metrics.readme_table()"
+    stored = pd.read_csv(GOLDEN)
+    assert list(stored.columns) == metrics.COLUMNS
