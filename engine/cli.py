@@ -14,6 +14,7 @@ from typing import BinaryIO, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from engine import __version__, checkpoint, database
 from engine.audit import AuditLog
@@ -35,8 +36,17 @@ err = Console(stderr=True, highlight=False)
 
 def fail(message: str, code: int = 2) -> None:
     """Print a user error without a traceback and exit."""
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)  # '[sim]' is text, not markup
     raise typer.Exit(code)
+
+
+def need(extra: str, *modules: str) -> None:
+    """Fail with the install command when an optional part (an extra) is not installed."""
+    import importlib.util
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        fail(f"this command needs the '{extra}' extra ({', '.join(missing)} not installed): "
+             f"pip install 'doublerandom[{extra}]'")
 
 
 def _print_version(value: bool) -> None:
@@ -369,6 +379,7 @@ def serve(
     port: int = typer.Option(8000, "--port"),
 ) -> None:
     """Serve the engine over HTTP (OpenAPI docs at /docs)."""
+    need("service", "fastapi", "uvicorn")
     import uvicorn
 
     from engine.service import Checkpointing, GuardedHttp, create_app
@@ -398,6 +409,7 @@ def apikey(keys_file: Path = typer.Argument(..., help="the API keys YAML file (c
 
     import yaml
 
+    need("service", "fastapi")
     from engine.service import KeyEntry, key_digest, load_keys
 
     key = secrets.token_urlsafe(32)

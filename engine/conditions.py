@@ -12,10 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Union
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from engine.declarations import RULE_FIELDS
+
+if TYPE_CHECKING:  # the vectorised path (the simulation's) needs numpy and pandas; the live one does not
+    import numpy as np
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "between", "prefix")
 _NEGATED = {"eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "le": "gt", "gt": "le",
@@ -262,6 +264,7 @@ def to_mask(node: Condition, frame: Mapping[str, Any],
     """Boolean array: which rows of `frame` (columns named as in `rule_fields`) satisfy the tree.
     `known` may answer for any node itself (the simulation precomputes the subtrees that read only
     fields that never change); it returns None for nodes it leaves to this function."""
+    import numpy as np
     answer = known(node) if known else None
     if answer is not None:
         return answer
@@ -276,6 +279,8 @@ def to_mask(node: Condition, frame: Mapping[str, Any],
 
 def compare_mask(node: Compare, column: Any) -> np.ndarray:
     """One comparison over a column (pandas Series or numpy array)."""
+    import numpy as np
+    import pandas as pd
     op, value = node.op, node.value
     if op in ("prefix", "not_prefix"):
         hit = pd.Series(column).str.startswith(value).to_numpy(dtype=bool)

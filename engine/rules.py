@@ -23,16 +23,18 @@ import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import durable.engine
 import durable_rules_engine
-import numpy as np
-import pandas as pd
 from durable.engine import Host
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from engine import conditions
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 from engine.declarations import Declaration, Enterprise, InspectionType, rule_fields
 from engine.errors import InputError, field_path
 from engine.files import parse_yaml, read_text
@@ -87,6 +89,7 @@ class Rule:
 
     def active_mask(self, dates: pd.Series) -> np.ndarray:
         """`active_on` over a column of ISO dates (YYYY-MM-DD sorts as text)."""
+        import numpy as np  # the vectorised path only: the live engine starts without numpy and pandas
         active = np.ones(len(dates), bool)
         if self.valid_from:
             active &= (dates >= self.valid_from.isoformat()).to_numpy(dtype=bool)

@@ -11,12 +11,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.cli import err, fail
+from engine.cli import err, fail, need
 from engine.errors import InputError
 from simulation import scenario as scenarios
-from simulation import sweep as sweeps
-from simulation import tuning
-from simulation.model import run as simulate
+
+# The model, sweeps and tuning (SimPy, pandas, SciPy, Dask) are imported by the commands that use them,
+# so `doublerandom --help` and the engine's step commands start without them.
 
 out = Console(highlight=False)
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -34,6 +34,8 @@ def run_cmd(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
 ) -> None:
     """Simulate a scenario; write events.parquet, monthly.csv, summary.json and plots."""
+    need("sim", "simpy", "pandas", "scipy", "pyarrow")
+    from simulation.model import run as simulate
     if rules_backend not in ("vector", "durable"):
         fail(f"--rules-backend: {rules_backend!r} is not vector or durable")
     if months is not None:
@@ -134,6 +136,8 @@ def sweep_cmd(
     scheduler: Optional[str] = SCHEDULER,
 ) -> None:
     """Run the scenario over a grid with replications; write runs, summaries with intervals, and plots."""
+    need("sim", "simpy", "pandas", "scipy", "pyarrow", "dask")
+    from simulation import sweep as sweeps
     raw = _sweep_inputs(scenario_file, months, overrides)
     try:
         axes = [sweeps.parse_axis(g) for g in grid]
@@ -175,6 +179,9 @@ def tune_cmd(
     scheduler: Optional[str] = SCHEDULER,
 ) -> None:
     """The largest random ratio each capacity can carry within the limits, or the smallest capacity for a ratio."""
+    need("sim", "simpy", "pandas", "scipy", "pyarrow", "dask")
+    from simulation import sweep as sweeps
+    from simulation import tuning
     limits = tuning.Limits(max_utilization, max_p95_clearance_hours, max_mean_wait_hours)
     if not limits.items():
         fail("give at least one limit: --max-utilization, --max-p95-clearance-hours or --max-mean-wait-hours")

@@ -39,3 +39,36 @@ def test_the_composition_root_mounts_both_and_mutates_neither():
     assert "run" not in names(engine.cli.app) and "select" not in names(simulation.cli.app)
     assert {"select", "serve", "run", "sweep", "tune"} <= names(app)
     assert {g.name for g in app.registered_groups} == {"audit", "integrity"}
+
+
+# What `pip install doublerandom` leaves out (the sim and service extras): made unimportable below.
+EXTRAS_ONLY = ["simpy", "pandas", "pyarrow", "matplotlib", "scipy", "dask", "distributed", "fastapi", "uvicorn",
+               "starlette"]
+WITHOUT_EXTRAS = ("import sys\n"
+                  "for name in sys.argv[1].split(','):\n"
+                  "    sys.modules[name] = None  # import fails, as if not installed\n"
+                  "import importlib.util\n"
+                  "real = importlib.util.find_spec\n"
+                  "importlib.util.find_spec = lambda n, *a: None if n.split('.')[0] in sys.argv[1].split(',') else real(n, *a)\n"
+                  "from doublerandom.cli import app\n"
+                  "app(sys.argv[2:])\n")
+
+
+def without_extras(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS, ",".join(EXTRAS_ONLY), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_engine_runs_without_the_extras():
+    """Validate and select work with only the engine's own dependencies; a simulation or service
+    command says which extra to install, without a traceback."""
+    assert without_extras("validate", "scenarios/rules/baseline.yaml").returncode == 0
+    done = without_extras("select", "--rules", "scenarios/rules/baseline.yaml", "--enterprises",
+                          "scenarios/declarations/enterprises.csv", "--input", "scenarios/declarations/sample.jsonl",
+                          "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 1000
+    for command, extra in ((["run", "scenarios/baseline.yaml"], "sim"), (["serve", "--rules", "x", "--db", "y", "--key-file", "k", "--api-keys", "a"], "service")):
+        refused = without_extras(*command)
+        assert refused.returncode == 2 and f"doublerandom[{extra}]" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
