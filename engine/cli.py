@@ -130,15 +130,15 @@ def select(
     try:
         ruleset, draws = RuleSet.load(rules), make_draws(seed, key_file)
         policy = SelectionPolicy(random_ratio=ratio)
-        known = read_enterprises_csv(str(enterprises)) if enterprises else {}
+        firms = read_enterprises_csv(str(enterprises)) if enterprises else {}
         office = Office(db, policy=policy, draws=draws) if db else None
         if office:
             office.use_rules(ruleset, ruleset.text)  # so `audit replay` needs no --rules
-            office.register(known.values())
+            office.register(firms.values())
         source = open(input, "rb") if input else sys.stdin.buffer
     except (InputError, OSError) as e:
         fail(str(e))
-    decide = office.admit if office else _in_memory(Selector(ruleset, policy, draws), known)
+    decide = office.admit if office else _in_memory(Selector(ruleset, policy, draws), firms)
     bad = decided = 0
     with source:
         for where, raw in read_lines(source, str(input or "<stdin>")):
@@ -163,10 +163,10 @@ def select(
         raise typer.Exit(1)
 
 
-def _in_memory(selector: Selector, known: dict[str, Enterprise]):
+def _in_memory(selector: Selector, firms: dict[str, Enterprise]):
     """Without a database: enterprises from the CSV, counting declarations as they come."""
     def decide(declaration):
-        firm = known.setdefault(declaration.enterprise_id, Enterprise(id=declaration.enterprise_id))
+        firm = firms.setdefault(declaration.enterprise_id, Enterprise(id=declaration.enterprise_id))
         decision = selector.decide(declaration, firm)
         firm.declarations += 1  # the firm's next declaration is no longer its first
         return decision

@@ -260,20 +260,20 @@ def to_predicate(node: Condition) -> Predicate:
 # ---------------------------------------------------------------- compiler: vectorised mask
 
 def to_mask(node: Condition, frame: Mapping[str, Any],
-            known: Callable[[Condition], np.ndarray | None] | None = None) -> np.ndarray:
+            precomputed: Callable[[Condition], np.ndarray | None] | None = None) -> np.ndarray:
     """Boolean array: which rows of `frame` (columns named as in `rule_fields`) satisfy the tree.
-    `known` may answer for any node itself (the simulation precomputes the subtrees that read only
+    `precomputed` may answer for any node itself (the simulation precomputes the subtrees that read only
     fields that never change); it returns None for nodes it leaves to this function."""
     import numpy as np
-    answer = known(node) if known else None
+    answer = precomputed(node) if precomputed else None
     if answer is not None:
         return answer
     if isinstance(node, All):
-        return np.logical_and.reduce([to_mask(c, frame, known) for c in node.children])
+        return np.logical_and.reduce([to_mask(c, frame, precomputed) for c in node.children])
     if isinstance(node, AnyOf):
-        return np.logical_or.reduce([to_mask(c, frame, known) for c in node.children])
+        return np.logical_or.reduce([to_mask(c, frame, precomputed) for c in node.children])
     if isinstance(node, Not):
-        return ~to_mask(node.child, frame, known)
+        return ~to_mask(node.child, frame, precomputed)
     return compare_mask(node, frame[node.field])
 
 

@@ -123,7 +123,7 @@ class IntegrityStore:
                           high_risk_until=row["high_risk_until"], declarations=row["declarations"],
                           inspections=row["inspections"], problems=row["problems"])
 
-    def known(self, enterprise_id: str) -> bool:
+    def registered(self, enterprise_id: str) -> bool:
         return self.conn.execute("SELECT 1 FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone() is not None
 
     def put(self, firm: Enterprise, clean_streak: int | None = None) -> None:

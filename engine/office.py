@@ -77,15 +77,15 @@ class Office:
             if row is not None:
                 _same_declaration(declaration.id, lodged, text, row)
                 return Decision(**json.loads(row["decision"]))
-            if registered_only and not self.integrity.known(declaration.enterprise_id):
+            if registered_only and not self.integrity.registered(declaration.enterprise_id):
                 raise NotFound(f"unknown enterprise {declaration.enterprise_id!r}: register it in the "
                                "integrity store first")
-            decision = self._decide(declaration, lodged, text)
+            decision = self._record_decision(declaration, lodged, text)
             if decision.selected and self.roster is not None:
                 self.dispatch(declaration.id, at)
         return decision
 
-    def _decide(self, declaration: Declaration, lodged: dict[str, Any], text: str) -> Decision:
+    def _record_decision(self, declaration: Declaration, lodged: dict[str, Any], text: str) -> Decision:
         firm = self.integrity.get(declaration.enterprise_id)
         decision = Selector(self.rules, self.policy, self.draws).decide(declaration, firm)
         self.audit.append("selection", {

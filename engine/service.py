@@ -390,7 +390,7 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
     @app.get("/enterprises/{enterprise_id}", summary="An enterprise's standing as the rules see it", responses=READ)
     def enterprise(enterprise_id: str, who: Caller = Depends(allow("selector", "chief", "auditor"))) -> dict:
         with live.read_lock:
-            if not live.reader.integrity.known(enterprise_id):
+            if not live.reader.integrity.registered(enterprise_id):
                 raise NotFound(f"unknown enterprise {enterprise_id!r}")
             return live.reader.integrity.get(enterprise_id).model_dump(mode="json")
 

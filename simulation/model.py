@@ -100,7 +100,7 @@ class OfficeModel:
         firms = self.decls.enterprise[lo:hi]
         violating = self.decls.u_violation[lo:hi] < population.violation_probability(
             self.propensity[firms], self.decls.risk[lo:hi])
-        batch = self.screening.decide(lo, hi, self.standing, self.policy, self.instruction_rate, violating)
+        batch = self.screening.screen(lo, hi, self.standing, self.policy, self.instruction_rate, violating)
         self.standing.count_declarations(firms)
         channels = (int(batch.random_hit.sum()), int(((batch.targeted | batch.credit_only) & ~batch.random_hit).sum()),
                     int(batch.instructed.sum()))  # credit floors count with the rules

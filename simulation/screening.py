@@ -117,15 +117,16 @@ class Screening:
             visit(rule.condition)
         return out
 
-    def _known(self, lo: int, hi: int):
-        def known(node):
-            mask = self._static.get(id(node))
-            return None if mask is None else mask[lo:hi]
-        return known
+    def _precomputed(self, lo: int, hi: int):
+        """The static subtrees' masks for this batch (None for a subtree that reads the standing)."""
+        def mask(node):
+            whole = self._static.get(id(node))
+            return None if whole is None else whole[lo:hi]
+        return mask
 
     # ------------------------------------------------------------ one batch
 
-    def decide(self, lo: int, hi: int, standing: Standing, policy: SelectionPolicy, instruction_rate: float,
+    def screen(self, lo: int, hi: int, standing: Standing, policy: SelectionPolicy, instruction_rate: float,
                violating: np.ndarray) -> Batch:
         """The engine's selection arithmetic (`engine.selection.choose`) over one batch, then the
         instruction channel, which the simulation adds for the officers' intelligence."""
@@ -155,9 +156,9 @@ class Screening:
     def _fire(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:
         if self.backend == "durable":
             return self._fire_durable(lo, hi, firm_fields)
-        known, columns = self._known(lo, hi), []
+        precomputed, columns = self._precomputed(lo, hi), []
         for rule in self.rules.rules:
-            hit = conditions.to_mask(rule.condition, firm_fields, known)
+            hit = conditions.to_mask(rule.condition, firm_fields, precomputed)
             if rule.id in self._active:
                 hit = hit & self._active[rule.id][lo:hi]
             columns.append(hit)
