@@ -208,8 +208,7 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
         "month": month, "declarations": declarations, "selected": n_random + n_targeted + n_credit,
         "random_selected": n_random, "targeted_selected": n_targeted, "instructed_selected": n_instructed,
         "inspections": inspections,
-        "random_dispatch_share": _ratio(n_random + n_targeted + n_credit, inspections),
-        "pure_random_share": _ratio(n_random, inspections),
+        **dict(zip(("random_dispatch_share", "pure_random_share"), dispatch_shares(channel))),
         "inspection_rate": _ratio(inspections, declarations),
         "hits_random": hits["random"], "hits_targeted": hits["targeted"], "hits_instructed": hits["instructed"],
         "hit_rate_random": _ratio(hits["random"], int((random_mask & finished).sum())),
@@ -259,6 +258,13 @@ def credit_rules(events: pd.DataFrame, population: Mapping[str, int]) -> list[di
                      "rule": f"{sense} {bound:g}" + (" x general" if kind == "relative" else ""),
                      "limit": limit, "met": bool(met) if value == value else None})
     return rows
+
+
+def dispatch_shares(channel: pd.Series) -> tuple[float, float]:
+    """Of all inspections: the computer's selections (rules, random draw and credit floor: all but the
+    officers' orders, China's "55%"), and the pure random channel's."""
+    n = len(channel)
+    return _ratio(int((channel != "instruction").sum()), n), _ratio(int(channel.isin(["random", "both"]).sum()), n)
 
 
 def population(totals: Mapping) -> dict[str, int]:

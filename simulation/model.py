@@ -129,7 +129,7 @@ class OfficeModel:
         case.inspector = yield dispatcher.request(case)
         case.facility, case.dispatched_h = FACILITY_FOR[kind].value, env.now
         service = draw_time(self.service_rng, self.scenario.inspection.service[kind])
-        self.record.busy_hours[self.month_of_hour[min(int(env.now), len(self.month_of_hour) - 1)]] += service
+        self.record.work(case.site, env.now, service)
         yield env.timeout(service)
         dispatcher.release_inspector(case.inspector, kind)
         case.done_h = env.now
@@ -167,7 +167,7 @@ class OfficeModel:
         last = month - 1
         record = self.record
         counts = MonthCounts(*(int(x) for x in record.channel_counts[last]),
-                             utilization=record.busy_hours[last] / max(record.on_post_hours[last].sum(), 1e-9))
+                             utilization=record.busy_hours[last].sum() / max(record.on_post_hours[last].sum(), 1e-9))
         ratio, rate = next_settings(spec, month, record.n_months, counts, self.policy.random_ratio,
                                     self.instruction_rate)
         self.policy = self.policy.model_copy(update={"random_ratio": ratio})

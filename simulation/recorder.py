@@ -45,6 +45,8 @@ class Recorder:
         self.month_of_hour, self.sites = month_of_hour, sites
         n_months, n_sites = int(month_of_hour[-1]) + 1, len(sites)
         self.n_months = n_months
+        self.site_index = {name: k for k, name in enumerate(sites)}
+        self.month_edges = np.concatenate([[0], np.cumsum(np.bincount(month_of_hour, minlength=n_months))])
         self.cases: list[Case] = []
         # month x site
         self.declarations = np.zeros((n_months, n_sites), np.int64)
@@ -58,10 +60,20 @@ class Recorder:
         self.high_risk_end = np.zeros(n_months, np.int64)  # ... flagged high-risk at month end
         self.entered = np.zeros(n_months, np.int64)  # new enterprises replacing leavers at the month's start
         self.channel_counts = np.zeros((n_months, 3), np.int64)  # random, targeted, instructed (the controller's)
-        self.busy_hours = np.zeros(n_months)  # live, for the adaptive controller
+        self.busy_hours = np.zeros((n_months, n_sites))  # inspection hours worked in the month (utilization)
         self.ratio_used = np.full(n_months, ratio)
         self.instruction_used = np.full(n_months, instruction_rate)
         self.hourly_waiting = np.zeros(len(month_of_hour), np.int64)
+
+    def work(self, site: str, start_h: float, hours: float) -> None:
+        """An inspection's service time, split over the months it spans (the part past the horizon's
+        end is not counted): the one count of busy hours, for utilization and the controller alike."""
+        edges, k = self.month_edges, self.site_index[site]
+        end_h = start_h + hours
+        month = int(np.searchsorted(edges, start_h, side="right")) - 1
+        while month < self.n_months and edges[month] < end_h:
+            self.busy_hours[month, k] += min(end_h, edges[month + 1]) - max(start_h, edges[month])
+            month += 1
 
     def arrivals(self, month: int, site: np.ndarray, violating: np.ndarray, credit: np.ndarray,
                  threshold: np.ndarray, channels: tuple[int, int, int]) -> None:

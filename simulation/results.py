@@ -82,12 +82,12 @@ def build_results(record: Recorder, scenario: Scenario, meta: dict[str, Any]) ->
     hours_in_month = np.bincount(record.month_of_hour, minlength=len(months))
     warm = scenario.horizon.warmup_months  # simulated so the standing settles, then left out of everything
     warm_hours = int(hours_in_month[:warm].sum())
-    totals, capacity = _tables(record, scenario, events, months, hours_in_month, None)
+    totals, capacity = _tables(record, scenario, months, hours_in_month, None)
     measured = events[events["arrival_h"] >= warm_hours].reset_index(drop=True)
     monthly = metrics.monthly(measured, totals.iloc[warm:], capacity.iloc[warm:])
     by_site = []
     for k, site in enumerate(record.sites):
-        site_totals, site_capacity = _tables(record, scenario, events, months, hours_in_month, k)
+        site_totals, site_capacity = _tables(record, scenario, months, hours_in_month, k)
         part = metrics.monthly(measured[measured["site"] == site], site_totals.iloc[warm:], site_capacity.iloc[warm:])
         by_site.append(part.assign(site=site))
     monthly_by_site = pd.concat(by_site, ignore_index=True)[["site", *metrics.COLUMNS]]
@@ -97,7 +97,7 @@ def build_results(record: Recorder, scenario: Scenario, meta: dict[str, Any]) ->
     return Results(measured, monthly, hourly, summary, scenario, monthly_by_site)
 
 
-def _tables(record: Recorder, scenario: Scenario, events: pd.DataFrame, months: list[str],
+def _tables(record: Recorder, scenario: Scenario, months: list[str],
             hours_in_month: np.ndarray, site: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per month, the declaration totals and the capacity figures of one site, or of all (None).
     Busy hours count every inspection, warm-up arrivals included, in the month the work was done."""
@@ -107,10 +107,9 @@ def _tables(record: Recorder, scenario: Scenario, events: pd.DataFrame, months: 
                            "zero_chance": pick(record.zero_chance),
                            **{metrics.CREDIT_COLUMNS[c.value]: pick(record.by_class[:, :, k])
                               for k, c in enumerate(CREDIT_CLASSES)}}, index=months)
-    worked = events if site is None else events[events["site"] == record.sites[site]]
     facility_count = sum(s.facilities.get(f, 0) for s in sites for f in FACILITY_FOR.values())
     capacity = pd.DataFrame({
-        "busy_hours": busy_hours(worked, hours_in_month),
+        "busy_hours": pick(record.busy_hours),
         "on_post_hours": pick(record.on_post_hours), "facility_hours": facility_count * hours_in_month,
         "backlog_end": pick(record.backlog_end), "random_ratio": record.ratio_used,
         "dishonest_enterprises": record.dishonest_end, "high_risk_enterprises": record.high_risk_end,
@@ -119,18 +118,6 @@ def _tables(record: Recorder, scenario: Scenario, events: pd.DataFrame, months: 
         "target_share": [adaptive.target_share(scenario.adaptive, m, len(months)) if scenario.adaptive else np.nan
                          for m in range(len(months))]}, index=months)
     return totals, capacity
-
-
-def busy_hours(events: pd.DataFrame, hours_in_month: np.ndarray) -> np.ndarray:
-    """Inspection hours falling in each month (an inspection across midnight at month end is split)."""
-    start = events["dispatched_h"].to_numpy()
-    end = np.where(np.isnan(events["done_h"].to_numpy()), np.nan, events["done_h"].to_numpy())
-    edges = np.concatenate([[0], np.cumsum(hours_in_month)])
-    out = np.zeros(len(hours_in_month))
-    for m in range(len(out)):
-        overlap = np.minimum(end, edges[m + 1]) - np.maximum(start, edges[m])
-        out[m] = np.nansum(np.clip(overlap, 0, None))
-    return out
 
 
 def month_labels(scenario: Scenario, n: int) -> list[str]:
@@ -162,8 +149,8 @@ def _totals(events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame,
     return {
         "declarations": declarations, "inspections": inspections,
         "inspection_rate": inspections / declarations if declarations else None,
-        "random_dispatch_share": float((events["channel"] != "instruction").mean()) if inspections else None,
-        "pure_random_share": float(random_mask.mean()) if inspections else None,
+        **dict(zip(("random_dispatch_share", "pure_random_share"),
+                   (v if inspections else None for v in metrics.dispatch_shares(events["channel"])))),
         "violations_true": int(monthly["violations_true"].sum()),
         "violations_found": int(events["detected"].sum()),
         "noncompliance_true": float(monthly["violations_true"].sum() / declarations) if declarations else None,
