@@ -26,9 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def batched(days: int) -> dict:
+def batched(days: int, name: str = "baseline") -> dict:
     from simulation import run, scenario
-    spec = scenario.load(ROOT / "scenarios/baseline.yaml", ["horizon.warmup_months=0", f"horizon.days={days}"])
+    spec = scenario.load(ROOT / f"scenarios/{name}.yaml", ["horizon.warmup_months=0", f"horizon.days={days}"])
     start = time.perf_counter()
     result = run(spec)
     return {"declarations": result.summary["declarations"], "inspections": result.summary["inspections"],
@@ -106,12 +106,7 @@ def bare(days: int, inspections: int) -> dict:
 
 
 def national(days: int) -> dict:
-    from simulation import run, scenario
-    spec = scenario.load(ROOT / "scenarios/national.yaml", ["horizon.warmup_months=0", f"horizon.days={days}"])
-    start = time.perf_counter()
-    result = run(spec)
-    return {"declarations": result.summary["declarations"], "inspections": result.summary["inspections"],
-            "seconds": time.perf_counter() - start}
+    return batched(days, "national")
 
 
 def measured(name: str, days: int, queue, *extra) -> None:
