@@ -110,6 +110,29 @@ METRICS = [  # one entry per monthly.csv column (or group of columns defined tog
 ]
 COLUMNS = [name for metric in METRICS for name in metric.names]
 
+# Whole-run figures (summary.json, and per run in sweeps and tuning, where each gets a 95% interval
+# over replications), each stated once: the sweep table, the tuner's probes and the sweep plots read
+# their names, units and titles here.
+RUN_METRICS = [
+    Metric(("declarations",), "count", "declarations in the measured months"),
+    Metric(("inspections",), "count", "inspections of declarations that arrived in the measured months"),
+    Metric(("inspection_rate",), "share", "inspections / declarations"),
+    Metric(("random_dispatch_share",), "share", "random-selection share of dispatches (all computer channels)"),
+    Metric(("pure_random_share",), "share", "pure random channel's share of dispatches"),
+    Metric(("violations_true",), "count", "declarations that violate (ground truth)"),
+    Metric(("violations_found",), "declarations per run", "violations found"),
+    Metric(("noncompliance_true",), "share", "true non-compliance rate"),
+    Metric(("noncompliance_estimate",), "share", "stratified random-sample estimate of non-compliance"),
+    Metric(("noncompliance_ci_width",), "share", "width of the compliance estimate's 95% interval"),
+    Metric(("inspector_utilization",), "share of on-post hours", "inspector utilization"),
+    Metric(("mean_wait_h",), "hours", "mean wait for dispatch"),
+    Metric(("p95_clearance_h",), "hours", "95th percentile clearance"),
+    Metric(("backlog_end",), "count", "inspections waiting at the end"),
+    Metric(("backlog_growth",), "share of a month's inspections per month", "growth of the month-end backlog"),
+    Metric(("p95_clearance_trend",), "share of its level", "significant rise of p95 clearance over the run"),
+]
+RUN = {metric.names[0]: metric for metric in RUN_METRICS}
+
 
 def readme_table() -> str:
     """The README's "Monthly metrics" table, written from METRICS (a test holds the README to it)."""

@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure  # not pyplot: files need no GUI backend, and notebooks keep theirs
 
 from simulation.calibration import TARGETS
-from simulation.metrics import CREDIT_RULES, wilson
+from simulation.metrics import CREDIT_RULES, RUN, wilson
 
 CHINA_H1_2015 = 0.55  # share of dispatches from random selection, China Customs, first half of 2015
 BAND = {t.column: t for t in TARGETS}  # the calibration bands, drawn where their metric is plotted
@@ -117,14 +117,9 @@ def compliance_estimate(ax, monthly: pd.DataFrame) -> None:
     ax.legend()
 
 
-SWEEP_METRICS = [
-    ("inspector_utilization", "inspector utilization", "share of on-post hours"),
-    ("p95_clearance_h", "95th percentile clearance", "hours"),
-    ("mean_wait_h", "mean wait for dispatch", "hours"),
-    ("violations_found", "violations found", "declarations per run"),
-    ("noncompliance_ci_width", "width of the compliance estimate's 95% interval", "share"),
-    ("random_dispatch_share", "random-selection share of dispatches", "share"),
-]
+SWEEP_METRICS = [(name, RUN[name].definition, RUN[name].unit) for name in (  # titles and units: the registry's
+    "inspector_utilization", "p95_clearance_h", "mean_wait_h", "violations_found", "noncompliance_ci_width",
+    "random_dispatch_share")]
 
 
 def _curves(summary: pd.DataFrame, axes) -> list[tuple[str, pd.DataFrame]]:

@@ -27,13 +27,10 @@ from scipy import stats
 
 from engine.files import parse_yaml
 from engine.errors import InputError
-from simulation import calibration
+from simulation import calibration, metrics
 from simulation import scenario as scenarios
 
-WHOLE_RUN = ["declarations", "inspections", "inspection_rate", "random_dispatch_share", "pure_random_share",
-             "violations_true", "violations_found", "noncompliance_true", "noncompliance_estimate",
-             "noncompliance_ci_width", "inspector_utilization", "mean_wait_h", "p95_clearance_h",
-             "backlog_end", "backlog_growth", "p95_clearance_trend"]
+WHOLE_RUN = list(metrics.RUN)  # the registry's whole-run figures
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from simulation.sweep import Axis, Runner, mean_interval, tasks_for
+from simulation.sweep import WHOLE_RUN, Axis, Runner, mean_interval, tasks_for
 
 LEVELS = ("recommended", "estimate", "optimistic")
 MAX_BACKLOG_GROWTH = 0.02  # month-end backlog growing by more than 2% of a month's inspections, per month
@@ -84,8 +84,7 @@ class Search:
             outcomes = self.runner.map(self.raw, self.base_dir, tasks)
             good = [o.value["whole"] for o in outcomes if o.value is not None]
             figures: dict[str, float] = {}
-            for metric in ("inspector_utilization", "p95_clearance_h", "mean_wait_h", "backlog_growth", "p95_clearance_trend",
-                           "random_dispatch_share", "violations_found", "noncompliance_ci_width"):
+            for metric in WHOLE_RUN:  # every whole-run figure of the registry, with its interval
                 figures.update(mean_interval(np.array([g[metric] for g in good], float), metric))
             self.cache[key] = Probe(value, figures, [o.error for o in outcomes if o.error])
             if self.progress:
