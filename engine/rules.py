@@ -55,6 +55,7 @@ class RuleSpec(BaseModel):
     sampling_rate: float = Field(default=1.0, gt=0, le=1)
     valid_from: dt.date | None = None
     valid_until: dt.date | None = None
+    weight: float = Field(default=1.0, ge=0, le=1e6, description="what the rule adds to a declaration's risk score")
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> RuleSpec:
@@ -82,6 +83,7 @@ class Rule:
     sampling_rate: float = 1.0
     valid_from: dt.date | None = None
     valid_until: dt.date | None = None
+    weight: float = 1.0
 
     def active_on(self, day: dt.date) -> bool:
         return (self.valid_from is None or day >= self.valid_from) and (
@@ -201,7 +203,7 @@ def _build_rule(raw: dict, index: int, lists: Mapping[str, list], source: str) -
     except conditions.ConditionError as err:
         raise InputError(f"{source}: {name}: field '{err.path}': {err.problem}") from None
     return Rule(spec.id, spec.description, spec.inspection, conditions.normal_form(tree),
-                spec.sampling_rate, spec.valid_from, spec.valid_until)
+                spec.sampling_rate, spec.valid_from, spec.valid_until, spec.weight)
 
 
 _NUMBER_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|-?Infinity|NaN')

@@ -69,6 +69,8 @@ class Decision:
     rules_version: str = ""
     credit_draw: float = 1.0
     credit_threshold: float = 0.0  # the credit channel's floor for the class
+    score: float = 0.0  # the risk score: the sum of the fired rules' weights
+    contributions: dict[str, float] = field(default_factory=dict)  # fired rule id -> its weight in the score
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,6 +92,7 @@ class PolicyTable:
     rates: np.ndarray
     intensity: np.ndarray
     random_intensity: int
+    weights: np.ndarray  # per rule: what it adds to the risk score
 
     @classmethod
     def of(cls, policy: SelectionPolicy, rules: RuleSet) -> PolicyTable:
@@ -98,7 +101,7 @@ class PolicyTable:
                    np.array([policy.floor(c) for c in CREDIT_CLASSES]),
                    np.array([policy.rule_sampling.get(r.id, r.sampling_rate) for r in rules.rules]),
                    np.array([r.inspection.intensity for r in rules.rules], dtype=int),
-                   policy.random_inspection.intensity)
+                   policy.random_inspection.intensity, np.array([r.weight for r in rules.rules], dtype=float))
 
     def rule_rates(self, credit: np.ndarray) -> np.ndarray:
         """n x rules: each rule's sampling rate scaled by the declaration's credit multiplier."""
@@ -117,6 +120,7 @@ class Choices:
     credit_hit: np.ndarray  # the credit channel's draw fell under the floor
     inspection: np.ndarray  # code into INSPECTION_TYPES, NOT_INSPECTED when not selected
     inclusion: np.ndarray  # the chance of being selected by some computer channel
+    score: np.ndarray  # the risk score: the sum of the fired rules' weights
 
     @property
     def selected(self) -> np.ndarray:
@@ -142,7 +146,8 @@ def choose(table: PolicyTable, credit: np.ndarray, hits: np.ndarray, u_random: n
     inspection = np.where(sampled, table.intensity, NOT_INSPECTED).max(axis=1, initial=NOT_INSPECTED)
     inspection = np.where(random_hit | credit_hit, np.maximum(inspection, table.random_intensity), inspection)
     miss = (1 - threshold) * (1 - floor) * np.prod(np.where(hits, 1 - rates, 1.0), axis=1)
-    return Choices(threshold, random_hit, sampled, targeted, floor, credit_hit, inspection, 1 - miss)
+    score = hits.astype(float) @ table.weights if hits.shape[1] else np.zeros(len(credit))
+    return Choices(threshold, random_hit, sampled, targeted, floor, credit_hit, inspection, 1 - miss, score)
 
 
 def channel(random_hit: bool, targeted: bool, credit_only: bool) -> str:
@@ -188,7 +193,8 @@ class Selector:
             inclusion_probability=float(c.inclusion[0]),
             inspection_type=INSPECTION_TYPES[inspection].value if inspection != NOT_INSPECTED else None,
             credit_class=CreditClass(credit).value, rules_version=self.rules.version,
-            credit_draw=u_credit, credit_threshold=float(c.floor[0]))
+            credit_draw=u_credit, credit_threshold=float(c.floor[0]), score=float(c.score[0]),
+            contributions={r: float(self.table.weights[self._column[r]]) for r in fired})
 
     def sampling_rate(self, rule_id: str) -> float:
         return float(self.table.rates[self._column[rule_id]])

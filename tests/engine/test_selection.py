@@ -189,3 +189,33 @@ def test_the_batch_core_and_the_single_decision_agree_exactly():
         assert one.sampled_rules == [ids[k] for k in np.flatnonzero(batch.sampled[i])]
         code = int(batch.inspection[i])
         assert one.inspection_type == (INSPECTION_TYPES[code].value if code != NOT_INSPECTED else None)
+
+
+def test_a_decision_carries_its_risk_score_and_each_rules_contribution():
+    weighted = rules_with({**TEXTILE, "weight": 3.5}, {**HALF, "weight": 0.0},
+                          {"id": "ANY", "description": "every declaration", "inspection": "document",
+                           "when": {"field": "declared_value", "gt": 0}})
+    selector = Selector(weighted, SelectionPolicy(random_ratio=0.0), SeededDraws(2))
+    textile_vn = parse_declaration(declaration_data(hs_code="610910", origin_country="VN"))
+    decision = selector.decide(textile_vn, Enterprise(id="E1"))
+    assert decision.contributions == {"TEX": 3.5, "HALF": 0.0, "ANY": 1.0}  # weight 1 unless set
+    assert decision.score == 4.5
+    other = parse_declaration(declaration_data(hs_code="940360", origin_country="CN"))
+    assert selector.decide(other, Enterprise(id="E1")).score == 1.0
+
+
+def test_the_batch_core_scores_as_the_single_decision_does():
+    from engine.selection import CREDIT_CLASSES, PolicyTable, choose
+    weighted = rules_with({**TEXTILE, "weight": 2.0}, {**HALF, "weight": 0.25})
+    table = PolicyTable.of(SelectionPolicy(), weighted)
+    hits = np.array([[True, True], [True, False], [False, False]])
+    n = len(hits)
+    got = choose(table, np.full(n, CREDIT_CLASSES.index(CreditClass.general)), hits, np.ones(n), np.zeros(hits.shape),
+                 np.ones(n))
+    assert got.score.tolist() == [2.25, 2.0, 0.0]
+
+
+def test_a_negative_weight_is_refused_with_its_field():
+    from engine.errors import InputError
+    with pytest.raises(InputError, match="field 'weight'"):
+        rules_with({**TEXTILE, "weight": -1})
