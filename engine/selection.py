@@ -70,6 +70,7 @@ class Decision:
     credit_draw: float = 1.0
     credit_threshold: float = 0.0  # the credit channel's floor for the class
     score: float = 0.0  # the risk score: the sum of the fired rules' weights
+    lane: str = "green"  # green | yellow | red | blue (LANES)
     contributions: dict[str, float] = field(default_factory=dict)  # fired rule id -> its weight in the score
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,6 +80,20 @@ class Decision:
 CREDIT_CLASSES = list(CreditClass)  # integer codes of the vectorised core index into this
 INSPECTION_TYPES = list(InspectionType)  # codes = intensity: document 0, scan 1, physical 2
 NOT_INSPECTED = -1
+# ASYCUDA's lanes: red (the goods are examined: physical or scan), yellow (documents only), blue
+# (released at the border, referred to post-clearance audit: a certified firm whose declaration some
+# rule flagged; the credit measures favour audit over border checks for certified firms), green
+# (released). Codes index into this.
+LANES = ("green", "yellow", "red", "blue")
+_CERTIFIED = np.array([c in (CreditClass.advanced_certified, CreditClass.general_certified) for c in CREDIT_CLASSES])
+
+
+def lanes(inspection: np.ndarray, score: np.ndarray, credit: np.ndarray) -> np.ndarray:
+    """Each declaration's lane code from its inspection (NOT_INSPECTED or a type code), risk score and
+    credit class code: the one definition, for a decision and for a batch."""
+    document = INSPECTION_TYPES.index(InspectionType.document)
+    audit = (inspection == NOT_INSPECTED) & (score > 0) & _CERTIFIED[credit]
+    return np.select([inspection > document, inspection == document, audit], [2, 1, 3], default=0)
 
 
 @dataclass(frozen=True)
@@ -194,6 +209,7 @@ class Selector:
             inspection_type=INSPECTION_TYPES[inspection].value if inspection != NOT_INSPECTED else None,
             credit_class=CreditClass(credit).value, rules_version=self.rules.version,
             credit_draw=u_credit, credit_threshold=float(c.floor[0]), score=float(c.score[0]),
+            lane=LANES[int(lanes(c.inspection, c.score, code)[0])],
             contributions={r: float(self.table.weights[self._column[r]]) for r in fired})
 
     def sampling_rate(self, rule_id: str) -> float:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from engine.declarations import CreditClass
+from engine.selection import LANES
 
 @dataclass(frozen=True)
 class Metric:
@@ -105,6 +106,9 @@ METRICS = [  # one entry per monthly.csv column (or group of columns defined tog
            "inspections / declarations of the class (by the class when decided); `summary.json` has `credit_rules`: each class's whole-run rate with its 95% interval against its rule, and whether the whole interval meets it"),
     Metric(('dishonest_enterprises', 'high_risk_enterprises'), 'count',
            "enterprises in the dishonest class / flagged high-risk at the month's end"),
+    Metric(tuple(f"lane_{name}" for name in LANES), 'count',
+           'declarations per lane: red (physical or scan inspection), yellow (documents only), blue (released, '
+           'referred to post-clearance audit: a certified firm some rule flagged), green (released)'),
     Metric(('enterprises_entered',), 'count',
            "new enterprises that replaced leavers at the month's start (`population.turnover`)"),
 ]
@@ -253,6 +257,7 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
         "instruction_rate": float(cap["instruction_rate"]),
         "target_share": float(cap.get("target_share", math.nan)),
         "credit_selected": n_credit,
+        **{f"lane_{name}": int(total[f"lane_{name}"]) for name in LANES},
         **{name: int(cap[name]) for name in ("dishonest_enterprises", "high_risk_enterprises", "enterprises_entered")},
         **{f"inspection_rate_{credit}": _ratio(int((ev["credit_class"] == credit).sum()), int(total[column]))
            for credit, column in CREDIT_COLUMNS.items()},

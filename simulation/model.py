@@ -105,7 +105,7 @@ class OfficeModel:
         channels = (int(batch.random_hit.sum()), int(((batch.targeted | batch.credit_only) & ~batch.random_hit).sum()),
                     int(batch.instructed.sum()))  # credit floors count with the rules
         self.record.arrivals(self.month_of_hour[hour], self.decls.site[lo:hi], violating, batch.credit,
-                             batch.threshold, channels)
+                             batch.threshold, channels, batch.lane)
         for k in np.flatnonzero(batch.selected | batch.instructed):
             case = self._case(batch, int(k))
             if case.arrival_h > self.env.now:

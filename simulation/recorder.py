@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.selection import CREDIT_CLASSES
+from engine.selection import CREDIT_CLASSES, LANES
 
 
 @dataclass(slots=True)
@@ -53,6 +53,7 @@ class Recorder:
         self.violations = np.zeros((n_months, n_sites), np.int64)
         self.by_class = np.zeros((n_months, n_sites, len(CREDIT_CLASSES)), np.int64)  # declarations per class
         self.zero_chance = np.zeros((n_months, n_sites), np.int64)  # declarations the random channel could not pick
+        self.lanes = np.zeros((n_months, n_sites, len(LANES)), np.int64)  # declarations per lane
         self.on_post_hours = np.zeros((n_months, n_sites))
         self.backlog_end = np.zeros((n_months, n_sites), np.int64)
         # month
@@ -76,7 +77,7 @@ class Recorder:
             month += 1
 
     def arrivals(self, month: int, site: np.ndarray, violating: np.ndarray, credit: np.ndarray,
-                 threshold: np.ndarray, channels: tuple[int, int, int]) -> None:
+                 threshold: np.ndarray, channels: tuple[int, int, int], lane: np.ndarray) -> None:
         """One hour's declarations: counted by site and class, by channel for the controller."""
         n_sites, n_classes = len(self.sites), len(CREDIT_CLASSES)
         self.channel_counts[month] += channels
@@ -85,3 +86,4 @@ class Recorder:
         self.by_class[month] += np.bincount(site * n_classes + credit,
                                             minlength=n_sites * n_classes).reshape(n_sites, n_classes)
         self.zero_chance[month] += np.bincount(site, weights=threshold <= 0, minlength=n_sites).astype(np.int64)
+        self.lanes[month] += np.bincount(site * len(LANES) + lane, minlength=n_sites * len(LANES)).reshape(n_sites, -1)

@@ -19,6 +19,7 @@ import pandas as pd
 from engine.dispatch import FACILITY_FOR
 from simulation import adaptive, calibration, metrics
 from simulation.population import CREDIT_CLASSES
+from engine.selection import LANES
 from simulation.recorder import Recorder
 from simulation.scenario import Scenario
 
@@ -105,6 +106,7 @@ def _tables(record: Recorder, scenario: Scenario, months: list[str],
     sites = scenario.site_list if site is None else [scenario.site_list[site]]
     totals = pd.DataFrame({"declarations": pick(record.declarations), "violations_true": pick(record.violations),
                            "zero_chance": pick(record.zero_chance),
+                           **{f"lane_{name}": pick(record.lanes[:, :, k]) for k, name in enumerate(LANES)},
                            **{metrics.CREDIT_COLUMNS[c.value]: pick(record.by_class[:, :, k])
                               for k, c in enumerate(CREDIT_CLASSES)}}, index=months)
     facility_count = sum(s.facilities.get(f, 0) for s in sites for f in FACILITY_FOR.values())

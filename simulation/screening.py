@@ -19,7 +19,7 @@ from engine import conditions
 from engine.declarations import DERIVED, ENTERPRISE_FIELDS
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
-from engine.selection import INSPECTION_TYPES, PolicyTable, SelectionPolicy, choose
+from engine.selection import INSPECTION_TYPES, PolicyTable, SelectionPolicy, choose, lanes
 from simulation.population import Declarations
 from simulation.scenario import Scenario
 from simulation.standing import Standing
@@ -40,6 +40,7 @@ class Batch:
     violating: np.ndarray
     credit: np.ndarray  # index into CREDIT_CLASSES: the class the decision used, whatever happens later
     credit_only: np.ndarray  # selected by the credit floor alone (the `credit` channel)
+    lane: np.ndarray  # code into engine.selection.LANES, after the officers' orders
 
     @property
     def selected(self) -> np.ndarray:
@@ -144,7 +145,7 @@ class Screening:
         instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~chosen.selected
         inspection = np.where(instructed, self.instructed_type, chosen.inspection)
         return Batch(lo, hi, hits, chosen.random_hit, chosen.targeted, instructed, inspection, chosen.threshold,
-                     violating, credit, chosen.credit_only)
+                     violating, credit, chosen.credit_only, lanes(inspection, chosen.score, credit))
 
     def _table(self, policy: SelectionPolicy) -> PolicyTable:
         """The policy as arrays, worked out once per policy (the adaptive controller changes it

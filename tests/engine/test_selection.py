@@ -219,3 +219,21 @@ def test_a_negative_weight_is_refused_with_its_field():
     from engine.errors import InputError
     with pytest.raises(InputError, match="field 'weight'"):
         rules_with({**TEXTILE, "weight": -1})
+
+
+@pytest.mark.parametrize("credit, fields, ratio, lane", [
+    (CreditClass.general, {"hs_code": "610910"}, 0.0, "red"),                     # TEX: physical
+    (CreditClass.general, {"hs_code": "940360", "origin_country": "VN"}, 0.0, "yellow"),  # HALF sampled: document
+    (CreditClass.advanced_certified, {"hs_code": "610910"}, 0.0, "blue"),          # flagged, not selected
+    (CreditClass.general, {"hs_code": "940360", "origin_country": "CN"}, 0.0, "green"),
+    (CreditClass.advanced_certified, {"hs_code": "940360", "origin_country": "CN"}, 0.0, "green"),
+    (CreditClass.general, {"hs_code": "940360", "origin_country": "CN"}, 1.0, "red"),  # random picks: physical
+])
+def test_lanes_follow_the_inspection_the_score_and_the_credit_class(credit, fields, ratio, lane):
+    """Red when the goods are examined, yellow for documents only, blue for a certified firm's flagged
+    declaration released to post-clearance audit, green otherwise."""
+    half_always = {**HALF, "sampling_rate": 1.0}
+    policy = SelectionPolicy(random_ratio=ratio, credit_multipliers={CreditClass.advanced_certified: 0.0})
+    selector = Selector(rules_with(TEXTILE, half_always), policy, SeededDraws(4))
+    decision = selector.decide(parse_declaration(declaration_data(**fields)), Enterprise(id="E1", credit_class=credit))
+    assert decision.lane == lane, decision

@@ -223,3 +223,12 @@ def test_the_sites_names_reach_the_rules_as_customs_office():
     screening.used = {"customs_office"}
     office = screening._static_frame()["customs_office"]
     assert set(office) == {"NORTH", "SOUTH"} and (office == np.where(decls.site == 0, "NORTH", "SOUTH")).all()
+
+
+def test_every_declaration_has_one_lane_and_the_inspected_are_yellow_or_red():
+    monthly = run(load("baseline.yaml", NO_WARMUP, "horizon.days=10", "arrivals.per_day=800",
+                       "population.enterprises=800", "inspectors.count=20"), seed=3).monthly
+    lanes = monthly[["lane_green", "lane_yellow", "lane_red", "lane_blue"]]
+    assert (lanes.sum(axis=1) == monthly["declarations"]).all()
+    assert (monthly["lane_yellow"] + monthly["lane_red"] == monthly["inspections"]).all()
+    assert monthly["lane_blue"].sum() > 0 and monthly["lane_red"].sum() > monthly["lane_yellow"].sum()
