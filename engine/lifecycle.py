@@ -52,10 +52,3 @@ def check(step: Step, inspection_id: str, status: str) -> None:
 def after_result(recheck: bool, problem: bool) -> Status:
     """Where a result takes an inspection: a re-check is only checked; a problem is transferred."""
     return S.checked if recheck else S.transferred if problem else S.awaiting_release
-
-
-def move(step: Step, status: Status) -> Status:
-    """The new status, checked against the table (a programming error, not an input one, if refused)."""
-    if status not in MOVES[step][1]:
-        raise ValueError(f"{step.value} cannot lead to {status.value}")
-    return status

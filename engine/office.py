@@ -1,7 +1,8 @@
 """A live customs office: decide, dispatch, record results and release, durably and traceably.
 
 Each step is one transaction of its Store (SQLite by default, engine/store.py) that writes its state
-change, the integrity-store update and its audit record together; a step's answer is returned only after the commit. Steps refuse what the
+change, the integrity-store update and its audit record together; a step's answer is returned only
+after the commit. Steps refuse what the
 double-random rules forbid: dispatching to an ineligible inspector, a result from someone other than
 the assigned inspector, a release by the officer who inspected (separation of duties).
 """
@@ -20,7 +21,7 @@ from engine.declarations import Declaration, InspectionType
 from engine.dispatch import (FACILITY_FOR, Assignment, Request, Roster, Waiting, Workload, dispatch, eligible,
                              workload_points)
 from engine.errors import Conflict, InputError, NotFound
-from engine.lifecycle import Status, Step, after_result, move
+from engine.lifecycle import Status, Step, after_result
 from engine.integrity import FeedbackPolicy
 from engine.randomness import Draws
 from engine.rules import RuleSet
@@ -117,7 +118,7 @@ class Office:
             u = draws.uniform(f"{inspection_id}#{attempt}", "dispatch")
             outcome = dispatch(roster, self._request(task), at, self._workload(at), u)
             if isinstance(outcome, Waiting):
-                self.store.update_inspection(inspection_id, status=move(Step.dispatch, Status.waiting).value,
+                self.store.update_inspection(inspection_id, status=Status.waiting.value,
                                              attempts=attempt, wait_reason=outcome.reason)
                 self.audit.append("dispatch_wait", {"inspection": inspection_id, "reason": outcome.reason}, at)
                 return outcome
@@ -179,7 +180,7 @@ class Office:
             if task["inspector_id"] != inspector_id:
                 raise Conflict(f"{inspection_id} is assigned to {task['inspector_id']}, not {inspector_id}")
             recheck = task["kind"] == "recheck"
-            status = move(Step.result, after_result(recheck, outcome == "problem")).value
+            status = after_result(recheck, outcome == "problem").value
             self.store.update_inspection(inspection_id, status=status, outcome=outcome, category=category,
                                          department=department or None)
             self.audit.append("result", {"inspection": inspection_id, "inspector": inspector_id,
@@ -213,7 +214,7 @@ class Office:
             if task["inspector_id"] == officer_id:
                 raise Conflict(f"{officer_id} inspected {declaration_id} and may not also release it "
                                "(separation of duties)")
-            self.store.update_inspection(declaration_id, status=move(Step.release, Status.released).value,
+            self.store.update_inspection(declaration_id, status=Status.released.value,
                                          released_by=officer_id)
             self.audit.append("release", {"declaration": declaration_id, "officer": officer_id,
                                           "inspector": task["inspector_id"]}, at)

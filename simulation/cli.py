@@ -17,6 +17,7 @@ from simulation import scenario as scenarios
 
 # The model, sweeps and tuning (SimPy, pandas, SciPy, Dask) are imported by the commands that use them,
 # so `doublerandom --help` and the engine's step commands start without them.
+SIM_MODULES = ("simpy", "pandas", "scipy", "pyarrow")  # what the [sim] extra installs that a run needs
 
 out = Console(highlight=False)
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -34,7 +35,7 @@ def run_cmd(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
 ) -> None:
     """Simulate a scenario; write events.parquet, monthly.csv, summary.json and plots."""
-    need("sim", "simpy", "pandas", "scipy", "pyarrow")
+    need("sim", *SIM_MODULES)
     from simulation.model import run as simulate
     if rules_backend not in ("vector", "durable"):
         fail(f"--rules-backend: {rules_backend!r} is not vector or durable")
@@ -136,7 +137,7 @@ def sweep_cmd(
     scheduler: Optional[str] = SCHEDULER,
 ) -> None:
     """Run the scenario over a grid with replications; write runs, summaries with intervals, and plots."""
-    need("sim", "simpy", "pandas", "scipy", "pyarrow", "dask")
+    need("sim", *SIM_MODULES, "dask")
     from simulation import sweep as sweeps
     raw = _sweep_inputs(scenario_file, months, overrides)
     try:
@@ -179,7 +180,7 @@ def tune_cmd(
     scheduler: Optional[str] = SCHEDULER,
 ) -> None:
     """The largest random ratio each capacity can carry within the limits, or the smallest capacity for a ratio."""
-    need("sim", "simpy", "pandas", "scipy", "pyarrow", "dask")
+    need("sim", *SIM_MODULES, "dask")
     from simulation import sweep as sweeps
     from simulation import tuning
     limits = tuning.Limits(max_utilization, max_p95_clearance_hours, max_mean_wait_hours)
@@ -187,8 +188,9 @@ def tune_cmd(
         fail("give at least one limit: --max-utilization, --max-p95-clearance-hours or --max-mean-wait-hours")
     raw = _sweep_inputs(scenario_file, months, overrides)
     horizon = raw.get("horizon") or {}
-    if months is None and not horizon.get("days") and int(horizon.get("months", 12)) < tuning.MIN_MONTHS:
-        raw = _sweep_inputs(scenario_file, tuning.MIN_MONTHS, overrides)  # a steady state needs months to show
+    default_months = scenarios.Horizon.model_fields["months"].default
+    if months is None and not horizon.get("days") and int(horizon.get("months", default_months)) < tuning.MIN_MONTHS:
+        scenarios.set_path(raw, "horizon.months", tuning.MIN_MONTHS)  # a steady state needs months to show
     try:
         axis = sweeps.parse_axis(capacity) if capacity else None
         low, high = (float(x) for x in ratio_range.split(":"))

@@ -171,6 +171,16 @@ UNDEFINED = Estimate(math.nan, math.nan, math.nan, False)
 SMALL_STRATUM = 0.01  # an unsampled class this small a share of declarations is pooled, not fatal
 
 
+RANDOM_CHANNELS = ("random", "both")  # picked by the pure random draw, alone or with a rule
+
+
+def random_sample_estimate(events: pd.DataFrame, totals: Mapping) -> Estimate:
+    """The stratified estimate from the finished random-channel inspections among `events`, for the
+    declarations counted in `totals` (a month's row, or a whole run's sum)."""
+    sample = events[events["channel"].isin(RANDOM_CHANNELS) & events["done_h"].notna()]
+    return stratified_estimate(sample, population(totals), int(totals["zero_chance"]))
+
+
 def stratified_estimate(sample: pd.DataFrame, population: Mapping[str, int], zero_chance: int = 0) -> Estimate:
     """The population violation share from finished random-channel inspections, stratified by
     credit class. `sample` needs credit_class, detected and detection (probability); `population`
@@ -218,7 +228,7 @@ def monthly(events: pd.DataFrame, totals: pd.DataFrame, capacity: pd.DataFrame) 
 
 def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -> dict:
     channel = ev["channel"]
-    random_mask = channel.isin(["random", "both"])
+    random_mask = channel.isin(RANDOM_CHANNELS)
     targeted_mask, instructed_mask, credit_mask = channel == "targeted", channel == "instruction", channel == "credit"
     finished = ev["done_h"].notna()
     found = ev["detected"]
@@ -226,7 +236,7 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
     n_credit = int(credit_mask.sum())
     inspections = len(ev)
     declarations, violations = int(total["declarations"]), int(total["violations_true"])
-    estimate = stratified_estimate(ev[random_mask & finished], population(total), int(total["zero_chance"]))
+    estimate = random_sample_estimate(ev, total)
     hits = {name: int((mask & found).sum()) for name, mask in
             (("random", random_mask), ("targeted", targeted_mask), ("instructed", instructed_mask))}
     clearance = (ev["cleared_h"] - ev["arrival_h"]).dropna()
@@ -292,7 +302,7 @@ def dispatch_shares(channel: pd.Series) -> tuple[float, float]:
     """Of all inspections: the computer's selections (rules, random draw and credit floor: all but the
     officers' orders, China's "55%"), and the pure random channel's."""
     n = len(channel)
-    return _ratio(int((channel != "instruction").sum()), n), _ratio(int(channel.isin(["random", "both"]).sum()), n)
+    return _ratio(int((channel != "instruction").sum()), n), _ratio(int(channel.isin(RANDOM_CHANNELS).sum()), n)
 
 
 def population(totals: Mapping) -> dict[str, int]:

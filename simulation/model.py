@@ -50,9 +50,9 @@ class OfficeModel:
     def __init__(self, scenario: Scenario, rules: RuleSet, backend: str):
         self.scenario, self.env = scenario, simpy.Environment()
         self.firms = population.enterprises(scenario)
-        risk = scenario.goods.risk and RiskTable.read(scenario.path(scenario.goods.risk))
+        risk = RiskTable.read(scenario.path(scenario.goods.risk)) if scenario.goods.risk else None
         self.decls = population.declarations(scenario, self.firms, population.read_goods(scenario.path(scenario.goods.table)),
-                                             risk or None)
+                                             risk)
         self.standing = Standing(self.firms, scenario.feedback, scenario.horizon.start)
         self.propensity = self.firms.propensity.copy()
         self.screening = Screening(scenario, rules, self.decls, backend)

@@ -150,14 +150,19 @@ def goods_risk(scenario: Scenario, firms: Enterprises, enterprise: np.ndarray, g
         return np.zeros(len(lines))
     per_line = scenario.goods.risk_strength * risk_table.logodds(goods_table)  # 5,000 lines, not 1.3M rows
     goods = per_line[lines]
-    firm = logit(np.clip(firms.propensity, 1e-9, 1 - 1e-9))[enterprise]
+    firm = propensity_logodds(firms.propensity)[enterprise]
     shift = centred_shift(firm, goods, firms.credit[enterprise])
     return goods + shift[firms.credit[enterprise]]
 
 
+def propensity_logodds(propensity: np.ndarray) -> np.ndarray:
+    """A firm's propensity on the log-odds scale (0 and 1, which overrides may set, kept finite)."""
+    return logit(np.clip(propensity, 1e-9, 1 - 1e-9))
+
+
 def violation_probability(propensity: np.ndarray, risk: np.ndarray) -> np.ndarray:
     """A declaration's chance of violating: its firm's propensity and its goods' risk on the log-odds scale."""
-    return expit(logit(np.clip(propensity, 1e-9, 1 - 1e-9)) + risk)
+    return expit(propensity_logodds(propensity) + risk)
 
 
 def read_goods(path) -> pd.DataFrame:

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from engine.dispatch import FACILITY_FOR
+from engine.selection import LANES
 from simulation import adaptive, calibration, metrics
 from simulation.population import CREDIT_CLASSES
-from engine.selection import LANES
 from simulation.recorder import Recorder
 from simulation.scenario import Scenario
 
@@ -80,26 +80,25 @@ class Results:
 def build_results(record: Recorder, scenario: Scenario, meta: dict[str, Any]) -> Results:
     events = _events(record, scenario)
     months = month_labels(scenario, record.n_months)
-    hours_in_month = np.bincount(record.month_of_hour, minlength=len(months))
     warm = scenario.horizon.warmup_months  # simulated so the standing settles, then left out of everything
-    warm_hours = int(hours_in_month[:warm].sum())
-    totals, capacity = _tables(record, scenario, months, hours_in_month, None)
+    warm_hours = int(record.month_edges[warm])
+
+    def measured_tables(site: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        totals, capacity = _tables(record, scenario, months, site)
+        return totals.iloc[warm:], capacity.iloc[warm:]
+
     measured = events[events["arrival_h"] >= warm_hours].reset_index(drop=True)
-    monthly = metrics.monthly(measured, totals.iloc[warm:], capacity.iloc[warm:])
-    by_site = []
-    for k, site in enumerate(record.sites):
-        site_totals, site_capacity = _tables(record, scenario, months, hours_in_month, k)
-        part = metrics.monthly(measured[measured["site"] == site], site_totals.iloc[warm:], site_capacity.iloc[warm:])
-        by_site.append(part.assign(site=site))
+    totals, capacity = measured_tables(None)
+    monthly = metrics.monthly(measured, totals, capacity)
+    by_site = [metrics.monthly(measured[measured["site"] == site], *measured_tables(k)).assign(site=site)
+               for k, site in enumerate(record.sites)]
     monthly_by_site = pd.concat(by_site, ignore_index=True)[["site", *metrics.COLUMNS]]
     hourly = pd.DataFrame({"hour": np.arange(len(record.hourly_waiting)), "waiting": record.hourly_waiting}).iloc[warm_hours:]
-    summary = {**meta, **_totals(measured, monthly, capacity.iloc[warm:], totals.iloc[warm:]),
-               "scenario_settings": scenario.canonical()}
+    summary = {**meta, **_totals(measured, monthly, capacity, totals), "scenario_settings": scenario.canonical()}
     return Results(measured, monthly, hourly, summary, scenario, monthly_by_site)
 
 
-def _tables(record: Recorder, scenario: Scenario, months: list[str],
-            hours_in_month: np.ndarray, site: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tables(record: Recorder, scenario: Scenario, months: list[str], site: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per month, the declaration totals and the capacity figures of one site, or of all (None).
     Busy hours count every inspection, warm-up arrivals included, in the month the work was done."""
     pick = (lambda a: a.sum(axis=1)) if site is None else (lambda a: a[:, site])
@@ -110,6 +109,7 @@ def _tables(record: Recorder, scenario: Scenario, months: list[str],
                            **{metrics.CREDIT_COLUMNS[c.value]: pick(record.by_class[:, :, k])
                               for k, c in enumerate(CREDIT_CLASSES)}}, index=months)
     facility_count = sum(s.facilities.get(f, 0) for s in sites for f in FACILITY_FOR.values())
+    hours_in_month = np.diff(record.month_edges)
     capacity = pd.DataFrame({
         "busy_hours": pick(record.busy_hours),
         "on_post_hours": pick(record.on_post_hours), "facility_hours": facility_count * hours_in_month,
@@ -142,17 +142,17 @@ def _events(record: Recorder, scenario: Scenario) -> pd.DataFrame:
 
 
 def _totals(events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame, totals: pd.DataFrame) -> dict[str, Any]:
-    random_mask = events["channel"].isin(["random", "both"])
-    estimate = metrics.stratified_estimate(events[random_mask & events["done_h"].notna()],
-                                           metrics.population(totals.sum()), int(totals["zero_chance"].sum()))
+    whole = totals.sum()
+    estimate = metrics.random_sample_estimate(events, whole)
     declarations, inspections = int(monthly["declarations"].sum()), len(events)
+    computer_share, random_share = metrics.dispatch_shares(events["channel"])
     busy = float(capacity["busy_hours"].sum())
     clearance = events["clearance_h"].dropna()
     return {
         "declarations": declarations, "inspections": inspections,
         "inspection_rate": inspections / declarations if declarations else None,
-        **dict(zip(("random_dispatch_share", "pure_random_share"),
-                   (v if inspections else None for v in metrics.dispatch_shares(events["channel"])))),
+        "random_dispatch_share": computer_share if inspections else None,
+        "pure_random_share": random_share if inspections else None,
         "violations_true": int(monthly["violations_true"].sum()),
         "violations_found": int(events["detected"].sum()),
         "noncompliance_true": float(monthly["violations_true"].sum() / declarations) if declarations else None,
@@ -164,7 +164,7 @@ def _totals(events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame,
         "mean_wait_h": float(events["wait_h"].mean()) if inspections else None,
         "p95_clearance_h": float(np.percentile(clearance, 95)) if len(clearance) else None,
         "backlog_end": int(capacity["backlog_end"].iloc[-1]),
-        "credit_rules": metrics.credit_rules(events, metrics.population(totals.sum())),
+        "credit_rules": metrics.credit_rules(events, metrics.population(whole)),
         "calibration": calibration.table(monthly),
         "steady_state": [{**asdict(d), "stable": d.stable} for d in calibration.steady_state(monthly)],
     }
