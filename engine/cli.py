@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -21,7 +22,8 @@ from engine.audit import AuditLog
 from engine.reconciliation import reconcile
 from engine.declarations import ID_RULE, Enterprise, parse_declaration, read_enterprises_csv
 from engine.keys import create_private, replace_private
-from engine.errors import InputError
+from engine.errors import InputError, describe
+from engine.files import read_model
 from engine.randomness import Draws, KeyedDraws, new_key_hex
 from engine.dispatch import Roster
 from engine.office import Office
@@ -113,12 +115,30 @@ def read_lines(source: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
 SEED = typer.Option(None, "--seed", help="draws keyed by this seed: reproducible, for demos and tests")
 KEY_FILE = typer.Option(None, "--key-file", help="draws keyed by a secret key file: live use")
 AT = typer.Option(None, "--at", help="when the step happens (ISO time; default now, UTC)")
+POLICY = typer.Option(None, "--policy", help="YAML selection policy (random_ratio, expected_rate, "
+                      "office_expected_rates, min_random_rate, credit multipliers...; README 'Capacity')")
+RATIO = typer.Option(None, "--ratio", min=0, max=1, help="pure random ratio over all declarations "
+                     "(default 0.03, or the policy file's)")
+EXPECTED_RATE = typer.Option(None, "--expected-rate", min=0, max=1, help="the targeted channel takes the highest "
+                             "risk scores, this share of each office's declarations")
+
+
+def selection_policy(path: Path | None, ratio: float | None, expected_rate: float | None) -> SelectionPolicy:
+    """The policy file (or the defaults), with the options given on the command line on top."""
+    base = read_model(path, SelectionPolicy, "selection policy") if path else SelectionPolicy()
+    changes = {k: v for k, v in (("random_ratio", ratio), ("expected_rate", expected_rate)) if v is not None}
+    try:
+        return SelectionPolicy.model_validate({**base.model_dump(), **changes})
+    except ValidationError as err:
+        raise describe("the command line's policy options", err) from None
 
 
 @app.command()
 def select(
     rules: Path = typer.Option(..., "--rules", help="rules YAML file"),
-    ratio: float = typer.Option(0.03, "--ratio", min=0, max=1, help="pure random ratio over all declarations"),
+    ratio: Optional[float] = RATIO,
+    expected_rate: Optional[float] = EXPECTED_RATE,
+    policy_file: Optional[Path] = POLICY,
     seed: Optional[int] = SEED,
     key_file: Optional[Path] = KEY_FILE,
     enterprises: Optional[Path] = typer.Option(None, "--enterprises", help="CSV of enterprise records"),
@@ -129,7 +149,7 @@ def select(
     """Decide declarations: one JSON decision per input line on stdout; bad lines on stderr."""
     try:
         ruleset, draws = RuleSet.load(rules), make_draws(seed, key_file)
-        policy = SelectionPolicy(random_ratio=ratio)
+        policy = selection_policy(policy_file, ratio, expected_rate)
         firms = read_enterprises_csv(str(enterprises)) if enterprises else {}
         office = Office(db, policy=policy, draws=draws) if db else None
         if office:
@@ -364,7 +384,9 @@ def serve(
     api_keys: Path = typer.Option(..., "--api-keys", help="YAML: name, role and key_sha256 per API key"),
     roster: Optional[Path] = typer.Option(None, "--roster", help="inspectors and facilities, to dispatch"),
     enterprises: Optional[Path] = typer.Option(None, "--enterprises", help="CSV of enterprises to register"),
-    ratio: float = typer.Option(0.03, "--ratio", min=0, max=1, help="pure random ratio"),
+    ratio: Optional[float] = RATIO,
+    expected_rate: Optional[float] = EXPECTED_RATE,
+    policy_file: Optional[Path] = POLICY,
     allow_new_enterprises: bool = typer.Option(False, "--allow-new-enterprises",
                                                help="decide declarations of unregistered enterprises too"),
     checkpoint_key: Optional[Path] = typer.Option(None, "--checkpoint-key", help="audit signing key: write "
@@ -392,7 +414,7 @@ def serve(
             office = Office(db)
             office.register(read_enterprises_csv(str(enterprises)).values())
             office.store.close()
-        app_ = create_app(rules, db, key_file, api_keys, roster, SelectionPolicy(random_ratio=ratio),
+        app_ = create_app(rules, db, key_file, api_keys, roster, selection_policy(policy_file, ratio, expected_rate),
                           allow_new_enterprises, checkpoints=signing)
     except InputError as e:
         fail(str(e))

@@ -25,7 +25,7 @@ from engine.lifecycle import Status, Step, after_result
 from engine.integrity import FeedbackPolicy
 from engine.randomness import Draws
 from engine.rules import RuleSet
-from engine.selection import Decision, SelectionPolicy, Selector
+from engine.selection import Decision, Pacers, SelectionPolicy, Selector
 from engine.store import SqliteStore, Store
 
 DEPARTMENTS = ("anti_smuggling", "duties", "health_quarantine", "intellectual_property", "other")
@@ -58,6 +58,7 @@ class Office:
         self.store: Store = SqliteStore(db, feedback) if isinstance(db, (str, Path)) else db
         self.integrity, self.audit = self.store.integrity, self.store.audit
         self.rules, self.policy, self.draws, self.roster = rules, policy or SelectionPolicy(), draws, roster
+        self._pacers, self._paced_by = Pacers(), self.policy
 
     # ------------------------------------------------------------ selection
 
@@ -81,14 +82,19 @@ class Office:
             if registered_only and not self.integrity.registered(declaration.enterprise_id):
                 raise NotFound(f"unknown enterprise {declaration.enterprise_id!r}: register it in the "
                                "integrity store first")
-            decision = self._record_decision(declaration, lodged, text)
-            if decision.selected and self.roster is not None:
-                self.dispatch(declaration.id, at)
+            try:
+                decision = self._record_decision(declaration, lodged, text)
+                if decision.selected and self.roster is not None:
+                    self.dispatch(declaration.id, at)
+            except BaseException:
+                self.reset_pacers()
+                raise
         return decision
 
     def _record_decision(self, declaration: Declaration, lodged: dict[str, Any], text: str) -> Decision:
         firm = self.integrity.get(declaration.enterprise_id)
-        decision = Selector(self.rules, self.policy, self.draws).decide(declaration, firm)
+        decision = Selector(self.rules, self.policy, self.draws, self._pacers_at(declaration.customs_office)
+                            ).decide(declaration, firm)
         self.audit.append("selection", {
             "declaration": lodged, "enterprise": firm.model_dump(mode="json"),
             "policy": self.policy.model_dump(mode="json"), "verifiable_draws": self.draws.verifiable,
@@ -101,6 +107,20 @@ class Office:
                                       declaration.customs_office, decision.inspection_type, declaration.items,
                                       Status.selected.value)
         return decision
+
+    def reset_pacers(self) -> None:
+        """After a rollback: the pacers are rebuilt from what the store kept."""
+        self._pacers = Pacers()
+
+    def _pacers_at(self, office: str) -> Pacers:
+        """The pacers, with this office's rebuilt from the store the first time it is needed under the
+        policy in force (engine.capacity: a restart or new policy carries on from the stored decisions)."""
+        if self._paced_by is not self.policy:
+            self._pacers, self._paced_by = Pacers(), self.policy
+        if self.policy.paced and office not in self._pacers.by_office:
+            count, decisions = self.store.office_decisions(office, self.policy.rate_window)
+            self._pacers.restore(self.policy, office, count, decisions)
+        return self._pacers
 
     def decision(self, declaration_id: str) -> Decision | None:
         row = self.store.lodged(declaration_id)

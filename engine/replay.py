@@ -3,23 +3,27 @@
 For each selection record: the rules file must have the logged version; the rules are evaluated on
 the logged declaration and enterprise; the threshold is recomputed from the logged policy; with the
 draw key, each draw is recomputed from the declaration id, and without it the logged draws are used
-(seeded draws depend on order, so only the comparison against them can be checked). Any difference
-from the logged decision is a mismatch.
+(seeded draws depend on order, so only the comparison against them can be checked). With an
+expected rate, each office's pacer is rebuilt along the log exactly as the live office rebuilds it
+(from its earlier decisions, whenever the policy changes), so the score cutoffs are recomputed too.
+Any difference from the logged decision is a mismatch.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from dataclasses import dataclass
 
 from engine.audit import AuditLog
 from engine.declarations import Enterprise, parse_declaration
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
-from engine.selection import Decision, SelectionPolicy, Selector
+from engine.selection import Decision, Pacers, SelectionPolicy, Selector
 
 COMPARED = ("selected", "channel", "rules", "sampled_rules", "random_draw", "random_threshold", "credit_draw",
             "credit_threshold",
-            "rule_draws", "inspection_type", "inclusion_probability")
+            "rule_draws", "inspection_type", "inclusion_probability", "score", "lane", "cutoff", "tie",
+            "capacity_draw")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class _LoggedDraws:
             return self.decision["random_draw"]
         if purpose == "credit":
             return self.decision.get("credit_draw", 1.0)  # logs from before the credit channel had none
+        if purpose == "capacity":
+            return self.decision.get("capacity_draw", 1.0)
         return self.decision["rule_draws"][declaration_id.rsplit("/", 1)[1]][0]
 
 
@@ -52,7 +58,7 @@ def replay(log: AuditLog, rules: RuleSet | None = None, key: KeyedDraws | None =
     the rules text the log itself recorded for its version (`rules_loaded` records, from the service)."""
     logged = {} if rules is not None else logged_rules(log)
     mismatches: list[Mismatch] = []
-    count = 0
+    count, pacing = 0, _Pacing()
     for record in log.records("selection"):
         count += 1
         version = record["payload"]["decision"]["rules_version"]
@@ -60,9 +66,34 @@ def replay(log: AuditLog, rules: RuleSet | None = None, key: KeyedDraws | None =
         if use is None:
             mismatches.append(Mismatch(record["seq"], record["payload"]["decision"]["declaration_id"],
                                        "rules_version", version, "no rules text for this version in the log"))
-            continue
-        mismatches += _replay_one(record["seq"], record["payload"], use, key)
+        else:
+            mismatches += _replay_one(record["seq"], record["payload"], use, key, pacing)
+        pacing.decided(record["payload"])
     return count, mismatches
+
+
+class _Pacing:
+    """The offices' pacers along the log, rebuilt from each office's earlier decisions whenever the
+    policy changes, as `Office` rebuilds them."""
+
+    def __init__(self):
+        self.pacers, self.policy = Pacers(), None
+        self.count: dict[str, int] = defaultdict(int)
+        self.recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=100_000))
+
+    def before(self, payload: dict, policy: SelectionPolicy) -> Pacers:
+        if policy != self.policy:
+            self.pacers, self.policy = Pacers(), policy
+        office = payload["declaration"].get("customs_office", "")
+        if policy.paced and office not in self.pacers.by_office:
+            recent = list(self.recent[office])[-policy.rate_window:]
+            self.pacers.restore(policy, office, self.count[office], recent)
+        return self.pacers
+
+    def decided(self, payload: dict) -> None:
+        office = payload["declaration"].get("customs_office", "")
+        self.count[office] += 1
+        self.recent[office].append(payload["decision"])
 
 
 def logged_rules(log: AuditLog) -> dict[str, RuleSet]:
@@ -73,7 +104,7 @@ def logged_rules(log: AuditLog) -> dict[str, RuleSet]:
     return out
 
 
-def _replay_one(seq: int, payload: dict, rules: RuleSet, key: KeyedDraws | None) -> list[Mismatch]:
+def _replay_one(seq: int, payload: dict, rules: RuleSet, key: KeyedDraws | None, pacing: _Pacing) -> list[Mismatch]:
     logged = payload["decision"]
     did = logged["declaration_id"]
     if logged["rules_version"] != rules.version:
@@ -81,7 +112,9 @@ def _replay_one(seq: int, payload: dict, rules: RuleSet, key: KeyedDraws | None)
     declaration = parse_declaration(payload["declaration"], f"audit record {seq}")
     firm = Enterprise.model_validate(payload["enterprise"])
     draws = key if key is not None and payload["verifiable_draws"] else _LoggedDraws(logged)
-    selector = Selector(rules, SelectionPolicy.model_validate(payload["policy"]), draws)
+    policy = SelectionPolicy.model_validate(payload["policy"])
+    selector = Selector(rules, policy, draws, pacing.before(payload, policy))
     again: Decision = selector.decide(declaration, firm)
     redone = again.to_dict()
-    return [Mismatch(seq, did, f, logged.get(f), redone[f]) for f in COMPARED if logged.get(f) != redone[f]]
+    return [Mismatch(seq, did, f, logged.get(f), redone[f]) for f in COMPARED
+            if f in logged and logged[f] != redone[f]]  # fields a log from an older version lacks are not checked

@@ -5,7 +5,9 @@ A declaration is selected through three independent computer channels:
   the rules say (so the random sample estimates compliance of the whole population), scaled by the
   enterprise's credit class (advanced certified 0.2x, general certified 0.5x);
 - targeted: a risk rule fired, and its own sampling draw fell under the rule's sampling rate, scaled
-  by the same credit multiplier (the credit rules are about the *total* inspection rate);
+  by the same credit multiplier (the credit rules are about the *total* inspection rate); or, when
+  the office has an expected rate, the declaration's risk score (the sum of its fired rules'
+  weights) is among the highest that rate allows (engine.capacity);
 - credit: a floor for a class (dishonest firms: at least 0.8), its own draw, so that the random
   channel stays a pure sample with known inclusion probabilities.
 Every number compared is kept in the Decision, so an auditor can replay it.
@@ -14,11 +16,12 @@ Every number compared is kept in the Decision, so an auditor can replay it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.capacity import Paced, Pacer
 from engine.declarations import CreditClass, Declaration, Enterprise, InspectionType
 from engine.randomness import Draws
 from engine.rules import RuleSet
@@ -38,10 +41,34 @@ class SelectionPolicy(BaseModel):
     credit_floors: dict[CreditClass, float] = {CreditClass.dishonest: 0.8}
     rule_sampling: dict[str, float] = Field(default={}, description="rule id -> rate, overrides the file")
     random_inspection: InspectionType = InspectionType.physical
+    # Capacity: with an expected rate the targeted channel takes the highest risk scores, that share
+    # of declarations per office (engine.capacity), instead of sampling each rule at its rate.
+    expected_rate: float | None = Field(default=None, ge=0, le=1)
+    office_expected_rates: dict[str, float] = Field(default={}, description="customs office -> its expected rate")
+    rate_window: int = Field(default=2000, ge=1, le=100_000, description="declarations the online cutoff looks back over")
+    rate_refresh: int = Field(default=200, ge=1, description="declarations between two cutoffs")
+    # A floor under the random ratio that no setting (nor the tuner) goes below.
+    min_random_rate: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _refresh_inside_window(self) -> SelectionPolicy:
+        if self.rate_refresh > self.rate_window:
+            raise ValueError(f"rate_refresh ({self.rate_refresh}) must not exceed rate_window ({self.rate_window})")
+        if any(not 0 <= r <= 1 for r in self.office_expected_rates.values()):
+            raise ValueError("office_expected_rates must lie in [0, 1]")
+        return self
+
+    @property
+    def paced(self) -> bool:
+        """Whether the targeted channel works to an expected rate."""
+        return self.expected_rate is not None or bool(self.office_expected_rates)
+
+    def expected_rate_for(self, office: str) -> float:
+        return self.office_expected_rates.get(office, self.expected_rate or 0.0)
 
     def random_threshold(self, credit: CreditClass) -> float:
         """The probability that the random channel picks a declaration of this credit class."""
-        return min(1.0, self.random_ratio * self.multiplier(credit))
+        return min(1.0, max(self.random_ratio, self.min_random_rate) * self.multiplier(credit))
 
     def multiplier(self, credit: CreditClass) -> float:
         return self.credit_multipliers.get(credit, 1.0)
@@ -72,6 +99,9 @@ class Decision:
     score: float = 0.0  # the risk score: the sum of the fired rules' weights
     lane: str = "green"  # green | yellow | red | blue (LANES)
     contributions: dict[str, float] = field(default_factory=dict)  # fired rule id -> its weight in the score
+    cutoff: float | None = None  # with an expected rate: the score cutoff this declaration met or not
+    tie: float = 0.0  # ... and the chance of a declaration scoring exactly the cutoff
+    capacity_draw: float = 1.0  # ... and the draw compared with that chance
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +138,11 @@ class PolicyTable:
     intensity: np.ndarray
     random_intensity: int
     weights: np.ndarray  # per rule: what it adds to the risk score
+    paced: bool = False  # the targeted channel works to an expected rate
+
+    def score(self, hits: np.ndarray) -> np.ndarray:
+        """The risk score: the sum of the fired rules' weights."""
+        return hits.astype(float) @ self.weights if hits.shape[1] else np.zeros(len(hits))
 
     @classmethod
     def of(cls, policy: SelectionPolicy, rules: RuleSet) -> PolicyTable:
@@ -116,7 +151,8 @@ class PolicyTable:
                    np.array([policy.floor(c) for c in CREDIT_CLASSES]),
                    np.array([policy.rule_sampling.get(r.id, r.sampling_rate) for r in rules.rules]),
                    np.array([r.inspection.intensity for r in rules.rules], dtype=int),
-                   policy.random_inspection.intensity, np.array([r.weight for r in rules.rules], dtype=float))
+                   policy.random_inspection.intensity, np.array([r.weight for r in rules.rules], dtype=float),
+                   policy.paced)
 
     def rule_rates(self, credit: np.ndarray) -> np.ndarray:
         """n x rules: each rule's sampling rate scaled by the declaration's credit multiplier."""
@@ -136,6 +172,7 @@ class Choices:
     inspection: np.ndarray  # code into INSPECTION_TYPES, NOT_INSPECTED when not selected
     inclusion: np.ndarray  # the chance of being selected by some computer channel
     score: np.ndarray  # the risk score: the sum of the fired rules' weights
+    paced: Paced | None = None  # the capacity cutoffs, when the office has an expected rate
 
     @property
     def selected(self) -> np.ndarray:
@@ -147,22 +184,70 @@ class Choices:
         return self.credit_hit & ~(self.random_hit | self.targeted)
 
 
+Pace = Callable[[np.ndarray, np.ndarray], Paced]  # (scores, credit multipliers) -> the capacity cutoffs
+
+
 def choose(table: PolicyTable, credit: np.ndarray, hits: np.ndarray, u_random: np.ndarray,
-           u_rules: np.ndarray, u_credit: np.ndarray) -> Choices:
+           u_rules: np.ndarray, u_credit: np.ndarray, pace: Pace | None = None) -> Choices:
     """The one definition of the selection arithmetic, for one declaration (arrays of length 1, live)
     or a batch (simulation, replay). `credit`: codes into CREDIT_CLASSES; `hits`: n x rules, which
     rules fired; `u_random`: the random channel's draws; `u_rules`: n x rules sampling draws (any
     value where a rule's scaled rate is 1: a draw under a rate of 1 always passes); `u_credit`:
-    the credit channel's draws."""
-    threshold, floor, rates = table.thresholds[credit], table.floors[credit], table.rule_rates(credit)
+    the credit channel's draws; `pace`: with an expected rate (table.paced), the offices' pacers
+    bound to their draws: the targeted channel is theirs, and per-rule sampling is not used."""
+    threshold, floor = table.thresholds[credit], table.floors[credit]
     random_hit, credit_hit = u_random < threshold, u_credit < floor
-    sampled = hits & (u_rules < rates)
+    score, paced = table.score(hits), None
+    if table.paced:
+        if pace is None:
+            raise ValueError("a policy with an expected rate needs the offices' pacers")
+        paced = pace(score, table.multipliers[credit])
+        sampled, rule_miss = hits & paced.hit[:, None], 1 - paced.chance
+    else:
+        rates = table.rule_rates(credit)
+        sampled, rule_miss = hits & (u_rules < rates), np.prod(np.where(hits, 1 - rates, 1.0), axis=1)
     targeted = sampled.any(axis=1)
     inspection = np.where(sampled, table.intensity, NOT_INSPECTED).max(axis=1, initial=NOT_INSPECTED)
     inspection = np.where(random_hit | credit_hit, np.maximum(inspection, table.random_intensity), inspection)
-    miss = (1 - threshold) * (1 - floor) * np.prod(np.where(hits, 1 - rates, 1.0), axis=1)
-    score = hits.astype(float) @ table.weights if hits.shape[1] else np.zeros(len(credit))
-    return Choices(threshold, random_hit, sampled, targeted, floor, credit_hit, inspection, 1 - miss, score)
+    miss = (1 - threshold) * (1 - floor) * rule_miss
+    return Choices(threshold, random_hit, sampled, targeted, floor, credit_hit, inspection, 1 - miss, score, paced)
+
+
+class Pacers:
+    """Each office's pacer (engine.capacity), made on first use with the policy's window and
+    refresh; the rate is read from the policy in force at each call."""
+
+    def __init__(self):
+        self.by_office: dict[str, Pacer] = {}
+
+    def pacer(self, policy: SelectionPolicy, office: str) -> Pacer:
+        if office not in self.by_office:
+            self.by_office[office] = Pacer(policy.expected_rate_for(office), policy.rate_window, policy.rate_refresh)
+        pacer = self.by_office[office]
+        pacer.rate = policy.expected_rate_for(office)
+        return pacer
+
+    def restore(self, policy: SelectionPolicy, office: str, count: int, decisions: list[dict[str, Any]]) -> None:
+        """Rebuild an office's pacer from its stored decisions (its last `rate_window`, oldest first, as
+        Decision dicts) and their total count: after a restart or a change of policy, the pacer
+        carries on as if it had never stopped."""
+        pacer = self.by_office[office] = Pacer(policy.expected_rate_for(office), policy.rate_window,
+                                               policy.rate_refresh)
+        last = decisions[-1] if decisions else {"cutoff": 0.0, "tie": 0.0}
+        pacer.restore(count, [d.get("score", 0.0) for d in decisions],
+                      [policy.multiplier(CreditClass(d.get("credit_class", "general"))) for d in decisions],
+                      [d["channel"] in ("targeted", "both") for d in decisions], last.get("cutoff"), last.get("tie", 0.0))
+
+    def pace(self, policy: SelectionPolicy, offices: np.ndarray, u: np.ndarray) -> Pace:
+        """`choose`'s pace for declarations lodged at `offices` (in arrival order) with draws `u`."""
+        def run(score: np.ndarray, multiplier: np.ndarray) -> Paced:
+            out = Paced(np.zeros(len(score), bool), np.zeros(len(score)), np.zeros(len(score)), np.zeros(len(score)))
+            for office in np.unique(offices):
+                at = np.flatnonzero(offices == office)  # keeps arrival order within the office
+                part = self.pacer(policy, str(office)).run(score[at], multiplier[at], u[at])
+                out.hit[at], out.chance[at], out.cutoff[at], out.tie[at] = part.hit, part.chance, part.cutoff, part.tie
+            return out
+        return run
 
 
 def channel(random_hit: bool, targeted: bool, credit_only: bool) -> str:
@@ -173,19 +258,20 @@ def channel(random_hit: bool, targeted: bool, credit_only: bool) -> str:
 
 
 class Selector:
-    """Rules + policy + a source of draws: `decide(declaration, enterprise) -> Decision`, through
-    `choose` with arrays of one."""
+    """Rules + policy + a source of draws (+ the offices' pacers, when the policy has an expected
+    rate): `decide(declaration, enterprise) -> Decision`, through `choose` with arrays of one."""
 
-    def __init__(self, rules: RuleSet, policy: SelectionPolicy, draws: Draws):
+    def __init__(self, rules: RuleSet, policy: SelectionPolicy, draws: Draws, pacers: Pacers | None = None):
         self.rules, self.policy, self.draws = rules, policy, draws
         self.table = PolicyTable.of(policy, rules)
+        self.pacers = pacers if pacers is not None else Pacers()
         self._column = {r.id: k for k, r in enumerate(rules.rules)}
 
     def decide(self, declaration: Declaration, enterprise: Enterprise) -> Decision:
         fired = self.rules.evaluate(declaration, enterprise)
-        return self.decide_fired(declaration.id, enterprise.credit_class, fired)
+        return self.decide_fired(declaration.id, enterprise.credit_class, fired, declaration.customs_office)
 
-    def decide_fired(self, declaration_id: str, credit: CreditClass, fired: list[str]) -> Decision:
+    def decide_fired(self, declaration_id: str, credit: CreditClass, fired: list[str], office: str = "") -> Decision:
         """The decision once the rules have spoken."""
         u = self.draws.uniform(declaration_id, "random")  # drawn for every declaration: CRN
         u_credit = self.draws.uniform(declaration_id, "credit")
@@ -195,10 +281,16 @@ class Selector:
         rule_draws = {}
         for rule_id in fired:
             k = self._column[rule_id]
-            rate = float(rates[k])
-            v = 0.0 if rate >= 1 else self.draws.uniform(f"{declaration_id}/{rule_id}", "rule_sampling")
-            hits[0, k], u_rules[0, k], rule_draws[rule_id] = True, v, [v, rate]
-        c = choose(self.table, code, hits, np.array([u]), u_rules, np.array([u_credit]))
+            hits[0, k] = True
+            if not self.table.paced:  # with an expected rate the score decides, not per-rule draws
+                rate = float(rates[k])
+                v = 0.0 if rate >= 1 else self.draws.uniform(f"{declaration_id}/{rule_id}", "rule_sampling")
+                u_rules[0, k], rule_draws[rule_id] = v, [v, rate]
+        u_capacity, pace = 1.0, None
+        if self.table.paced:
+            u_capacity = self.draws.uniform(declaration_id, "capacity")
+            pace = self.pacers.pace(self.policy, np.array([office]), np.array([u_capacity]))
+        c = choose(self.table, code, hits, np.array([u]), u_rules, np.array([u_credit]), pace)
         inspection = int(c.inspection[0])
         return Decision(
             declaration_id=declaration_id, selected=bool(c.selected[0]),
@@ -210,7 +302,9 @@ class Selector:
             credit_class=CreditClass(credit).value, rules_version=self.rules.version,
             credit_draw=u_credit, credit_threshold=float(c.floor[0]), score=float(c.score[0]),
             lane=LANES[int(lanes(c.inspection, c.score, code)[0])],
-            contributions={r: float(self.table.weights[self._column[r]]) for r in fired})
+            contributions={r: float(self.table.weights[self._column[r]]) for r in fired},
+            cutoff=float(c.paced.cutoff[0]) if c.paced else None, tie=float(c.paced.tie[0]) if c.paced else 0.0,
+            capacity_draw=u_capacity)
 
     def sampling_rate(self, rule_id: str) -> float:
         return float(self.table.rates[self._column[rule_id]])

@@ -226,15 +226,19 @@ class GroupCommit:
         outcomes: list = []
         with live.lock:
             live.reload()
-            with office.store.transaction():
-                for declaration in declarations:
-                    try:
-                        with office.store.transaction():  # a savepoint
-                            decision = office.admit(declaration, self.clock(), registered_only=not live.allow_new)
-                        outcomes.append({"decision": decision.to_dict(),
-                                         "inspection": office.inspection(declaration.id)})
-                    except Exception as err:
-                        outcomes.append(err)
+            try:
+                with office.store.transaction():
+                    for declaration in declarations:
+                        try:
+                            with office.store.transaction():  # a savepoint
+                                decision = office.admit(declaration, self.clock(), registered_only=not live.allow_new)
+                            outcomes.append({"decision": decision.to_dict(),
+                                             "inspection": office.inspection(declaration.id)})
+                        except Exception as err:
+                            outcomes.append(err)
+            except BaseException:
+                office.reset_pacers()  # the batch's decisions are not in the store: neither in the pacers
+                raise
             live.wrote()
         return outcomes
 

@@ -78,6 +78,9 @@ class Store(Protocol):
     def visits_since(self, since: str) -> set[tuple[str, str]]:
         """(inspector, enterprise) pairs dispatched after this ISO time."""
     def rules_logged(self, version: str) -> bool: ...
+    def office_decisions(self, office: str, last: int) -> tuple[int, list[dict[str, Any]]]:
+        """How many declarations lodged at this customs office were decided, and the last `last` of
+        their decisions, oldest first (what an office's pacer is rebuilt from)."""
     def history(self, declaration_id: str, recheck_suffix: str) -> list[dict[str, Any]]: ...
 
 
@@ -137,6 +140,12 @@ class SqliteStore:
     def rules_logged(self, version: str) -> bool:
         return self.conn.execute("SELECT 1 FROM audit WHERE kind = 'rules_loaded' AND "
                                  "json_extract(payload, '$.version') = ?", (version,)).fetchone() is not None
+
+    def office_decisions(self, office: str, last: int) -> tuple[int, list[dict[str, Any]]]:
+        where = "FROM declarations WHERE json_extract(input, '$.customs_office') = ?"
+        count = self.conn.execute(f"SELECT count(*) {where}", (office,)).fetchone()[0]
+        rows = self.conn.execute(f"SELECT decision {where} ORDER BY rowid DESC LIMIT ?", (office, last)).fetchall()
+        return count, [json.loads(r[0]) for r in reversed(rows)]
 
     def history(self, declaration_id: str, recheck_suffix: str) -> list[dict[str, Any]]:
         rows = self.conn.execute(

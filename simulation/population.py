@@ -95,6 +95,7 @@ class Declarations:
     u_random: np.ndarray  # the random channel's draw (compared with ratio x credit multiplier)
     u_instruction: np.ndarray  # the intelligence channel's draw
     u_credit: np.ndarray  # the credit channel's draw (compared with the class's floor)
+    u_capacity: np.ndarray  # the paced targeted channel's draw (engine.capacity)
 
     def __len__(self) -> int:
         return len(self.arrival_h)
@@ -131,7 +132,8 @@ def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFra
         u_violation=stream_generator(seed, "violation").random(n),
         u_random=stream_generator(seed, "random").random(n),
         u_instruction=stream_generator(seed, "instruction").random(n),
-        u_credit=stream_generator(seed, "credit").random(n))
+        u_credit=stream_generator(seed, "credit").random(n),
+        u_capacity=stream_generator(seed, "capacity").random(n))
 
 
 def sites(scenario: Scenario, n: int) -> np.ndarray:

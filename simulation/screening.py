@@ -19,7 +19,7 @@ from engine import conditions
 from engine.declarations import DERIVED, ENTERPRISE_FIELDS
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
-from engine.selection import INSPECTION_TYPES, PolicyTable, SelectionPolicy, choose, lanes
+from engine.selection import INSPECTION_TYPES, Pacers, PolicyTable, SelectionPolicy, choose, lanes
 from simulation.population import Declarations
 from simulation.scenario import Scenario
 from simulation.standing import Standing
@@ -67,6 +67,7 @@ class Screening:
         self._policy_table: tuple[SelectionPolicy, PolicyTable] | None = None
         self.seed = scenario.seed
         self._sampling_draws: dict[int, np.ndarray] = {}
+        self.pacers = Pacers()  # each site's online score cutoff, when the policy has an expected rate
         self.firm_fields_used = sorted(f for f in self.used if f.startswith("enterprise."))
 
     # ------------------------------------------------------------ static part, once per run
@@ -136,10 +137,13 @@ class Screening:
         hits = self._fire(lo, hi, firm_fields)  # declarations x rules
         table = self._table(policy)
         credit = standing.credit[firms].copy()  # results later in the hour may change the standing
-        u_rules = np.zeros(hits.shape)
-        for k in np.flatnonzero(table.rule_rates(credit).min(axis=0, initial=1.0) < 1):
-            u_rules[:, k] = self._sampling_draw(k)[lo:hi]
-        chosen = choose(table, credit, hits, self.decls.u_random[lo:hi], u_rules, self.decls.u_credit[lo:hi])
+        u_rules, pace = np.zeros(hits.shape), None
+        if table.paced:
+            pace = self.pacers.pace(policy, self.site_names[self.decls.site[lo:hi]], self.decls.u_capacity[lo:hi])
+        else:
+            for k in np.flatnonzero(table.rule_rates(credit).min(axis=0, initial=1.0) < 1):
+                u_rules[:, k] = self._sampling_draw(k)[lo:hi]
+        chosen = choose(table, credit, hits, self.decls.u_random[lo:hi], u_rules, self.decls.u_credit[lo:hi], pace)
         flag_p = np.where(violating, min(1.0, instruction_rate * self.instruction.lift), instruction_rate)
         flag_p = flag_p * table.multipliers[credit]  # the credit measures bound the total rate, orders included
         instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~chosen.selected
