@@ -21,7 +21,7 @@ import numpy as np
 from engine.errors import InputError
 
 # Stream numbers are part of the reproducibility contract: never renumber, only append.
-STREAMS = {"random": 0, "rule_sampling": 1, "dispatch": 2, "recheck": 3, "credit": 4,
+STREAMS = {"random": 0, "rule_sampling": 1, "dispatch": 2, "recheck": 3, "credit": 4, "capacity": 5,
            # simulation only: the world the engine acts in
            "population": 10, "arrivals": 11, "goods": 12, "violation": 13, "instruction": 14,
            "service": 15, "detection": 16, "release": 17, "roster": 18, "turnover": 19, "site": 20}

@@ -41,8 +41,9 @@ class SelectionPolicy(BaseModel):
     credit_floors: dict[CreditClass, float] = {CreditClass.dishonest: 0.8}
     rule_sampling: dict[str, float] = Field(default={}, description="rule id -> rate, overrides the file")
     random_inspection: InspectionType = InspectionType.physical
-    # Capacity: with an expected rate the targeted channel takes the highest risk scores, that share
-    # of declarations per office (engine.capacity), instead of sampling each rule at its rate.
+    # Capacity: with an expected rate the computer selects that share of an office's declarations:
+    # the random channel and the credit floor take theirs, and the targeted channel tops them up
+    # with the highest risk scores (engine.capacity), instead of sampling each rule at its rate.
     expected_rate: float | None = Field(default=None, ge=0, le=1)
     office_expected_rates: dict[str, float] = Field(default={}, description="customs office -> its expected rate")
     rate_window: int = Field(default=2000, ge=1, le=100_000, description="declarations the online cutoff looks back over")
@@ -184,7 +185,7 @@ class Choices:
         return self.credit_hit & ~(self.random_hit | self.targeted)
 
 
-Pace = Callable[[np.ndarray, np.ndarray], Paced]  # (scores, credit multipliers) -> the capacity cutoffs
+Pace = Callable[[np.ndarray, np.ndarray, np.ndarray], Paced]  # (scores, multipliers, taken) -> capacity cutoffs
 
 
 def choose(table: PolicyTable, credit: np.ndarray, hits: np.ndarray, u_random: np.ndarray,
@@ -201,7 +202,7 @@ def choose(table: PolicyTable, credit: np.ndarray, hits: np.ndarray, u_random: n
     if table.paced:
         if pace is None:
             raise ValueError("a policy with an expected rate needs the offices' pacers")
-        paced = pace(score, table.multipliers[credit])
+        paced = pace(score, table.multipliers[credit], random_hit | credit_hit)
         sampled, rule_miss = hits & paced.hit[:, None], 1 - paced.chance
     else:
         rates = table.rule_rates(credit)
@@ -236,15 +237,19 @@ class Pacers:
         last = decisions[-1] if decisions else {"cutoff": 0.0, "tie": 0.0}
         pacer.restore(count, [d.get("score", 0.0) for d in decisions],
                       [policy.multiplier(CreditClass(d.get("credit_class", "general"))) for d in decisions],
-                      [d["channel"] in ("targeted", "both") for d in decisions], last.get("cutoff"), last.get("tie", 0.0))
+                      [d["channel"] == "targeted" for d in decisions],
+                      [d["channel"] in ("random", "both", "credit") for d in decisions],
+                      last.get("cutoff"), last.get("tie", 0.0))
 
     def pace(self, policy: SelectionPolicy, offices: np.ndarray, u: np.ndarray) -> Pace:
         """`choose`'s pace for declarations lodged at `offices` (in arrival order) with draws `u`."""
-        def run(score: np.ndarray, multiplier: np.ndarray) -> Paced:
+        def run(score: np.ndarray, multiplier: np.ndarray, taken: np.ndarray) -> Paced:
+            if len(offices) and (offices == offices[0]).all():  # one office (the common case): no split
+                return self.pacer(policy, str(offices[0])).run(score, multiplier, u, taken)
             out = Paced(np.zeros(len(score), bool), np.zeros(len(score)), np.zeros(len(score)), np.zeros(len(score)))
             for office in np.unique(offices):
                 at = np.flatnonzero(offices == office)  # keeps arrival order within the office
-                part = self.pacer(policy, str(office)).run(score[at], multiplier[at], u[at])
+                part = self.pacer(policy, str(office)).run(score[at], multiplier[at], u[at], taken[at])
                 out.hit[at], out.chance[at], out.cutoff[at], out.tie[at] = part.hit, part.chance, part.cutoff, part.tie
             return out
         return run
