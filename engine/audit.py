@@ -41,7 +41,7 @@ CREATE INDEX IF NOT EXISTS audit_by_declaration ON audit (json_extract(payload, 
 """
 GENESIS = "0" * 64
 KINDS = ("selection", "dispatch", "dispatch_wait", "manual_reassignment", "result", "transfer",
-         "release", "recheck", "integrity_change", "rules_loaded", "enterprise_registered")
+         "release", "recheck", "integrity_change", "rules_loaded", "enterprise_registered", "instruction")
 
 
 def canonical(payload: dict[str, Any]) -> str:

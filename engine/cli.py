@@ -258,6 +258,76 @@ def release(db: Path, declaration: str, officer: str = typer.Option(..., "--offi
     _step(lambda: office.release(declaration, officer, _when(at)) or {"released": declaration, "by": officer})
 
 
+@app.command()
+def instruct(db: Path, declaration: str, by: str = typer.Option(..., "--by", help="the risk officer ordering it"),
+             reason: str = typer.Option(..., "--reason", help="why (intelligence, a tip-off...)"),
+             inspection_type: str = typer.Option("physical", "--type", help="physical, scan or document"),
+             roster: Optional[Path] = typer.Option(None, "--roster", help="to dispatch it at once"),
+             seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE, at: Optional[str] = AT) -> None:
+    """A risk officer orders the inspection of a declaration the computer did not select (the
+    instruction channel), with a reason; audited like every step."""
+    office = _office(db, roster, seed, key_file)
+    _step(lambda: office.instruct(declaration, by, reason, inspection_type, _when(at)))
+
+
+@app.command()
+def report(db: Path, by: str = typer.Option("month", "--by", help="month (the only grouping so far)"),
+           output: str = typer.Option("table", "--format", help="table, json or csv")) -> None:
+    """The live office's monthly figures, as the simulation writes them: selections by channel and
+    lane, random-dispatch share, hit rates per channel and per rule with 95% intervals."""
+    from engine import report as monthly_report
+
+    if by != "month":
+        fail(f"--by: only 'month' is supported, not {by!r}")
+    if output not in ("table", "json", "csv"):
+        fail(f"--format: table, json or csv, not {output!r}")
+    months = monthly_report.monthly(_office(db).store.report_rows())
+    if output == "json":
+        print(json.dumps(monthly_report.jsonable(months), indent=1))
+    elif output == "csv":
+        _print_csv([{k: v for k, v in m.items() if k != "rules"} for m in months])
+    else:
+        _print_report(months)
+
+
+def _print_csv(rows: list[dict]) -> None:
+    import csv
+
+    if rows:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _interval(rate: float, low: float, high: float) -> str:
+    return "-" if rate != rate else f"{rate:.1%} [{low:.1%}, {high:.1%}]"
+
+
+def _print_report(months: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table(title="selections and inspections by month (hit rates: finished inspections, 95% Wilson)")
+    for name in ("month", "declarations", "random", "targeted", "credit", "instructed", "random-dispatch share",
+                 "hit rate random", "hit rate targeted", "hit rate instructed", "lanes G/Y/R/B"):
+        table.add_column(name)
+    for m in months:
+        table.add_row(m["month"], f"{m['declarations']:,}", *(str(m[f"{c}_selected"]) for c in
+                                                              ("random", "targeted", "credit", "instructed")),
+                      "-" if m["inspections"] == 0 else f"{m['random_dispatch_share']:.1%}",
+                      *(_interval(m[f"hit_rate_{c}"], m[f"hit_rate_{c}_low"], m[f"hit_rate_{c}_high"])
+                        for c in ("random", "targeted", "instructed")),
+                      "/".join(str(m[f"lane_{x}"]) for x in ("green", "yellow", "red", "blue")))
+    Console().print(table)
+    rules = Table(title="per rule and month: fired, inspected, found, hit rate [95%]")
+    for name in ("month", "rule", "fired", "inspected", "found", "hit rate"):
+        rules.add_column(name)
+    for m in months:
+        for rule, r in m["rules"].items():
+            rules.add_row(m["month"], rule, str(r["fired"]), str(r["inspected"]), str(r["found"]),
+                          _interval(r["hit_rate"], r["low"], r["high"]))
+    Console().print(rules)
+
+
 audit_app = typer.Typer(no_args_is_help=True, help="Check the audit log.")
 app.add_typer(audit_app, name="audit")
 

@@ -112,6 +112,37 @@ class Office:
         """After a rollback: the pacers are rebuilt from what the store kept."""
         self._pacers = Pacers()
 
+    def instruct(self, declaration_id: str, by: str, reason: str, inspection_type: str = "physical",
+                 at: dt.datetime | None = None) -> dict[str, Any]:
+        """A risk officer's order to inspect a declaration the computer did not select (the
+        instruction channel: intelligence, a tip-off), with a reason; dispatched like any other
+        inspection when a roster is loaded, and audited, so the random-dispatch share can be told."""
+        at = at or _now()
+        if not reason.strip():
+            raise InputError("an instruction needs a reason")
+        try:
+            kind = InspectionType(inspection_type)
+        except ValueError:
+            raise InputError(f"inspection type must be one of {', '.join(t.value for t in InspectionType)}, "
+                             f"got {inspection_type!r}") from None
+        with self.store.transaction():
+            row = self.store.lodged(declaration_id)
+            if row is None:
+                raise NotFound(f"no declaration {declaration_id!r} has been decided")
+            if self.store.inspection(declaration_id) is not None:
+                raise Conflict(f"{declaration_id} is already selected for inspection")
+            if row["input"] is None:
+                raise Conflict(f"{declaration_id} was decided before declarations were kept whole; order it by hand")
+            lodged = json.loads(row["input"])
+            self.store.add_inspection(declaration_id, "first", declaration_id, lodged["enterprise_id"],
+                                      lodged["customs_office"], kind.value, lodged.get("items", 1),
+                                      Status.selected.value)
+            self.audit.append("instruction", {"declaration": declaration_id, "by": by, "reason": reason,
+                                              "inspection_type": kind.value}, at)
+            if self.roster is not None:
+                self.dispatch(declaration_id, at)
+        return {"instructed": declaration_id, "by": by, "inspection": self.store.inspection(declaration_id)}
+
     def _pacers_at(self, office: str) -> Pacers:
         """The pacers, with this office's rebuilt from the store the first time it is needed under the
         policy in force (engine.capacity: a restart or new policy carries on from the stored decisions)."""

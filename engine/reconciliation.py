@@ -82,6 +82,8 @@ def _replay(log: AuditLog):
             task = inspections.setdefault(p["inspection"], _task("first"))
             task.update(status=after_result(task["kind"] == "recheck", p["outcome"] == "problem").value,
                         outcome=p["outcome"])
+        elif kind == "instruction":
+            inspections[p["declaration"]] = _task("first")
         elif kind == "recheck":
             inspections[p["inspection"] + RECHECK] = _task("recheck")
         elif kind == "release":

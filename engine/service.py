@@ -30,10 +30,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine import __version__, checkpoint, database
+from engine import __version__, checkpoint, database, report
 from engine.audit import AuditLog
 from engine.reconciliation import reconcile
-from engine.declarations import Declaration, Id
+from engine.declarations import Declaration, Id, InspectionType
 from engine.dispatch import Roster, Waiting
 from engine.errors import Conflict, InputError, NotFound
 from engine.files import read_model, read_text
@@ -43,7 +43,7 @@ from engine.rules import RuleSet
 from engine.selection import SelectionPolicy
 from engine.store import SqliteStore
 
-ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor")
+ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer")
 MAX_BODY = 64 * 1024
 log = logging.getLogger("doublerandom.service")
 
@@ -52,7 +52,7 @@ class KeyEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Id("who: the inspector id for inspectors")
-    role: Literal["selector", "inspector", "chief", "releasing_officer", "auditor"]
+    role: Literal["selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer"]
     key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
@@ -112,6 +112,14 @@ class ReassignBody(BaseModel):
 
     to: str = Id("the inspector to take it")
     reason: str = Field(min_length=1, max_length=500)
+
+
+class InstructionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    declaration_id: str = Id("the declaration to inspect, already decided and not selected")
+    reason: str = Field(min_length=1, max_length=500)
+    inspection_type: InspectionType = InspectionType.physical
 
 
 class LiveOffice:
@@ -379,6 +387,20 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
     def reassign(inspection_id: str, body: ReassignBody, who: Caller = Depends(allow("chief"))) -> dict:
         with live.lock:
             return written(vars(office.reassign(inspection_id, body.to, who.name, body.reason, clock())))
+
+    @app.post("/instructions", summary="A risk officer's order to inspect a declaration the computer did not "
+              "select (chief or risk_officer)", responses=WRITE)
+    def instruct(body: InstructionBody, who: Caller = Depends(allow("chief", "risk_officer"))) -> dict:
+        with live.lock:
+            return written(office.instruct(body.declaration_id, who.name, body.reason, body.inspection_type.value,
+                                           clock()))
+
+    @app.get("/reports/monthly", summary="The monthly figures: selections by channel and lane, random-dispatch "
+             "share, hit rates per channel and rule with 95% intervals (auditor, chief)", responses=READ)
+    def monthly_report(who: Caller = Depends(allow("auditor", "chief"))) -> dict:
+        with live.read_lock:
+            months = report.monthly(live.reader.store.report_rows())
+        return {"months": report.jsonable(months)}
 
     @app.get("/declarations/{declaration_id}", summary="A decision, its inspection and its audit history",
              responses=READ)

@@ -82,6 +82,9 @@ class Store(Protocol):
         """How many declarations lodged at this customs office were decided, and the last `last` of
         their decisions, oldest first (what an office's pacer is rebuilt from)."""
     def history(self, declaration_id: str, recheck_suffix: str) -> list[dict[str, Any]]: ...
+    def report_rows(self) -> Iterable[tuple[str, str, str | None, str | None]]:
+        """(declared_at, decision JSON, first inspection's type or None, its outcome or None) per
+        declaration, in the order decided."""
 
 
 class SqliteStore:
@@ -146,6 +149,11 @@ class SqliteStore:
         count = self.conn.execute(f"SELECT count(*) {where}", (office,)).fetchone()[0]
         rows = self.conn.execute(f"SELECT decision {where} ORDER BY rowid DESC LIMIT ?", (office, last)).fetchall()
         return count, [json.loads(r[0]) for r in reversed(rows)]
+
+    def report_rows(self) -> Iterable[tuple[str, str, str | None, str | None]]:
+        return self.conn.execute(
+            "SELECT d.declared_at, d.decision, i.inspection_type, i.outcome FROM declarations d "
+            "LEFT JOIN inspections i ON i.id = d.id ORDER BY d.rowid")
 
     def history(self, declaration_id: str, recheck_suffix: str) -> list[dict[str, Any]]:
         rows = self.conn.execute(

@@ -28,7 +28,7 @@ from tests.conftest import BASELINE_RULES, ROOT, declaration_data
 
 KEYS = {"sel": ("selector-system", "selector"), "ins1": ("INS-01", "inspector"), "ins3": ("INS-03", "inspector"),
         "chief": ("CHIEF-1", "chief"), "rel": ("OFFICER-2", "releasing_officer"), "aud": ("AUDIT-1", "auditor"),
-        "rel-ins": ("INS-01", "releasing_officer")}
+        "rel-ins": ("INS-01", "releasing_officer"), "risk": ("RISK-1", "risk_officer")}
 WEAPONS = {"hs_code": "930690", "customs_office": "OFF-40"}  # WEAPONS-PARTS: always targeted, physical
 
 
@@ -139,6 +139,8 @@ def test_a_problem_result_flags_the_enterprise(client):
     ("get", "/declarations/X", None, {"sel", "chief", "aud"}),
     ("get", "/enterprises/E1", None, {"sel", "chief", "aud"}),
     ("get", "/audit/verify", None, {"aud"}),
+    ("post", "/instructions", {"declaration_id": "X", "reason": "tip-off"}, {"chief", "risk"}),
+    ("get", "/reports/monthly", None, {"aud", "chief"}),
 ])
 def test_each_endpoint_refuses_other_roles_and_strangers(client, method, path, body, allowed):
     send = getattr(client, method)
@@ -424,3 +426,27 @@ def _closed(sock: socket.socket, wait: float) -> bool:
         return False
     except OSError:
         return True
+
+
+def test_a_risk_officers_instruction_is_inspected_audited_and_reported(client):
+    """An order on a declaration the computer released: dispatched, in the history, counted in the
+    monthly report as the instruction channel; an order on a selected one is a conflict."""
+    plain = post_declaration(client, id="PLAIN-1", enterprise_id="E1", customs_office="OFF-40", hs_code="940360",
+                             declared_value=50000.0).json()
+    targeted = post_declaration(client, id="WEAP-1", enterprise_id="E2", **WEAPONS).json()
+    assert not plain["decision"]["selected"], plain["decision"]
+    assert targeted["decision"]["selected"]
+    ordered = client.post("/instructions", json={"declaration_id": "PLAIN-1", "reason": "tip-off from the port",
+                                                  "inspection_type": "physical"}, headers=h("risk"))
+    assert ordered.status_code == 200, ordered.text
+    assert ordered.json()["inspection"]["status"] == "dispatched"
+    again = client.post("/instructions", json={"declaration_id": "WEAP-1", "reason": "x"}, headers=h("risk"))
+    assert again.status_code == 409
+    missing = client.post("/instructions", json={"declaration_id": "NOPE", "reason": "x"}, headers=h("chief"))
+    assert missing.status_code == 404
+    kinds = [r["kind"] for r in client.get("/declarations/PLAIN-1", headers=h("aud")).json()["history"]]
+    assert kinds[:3] == ["selection", "instruction", "dispatch"]
+    month = client.get("/reports/monthly", headers=h("aud")).json()["months"][0]
+    assert (month["declarations"], month["instructed_selected"], month["targeted_selected"]) == (2, 1, 1)
+    assert month["random_dispatch_share"] == 0.5 and month["hit_rate_instructed"] is None
+    assert client.get("/audit/verify", headers=h("aud")).json()["ok"]

@@ -1,0 +1,109 @@
+"""The live office's monthly report: from its store, the monthly figures the simulation writes, where
+they apply (simulation/metrics.py names them the same).
+
+Per month of lodging: declarations; selections by channel (random = the pure random draw alone or
+with a rule, as the simulation counts it; targeted; credit floor; instruction = a risk officer's
+order on a declaration the computer did not select); inspections; the random-dispatch share (the
+computer's share of inspections: China Customs' "55%") and the pure random share; hit rates per
+channel over finished inspections, with Wilson 95% intervals; declarations per lane; and per rule:
+how often it fired, how many of those were inspected and found a problem, with the hit rate's interval.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from typing import Any, Iterable
+
+import numpy as np
+
+from engine.selection import INSPECTION_TYPES, LANES, lanes
+
+Z95 = 1.959963984540054
+CHANNELS = ("random", "targeted", "credit", "instructed")
+RANDOM_CHANNELS = ("random", "both")  # picked by the pure random draw, alone or with a rule
+
+
+def wilson(p: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a proportion p observed on (effective) sample size n."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def channel_of(decision: dict[str, Any], inspected: bool) -> str | None:
+    """The report's channel of a declaration: None when nobody selected it."""
+    if decision["selected"]:
+        return "random" if decision["channel"] in RANDOM_CHANNELS else decision["channel"]
+    return "instructed" if inspected else None
+
+
+def lane_of(decision: dict[str, Any], inspection_type: str | None) -> str:
+    """The decision's lane, or for an instructed declaration the lane of the inspection ordered."""
+    if decision["selected"] or inspection_type is None:
+        return decision.get("lane", "green")
+    code = INSPECTION_TYPES.index(inspection_type)
+    return LANES[int(lanes(np.array([code]), np.array([0.0]), np.array([0]))[0])]
+
+
+def monthly(rows: Iterable[tuple[str, str, str | None, str | None]]) -> list[dict[str, Any]]:
+    """One dict per month from (declared_at, decision JSON, inspection type, outcome) rows."""
+    months: dict[str, dict[str, Any]] = defaultdict(_empty)
+    for declared_at, text, inspection_type, outcome in rows:
+        m = months[declared_at[:7]]
+        decision = json.loads(text)
+        channel = channel_of(decision, inspection_type is not None)
+        m["declarations"] += 1
+        m[f"lane_{lane_of(decision, inspection_type)}"] += 1
+        if channel is not None:
+            m[f"{channel}_selected"] += 1
+            if outcome is not None:
+                m[f"finished_{channel}"] += 1
+                m[f"hits_{channel}"] += outcome == "problem"
+        for rule in decision["rules"]:
+            r = m["rules"].setdefault(rule, {"fired": 0, "inspected": 0, "finished": 0, "found": 0})
+            r["fired"] += 1
+            r["inspected"] += inspection_type is not None
+            r["finished"] += outcome is not None
+            r["found"] += outcome == "problem"
+    return [_figures(month, months[month]) for month in sorted(months)]
+
+
+def _empty() -> dict[str, Any]:
+    counts = {f"{k}_{c}": 0 for c in CHANNELS for k in ("finished", "hits")}
+    return {"declarations": 0, **{f"{c}_selected": 0 for c in CHANNELS}, **counts,
+            **{f"lane_{lane}": 0 for lane in LANES}, "rules": {}}
+
+
+def _figures(month: str, m: dict[str, Any]) -> dict[str, Any]:
+    inspections = sum(m[f"{c}_selected"] for c in CHANNELS)
+    out = {"month": month, **{k: v for k, v in m.items() if k != "rules"}, "inspections": inspections,
+           "inspection_rate": _share(inspections, m["declarations"]),
+           "random_dispatch_share": _share(inspections - m["instructed_selected"], inspections),
+           "pure_random_share": _share(m["random_selected"], inspections)}
+    for c in CHANNELS:
+        out[f"hit_rate_{c}"], out[f"hit_rate_{c}_low"], out[f"hit_rate_{c}_high"] = _rate(m[f"hits_{c}"],
+                                                                                             m[f"finished_{c}"])
+    out["rules"] = {rule: {**r, **dict(zip(("hit_rate", "low", "high"), _rate(r["found"], r["finished"])))}
+                    for rule, r in sorted(m["rules"].items())}
+    return out
+
+
+def jsonable(value: Any) -> Any:
+    """The report with each undefined figure (NaN: no inspections finished yet) as None, for JSON."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [jsonable(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _share(k: int, n: int) -> float:
+    return k / n if n else math.nan
+
+
+def _rate(k: int, n: int) -> tuple[float, float, float]:
+    return (k / n, *wilson(k / n, n)) if n else (math.nan, math.nan, math.nan)

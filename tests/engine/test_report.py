@@ -1,0 +1,112 @@
+"""The live monthly report: its figures equal those recomputed independently from the audit log,
+instructions are refused cleanly, and the command prints them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.errors import Conflict, InputError, NotFound
+from engine.report import monthly, wilson
+from tests.engine.test_office import DAY, PLAIN, TEXTILE, inspect, lodge, make_office
+
+
+@pytest.fixture
+def busy(tmp_path):
+    """Two months of an office: random and targeted selections, results, and officers' orders."""
+    office = make_office(tmp_path, ratio=0.2)
+    for i in range(120):
+        day = i // 2  # 60 days from 1 June: two months
+        fields = TEXTILE if i % 7 == 0 else PLAIN
+        decision = lodge(office, f"D{i:03d}", firm=f"E{i % 9}", day=day, **fields)
+        at = DAY + dt.timedelta(days=day)
+        if not decision.selected and i % 10 == 3:
+            office.instruct(f"D{i:03d}", "RISK-1", "intelligence", "document", at)
+        task = office.inspection(f"D{i:03d}")
+        if task is not None and task["status"] == "dispatched" and i < 110:  # the last few still open
+            inspect(office, f"D{i:03d}", "problem" if i % 5 == 0 else "normal", day)
+    return office
+
+
+def from_the_audit_log(office) -> dict[str, Counter]:
+    """Per month, recomputed from the log alone: channel counts, results by channel, lanes, rules."""
+    month_of, channel_of, out = {}, {}, {}
+    for record in office.audit.records():
+        kind, p = record["kind"], record["payload"]
+        if kind == "selection":
+            d = p["decision"]
+            month = p["declaration"]["declared_at"][:7]
+            c = out.setdefault(month, Counter())
+            month_of[d["declaration_id"]] = month
+            c["declarations"] += 1
+            if d["selected"]:
+                channel_of[d["declaration_id"]] = "random" if d["channel"] in ("random", "both") else d["channel"]
+                c[f"{channel_of[d['declaration_id']]}_selected"] += 1
+            c[f"lane_{d['lane']}"] += 1
+            for rule in d["rules"]:
+                c[f"rule {rule} fired"] += 1
+        elif kind == "instruction":
+            c = out[month_of[p["declaration"]]]
+            channel_of[p["declaration"]] = "instructed"
+            c["instructed_selected"] += 1
+            c["lane_green"] -= 1
+            c["lane_yellow" if p["inspection_type"] == "document" else "lane_red"] += 1
+        elif kind == "result":
+            c = out[month_of[p["inspection"]]]
+            c[f"finished_{channel_of[p['inspection']]}"] += 1
+            c[f"hits_{channel_of[p['inspection']]}"] += p["outcome"] == "problem"
+    return out
+
+
+def test_the_monthly_report_equals_the_audit_logs_own_count(busy):
+    months = monthly(busy.store.report_rows())
+    recount = from_the_audit_log(busy)
+    assert [m["month"] for m in months] == sorted(recount) == ["2026-06", "2026-07"]
+    for m in months:
+        expected = recount[m["month"]]
+        for key, value in expected.items():
+            if key.startswith("rule "):
+                assert m["rules"][key.split()[1]]["fired"] == value, key
+            else:
+                assert m[key] == value, (m["month"], key)
+        assert m["instructed_selected"] > 0 and m["random_selected"] > 0 and m["targeted_selected"] > 0
+        computer = m["inspections"] - m["instructed_selected"]
+        assert m["random_dispatch_share"] == computer / m["inspections"]
+        k, n = m["hits_random"], m["finished_random"]
+        assert (m["hit_rate_random_low"], m["hit_rate_random_high"]) == pytest.approx(wilson(k / n, n))
+
+
+def test_a_refused_instruction_changes_nothing(busy):
+    head = busy.audit.head()
+    selected = next(f"D{i:03d}" for i in range(120) if busy.decision(f"D{i:03d}").selected)
+    unselected = next(f"D{i:03d}" for i in range(120) if busy.inspection(f"D{i:03d}") is None)
+    with pytest.raises(NotFound):
+        busy.instruct("NOPE", "RISK-1", "tip-off")
+    with pytest.raises(Conflict):
+        busy.instruct(selected, "RISK-1", "tip-off")
+    with pytest.raises(InputError):
+        busy.instruct(unselected, "RISK-1", "  ")
+    with pytest.raises(InputError):
+        busy.instruct(unselected, "RISK-1", "tip-off", "x-ray")
+    assert busy.audit.head() == head and busy.inspection(unselected) is None
+
+
+def test_the_report_and_instruct_commands(busy, tmp_path):
+    db = str(tmp_path / "office.db")
+    unselected = next(f"D{i:03d}" for i in range(120) if busy.inspection(f"D{i:03d}") is None)
+    ordered_before = sum(1 for _ in busy.audit.records("instruction"))
+    busy.store.close()
+    runner = CliRunner()
+    ordered = runner.invoke(app, ["instruct", db, unselected, "--by", "RISK-2", "--reason", "tip-off"])
+    assert ordered.exit_code == 0 and json.loads(ordered.stdout)["inspection"]["status"] == "selected"
+    table = runner.invoke(app, ["report", db, "--by", "month"])
+    assert table.exit_code == 0 and "2026-06" in table.stdout and "2026-07" in table.stdout
+    as_json = json.loads(runner.invoke(app, ["report", db, "--format", "json"]).stdout)
+    assert sum(m["instructed_selected"] for m in as_json) == ordered_before + 1
+    refused = runner.invoke(app, ["report", db, "--by", "week"])
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
