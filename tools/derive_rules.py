@@ -12,6 +12,12 @@ Writes scenarios/rules/kcs_derived.yaml. How each threshold is chosen (stated ag
   passes it.
 - The value band is not used: its fitted effects are within +-0.25 log-odds (the noise the data set's
   makers added to prices hides most undervaluation), too weak for a rule.
+- Weights (the risk score, used when a policy sets an expected rate): a derived rule weighs its
+  validation-split lift (fraud rate over the split's); HIGH-RISK-ENTERPRISE weighs 3 (a confirmed
+  problem within the flag's 180 days, the credit measures' strongest signal: above the goods list,
+  so a flagged firm's declarations come first; at 2 they were reached only through the goods list
+  and the baseline's dishonest stock wandered too slowly for its 24-month drift test to confirm it
+  steady), NEW-ENTERPRISE 1 (nothing is known yet): judgements, stated.
 The enterprise rules (new, high-risk) come from the feedback policy, not from the data. No rule reads
 the dishonest class: the policy's credit floor inspects those firms (the `credit` channel), and a rule
 would only move them into the targeted channel.
@@ -36,9 +42,11 @@ OUT = Path("scenarios/rules/kcs_derived.yaml")
 
 STATUS_RULES = [
     {"id": "NEW-ENTERPRISE", "description": "The first declaration ever lodged by this enterprise.",
-     "inspection": "document", "sampling_rate": 0.5, "when": {"field": "enterprise.declarations", "eq": 0}},
+     "inspection": "document", "sampling_rate": 0.5, "weight": 1.0,
+     "when": {"field": "enterprise.declarations", "eq": 0}},
     {"id": "HIGH-RISK-ENTERPRISE", "description": "The enterprise had a confirmed problem recently and is a high-risk target.",
-     "inspection": "physical", "sampling_rate": 0.3, "when": {"field": "enterprise.high_risk", "eq": True}},
+     "inspection": "physical", "sampling_rate": 0.3, "weight": 3.0,
+     "when": {"field": "enterprise.high_risk", "eq": True}},
 ]
 
 
@@ -79,6 +87,10 @@ def main(data_dir: str) -> None:
     goods_multiple, goods = chosen(["chapter", "heading", "hs6"], "hs_code", MIN_ROWS)
     origin_multiple, origins = chosen(["origin"], "origin_country", MIN_ORIGIN_ROWS)
 
+    def lift(column, codes) -> float:
+        """The rule's risk-score weight: its validation fraud rate over the split's."""
+        return round(float(y_valid[valid[column].isin(codes).to_numpy()].mean() / y_valid.mean()), 1)
+
     def figures(column, codes) -> str:
         t, v = train[column].isin(codes).to_numpy(), valid[column].isin(codes).to_numpy()
         return (f"training 2020: {t.sum()} rows, fraud {y_train[t].mean():.1%} (all rows {base:.1%}); "
@@ -89,12 +101,13 @@ def main(data_dir: str) -> None:
         derived.append({"id": "HIGH-RISK-GOODS",
                         "description": f"HS6 codes whose shrunk fraud rate is at least {goods_multiple:g}x the average "
                                        f"(>= {MIN_ROWS} training rows). {figures('hs_code', goods)}.",
-                        "inspection": "physical", "when": {"field": "hs_code", "in": {"list": "high_risk_hs6"}}})
+                        "inspection": "physical", "weight": lift("hs_code", goods),
+                        "when": {"field": "hs_code", "in": {"list": "high_risk_hs6"}}})
     if origins:
         derived.append({"id": "HIGH-RISK-ORIGIN",
                         "description": f"Origins whose shrunk fraud rate is at least {origin_multiple:g}x the average "
                                        f"(>= {MIN_ORIGIN_ROWS} training rows). {figures('origin_country', origins)}.",
-                        "inspection": "physical",
+                        "inspection": "physical", "weight": lift("origin_country", origins),
                         "when": {"field": "origin_country", "in": {"list": "high_risk_origins"}}})
     lists = {name: codes for name, codes in (("high_risk_hs6", goods), ("high_risk_origins", origins)) if codes}
     rules = {"version": "kcs-derived-2026.11", "lists": lists, "rules": [*derived, *STATUS_RULES]}

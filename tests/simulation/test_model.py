@@ -136,7 +136,7 @@ def test_no_dispatch_to_an_off_shift_or_unqualified_inspector(baseline_week):
 
 def test_a_violating_enterprise_becomes_a_target():
     spec = load("baseline.yaml", NO_WARMUP, "horizon.days=30", "population.enterprises=200", "population.overrides={7: 0.9}",
-                "policy.rule_sampling.HIGH-RISK-ENTERPRISE=1.0", "arrivals.per_day=800", "inspectors.count=40")
+                "policy.rule_sampling.HIGH-RISK-ENTERPRISE=1.0", "policy.expected_rate=null", "arrivals.per_day=800", "inspectors.count=40")
     events = run(spec, seed=1).events
     firm = events[events["enterprise"] == 7].sort_values("arrival_h")
     caught = firm.loc[firm["detected"], "done_h"]

@@ -144,21 +144,22 @@ SMALL_PORT = {"horizon": {"start": "2026-01-01", "warmup_months": 12, "months": 
               "arrivals": {"per_day": 450}, "population": {"enterprises": 2000}, "inspectors": {"count": 10}}
 
 
-def test_the_tuned_ratio_holds_for_a_year_after_the_warm_up():
-    """Tuned on 6 months after a 12-month warm-up (3 replications), the recommended ratio, simulated
-    for 12 months with a seed the tuner never saw, keeps utilization and p95 clearance within the
-    limits, and neither the backlog nor the clearance trends upward."""
+def test_the_tuned_rate_holds_for_a_year_after_the_warm_up():
+    """Tuned on 6 months after a 12-month warm-up (3 replications), the recommended expected rate
+    (how much the computer selects: the baseline's capacity lever), simulated for 12 months with a
+    seed the tuner never saw, keeps utilization and p95 clearance within the limits, and neither the
+    backlog nor the clearance trends upward."""
     from simulation import scenario as scenarios
     from simulation import sweep, tuning
     from simulation.model import run
     raw = scenarios.merged(scenarios.read_raw(f"{SCENARIOS}/baseline.yaml"), SMALL_PORT)
     limits = tuning.Limits(max_utilization=0.8, max_p95_clearance_h=24.0)
     with sweep.Runner(workers=2) as runner:  # the two cores CI has
-        found = tuning.tune_ratio(raw, SCENARIOS, runner, limits, "policy.random_ratio", 0.0, 0.08, None, 3,
+        found = tuning.tune_ratio(raw, SCENARIOS, runner, limits, "policy.expected_rate", 0.01, 0.2, None, 3,
                                   0.01).iloc[0]
-    ratio = found["recommended"]
-    assert 0.01 < ratio <= found["optimistic"] < 0.08, found  # a real boundary inside the range
-    later = scenarios.merged(raw, {"horizon": {"months": 12}, "policy": {"random_ratio": float(ratio)}})
+    rate = found["recommended"]
+    assert 0.02 < rate <= found["optimistic"] < 0.2, found  # a real boundary inside the range
+    later = scenarios.merged(raw, {"horizon": {"months": 12}, "policy": {"expected_rate": float(rate)}})
     result = run(scenarios.validate(later, "tuned", __import__("pathlib").Path(SCENARIOS)), seed=999)
     m, s = result.monthly, result.summary
     assert s["inspector_utilization"] <= limits.max_utilization
