@@ -178,12 +178,23 @@ def tune_cmd(
     overrides: List[str] = typer.Option([], "--set"),
     workers: Optional[int] = WORKERS,
     scheduler: Optional[str] = SCHEDULER,
+    fixed_capacity: Optional[float] = typer.Option(
+        None, "--fixed-capacity", min=0.0001, max=1, help="hold the computer's selections at this share of "
+        "declarations (policy.expected_rate) and vary the random share of it (--shares)"),
+    shares: str = typer.Option("0:0.9:0.1", "--shares", help="random shares of the fixed capacity, start:stop:step"),
+    precision: float = typer.Option(0.005, "--precision", min=0, help="required 95%% half-width of the monthly "
+                                    "compliance estimate (0.005 = ±0.5 percentage points)"),
+    out: Path = typer.Option(Path("out/frontier"), "--out", help="folder for frontier.csv and frontier.png"),
 ) -> None:
-    """The largest random ratio each capacity can carry within the limits, or the smallest capacity for a ratio."""
+    """The largest random ratio each capacity can carry within the limits, or the smallest capacity for a
+    ratio; or, with --fixed-capacity, which random share of a fixed capacity to choose."""
     need("sim", *SIM_MODULES, "dask")
     from simulation import sweep as sweeps
     from simulation import tuning
     limits = tuning.Limits(max_utilization, max_p95_clearance_hours, max_mean_wait_hours)
+    if fixed_capacity is not None:
+        return _fixed_capacity(scenario_file, months, overrides, limits, fixed_capacity, shares, precision,
+                               replications, out, workers, scheduler)
     if not limits.items():
         fail("give at least one limit: --max-utilization, --max-p95-clearance-hours or --max-mean-wait-hours")
     raw = _sweep_inputs(scenario_file, months, overrides)
@@ -209,6 +220,33 @@ def tune_cmd(
             table = tuning.tune_capacity(raw, base, runner, limits, vary, ratio, axis, replications, say)
     print(table.round(4).to_string(index=False))
     print(_decision(table, limits, vary, ratio, axis, replications))
+
+
+def _fixed_capacity(scenario_file, months, overrides, limits, capacity, shares_text, precision, replications, out,
+                    workers, scheduler) -> None:
+    from simulation import plots, sweep as sweeps, tuning
+    raw = _sweep_inputs(scenario_file, months, overrides)
+    try:
+        start, stop, step = (float(x) for x in shares_text.split(":"))
+        shares = [round(start + k * step, 6) for k in range(int(round((stop - start) / step)) + 1)] if step > 0 else []
+    except ValueError:
+        fail(f"--shares {shares_text!r}: expected start:stop:step, e.g. 0:0.9:0.1")
+    if not shares or min(shares) < 0 or max(shares) > 1:
+        fail(f"--shares {shares_text!r}: shares lie in [0, 1], with a positive step")
+    base = str(scenario_file.parent.resolve())
+    with sweeps.Runner(workers, scheduler) as runner, _bar() as bar:
+        task = bar.add_task(f"{len(shares)} shares x {replications} replications", total=len(shares) * replications)
+        result = tuning.fixed_capacity(raw, base, runner, capacity, shares, precision, limits, replications,
+                                       lambda done, total: bar.update(task, completed=done))
+    out.mkdir(parents=True, exist_ok=True)
+    columns = ["share", "random_ratio", "random_of_selections", "computer_rate", "violations_found_per_month", "violations_found_per_month_low",
+               "violations_found_per_month_high", "monthly_half_width", "monthly_half_width_high",
+               "inspections", "pure_random_share", "p95_clearance_h", "inspector_utilization", "meets"]
+    result.table.to_csv(out / "frontier.csv", index=False, float_format="%.6g")
+    plots.frontier(result, out / "frontier.png")
+    print(result.table[columns].round(4).to_string(index=False))
+    print(result.sentence())
+    err.print(f"wrote {out / 'frontier.csv'} and {out / 'frontier.png'}", highlight=False)
 
 
 def _decision(table, limits, vary, ratio, axis, replications) -> str:

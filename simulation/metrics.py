@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from engine.declarations import CreditClass
+from engine.report import RANDOM_CHANNELS, wilson
 from engine.selection import LANES
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ RUN_METRICS = [
     Metric(("noncompliance_true",), "share", "true non-compliance rate"),
     Metric(("noncompliance_estimate",), "share", "stratified random-sample estimate of non-compliance"),
     Metric(("noncompliance_ci_width",), "share", "width of the compliance estimate's 95% interval"),
+    Metric(("monthly_half_width",), "share", "the monthly compliance estimate's 95% interval half-width, mean over months"),
+    Metric(("violations_found_per_month",), "declarations per month", "violations found per measured month"),
     Metric(("inspector_utilization",), "share of on-post hours", "inspector utilization"),
     Metric(("mean_wait_h",), "hours", "mean wait for dispatch"),
     Metric(("p95_clearance_h",), "hours", "95th percentile clearance"),
@@ -146,18 +149,6 @@ def readme_table() -> str:
 
 
 CREDIT_COLUMNS = {c.value: f"declarations_{c.value}" for c in CreditClass}  # per-class totals of a month
-Z95 = 1.959963984540054
-
-
-def wilson(p: float, n: float, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a proportion p observed on (effective) sample size n."""
-    if n <= 0:
-        return (math.nan, math.nan)
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 @dataclass(frozen=True)
 class Estimate:
     value: float
@@ -169,9 +160,6 @@ class Estimate:
 
 UNDEFINED = Estimate(math.nan, math.nan, math.nan, False)
 SMALL_STRATUM = 0.01  # an unsampled class this small a share of declarations is pooled, not fatal
-
-
-RANDOM_CHANNELS = ("random", "both")  # picked by the pure random draw, alone or with a rule
 
 
 def random_sample_estimate(events: pd.DataFrame, totals: Mapping) -> Estimate:

@@ -172,3 +172,33 @@ def write_sweep(results, out: Path) -> list[Path]:
     frontier_png = out / "frontier.png"
     fig.savefig(frontier_png, dpi=100)
     return [metrics_png, frontier_png]
+
+
+def frontier(result, out: Path) -> Path:
+    """Detections against the monthly estimate's precision, one point per random share of a fixed
+    capacity, with 95% intervals over replications; the required precision as a line."""
+    t = result.table.sort_values("share")
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    x, y = 100 * t["monthly_half_width"], t["violations_found_per_month"]
+    ax.errorbar(x, y, xerr=[100 * (t["monthly_half_width"] - t["monthly_half_width_low"]),
+                            100 * (t["monthly_half_width_high"] - t["monthly_half_width"])],
+                yerr=[y - t["violations_found_per_month_low"], t["violations_found_per_month_high"] - y],
+                marker="o", capsize=3, label="one random share of the capacity (95% intervals)")
+    for share, xi, yi in zip(t["share"], x, y):
+        ax.annotate(f"{share:.0%}", (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.axvline(100 * result.precision, color="red", ls="--",
+               label=f"required precision: ±{100 * result.precision:.2g} points a month")
+    if result.recommended == result.recommended:
+        row = t.set_index("share").loc[result.recommended]
+        ax.scatter([100 * row["monthly_half_width"]], [row["violations_found_per_month"]], s=160,
+                   facecolors="none", edgecolors="green", linewidths=2,
+                   label=f"recommended: {result.recommended:.0%} random")
+    ax.set(title=f"Detection against estimate precision at a fixed capacity ({result.capacity:.1%} of declarations)",
+           xlabel="monthly compliance estimate: 95% interval half-width (percentage points)",
+           ylabel="violations found per month")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    return out

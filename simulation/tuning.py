@@ -1,5 +1,6 @@
 """Tuning the random ratio against capacity: the largest ratio the office can carry, or the smallest
-capacity a ratio needs, with intervals from replications.
+capacity a ratio needs, with intervals from replications; and at a fixed capacity, which share of it
+should be random (`fixed_capacity`, at the end).
 
 The search is a bisection on the ratio, which is monotone under common random numbers (replication k
 of every ratio sees the same declarations and draws, so a higher ratio only adds random picks). Each
@@ -168,3 +169,66 @@ def tune_capacity(raw: dict, base_dir: str, runner: Runner, limits: Limits, vary
     found = smallest_capacity(search, capacity, limits)
     row = {vary: ratio, **{f"{capacity.path} ({level})": v for level, v in found.items()}, "probes": len(search.cache)}
     return pd.DataFrame([row])
+
+
+# ------------------------------------------------------------------ the policy question at fixed capacity
+
+@dataclass(frozen=True)
+class Frontier:
+    """Per random share of a fixed capacity: detections, the monthly estimate's precision, service."""
+
+    capacity: float  # the office's expected rate: the share of declarations the computer selects
+    precision: float  # the monthly estimate's 95% half-width the office requires
+    table: pd.DataFrame  # one row per share: share, random_ratio, each figure with its 95% interval
+    recommended: float  # the share that finds most within the precision and the limits (nan: none does)
+
+    def sentence(self) -> str:
+        """The answer in one sentence a policy officer can quote."""
+        if math.isnan(self.recommended):
+            return (f"At a capacity of {self.capacity:.1%} of declarations, no random share tried gives a monthly "
+                    f"compliance estimate within ±{self.precision * 100:.2g} points within the limits: add capacity "
+                    f"or accept a wider estimate.")
+        row = self.table.set_index("share").loc[self.recommended]
+        best = self.table.loc[self.table["violations_found_per_month"].idxmax()]
+        lost = best["violations_found_per_month"] - row["violations_found_per_month"]
+        return (f"At a capacity of {self.capacity:.1%} of declarations, set the random ratio to "
+                f"{row['random_ratio']:.2%} ({self.recommended:.0%} of the capacity before the credit multipliers; "
+                f"{row['random_of_selections']:.0%} of the computer's selections end up random): that finds {row['violations_found_per_month']:.0f} violations a month "
+                f"[{row['violations_found_per_month_low']:.0f}, {row['violations_found_per_month_high']:.0f}] and "
+                f"estimates compliance to ±{row['monthly_half_width'] * 100:.2f} points a month (required "
+                f"±{self.precision * 100:.2g}); the share that finds most ({best['share']:.0%}) finds {lost:.0f} more "
+                f"a month but estimates to only ±{best['monthly_half_width'] * 100:.2f}.")
+
+
+OVER_CAPACITY = 1.05  # a share whose selections run more than 5% over the capacity does not hold it
+
+
+def fixed_capacity(raw: dict, base_dir: str, runner: Runner, capacity: float, shares: list[float],
+                   precision: float, limits: Limits, replications: int,
+                   progress: Callable[[int, int], None] | None = None) -> Frontier:
+    """Hold the computer's selections at `capacity` (policy.expected_rate) and give `share` of it to
+    the random channel (random_ratio = share x capacity; the targeted channel tops up the rest with
+    the highest scores). Common random numbers across shares: replication k of every share sees the
+    same declarations. Recommends the share with the most violations found among those whose monthly
+    half-width (upper 95% bound over replications) is within `precision`, that meet `limits` (upper
+    bounds) without a growing backlog or clearance, and whose selections stay at the capacity."""
+    from simulation import sweep as sweeps
+
+    ratios = [round(s * capacity, 10) for s in shares]
+    varied = {**raw, "policy": {**(raw.get("policy") or {}), "expected_rate": capacity}}
+    results = sweeps.sweep(varied, base_dir, [Axis("policy.random_ratio", tuple(ratios))], replications, runner, progress)
+    table = results.summary.rename(columns={"policy.random_ratio": "random_ratio"}).drop(columns="point")
+    table.insert(0, "share", [shares[ratios.index(r)] for r in table["random_ratio"]])
+    # the credit multipliers thin the random channel (certified firms' 0.15 and 0.4): the share of the
+    # computer's selections that end up random is below the nominal share
+    table.insert(2, "random_of_selections", table["pure_random_share"] / table["random_dispatch_share"])
+    # the computer's selections per declaration: held at the capacity until the random channel and
+    # the credit floor alone exceed it (the targeted channel can only shrink to nothing)
+    table.insert(3, "computer_rate", table["inspection_rate"] * table["random_dispatch_share"])
+    probe = {row["share"]: Probe(row["share"], row) for row in table.to_dict("records")}
+    table["meets"] = [probe[s].meets(limits, "recommended") and probe[s].figures["monthly_half_width_high"]
+                      <= precision and probe[s].figures["computer_rate"] <= OVER_CAPACITY * capacity
+                      for s in table["share"]]
+    ok = table[table["meets"]]
+    best = float(ok.loc[ok["violations_found_per_month"].idxmax(), "share"]) if len(ok) else math.nan
+    return Frontier(capacity, precision, table, best)

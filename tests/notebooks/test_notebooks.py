@@ -14,7 +14,7 @@ NOTEBOOKS = ROOT / "notebooks"
 SMALL = {
     "01_quickstart.ipynb": {"months": 1, "warmup_months": 0, "out_dir": "../out/test-notebook-01"},
     "02_sampling_ratio_for_policy.ipynb": {"days": 7, "warmup_months": 0, "tune_months": 1, "check_months": 1,
-                                           "replications": 2, "tolerance": 0.05, "workers": 0},
+                                           "replications": 2, "tolerance": 0.05, "workers": 0, "shares": [0.2, 0.8]},
     "03_random_dispatch_share.ipynb": {"months": 2, "warmup_months": 0},
     "04_feedback_and_selection_bias.ipynb": {"months": 2, "warmup_months": 0},
     "05_live_engine.ipynb": {"n_declarations": 120, "workdir": "../out/test-notebook-05"},
