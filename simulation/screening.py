@@ -15,8 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from engine import conditions
-from engine.declarations import DERIVED, ENTERPRISE_FIELDS
+from engine.batch import BatchRules
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
 from engine.selection import INSPECTION_TYPES, Pacers, PolicyTable, SelectionPolicy, choose, lanes
@@ -60,71 +59,33 @@ class Screening:
         self.start = pd.Timestamp(scenario.horizon.start)
         self.site_names = np.array([site.name for site in scenario.site_list], dtype=object)
         self.day = decls.arrival_h / 24.0
-        self.used = set().union(*(conditions.fields_used(r.condition) for r in rules.rules))
-        self.frame = self._static_frame()
-        self._static = self._static_subtrees()
-        self._active = self._validity()
+        self.batch = BatchRules(rules, self._lodged())
+        self.frame, self.firm_fields_used = self.batch.frame, self.batch.firm_fields_used
         self._policy_table: tuple[SelectionPolicy, PolicyTable] | None = None
         self.seed = scenario.seed
         self._sampling_draws: dict[int, np.ndarray] = {}
         self.pacers = Pacers()  # each site's online score cutoff, when the policy has an expected rate
-        self.firm_fields_used = sorted(f for f in self.used if f.startswith("enterprise."))
 
     # ------------------------------------------------------------ static part, once per run
 
-    def _static_frame(self) -> pd.DataFrame:
-        """Columns for the declaration fields some rule reads (building all of them costs seconds):
-        the simulation supplies what a declaration lodges, the engine's DERIVED computes the rest
-        (hs_chapter, unit_value, ...) exactly as it does for one live declaration."""
+    def _lodged(self) -> dict:
+        """What a simulated declaration lodges, as columns built on demand (building all of them costs
+        seconds): the engine's batch rules derive the rest (hs_chapter, unit_value, ...) exactly as
+        for one live declaration."""
         goods, n = self.decls.goods, len(self.decls)
-        lodged = {
+        return {
             "customs_office": lambda: self.site_names[self.decls.site], "items": lambda: np.ones(n, np.int64),
             "declared_date": lambda: (self.start + pd.to_timedelta(np.floor(self.day), unit="D")).strftime("%Y-%m-%d"),
             "enterprise_id": lambda: "E" + pd.Series(self.decls.enterprise).astype(str).str.zfill(6),
             "id": lambda: "S" + pd.Series(np.arange(n)).astype(str).str.zfill(8),
+            **{name: (lambda name=name: goods[name]) for name in goods.columns},
         }
-
-        def column(name: str):
-            if name in DERIVED:
-                derivation = DERIVED[name]
-                return derivation(*(column(i) for i in derivation.inputs))
-            return lodged[name]() if name in lodged else goods[name]
-
-        needed = {f for f in self.used if f not in ENTERPRISE_FIELDS} | {"declared_date"}
-        return pd.DataFrame({f: column(f) for f in sorted(needed)})
-
-    def _validity(self) -> dict[str, np.ndarray]:
-        """Per dated rule, which declarations fall inside its validity dates."""
-        return {rule.id: rule.active_mask(self.frame["declared_date"])
-                for rule in self.rules.rules if rule.valid_from or rule.valid_until}
 
     def _sampling_draw(self, k: int) -> np.ndarray:
         """Rule k's sampling draws, one sub-stream per rule (drawn the first time a rate < 1 needs it)."""
         if k not in self._sampling_draws:
             self._sampling_draws[k] = stream_generator(self.seed, "rule_sampling", k).random(len(self.decls))
         return self._sampling_draws[k]
-
-    def _static_subtrees(self) -> dict[int, np.ndarray]:
-        """Masks over the whole horizon for every subtree that reads no `enterprise.*` field."""
-        out: dict[int, np.ndarray] = {}
-
-        def visit(node) -> bool:  # True when the subtree is static
-            children = getattr(node, "children", ())
-            static = all([visit(c) for c in children]) if children else not node.field.startswith("enterprise.")
-            if static:
-                out[id(node)] = conditions.to_mask(node, self.frame)
-            return static
-
-        for rule in self.rules.rules:
-            visit(rule.condition)
-        return out
-
-    def _precomputed(self, lo: int, hi: int):
-        """The static subtrees' masks for this batch (None for a subtree that reads the standing)."""
-        def mask(node):
-            whole = self._static.get(id(node))
-            return None if whole is None else whole[lo:hi]
-        return mask
 
     # ------------------------------------------------------------ one batch
 
@@ -161,13 +122,7 @@ class Screening:
     def _fire(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:
         if self.backend == "durable":
             return self._fire_durable(lo, hi, firm_fields)
-        precomputed, columns = self._precomputed(lo, hi), []
-        for rule in self.rules.rules:
-            hit = conditions.to_mask(rule.condition, firm_fields, precomputed)
-            if rule.id in self._active:
-                hit = hit & self._active[rule.id][lo:hi]
-            columns.append(hit)
-        return np.column_stack(columns)
+        return self.batch.fire(lo, hi, firm_fields)
 
     def _fire_durable(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:
         column = {r.id: j for j, r in enumerate(self.rules.rules)}

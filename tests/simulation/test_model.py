@@ -180,10 +180,11 @@ def test_the_simulation_reads_every_enterprise_field_the_engine_defines():
     from simulation.screening import Screening
     goods = population.read_goods(spec.path(spec.goods.table))
     decls = population.declarations(spec, firms, goods)
+    from engine.batch import rule_frame
     screening = Screening(spec, RuleSet.load(spec.path(spec.rules)), decls)
-    screening.used = set(RULE_FIELDS) - set(ENTERPRISE_FIELDS)  # every declaration field
-    frame = screening._static_frame()
-    assert set(frame.columns) == screening.used
+    every = set(RULE_FIELDS) - set(ENTERPRISE_FIELDS)  # every declaration field
+    frame = rule_frame(screening._lodged(), every)
+    assert set(frame.columns) == every
     row = frame.iloc[0]
     assert row["hs_heading"] == row["hs_code"][:4] and row["unit_value"] == pytest.approx(
         DERIVED["unit_value"](row["declared_value"], row["quantity"]))
@@ -220,8 +221,8 @@ def test_the_sites_names_reach_the_rules_as_customs_office():
     firms = population.enterprises(spec)
     decls = population.declarations(spec, firms, population.read_goods(spec.path(spec.goods.table)))
     screening = Screening(spec, RuleSet.load(spec.path(spec.rules)), decls)
-    screening.used = {"customs_office"}
-    office = screening._static_frame()["customs_office"]
+    from engine.batch import rule_frame
+    office = rule_frame(screening._lodged(), {"customs_office"})["customs_office"]
     assert set(office) == {"NORTH", "SOUTH"} and (office == np.where(decls.site == 0, "NORTH", "SOUTH")).all()
 
 
