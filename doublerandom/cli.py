@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from engine import cli as engine_cli
+from replay import cli as replay_cli
 from simulation import cli as simulation_cli
 
 
@@ -15,7 +16,7 @@ def build() -> typer.Typer:
     root = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                        help="doublerandom: double-random customs inspection (selection engine and simulation).")
     root.registered_callback = engine_cli.app.registered_callback  # --version
-    for part in (engine_cli.app, simulation_cli.app):
+    for part in (engine_cli.app, simulation_cli.app, replay_cli.app):
         root.registered_commands.extend(part.registered_commands)
         root.registered_groups.extend(part.registered_groups)
     return root
