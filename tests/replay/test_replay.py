@@ -4,7 +4,6 @@ evaluation never looks ahead, and its figures agree with theory and with an inde
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import numpy as np
 import pandas as pd
