@@ -49,12 +49,17 @@ def lane_of(decision: dict[str, Any], inspection_type: str | None) -> str:
     return LANES[int(lanes(np.array([code]), np.array([0.0]), np.array([0]))[0])]
 
 
-def monthly(rows: Iterable[tuple[str, str, str | None, str | None]]) -> list[dict[str, Any]]:
-    """One dict per month from (declared_at, decision JSON, inspection type, outcome) rows."""
+def monthly(rows: Iterable[tuple[str, str | dict, str | None, str | None]],
+            rule_ids: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """One dict per month from (declared_at, decision as JSON or a dict, inspection type, outcome)
+    rows; `rule_ids` are listed in every month even where they never fired."""
     months: dict[str, dict[str, Any]] = defaultdict(_empty)
+    rule_ids = list(rule_ids)
     for declared_at, text, inspection_type, outcome in rows:
         m = months[declared_at[:7]]
-        decision = json.loads(text)
+        for rule in rule_ids:
+            m["rules"].setdefault(rule, {"fired": 0, "inspected": 0, "finished": 0, "found": 0})
+        decision = json.loads(text) if isinstance(text, str) else text
         channel = channel_of(decision, inspection_type is not None)
         m["declarations"] += 1
         m[f"lane_{lane_of(decision, inspection_type)}"] += 1
@@ -107,3 +112,29 @@ def _share(k: int, n: int) -> float:
 
 def _rate(k: int, n: int) -> tuple[float, float, float]:
     return (k / n, *wilson(k / n, n)) if n else (math.nan, math.nan, math.nan)
+
+
+def rule_summary(months: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per rule over all months: fired, selected (inspected), found, hit rate with its interval,
+    share of all detections, and flags a risk officer should look at: a rule that never fires, one
+    that never finds, and one whose hit rate is below the random channel's (its whole interval
+    under the random channel's rate: GAO's point that targeting without measured hit rates may
+    do no better than chance)."""
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: {"fired": 0, "inspected": 0, "finished": 0, "found": 0})
+    for m in months:
+        for rule, r in m["rules"].items():
+            for key in totals[rule]:
+                totals[rule][key] += r[key]
+    found_all = sum(m[f"hits_{c}"] for m in months for c in CHANNELS)
+    random_found, random_done = sum(m["hits_random"] for m in months), sum(m["finished_random"] for m in months)
+    random_rate = random_found / random_done if random_done else math.nan
+    out = []
+    for rule, t in sorted(totals.items()):
+        rate, low, high = _rate(t["found"], t["finished"])
+        flags = [flag for flag, on in (("never fires", t["fired"] == 0),
+                                       ("never finds", t["finished"] > 0 and t["found"] == 0),
+                                       ("below random", high < random_rate)) if on]
+        out.append({"rule": rule, **t, "hit_rate": rate, "low": low, "high": high,
+                    "share_of_detections": _share(t["found"], found_all), "random_hit_rate": random_rate,
+                    "flags": flags})
+    return out

@@ -88,3 +88,52 @@ def evaluate(folder: Path = typer.Argument(..., metavar="DIR", help="an imported
         precision_recall(table, first.base_rate, out / "precision_recall.png")
         err.print(f"wrote {out / 'evaluation.csv'}, {out / 'rules.json'} and {out / 'precision_recall.png'}",
                   highlight=False)
+
+
+rules_app = typer.Typer(no_args_is_help=True, help="Monitor and draft risk rules.")
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("report")
+def rules_report(source: Path = typer.Argument(..., metavar="DIR|DB", help="an imported log, or a live office's database"),
+                 rules: Optional[Path] = typer.Option(None, "--rules", help="the rules to replay the log through"),
+                 ratio: Optional[float] = typer.Option(None, "--ratio", min=0, max=1, help="pure random ratio"),
+                 policy_file: Optional[Path] = typer.Option(None, "--policy", help="YAML selection policy"),
+                 seed: int = typer.Option(1, "--seed"),
+                 output: str = typer.Option("table", "--format", help="table, or json (per rule and month)")) -> None:
+    """Per rule: fired, selected, found, hit rate with its 95% interval, share of all detections, and
+    flags for rules that never fire, never find, or find less than the random channel."""
+    from engine import report
+    if output not in ("table", "json"):
+        fail(f"--format: table or json, not {output!r}")
+    try:
+        if source.is_dir():
+            need("sim", *NEEDS)
+            from engine.integrity import FeedbackPolicy
+            from engine.rules import RuleSet
+            from replay import log as logs
+            from replay.evaluate import decide, report_rows
+            if rules is None:
+                fail("replaying a log needs --rules")
+            ruleset, frame = RuleSet.load(rules), logs.read(source)
+            decided = decide(frame, ruleset, selection_policy(policy_file, ratio, None), seed, FeedbackPolicy())
+            months = report.monthly(report_rows(frame, decided, ruleset), [r.id for r in ruleset.rules])
+        else:
+            from engine.cli import _office
+            months = report.monthly(_office(source).store.report_rows())
+    except InputError as e:
+        fail(str(e))
+    summary = report.rule_summary(months)
+    if output == "json":
+        print(json.dumps(report.jsonable({"rules": summary, "months": [
+            {"month": m["month"], "rules": m["rules"]} for m in months]}), indent=1))
+        return
+    random_rate = summary[0]["random_hit_rate"] if summary else float("nan")
+    print(f"the random channel's hit rate: {random_rate:.1%}" if random_rate == random_rate else
+          "the random channel has no finished inspections: nothing to compare the rules with")
+    print(f"{'rule':32s} {'fired':>7s} {'selected':>8s} {'found':>6s}  {'hit rate [95%]':22s} {'of all found':>12s}  flags")
+    for r in summary:
+        rate = f"{r['hit_rate']:.1%} [{r['low']:.1%}, {r['high']:.1%}]" if r["finished"] else "-"
+        share = f"{r['share_of_detections']:.1%}" if r["share_of_detections"] == r["share_of_detections"] else "-"
+        print(f"{r['rule']:32s} {r['fired']:7d} {r['inspected']:8d} {r['found']:6d}  {rate:22s} {share:>12s}  "
+              + ", ".join(r["flags"]))

@@ -152,3 +152,19 @@ def top(score: np.ndarray, budget: float, seed: int) -> np.ndarray:
 
 def _rate(k: int, n: int) -> tuple[float, float, float]:
     return (k / n, *wilson(k / n, n)) if n else (math.nan, math.nan, math.nan)
+
+
+def report_rows(log: pd.DataFrame, decided: dict[str, np.ndarray], rules: RuleSet):
+    """The replayed decisions as the live store's report rows (engine.report.monthly): a declaration
+    the policy selected counts as inspected, with the outcome the log recorded for it."""
+    ids = [r.id for r in rules.rules]
+    months = log["declared_at"].dt.strftime("%Y-%m-%d").to_numpy()
+    violation = log["violation"].to_numpy()
+    for k in range(len(log)):
+        channel = ("random" if decided["random"][k] else "targeted" if decided["targeted"][k]
+                   else "credit" if decided["credit"][k] else "none")
+        selected = channel != "none"
+        fired = [ids[j] for j in np.flatnonzero(decided["hits"][k])]
+        outcome = None if not selected or pd.isna(violation[k]) else ("problem" if violation[k] else "normal")
+        yield (months[k], {"selected": selected, "channel": channel, "rules": fired,
+                           "lane": "red" if selected else "green"}, "physical" if selected else None, outcome)

@@ -4,6 +4,7 @@ evaluation never looks ahead, and its figures agree with theory and with an inde
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import pandas as pd
@@ -160,3 +161,31 @@ def test_evaluate_compares_policies_and_draws_the_plot(kcs, tmp_path):
     assert "every row was inspected" in out.stdout and "HIGH-RISK-GOODS" in out.stdout
     table = pd.read_csv(tmp_path / "eval" / "evaluation.csv")
     assert set(table["policy"]) == {"baseline", "kcs_derived"} and (tmp_path / "eval" / "precision_recall.png").stat().st_size > 10_000
+
+
+def test_rules_report_flags_rules_on_a_replayed_log(kcs, tmp_path):
+    """The baseline rules on April 2021: the 2026 solar campaign never fires; every flag 'below
+    random' is a rule whose whole interval lies under the random channel's rate."""
+    folder = tmp_path / "log"
+    logs.import_log([KCS], MAPPING, folder)
+    out = CliRunner().invoke(app, ["rules", "report", str(folder), "--rules", str(ROOT / "scenarios/rules/baseline.yaml"),
+                                   "--ratio", "0.1", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    rules = {r["rule"]: r for r in json.loads(out.stdout)["rules"]}
+    assert rules["CAMPAIGN-SOLAR-ORIGIN"]["flags"] == ["never fires"]
+    for r in rules.values():
+        assert ("below random" in r["flags"]) == (r["high"] is not None and r["high"] < r["random_hit_rate"])
+        assert r["found"] <= r["inspected"] <= r["fired"]
+
+
+def test_rules_report_reads_a_live_office_too(tmp_path):
+    from tests.engine.test_report import busy as make_busy
+    office = make_busy.__wrapped__(tmp_path)
+    from engine import report
+    months = report.monthly(office.store.report_rows())
+    office.store.close()
+    out = CliRunner().invoke(app, ["rules", "report", str(tmp_path / "office.db"), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    rules = {r["rule"]: r for r in json.loads(out.stdout)["rules"]}
+    for rule, r in rules.items():
+        assert r["fired"] == sum(m["rules"].get(rule, {}).get("fired", 0) for m in months)
