@@ -137,3 +137,32 @@ def rules_report(source: Path = typer.Argument(..., metavar="DIR|DB", help="an i
         share = f"{r['share_of_detections']:.1%}" if r["share_of_detections"] == r["share_of_detections"] else "-"
         print(f"{r['rule']:32s} {r['fired']:7d} {r['inspected']:8d} {r['found']:6d}  {rate:22s} {share:>12s}  "
               + ", ".join(r["flags"]))
+
+
+@rules_app.command("derive")
+def rules_derive(folder: Path = typer.Argument(..., metavar="DIR", help="an imported log"),
+                 train_until: str = typer.Option(..., "--train-until", help="last date of the training period"),
+                 min_support: int = typer.Option(30, "--min-support", min=1, help="rows a group needs"),
+                 min_rate: float = typer.Option(0.4, "--min-rate", min=0, max=1, help="violation rate a group needs"),
+                 out: Path = typer.Option(..., "--out", help="the draft rules file to write")) -> None:
+    """Draft a rules file from the training period (HS6, headings, origins, heading x origin), each
+    rule's description giving its support and rate, for an analyst to review."""
+    need("sim", *NEEDS)
+    from engine.rules import RuleSet
+    from replay import log as logs
+    from replay.derive import draft, to_yaml
+    try:
+        until = dt.date.fromisoformat(train_until)
+    except ValueError:
+        fail(f"--train-until {train_until!r}: expected a date such as 2020-12-31")
+    try:
+        rules = draft(logs.read(folder), until, min_support, min_rate)
+        if not rules["rules"]:
+            fail(f"no group of the training period has {min_support} rows at {min_rate:.0%}: lower the thresholds")
+        text = to_yaml(rules)
+        RuleSet.from_text(text, str(out))  # the draft must load as any rules file does
+    except InputError as e:
+        fail(str(e))
+    out.write_text(text)
+    err.print(f"wrote {len(rules['rules'])} draft rules to {out}; evaluate them on the later period with "
+              f"`doublerandom evaluate {folder} --rules {out} --from {until + dt.timedelta(days=1)}`", highlight=False)

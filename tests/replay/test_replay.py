@@ -189,3 +189,24 @@ def test_rules_report_reads_a_live_office_too(tmp_path):
     rules = {r["rule"]: r for r in json.loads(out.stdout)["rules"]}
     for rule, r in rules.items():
         assert r["fired"] == sum(m["rules"].get(rule, {}).get("fired", 0) for m in months)
+
+
+def test_drafted_rules_rest_on_what_their_descriptions_say(kcs, tmp_path):
+    """Every drafted HS6 code has the support and rate asked for in the training period (recounted
+    here with pandas); the draft loads as a rules file and evaluates on the later period."""
+    folder = tmp_path / "log"
+    logs.import_log([KCS], MAPPING, folder)
+    out = CliRunner().invoke(app, ["rules", "derive", str(folder), "--train-until", "2021-04-15", "--min-support", "8",
+                                   "--min-rate", "0.4", "--out", str(tmp_path / "draft.yaml")])
+    assert out.exit_code == 0, out.output
+    draft = RuleSet.load(tmp_path / "draft.yaml")
+    import yaml
+    codes = yaml.safe_load((tmp_path / "draft.yaml").read_text())["lists"]["draft_hs6"]
+    _, log = kcs
+    train = log[log["declared_at"] <= "2021-04-15"]
+    by_code = train.groupby("hs_code")["violation"].agg(["size", "mean"])
+    assert codes and all(by_code.loc[c, "size"] >= 8 and by_code.loc[c, "mean"] >= 0.4 for c in codes)
+    qualifying = by_code[(by_code["size"] >= 8) & (by_code["mean"] >= 0.4)]
+    assert sorted(codes) == sorted(qualifying.index)
+    later = evaluate(log, draft, SelectionPolicy(random_ratio=0.03), start=dt.date(2021, 4, 16))
+    assert later.rows == int((log["declared_at"] >= "2021-04-16").sum())
