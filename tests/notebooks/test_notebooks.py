@@ -18,6 +18,8 @@ SMALL = {
     "03_random_dispatch_share.ipynb": {"months": 2, "warmup_months": 0},
     "04_feedback_and_selection_bias.ipynb": {"months": 2, "warmup_months": 0},
     "05_live_engine.ipynb": {"n_declarations": 120, "workdir": "../out/test-notebook-05"},
+    "07_replay_a_real_log.ipynb": {"data_files": ["../tests/data/kcs_test_head.csv"], "train_until": "2021-04-15",
+                                   "evaluate_from": "2021-04-16", "min_support": 8, "out_dir": "../out/test-notebook-07"},
     "06_is_the_model_right.ipynb": {"warmup_months": 0, "months": 1, "tune": True, "tune_months": 1,
                                     "replications": 2, "tolerance": 0.05, "workers": 0,
                                     "variants": ["baseline", "goods effects x1.5"]},
