@@ -100,6 +100,9 @@ class OfficeModel:
         firms = self.decls.enterprise[lo:hi]
         violating = self.decls.u_violation[lo:hi] < population.violation_probability(
             self.propensity[firms], self.decls.risk[lo:hi])
+        if self.decls.logged is not None:  # a real log: its outcome wherever it recorded one
+            logged = self.decls.logged[lo:hi]
+            violating = np.where(np.isnan(logged), violating, logged == 1)
         batch = self.screening.screen(lo, hi, self.standing, self.policy, self.instruction_rate, violating)
         self.standing.count_declarations(firms)
         channels = (int(batch.random_hit.sum()), int(((batch.targeted | batch.credit_only) & ~batch.random_hit).sum()),

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from engine.declarations import CreditClass
+from engine.errors import InputError
 from engine.randomness import stream_generator
 from engine.selection import CREDIT_CLASSES  # integer codes index into it (the engine's one list)
 from simulation.risk import RiskTable, centred_shift, expit, logit
@@ -96,6 +97,7 @@ class Declarations:
     u_instruction: np.ndarray  # the intelligence channel's draw
     u_credit: np.ndarray  # the credit channel's draw (compared with the class's floor)
     u_capacity: np.ndarray  # the paced targeted channel's draw (engine.capacity)
+    logged: np.ndarray | None = None  # from a log: 1/0 where it recorded the outcome, nan where it did not
 
     def __len__(self) -> int:
         return len(self.arrival_h)
@@ -113,6 +115,8 @@ def arrival_rates(scenario: Scenario) -> np.ndarray:
 
 def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFrame,
                  risk_table: RiskTable | None = None) -> Declarations:
+    if scenario.arrivals.log:
+        return from_log(scenario, firms, risk_table)
     seed = scenario.seed
     rng = stream_generator(seed, "arrivals")
     counts = rng.poisson(arrival_rates(scenario))
@@ -134,6 +138,52 @@ def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFra
         u_instruction=stream_generator(seed, "instruction").random(n),
         u_credit=stream_generator(seed, "credit").random(n),
         u_capacity=stream_generator(seed, "capacity").random(n))
+
+
+GOODS = ["hs_code", "origin_country", "departure_country", "transport_mode", "net_mass_kg", "declared_value",
+         "quantity", "trade_mode"]
+
+
+def from_log(scenario: Scenario, firms: Enterprises, risk_table: RiskTable | None) -> Declarations:
+    """Trace-driven arrivals: the imported log's declarations inside the horizon, at their logged
+    times (a log of dates only gets an hour from the scenario's hourly profile and a uniform minute),
+    its importers as the enterprises (in order of first appearance), its goods, and its outcomes
+    where it logged them; declarations it never inspected violate by the fitted risk model."""
+    from replay.log import read  # the one reader of an imported log
+    seed, start = scenario.seed, pd.Timestamp(scenario.horizon.start)
+    log = read(scenario.path(scenario.arrivals.log))
+    log = log[(log["declared_at"] >= start) & (log["declared_at"] < start + pd.Timedelta(days=scenario.horizon.n_days))]
+    if log.empty:
+        raise InputError(f"{scenario.arrivals.log}: no declarations inside the horizon from {scenario.horizon.start}")
+    hours = (log["declared_at"] - start).dt.total_seconds().to_numpy() / 3600
+    rng = stream_generator(seed, "arrivals")
+    if (hours % 24 == 0).all():  # dates only
+        profile = np.asarray(scenario.arrivals.hourly_profile, float)
+        hours = hours + rng.choice(24, size=len(hours), p=profile / profile.sum()) + rng.random(len(hours))
+    order = np.argsort(hours, kind="stable")
+    log, hours = log.iloc[order].reset_index(drop=True), hours[order]
+    enterprise, importers = pd.factorize(log["enterprise_id"])
+    if len(importers) > len(firms):
+        raise InputError(f"{scenario.arrivals.log}: {len(importers)} importers in the horizon; set "
+                         f"population.enterprises to at least that")
+    names = [site.name for site in scenario.site_list]
+    if len(names) == 1:
+        site = np.zeros(len(log), np.int64)
+    else:
+        unknown = sorted(set(log["customs_office"]) - set(names))
+        if unknown:
+            raise InputError(f"{scenario.arrivals.log}: offices {', '.join(unknown[:5])} are not sites of the scenario")
+        site = log["customs_office"].map({n: k for k, n in enumerate(names)}).to_numpy()
+    goods = log[GOODS].reset_index(drop=True)
+    n = len(log)
+    enterprise = enterprise.astype(np.int32)
+    return Declarations(
+        arrival_h=hours, enterprise=enterprise, goods=goods,
+        risk=goods_risk(scenario, firms, enterprise, goods, np.arange(n), risk_table), site=site,
+        u_violation=stream_generator(seed, "violation").random(n), u_random=stream_generator(seed, "random").random(n),
+        u_instruction=stream_generator(seed, "instruction").random(n),
+        u_credit=stream_generator(seed, "credit").random(n), u_capacity=stream_generator(seed, "capacity").random(n),
+        logged=log["violation"].astype(float).to_numpy())
 
 
 def sites(scenario: Scenario, n: int) -> np.ndarray:

@@ -70,6 +70,8 @@ class Arrivals(Strict):
         default=[1, 1, 1, 1, 1, 1, 2, 4, 8, 10, 10, 10, 9, 9, 10, 10, 9, 8, 6, 4, 3, 2, 1, 1],
         min_length=24, max_length=24, description="relative volume per hour of day")
     monthly_factor: dict[int, float] = Field(default={2: 0.7}, description="month number -> volume factor")
+    log: str | None = Field(default=None, description="an imported log's folder (doublerandom import): take the "
+                            "declarations, their times and firms, and where logged their outcomes from it")
 
     @field_validator("hourly_profile")
     @classmethod

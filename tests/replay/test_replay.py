@@ -210,3 +210,36 @@ def test_drafted_rules_rest_on_what_their_descriptions_say(kcs, tmp_path):
     assert sorted(codes) == sorted(qualifying.index)
     later = evaluate(log, draft, SelectionPolicy(random_ratio=0.03), start=dt.date(2021, 4, 16))
     assert later.rows == int((log["declared_at"] >= "2021-04-16").sum())
+
+
+def test_a_scenario_can_take_its_arrivals_from_an_imported_log(tmp_path):
+    """Trace-driven: April 2021's 3,000 Korean declarations arrive on their days, from their
+    importers, with their goods, and violate exactly where the log says so."""
+    from simulation.model import run
+    from simulation.scenario import load
+    logs.import_log([KCS], MAPPING, tmp_path / "log")
+    spec = load(ROOT / "scenarios/baseline.yaml", ["horizon.start=2021-04-01", "horizon.warmup_months=0",
+                                                    "horizon.days=30", f"arrivals.log={tmp_path / 'log'}",
+                                                    "population.enterprises=3000"])
+    result = run(spec)
+    log = logs.read(tmp_path / "log")
+    assert result.summary["declarations"] == len(log) and result.summary["violations_true"] == int(log["violation"].sum())
+    from simulation.model import OfficeModel
+    decls = OfficeModel(spec, RuleSet.load(spec.path(spec.rules)), "vector").decls
+    per_day = log.groupby(log["declared_at"].dt.day).size()
+    arrivals = pd.Series(np.floor(decls.arrival_h / 24).astype(int) + 1).value_counts().sort_index()
+    assert arrivals.to_numpy().tolist() == per_day.sort_index().to_numpy().tolist()
+    assert sorted(decls.goods["hs_code"]) == sorted(log["hs_code"])
+    assert np.nansum(decls.logged) == log["violation"].sum() and not np.isnan(decls.logged).any()
+
+
+def test_a_log_with_more_importers_than_enterprises_is_one_clear_error(tmp_path):
+    from simulation.model import run
+    from simulation.scenario import load
+    from engine.errors import InputError
+    logs.import_log([KCS], MAPPING, tmp_path / "log")
+    spec = load(ROOT / "scenarios/baseline.yaml", ["horizon.start=2021-04-01", "horizon.warmup_months=0",
+                                                    "horizon.days=30", f"arrivals.log={tmp_path / 'log'}",
+                                                    "population.enterprises=100"])
+    with pytest.raises(InputError, match="population.enterprises"):
+        run(spec)
