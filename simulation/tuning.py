@@ -191,13 +191,15 @@ class Frontier:
         row = self.table.set_index("share").loc[self.recommended]
         best = self.table.loc[self.table["violations_found_per_month"].idxmax()]
         lost = best["violations_found_per_month"] - row["violations_found_per_month"]
+        cost = ("cannot estimate compliance at all (no random sample)" if math.isnan(best["monthly_half_width"])
+                else f"estimates to only ±{best['monthly_half_width'] * 100:.2f}")
         return (f"At a capacity of {self.capacity:.1%} of declarations, set the random ratio to "
                 f"{row['random_ratio']:.2%} ({self.recommended:.0%} of the capacity before the credit multipliers; "
                 f"{row['random_of_selections']:.0%} of the computer's selections end up random): that finds {row['violations_found_per_month']:.0f} violations a month "
                 f"[{row['violations_found_per_month_low']:.0f}, {row['violations_found_per_month_high']:.0f}] and "
                 f"estimates compliance to ±{row['monthly_half_width'] * 100:.2f} points a month (required "
                 f"±{self.precision * 100:.2g}); the share that finds most ({best['share']:.0%}) finds {lost:.0f} more "
-                f"a month but estimates to only ±{best['monthly_half_width'] * 100:.2f}.")
+                f"a month but {cost}.")
 
 
 OVER_CAPACITY = 1.05  # a share whose selections run more than 5% over the capacity does not hold it
