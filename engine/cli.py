@@ -434,6 +434,22 @@ def integrity_import(db: Path, csv_file: Path) -> None:
     _step(lambda: office.import_agency_list(csv_file))
 
 
+@integrity_app.command("import-results")
+def integrity_import_results(db: Path, folder: Path = typer.Argument(..., metavar="DIR", help="an imported log")) -> None:
+    """Apply a log's past inspection results in time order through the feedback policy, so the
+    enterprises' standing is what it would have been (unknown enterprises are registered)."""
+    need("sim", "pandas", "pyarrow")
+    from replay.log import read
+    office = _office(db)
+
+    def apply():
+        log = read(folder)
+        done = log[log["inspected"] & log["violation"].notna()]
+        return office.import_results(zip(done["enterprise_id"], done["declared_at"].dt.date,
+                                         done["violation"].astype(bool), done["id"]), str(folder))
+    _step(apply)
+
+
 @integrity_app.command("export")
 def integrity_export(db: Path, csv_file: Path,
                      on: str = typer.Option(None, "--on", help="date (default today)")) -> None:

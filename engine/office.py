@@ -279,6 +279,23 @@ class Office:
                 self.audit.append("integrity_change", vars(change), at)
         return [vars(c) for c in changes]
 
+    def import_results(self, results, source: str, at: dt.datetime | None = None) -> dict[str, int]:
+        """Past inspection results (enterprise id, date, problem, declaration id), applied in time
+        order through the engine's FeedbackPolicy, as the standing would have evolved; one
+        transaction, every change audited. Enterprises the store does not know are registered first."""
+        results = sorted(results, key=lambda r: (r[1], r[3]))
+        from engine.declarations import Enterprise
+        with self.store.transaction():
+            firms = {r[0] for r in results if not self.integrity.registered(r[0])}
+            for firm in self.integrity.register(Enterprise(id=f) for f in sorted(firms)):
+                self.audit.append("enterprise_registered", {"enterprise": firm.model_dump(mode="json")}, at)
+            changed = 0
+            for enterprise_id, on, problem, declaration_id in results:
+                for change in self.integrity.record_result(enterprise_id, problem, on, f"{source}: {declaration_id}"):
+                    self.audit.append("integrity_change", vars(change), at)
+                    changed += 1
+        return {"results": len(results), "registered": len(firms), "changes": changed}
+
     def register(self, firms, at: dt.datetime | None = None) -> int:
         """Enter enterprises the store does not know yet (known ones keep their standing), each with
         an audit record, so the log accounts for every standing a decision reads."""

@@ -243,3 +243,26 @@ def test_a_log_with_more_importers_than_enterprises_is_one_clear_error(tmp_path)
                                                     "population.enterprises=100"])
     with pytest.raises(InputError, match="population.enterprises"):
         run(spec)
+
+
+def test_past_results_build_the_standing_through_the_feedback_policy(tmp_path):
+    """The log's results, imported into a live office's integrity store in time order: the counters
+    equal the log's, an enterprise with three problems within a year is dishonest, and the audit
+    chain verifies and reconciles."""
+    logs.import_log([KCS], MAPPING, tmp_path / "log")
+    db = tmp_path / "office.db"
+    from engine.office import Office
+    Office(db).store.close()
+    out = CliRunner().invoke(app, ["integrity", "import-results", str(db), str(tmp_path / "log")])
+    assert out.exit_code == 0, out.output
+    log = logs.read(tmp_path / "log")
+    office = Office(db)
+    counts = log.groupby("enterprise_id")["violation"].agg(["size", "sum"])
+    busiest = counts["sum"].idxmax()
+    firm = office.integrity.get(busiest)
+    assert (firm.inspections, firm.problems) == (int(counts.loc[busiest, "size"]), int(counts.loc[busiest, "sum"]))
+    assert firm.credit_class.value == "dishonest" and counts.loc[busiest, "sum"] >= 3
+    assert json.loads(out.stdout)["registered"] == len(counts)
+    office.store.close()
+    verified = CliRunner().invoke(app, ["audit", "verify", str(db)])
+    assert verified.exit_code == 0, verified.output
