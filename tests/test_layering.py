@@ -37,8 +37,8 @@ def test_the_composition_root_mounts_both_and_mutates_neither():
     from doublerandom.cli import app
     names = lambda a: {c.name or c.callback.__name__ for c in a.registered_commands}
     assert "run" not in names(engine.cli.app) and "select" not in names(simulation.cli.app)
-    assert {"select", "serve", "run", "sweep", "tune"} <= names(app)
-    assert {g.name for g in app.registered_groups} == {"audit", "integrity"}
+    assert {"select", "serve", "run", "sweep", "tune", "import", "evaluate"} <= names(app)
+    assert {g.name for g in app.registered_groups} == {"audit", "integrity", "rules"}
 
 
 # What `pip install doublerandom` leaves out (the sim and service extras): made unimportable below.
