@@ -74,7 +74,7 @@ def import_log(paths: list[str | Path], mapping: Mapping, out: str | Path) -> Im
     report.rows_refused = len(refused)
     report.first_refused = [{"file": f, "line": line, "reason": reason} for f, line, reason in refused[:100]]
     pd.DataFrame(refused, columns=["file", "line", "reason"]).to_csv(out / REFUSED, index=False)
-    report.fields = summaries(pd.read_parquet(out / DECLARATIONS))
+    report.fields = summaries(out / DECLARATIONS)
     report.seconds = round(time.perf_counter() - started, 2)
     (out / REPORT).write_text(json.dumps(asdict(report), indent=1, default=str))
     return report
@@ -158,11 +158,12 @@ def _checks(frame: pd.DataFrame) -> dict[str, pd.Series]:
     return out
 
 
-def summaries(frame: pd.DataFrame) -> dict[str, dict]:
-    """Per column: nulls, distinct values, and min/max for numbers and dates."""
+def summaries(path: Path) -> dict[str, dict]:
+    """Per column of the written file: nulls, distinct values, and min/max for numbers and dates;
+    read a column at a time, so memory stays bounded by one column, not the log."""
     out = {}
-    for name in frame.columns:
-        values = frame[name]
+    for name in SCHEMA.names:
+        values = pq.read_table(path, columns=[name]).column(0).to_pandas()
         entry = {"nulls": int(values.isna().sum()), "distinct": int(values.nunique())}
         if name in (*NUMBERS, "revenue", "declared_at", "inclusion_probability") and values.notna().any():
             entry |= {"min": str(values.min()), "max": str(values.max())}
