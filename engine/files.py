@@ -99,6 +99,15 @@ def read_model(path: str | Path, model: type[Model], what: str) -> Model:
         raise InputError(f"{path}: nested too deeply to be a {what}") from None
 
 
+class QuotedCodes(yaml.SafeDumper):
+    """For writing YAML whose codes (HS 091011, headings "0203") must stay text: digit strings are
+    quoted, whatever YAML version reads them back."""
+
+
+QuotedCodes.add_representer(str, lambda dumper, s: dumper.represent_scalar(
+    "tag:yaml.org,2002:str", s, style='"' if s.isdigit() else None))
+
+
 def yaml_problem(err: Exception) -> str:
     """A YAML parse error in one line: where and what."""
     mark = getattr(err, "problem_mark", None)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from engine import lifecycle
 from engine.audit import canonical
-from engine.declarations import Declaration, InspectionType
+from engine.declarations import Declaration, Enterprise, InspectionType
 from engine.dispatch import (FACILITY_FOR, Assignment, Request, Roster, Waiting, Workload, dispatch, eligible,
                              workload_points)
 from engine.errors import Conflict, InputError, NotFound
@@ -284,7 +284,6 @@ class Office:
         order through the engine's FeedbackPolicy, as the standing would have evolved; one
         transaction, every change audited. Enterprises the store does not know are registered first."""
         results = sorted(results, key=lambda r: (r[1], r[3]))
-        from engine.declarations import Enterprise
         with self.store.transaction():
             firms = {r[0] for r in results if not self.integrity.registered(r[0])}
             for firm in self.integrity.register(Enterprise(id=f) for f in sorted(firms)):

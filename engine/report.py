@@ -90,9 +90,9 @@ def _figures(month: str, m: dict[str, Any]) -> dict[str, Any]:
            "random_dispatch_share": _share(inspections - m["instructed_selected"], inspections),
            "pure_random_share": _share(m["random_selected"], inspections)}
     for c in CHANNELS:
-        out[f"hit_rate_{c}"], out[f"hit_rate_{c}_low"], out[f"hit_rate_{c}_high"] = _rate(m[f"hits_{c}"],
-                                                                                             m[f"finished_{c}"])
-    out["rules"] = {rule: {**r, **dict(zip(("hit_rate", "low", "high"), _rate(r["found"], r["finished"])))}
+        rate = proportion(m[f"hits_{c}"], m[f"finished_{c}"])
+        out[f"hit_rate_{c}"], out[f"hit_rate_{c}_low"], out[f"hit_rate_{c}_high"] = rate
+    out["rules"] = {rule: {**r, **dict(zip(("hit_rate", "low", "high"), proportion(r["found"], r["finished"])))}
                     for rule, r in sorted(m["rules"].items())}
     return out
 
@@ -110,7 +110,8 @@ def _share(k: int, n: int) -> float:
     return k / n if n else math.nan
 
 
-def _rate(k: int, n: int) -> tuple[float, float, float]:
+def proportion(k: int, n: int) -> tuple[float, float, float]:
+    """k / n with its 95% Wilson interval; all nan when n is 0."""
     return (k / n, *wilson(k / n, n)) if n else (math.nan, math.nan, math.nan)
 
 
@@ -130,7 +131,7 @@ def rule_summary(months: list[dict[str, Any]]) -> list[dict[str, Any]]:
     random_rate = random_found / random_done if random_done else math.nan
     out = []
     for rule, t in sorted(totals.items()):
-        rate, low, high = _rate(t["found"], t["finished"])
+        rate, low, high = proportion(t["found"], t["finished"])
         flags = [flag for flag, on in (("never fires", t["fired"] == 0),
                                        ("never finds", t["finished"] > 0 and t["found"] == 0),
                                        ("below random", high < random_rate)) if on]

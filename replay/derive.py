@@ -15,6 +15,7 @@ import datetime as dt
 import pandas as pd
 import yaml
 
+from engine.files import QuotedCodes
 from engine.report import wilson
 
 PAIRS_AT_MOST = 25  # heading x origin rules: one rule each, so only the strongest few
@@ -61,15 +62,7 @@ def draft(log: pd.DataFrame, train_until: dt.date, min_support: int, min_rate: f
     return {"version": f"draft-{train_until}", "lists": lists, "rules": rules}
 
 
-class _Quoted(yaml.SafeDumper):
-    """Codes as quoted text: "0203" must not turn into a number when the file is read back."""
-
-
-_Quoted.add_representer(str, lambda dumper, s: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", s, style='"' if s.isdigit() else None))
-
-
 def to_yaml(rules: dict) -> str:
     return ("# Drafted by `doublerandom rules derive` for an analyst to review; each description says what the\n"
             "# rule rests on. Evaluate it on a later period before using it.\n"
-            + yaml.dump(rules, Dumper=_Quoted, sort_keys=False, width=110))
+            + yaml.dump(rules, Dumper=QuotedCodes, sort_keys=False, width=110))

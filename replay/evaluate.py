@@ -28,7 +28,7 @@ import pandas as pd
 from engine.batch import BatchRules
 from engine.integrity import FeedbackPolicy
 from engine.randomness import stream_generator
-from engine.report import wilson
+from engine.report import proportion, wilson
 from engine.rules import RuleSet
 from engine.selection import CREDIT_CLASSES, Pacers, PolicyTable, SelectionPolicy, choose
 from engine.declarations import CreditClass
@@ -75,8 +75,9 @@ def decide(log: pd.DataFrame, rules: RuleSet, policy: SelectionPolicy, seed: int
         "items": lambda: np.ones(n, np.int64)})
     table = PolicyTable.of(policy, rules)
     u = {p: stream_generator(seed, p).random(n) for p in ("random", "credit", "capacity")}
-    u_rules = np.column_stack([stream_generator(seed, "rule_sampling", k).random(n)
-                               for k in range(len(rules.rules))]) if rules.rules else np.zeros((n, 0))
+    u_rules = np.zeros((n, len(rules.rules)))  # draws only where a rule's scaled rate can fall under 1
+    for k in ([] if table.paced else np.flatnonzero(table.rates * table.multipliers.min() < 1)):
+        u_rules[:, k] = stream_generator(seed, "rule_sampling", k).random(n)
     day = (log["declared_at"].dt.normalize() - pd.Timestamp(first)).dt.days.to_numpy()
     out = {"random": np.zeros(n, bool), "targeted": np.zeros(n, bool), "credit": np.zeros(n, bool),
            "score": np.zeros(n), "hits": np.zeros((n, len(rules.rules)), bool)}
@@ -115,10 +116,9 @@ def measure(log: pd.DataFrame, d: dict[str, np.ndarray], budget: float | None, n
         result.figures["budget"] = figures(top(d["score"], budget, seed), y, revenue, w, base)
         result.figures["random at budget"] = figures(top(np.zeros(len(y)), budget, seed), y, revenue, w, base)
     for k, rule in enumerate(rules.rules):
-        fired = d["hits"][:, k]
-        result.rules[rule.id] = {"fired": int(fired.sum()), "found": int((fired & y).sum()),
-                                 **dict(zip(("hit_rate", "low", "high"), _rate(int((fired & y).sum()),
-                                                                               int(fired.sum()))))}
+        fired, found = int(d["hits"][:, k].sum()), int((d["hits"][:, k] & y).sum())
+        result.rules[rule.id] = {"fired": fired, "found": found,
+                                 **dict(zip(("hit_rate", "low", "high"), proportion(found, fired)))}
     return result
 
 
@@ -149,9 +149,6 @@ def top(score: np.ndarray, budget: float, seed: int) -> np.ndarray:
     chosen[order[:k]] = True
     return chosen
 
-
-def _rate(k: int, n: int) -> tuple[float, float, float]:
-    return (k / n, *wilson(k / n, n)) if n else (math.nan, math.nan, math.nan)
 
 
 def report_rows(log: pd.DataFrame, decided: dict[str, np.ndarray], rules: RuleSet):

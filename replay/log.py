@@ -131,7 +131,7 @@ def _map(chunk: pd.DataFrame, mapping: Mapping) -> tuple[pd.DataFrame, pd.Series
         frame[name] = values
         reasons = reasons.where(reasons != "", bad)
     frame = pd.DataFrame(frame)
-    for name, why in _checks(frame).items():
+    for why in _checks(frame).values():
         reasons = reasons.where(reasons != "", why)
     frame["inspected"] = frame["inspected"].fillna(frame["violation"].notna()).astype(bool)
     for flag in ("violation", "critical"):
@@ -154,7 +154,7 @@ def _checks(frame: pd.DataFrame) -> dict[str, pd.Series]:
         elif name in ("trade_mode", "transport_mode"):
             allowed = TRADE_MODES if name == "trade_mode" else TRANSPORT_MODES
             why[~missing & ~values.isin(allowed)] = f"{name}: one of {', '.join(sorted(allowed))}"
-        out[name] = why.where(why != "", "")
+        out[name] = why
     return out
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from engine.declarations import CreditClass
-from engine.report import RANDOM_CHANNELS, wilson
+from engine.report import RANDOM_CHANNELS, proportion, wilson
 from engine.selection import LANES
 
 @dataclass(frozen=True)
@@ -272,8 +272,7 @@ def credit_rules(events: pd.DataFrame, population: Mapping[str, int]) -> list[di
     """Each class's whole-run inspection rate (all channels, instruction included) against its rule,
     with a 95% Wilson interval."""
     def rate(credit: str) -> tuple[float, float, float]:
-        n, k = population[credit], int((events["credit_class"] == credit).sum())
-        return (k / n, *wilson(k / n, n)) if n else (math.nan, math.nan, math.nan)
+        return proportion(int((events["credit_class"] == credit).sum()), population[credit])
     general = rate("general")[0]
     rows = []
     for credit, (kind, bound, sense) in CREDIT_RULES.items():

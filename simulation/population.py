@@ -132,12 +132,13 @@ def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFra
     return Declarations(
         arrival_h=arrival, enterprise=enterprise, goods=goods,
         risk=goods_risk(scenario, firms, enterprise, goods_table, lines, risk_table),
-        site=sites(scenario, n),
-        u_violation=stream_generator(seed, "violation").random(n),
-        u_random=stream_generator(seed, "random").random(n),
-        u_instruction=stream_generator(seed, "instruction").random(n),
-        u_credit=stream_generator(seed, "credit").random(n),
-        u_capacity=stream_generator(seed, "capacity").random(n))
+        site=sites(scenario, n), **draws(seed, n))
+
+
+def draws(seed: int, n: int) -> dict[str, np.ndarray]:
+    """Each declaration's draws, one stream per purpose (common random numbers across scenarios)."""
+    return {f"u_{purpose}": stream_generator(seed, purpose).random(n)
+            for purpose in ("violation", "random", "instruction", "credit", "capacity")}
 
 
 GOODS = ["hs_code", "origin_country", "departure_country", "transport_mode", "net_mass_kg", "declared_value",
@@ -180,10 +181,7 @@ def from_log(scenario: Scenario, firms: Enterprises, risk_table: RiskTable | Non
     return Declarations(
         arrival_h=hours, enterprise=enterprise, goods=goods,
         risk=goods_risk(scenario, firms, enterprise, goods, np.arange(n), risk_table), site=site,
-        u_violation=stream_generator(seed, "violation").random(n), u_random=stream_generator(seed, "random").random(n),
-        u_instruction=stream_generator(seed, "instruction").random(n),
-        u_credit=stream_generator(seed, "credit").random(n), u_capacity=stream_generator(seed, "capacity").random(n),
-        logged=log["violation"].astype(float).to_numpy())
+        logged=log["violation"].astype(float).to_numpy(), **draws(seed, n))
 
 
 def sites(scenario: Scenario, n: int) -> np.ndarray:
