@@ -88,12 +88,12 @@ async def _level(url, key, pool, clients, total, offset, health) -> dict:
 def fsync_reference(folder: Path, seconds: float = 3.0) -> float:
     """Commits per second of one-row transactions (WAL, synchronous=FULL) on this disk."""
     from engine import database
-    conn = database.connect(folder / "reference.db")
-    conn.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+    db = database.open_database(folder / "reference.db")
+    db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        with database.transaction(conn):
-            conn.execute("INSERT INTO t (v) VALUES (?)", ("x" * 500,))
+        with db.transaction():
+            db.execute("INSERT INTO t (v) VALUES (?)", ("x" * 500,))
         n += 1
     return n / (time.perf_counter() - start)
 

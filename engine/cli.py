@@ -10,14 +10,14 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional
+from typing import Annotated, BinaryIO, Iterator, Optional
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from engine import __version__, checkpoint, database
+from engine import __version__, checkpoint, database, schema
 from engine.audit import AuditLog
 from engine.reconciliation import reconcile
 from engine.declarations import ID_RULE, Enterprise, parse_declaration, read_enterprises_csv
@@ -114,6 +114,8 @@ def read_lines(source: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
 
 SEED = typer.Option(None, "--seed", help="draws keyed by this seed: reproducible, for demos and tests")
 KEY_FILE = typer.Option(None, "--key-file", help="draws keyed by a secret key file: live use")
+DbUrl = Annotated[str, typer.Argument(metavar="DB", help="the office's database: a SQLite file, sqlite:///path, "
+                                      "or postgresql://user@host/db?schema=s")]
 AT = typer.Option(None, "--at", help="when the step happens (ISO time; default now, UTC)")
 POLICY = typer.Option(None, "--policy", help="YAML selection policy (random_ratio, expected_rate, "
                       "office_expected_rates, min_random_rate, credit multipliers...; README 'Capacity')")
@@ -143,8 +145,9 @@ def select(
     key_file: Optional[Path] = KEY_FILE,
     enterprises: Optional[Path] = typer.Option(None, "--enterprises", help="CSV of enterprise records"),
     input: Optional[Path] = typer.Option(None, "--input", help="declarations as JSON lines (default stdin)"),
-    db: Optional[Path] = typer.Option(None, "--db", help="SQLite file: read and update the integrity "
-                                      "store, record inspections and the audit log"),
+    db: Optional[str] = typer.Option(None, "--db", help="database (a SQLite file, sqlite:///…, or "
+                                     "postgresql://…): read and update the integrity store, record inspections "
+                                     "and the audit log"),
 ) -> None:
     """Decide declarations: one JSON decision per input line on stdout; bad lines on stderr."""
     try:
@@ -193,9 +196,9 @@ def _in_memory(selector: Selector, firms: dict[str, Enterprise]):
     return decide
 
 
-def _office(db: Path, roster: Optional[Path] = None, seed: Optional[int] = None,
+def _office(db: str, roster: Optional[Path] = None, seed: Optional[int] = None,
             key_file: Optional[Path] = None) -> Office:
-    if not db.exists():
+    if not database.is_postgres(db) and not database.sqlite_path(db).exists():
         fail(f"{db}: no such database (create one with `doublerandom select --db {db}`)")
     try:
         draws = make_draws(seed, key_file) if (seed is not None or key_file is not None) else None
@@ -223,7 +226,7 @@ def _step(action) -> None:
 
 
 @app.command("dispatch")
-def dispatch_cmd(db: Path, inspection: str, roster: Path = typer.Option(..., "--roster"),
+def dispatch_cmd(db: DbUrl, inspection: str, roster: Path = typer.Option(..., "--roster"),
                  seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE, at: Optional[str] = AT) -> None:
     """Pick an inspector at random among the eligible, or say why the inspection waits."""
     office = _office(db, roster, seed, key_file)
@@ -231,7 +234,7 @@ def dispatch_cmd(db: Path, inspection: str, roster: Path = typer.Option(..., "--
 
 
 @app.command()
-def reassign(db: Path, inspection: str, to: str = typer.Option(..., "--to"), by: str = typer.Option(..., "--by"),
+def reassign(db: DbUrl, inspection: str, to: str = typer.Option(..., "--to"), by: str = typer.Option(..., "--by"),
              reason: str = typer.Option(..., "--reason"), roster: Path = typer.Option(..., "--roster"),
              at: Optional[str] = AT) -> None:
     """A chief moves an inspection to another eligible inspector; recorded as manual, with the reason."""
@@ -240,7 +243,7 @@ def reassign(db: Path, inspection: str, to: str = typer.Option(..., "--to"), by:
 
 
 @app.command()
-def result(db: Path, inspection: str, inspector: str = typer.Option(..., "--inspector"),
+def result(db: DbUrl, inspection: str, inspector: str = typer.Option(..., "--inspector"),
            outcome: str = typer.Option(..., "--outcome", help="normal or problem"),
            category: str = typer.Option("", "--category", help="what was found"),
            department: str = typer.Option("", "--department", help="where a problem is transferred"),
@@ -252,14 +255,14 @@ def result(db: Path, inspection: str, inspector: str = typer.Option(..., "--insp
 
 
 @app.command()
-def release(db: Path, declaration: str, officer: str = typer.Option(..., "--officer"), at: Optional[str] = AT) -> None:
+def release(db: DbUrl, declaration: str, officer: str = typer.Option(..., "--officer"), at: Optional[str] = AT) -> None:
     """Release a declaration with a normal result, by an officer who did not inspect it."""
     office = _office(db)
     _step(lambda: office.release(declaration, officer, _when(at)) or {"released": declaration, "by": officer})
 
 
 @app.command()
-def instruct(db: Path, declaration: str, by: str = typer.Option(..., "--by", help="the risk officer ordering it"),
+def instruct(db: DbUrl, declaration: str, by: str = typer.Option(..., "--by", help="the risk officer ordering it"),
              reason: str = typer.Option(..., "--reason", help="why (intelligence, a tip-off...)"),
              inspection_type: str = typer.Option("physical", "--type", help="physical, scan or document"),
              roster: Optional[Path] = typer.Option(None, "--roster", help="to dispatch it at once"),
@@ -271,7 +274,7 @@ def instruct(db: Path, declaration: str, by: str = typer.Option(..., "--by", hel
 
 
 @app.command()
-def report(db: Path, by: str = typer.Option("month", "--by", help="month (the only grouping so far)"),
+def report(db: DbUrl, by: str = typer.Option("month", "--by", help="month (the only grouping so far)"),
            output: str = typer.Option("table", "--format", help="table, json or csv")) -> None:
     """The live office's monthly figures, as the simulation writes them: selections by channel and
     lane, random-dispatch share, hit rates per channel and per rule with 95% intervals."""
@@ -343,7 +346,7 @@ def audit_keygen(out: Path = typer.Argument(..., help="where to write the privat
 
 
 @audit_app.command("checkpoint")
-def audit_checkpoint(db: Path, key_file: Path = typer.Option(..., "--key-file", help="the private signing key"),
+def audit_checkpoint(db: DbUrl, key_file: Path = typer.Option(..., "--key-file", help="the private signing key"),
                      out: Optional[Path] = typer.Option(None, "--out", help="a file, or a folder for "
                                                         "checkpoint-<seq>.json (keep it outside the database)")) -> None:
     """Sign the log's head (sequence number, hash, time); print the checkpoint and write it to --out."""
@@ -360,7 +363,7 @@ def audit_checkpoint(db: Path, key_file: Path = typer.Option(..., "--key-file", 
 
 
 @audit_app.command("verify")
-def audit_verify(db: Path,
+def audit_verify(db: DbUrl,
                  checkpoints: list[Path] = typer.Option([], "--checkpoint", help="a signed checkpoint (repeatable)"),
                  folder: Optional[Path] = typer.Option(None, "--checkpoints", help="a folder of checkpoints"),
                  public_key: Optional[Path] = typer.Option(None, "--public-key", help="the checkpoints' public key")
@@ -389,16 +392,18 @@ def audit_verify(db: Path,
     print(f"OK {verdict.count} records, head {seq} {head}" + (f", {len(signed)} checkpoints" if signed else ""))
 
 
-def _read_only_log(db: Path) -> AuditLog:
+def _read_only_log(db: str) -> AuditLog:
     """The audit log of a database opened read-only; refused when there is none."""
-    log = AuditLog(database.connect_read_only(db), create=False)
+    opened = database.open_database(db, read_only=True)
+    schema.refuse_newer(opened)
+    log = AuditLog(opened)
     if not log.exists() or log.head() is None:
         raise InputError(f"{db}: no audit log (no audit table, or an empty one)")
     return log
 
 
 @audit_app.command("replay")
-def audit_replay(db: Path, rules: Optional[Path] = typer.Option(
+def audit_replay(db: DbUrl, rules: Optional[Path] = typer.Option(
                      None, "--rules", help="the rules file (default: the versions the log recorded)"),
                  seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE) -> None:
     """Recompute every logged selection decision from its logged inputs, rules and draws."""
@@ -417,25 +422,74 @@ def audit_replay(db: Path, rules: Optional[Path] = typer.Option(
     print(f"OK {count} decisions replayed" + ("" if key else " (draws taken from the log: no key given)"))
 
 
+db_app = typer.Typer(no_args_is_help=True, help="The office's database: schema versions, roles, moving it.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbUrl) -> None:
+    """Create a new database's tables, or apply the migrations above its schema version (as the
+    owner role on PostgreSQL). A database from a newer doublerandom is refused."""
+    try:
+        opened = database.open_database(db)
+        found, now = schema.upgrade(opened)
+        opened.close()
+    except InputError as e:
+        fail(str(e))
+    print(f"{database.redact(db)}: schema {found} -> {now}" if found != now else
+          f"{database.redact(db)}: schema {now}, nothing to do")
+
+
+@db_app.command("init-roles")
+def db_init_roles(db: DbUrl,
+                  owner: str = typer.Option("doublerandom_owner", "--owner", help="the role that owns the tables"),
+                  app_role: str = typer.Option("doublerandom_app", "--app", help="the role the service connects as")
+                  ) -> None:
+    """PostgreSQL: make the owner and application roles and their grants; the application role may
+    only INSERT and SELECT the audit log. Run as a superuser after `db upgrade`."""
+    try:
+        opened = database.open_database(db)
+        statements = schema.init_roles(opened, owner, app_role)
+        opened.close()
+    except InputError as e:
+        fail(str(e))
+    print("\n".join(f"{s};" for s in statements))
+
+
+@db_app.command("copy")
+def db_copy(source: str = typer.Argument(..., metavar="SRC", help="the office's database now"),
+            destination: str = typer.Argument(..., metavar="DST", help="a new, empty database (or schema)")) -> None:
+    """Copy an office to another database (SQLite to PostgreSQL, or back), verifying the audit
+    chain on both sides and reconciling the copy."""
+    from engine.move import copy
+
+    try:
+        done = copy(source, destination)
+    except InputError as e:
+        fail(str(e))
+    rows = ", ".join(f"{n:,} {t}" for t, n in done["rows"].items())
+    print(f"copied {rows}; audit head {done['audit_head']['seq']} {done['audit_head']['hash']} on both sides")
+
+
 integrity_app = typer.Typer(no_args_is_help=True, help="The enterprise integrity store.")
 app.add_typer(integrity_app, name="integrity")
 
 
 @integrity_app.command("show")
-def integrity_show(db: Path, enterprise: str) -> None:
+def integrity_show(db: DbUrl, enterprise: str) -> None:
     """An enterprise's standing as the rules see it."""
     print(_office(db).integrity.get(enterprise).model_dump_json())
 
 
 @integrity_app.command("import")
-def integrity_import(db: Path, csv_file: Path) -> None:
+def integrity_import(db: DbUrl, csv_file: Path) -> None:
     """Apply another agency's list (enterprise_id, status, source, date) for joint discipline."""
     office = _office(db)
     _step(lambda: office.import_agency_list(csv_file))
 
 
 @integrity_app.command("import-results")
-def integrity_import_results(db: Path, folder: Path = typer.Argument(..., metavar="DIR", help="an imported log")) -> None:
+def integrity_import_results(db: DbUrl, folder: Path = typer.Argument(..., metavar="DIR", help="an imported log")) -> None:
     """Apply a log's past inspection results in time order through the feedback policy, so the
     enterprises' standing is what it would have been (unknown enterprises are registered)."""
     need("sim", "pandas", "pyarrow")
@@ -451,7 +505,7 @@ def integrity_import_results(db: Path, folder: Path = typer.Argument(..., metava
 
 
 @integrity_app.command("export")
-def integrity_export(db: Path, csv_file: Path,
+def integrity_export(db: DbUrl, csv_file: Path,
                      on: str = typer.Option(None, "--on", help="date (default today)")) -> None:
     """Write the enterprises customs holds dishonest or high-risk, for other agencies."""
     try:
@@ -465,7 +519,10 @@ def integrity_export(db: Path, csv_file: Path,
 @app.command()
 def serve(
     rules: Path = typer.Option(..., "--rules", help="rules YAML file (reloaded when it changes)"),
-    db: Path = typer.Option(..., "--db", help="SQLite file for the integrity store, inspections and audit log"),
+    db: str = typer.Option(..., "--db", help="database for the integrity store, inspections and audit log: a "
+                           "SQLite file, sqlite:///…, or postgresql://user@host/db?schema=s"),
+    workers: int = typer.Option(1, "--workers", min=1, help="service processes on one port (PostgreSQL only: "
+                                "SQLite takes one writer)"),
     key_file: Path = typer.Option(..., "--key-file", help="the secret key for verifiable random draws"),
     api_keys: Path = typer.Option(..., "--api-keys", help="YAML: name, role and key_sha256 per API key"),
     roster: Optional[Path] = typer.Option(None, "--roster", help="inspectors and facilities, to dispatch"),
@@ -490,7 +547,7 @@ def serve(
     need("service", "fastapi", "uvicorn")
     import uvicorn
 
-    from engine.service import Checkpointing, GuardedHttp, create_app
+    from engine.service import Checkpointing, GuardedHttp, create_app, to_environment
 
     if (checkpoint_key is None) != (checkpoint_dir is None):
         fail("--checkpoint-key and --checkpoint-dir go together")
@@ -500,12 +557,26 @@ def serve(
             office = Office(db)
             office.register(read_enterprises_csv(str(enterprises)).values())
             office.store.close()
-        app_ = create_app(rules, db, key_file, api_keys, roster, selection_policy(policy_file, ratio, expected_rate),
-                          allow_new_enterprises, checkpoints=signing)
+        if workers > 1 and not database.is_postgres(db):
+            raise InputError("--workers above 1 needs a PostgreSQL database (SQLite takes one writer); "
+                             "README 'Running in production'")
+        policy = selection_policy(policy_file, ratio, expected_rate)
+        app_ = create_app(rules, db, key_file, api_keys, roster, policy, allow_new_enterprises, checkpoints=signing)
     except InputError as e:
         fail(str(e))
-    http = type("ServeHttp", (GuardedHttp,), {"request_timeout": request_timeout, "max_connections": max_connections})
-    uvicorn.run(app_, host=host, port=port, log_level="warning", http=http)
+    GuardedHttp.request_timeout, GuardedHttp.max_connections = request_timeout, max_connections
+    if workers == 1:
+        uvicorn.run(app_, host=host, port=port, log_level="warning", http=GuardedHttp)
+        return
+    app_.state.live.close()  # checked here; each worker process opens its own
+    to_environment(dict(rules=str(rules), db=db, draw_key=str(key_file), api_keys=str(api_keys),
+                             roster=str(roster) if roster else None, policy=policy.model_dump(mode="json"),
+                             allow_new_enterprises=allow_new_enterprises, request_timeout=request_timeout,
+                             max_connections=max_connections,
+                             checkpoints=[str(checkpoint_key), str(checkpoint_dir), checkpoint_every]
+                             if checkpoint_key else None))
+    uvicorn.run("engine.service:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level="warning", http="engine.service:GuardedHttp")
 
 
 @app.command()

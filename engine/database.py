@@ -1,22 +1,266 @@
-"""The SQLite file the live engine keeps its integrity store, inspections and audit log in.
+"""The database the live engine keeps its records in, chosen by a URL: SQLite (the embedded
+default: a file name or `sqlite:///office.db`) or PostgreSQL (`postgresql://user@host/db?schema=s`).
 
-One connection per process, in autocommit mode, with explicit `BEGIN IMMEDIATE` transactions: each
-step (decision, dispatch, result, release) is written whole or not at all, and a step is reported
-only after its commit. WAL with synchronous=FULL survives a killed process and a power cut.
+Both speak through one small interface (`Database`): `execute` with `?` placeholders, rows that
+answer by position and by column name, `transaction()` (nested: a savepoint), `has_table`, and the
+one SQL difference the stores need, `json()` (a field of a JSON text column). The schema and its
+versions are in `engine/schema.py`.
+
+Writers take turns: SQLite by `BEGIN IMMEDIATE`, PostgreSQL by a transaction-scoped advisory lock
+taken first in every write transaction (`transaction(write=True)`). The audit log is one hash chain,
+a single total order, so the steps that append to it cannot interleave anyway; what several
+PostgreSQL instances share out is everything around the transaction (HTTP, validation, answers,
+reads). SQLite runs WAL with synchronous=FULL, which survives a killed process and a power cut.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from engine.errors import InputError
 
+_savepoints = itertools.count(1)
 
-SCHEMA_VERSION = 2  # PRAGMA user_version of the files this code writes; 0 is the first release
+
+class Database:
+    """What the stores need of a connection; `SqliteDatabase` and `PostgresDatabase` provide it."""
+
+    dialect: str
+    url: str
+
+    def execute(self, sql: str, params: tuple | list = ()) -> Any: ...
+    def executemany(self, sql: str, rows: list) -> None: ...
+    def executescript(self, script: str) -> None: ...
+    def transaction(self, write: bool = True): ...
+    def has_table(self, name: str) -> bool: ...
+    def json(self, column: str, path: str) -> str: ...
+    def close(self) -> None: ...
+
+
+class SqliteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection, url: str = ""):
+        conn.row_factory = sqlite3.Row
+        self.conn, self.url = conn, url
+
+    def execute(self, sql: str, params: tuple | list = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list) -> None:
+        self.conn.executemany(sql, rows)
+
+    def executescript(self, script: str) -> None:
+        self.conn.executescript(script)
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[SqliteDatabase]:
+        """All writes inside commit together or roll back together. Inside another transaction it is
+        a savepoint: its writes roll back alone if it fails, and commit with the outer one."""
+        conn = self.conn
+        if conn.in_transaction:
+            name = f"step{next(_savepoints)}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self
+            except BaseException:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+                raise
+            conn.execute(f"RELEASE {name}")
+            return
+        conn.execute("BEGIN IMMEDIATE")  # concurrent writers queue here
+        try:
+            yield self
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def has_table(self, name: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                 (name,)).fetchone() is not None
+
+    def json(self, column: str, path: str) -> str:
+        return f"json_extract({column}, '$.{path}')"
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Row(tuple):
+    """A PostgreSQL row that answers by position and by column name, as sqlite3.Row does."""
+
+    names: tuple[str, ...] = ()
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self.names.index(key))
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> tuple[str, ...]:
+        return self.names
+
+
+def _row_factory(cursor):
+    names = tuple(c.name for c in cursor.description or ())
+    kind = type("Row", (Row,), {"names": names})
+    return lambda values: kind(values)
+
+
+class Result:
+    """A statement's rows, fetched whole (so the connection goes back to its pool at once)."""
+
+    def __init__(self, rows: list, rowcount: int):
+        self.rows, self.rowcount = rows, rowcount
+
+    def fetchone(self):
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list:
+        return self.rows
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+class PostgresDatabase(Database):
+    """A psycopg connection pool on one database and schema. A transaction holds one connection
+    from the pool for its duration (per thread); a statement outside one borrows a connection for
+    itself. A broken connection (a restarted server) is replaced by the pool, not fatal."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, read_only: bool = False, size: int = 2):
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self.url = url
+        conninfo, self.schema = _split_schema(url)
+        self._local = threading.local()
+        options = "-c default_transaction_read_only=on" if read_only else ""
+
+        def configure(conn) -> None:
+            conn.autocommit = True
+            conn.row_factory = _row_factory
+            if self.schema:
+                conn.execute(f"SET search_path TO {_identifier(self.schema)}")
+        try:
+            self.pool = ConnectionPool(conninfo, min_size=1, max_size=size, configure=configure, open=True,
+                                       kwargs={"options": options} if options else {}, timeout=10,
+                                       check=ConnectionPool.check_connection, name="doublerandom")
+            self.pool.wait(timeout=10)
+        except (psycopg.Error, Exception) as err:  # PoolTimeout carries the server's reason in the log only
+            raise InputError(f"{redact(url)}: cannot connect to PostgreSQL: {_reason(err)}") from None
+        self.errors = psycopg.Error
+
+    def _current(self):
+        return getattr(self._local, "conn", None)
+
+    def execute(self, sql: str, params: tuple | list = ()) -> Result:
+        if params:
+            sql = sql.replace("%", "%%").replace("?", "%s")  # the stores write SQLite's placeholders
+        conn = self._current()
+        if conn is not None:
+            return _run(conn, sql, params)
+        with self.pool.connection() as conn:
+            return _run(conn, sql, params)
+
+    def executemany(self, sql: str, rows: list) -> None:
+        sql = sql.replace("%", "%%").replace("?", "%s")
+        conn = self._current()
+        if conn is None:
+            raise RuntimeError("executemany belongs in a transaction")
+        with conn.cursor() as cur:
+            cur.executemany(sql, rows)
+
+    def executescript(self, script: str) -> None:
+        self.execute(script)  # psycopg sends a parameterless text as one multi-statement query
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[PostgresDatabase]:
+        conn = self._current()
+        if conn is not None:  # nested: psycopg makes it a savepoint
+            with conn.transaction():
+                yield self
+            return
+        with self.pool.connection() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    if write:  # writers take turns, as on SQLite: the audit chain is one total order
+                        conn.execute("SELECT pg_advisory_xact_lock(hashtext('doublerandom:' || current_schema()))")
+                    yield self
+            finally:
+                self._local.conn = None
+
+    def has_table(self, name: str) -> bool:
+        return self.execute("SELECT to_regclass(?) IS NOT NULL", (name,)).fetchone()[0]
+
+    def json(self, column: str, path: str) -> str:
+        return f"({column}::jsonb #>> '{{{','.join(path.split('.'))}}}')"
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _run(conn, sql: str, params) -> Result:
+    cur = conn.execute(sql, params or None)
+    return Result(cur.fetchall() if cur.description else [], cur.rowcount)
+
+
+def _identifier(name: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+        raise InputError(f"schema {name!r}: use lower-case letters, digits and _ (at most 63)")
+    return f'"{name}"'
+
+
+def _split_schema(url: str) -> tuple[str, str | None]:
+    """The `schema` query parameter is ours (psycopg does not know it): split it off the URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    schema = next((v for k, v in query if k == "schema"), None)
+    if schema is not None:
+        _identifier(schema)
+    rest = urlencode([(k, v) for k, v in query if k != "schema"])
+    return urlunsplit(parts._replace(query=rest)), schema
+
+
+def redact(url: str) -> str:
+    """A URL fit for messages and logs: the password replaced."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def is_postgres(url: str | Path) -> bool:
+    return str(url).startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_path(url: str | Path) -> Path:
+    text = str(url)
+    return Path(text[len("sqlite:///"):] if text.startswith("sqlite:///") else text)
+
+
+def open_database(url: str | Path, read_only: bool = False) -> Database:
+    """The database a URL names; not prepared (engine.schema does that). `read_only` opens it for
+    verifying: nothing is created or written."""
+    if is_postgres(url):
+        return PostgresDatabase(str(url), read_only=read_only)
+    if str(url).startswith("sqlite://") and not str(url).startswith("sqlite:///"):
+        raise InputError(f"{url}: a SQLite URL is sqlite:///path/to/office.db")
+    path = sqlite_path(url)
+    return SqliteDatabase(connect_read_only(path) if read_only else connect(path), str(path))
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
@@ -26,10 +270,10 @@ def connect(path: str | Path) -> sqlite3.Connection:
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as err:
         raise InputError(f"{path}: cannot open as a doublerandom database: {err}") from None
     conn.row_factory = sqlite3.Row
-    check_version(conn, path)
     return conn
 
 
@@ -44,66 +288,8 @@ def connect_read_only(path: str | Path) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(f"{path.resolve().as_uri()}?{query}", uri=True, check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            check_version(conn, path)
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return conn
-        except sqlite3.OperationalError as err:
+        except sqlite3.DatabaseError as err:
             last = err
     raise InputError(f"{path}: cannot open read-only: {last}")
-
-
-def check_version(conn: sqlite3.Connection, path: str | Path) -> int:
-    """The file's schema version; a file from a newer doublerandom is refused, not half-understood."""
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as err:
-        raise InputError(f"{path}: cannot open as a doublerandom database: {err}") from None
-    if version > SCHEMA_VERSION:
-        raise InputError(f"{path}: made by a newer doublerandom (schema {version}; this version reads up to "
-                         f"{SCHEMA_VERSION}); upgrade doublerandom to open it")
-    return version
-
-
-def prepare(conn: sqlite3.Connection, schema: str, migrations: dict[int, list[str]], owner: str) -> None:
-    """Create the tables of a new file, or bring an older file's tables up to SCHEMA_VERSION by the
-    migrations numbered above its version (when its `owner` table exists); then stamp the version.
-    `schema` holds plain statements (no triggers), separated by ';'."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    existing = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (owner,)).fetchone()
-    with transaction(conn):
-        if existing and version < SCHEMA_VERSION:
-            for number in sorted(migrations):
-                if number > version:
-                    for statement in migrations[number]:
-                        conn.execute(statement)
-        for statement in schema.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-@contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """All writes inside commit together or roll back together. Inside another transaction it is a
-    savepoint: its writes roll back alone if it fails, and commit with the outer one."""
-    if conn.in_transaction:
-        name = f"step{next(_savepoints)}"
-        conn.execute(f"SAVEPOINT {name}")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute(f"ROLLBACK TO {name}")
-            conn.execute(f"RELEASE {name}")
-            raise
-        conn.execute(f"RELEASE {name}")
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-_savepoints = itertools.count(1)

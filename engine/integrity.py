@@ -12,38 +12,15 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.database import Database
 from engine.declarations import CreditClass, Enterprise, Id
 from engine.errors import InputError, describe
 from engine.files import read_csv
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS enterprises (
-    id TEXT PRIMARY KEY,
-    credit_class TEXT NOT NULL,
-    high_risk INTEGER NOT NULL DEFAULT 0,
-    high_risk_until TEXT,
-    declarations INTEGER NOT NULL DEFAULT 0,
-    inspections INTEGER NOT NULL DEFAULT 0,
-    problems INTEGER NOT NULL DEFAULT 0,
-    clean_streak INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS enterprise_events (
-    id INTEGER PRIMARY KEY,
-    enterprise_id TEXT NOT NULL,
-    on_date TEXT NOT NULL,
-    kind TEXT NOT NULL,        -- problem | clean | agency:<status> | change
-    source TEXT NOT NULL,      -- customs, or the agency that sent a list
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS enterprise_events_by_firm ON enterprise_events (enterprise_id, kind, on_date);
-"""
-
 
 class FeedbackPolicy(BaseModel):
     """How inspection results change an enterprise's standing."""
@@ -107,16 +84,16 @@ class AgencyRow(BaseModel):
 
 
 class IntegrityStore:
-    """Enterprises' standing in SQLite; callers wrap writes in `database.transaction`."""
+    """Enterprises' standing in the office's database (engine.schema); callers wrap writes in the
+    store's transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, policy: FeedbackPolicy | None = None):
-        self.conn = conn
+    def __init__(self, db: Database, policy: FeedbackPolicy | None = None):
+        self.db = db
         self.policy = policy or FeedbackPolicy()
-        conn.executescript(SCHEMA)
 
     def get(self, enterprise_id: str) -> Enterprise:
         """The stored standing, or a new general-credit enterprise with no history."""
-        row = self.conn.execute("SELECT * FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone()
+        row = self.db.execute("SELECT * FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone()
         if row is None:
             return Enterprise(id=enterprise_id)
         return Enterprise(id=row["id"], credit_class=row["credit_class"], high_risk=bool(row["high_risk"]),
@@ -124,10 +101,10 @@ class IntegrityStore:
                           inspections=row["inspections"], problems=row["problems"])
 
     def registered(self, enterprise_id: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone() is not None
+        return self.db.execute("SELECT 1 FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone() is not None
 
     def put(self, firm: Enterprise, clean_streak: int | None = None) -> None:
-        self.conn.execute(
+        self.db.execute(
             f"""{_INSERT} ON CONFLICT (id) DO UPDATE SET credit_class = excluded.credit_class,
                  high_risk = excluded.high_risk, high_risk_until = excluded.high_risk_until,
                  declarations = excluded.declarations, inspections = excluded.inspections,
@@ -140,7 +117,7 @@ class IntegrityStore:
         Returns those added, for the audit log."""
         added = []
         for firm in firms:
-            if self.conn.execute(f"{_INSERT} ON CONFLICT (id) DO NOTHING", (*_row(firm), None)).rowcount:
+            if self.db.execute(f"{_INSERT} ON CONFLICT (id) DO NOTHING", (*_row(firm), None)).rowcount:
                 added.append(firm)
         return added
 
@@ -153,19 +130,19 @@ class IntegrityStore:
         """Apply the feedback policy to one inspection result; returns what changed."""
         before = self.get(enterprise_id)
         window_start = on - dt.timedelta(days=self.policy.downgrade_window_days)
-        recent = self.conn.execute(
+        recent = self.db.execute(
             "SELECT COUNT(*) FROM enterprise_events WHERE enterprise_id = ? AND kind = 'problem' AND on_date > ?",
             (enterprise_id, window_start.isoformat())).fetchone()[0]
         streak = self._clean_streak(enterprise_id)
         after, streak = self.policy.apply(before, streak, problem, on, recent)
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO enterprise_events (enterprise_id, on_date, kind, source, detail) VALUES (?, ?, ?, 'customs', ?)",
             (enterprise_id, on.isoformat(), "problem" if problem else "clean", detail))
         self.put(after, streak)
         return _changes(before, after, "inspection problem" if problem else "clean inspection")
 
     def _clean_streak(self, enterprise_id: str) -> int:
-        row = self.conn.execute("SELECT clean_streak FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone()
+        row = self.db.execute("SELECT clean_streak FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone()
         return row[0] if row else 0
 
     def import_agency_list(self, path: str | Path, on: dt.date | None = None) -> list[Change]:
@@ -182,7 +159,7 @@ class IntegrityStore:
             elif before.credit_class == CreditClass.dishonest and self._listed_only_by(row.enterprise_id, row.source):
                 # cleared by the agency that listed it, and nobody else holds it dishonest
                 after.credit_class, after.high_risk, after.high_risk_until = self.policy.restore_to, False, None
-            self.conn.execute(
+            self.db.execute(
                 "INSERT INTO enterprise_events (enterprise_id, on_date, kind, source, detail) VALUES (?, ?, ?, ?, ?)",
                 (row.enterprise_id, row.date.isoformat(), f"agency:{row.status}", row.source, where))
             self.put(after)
@@ -194,7 +171,7 @@ class IntegrityStore:
         listing stands until the same agency clears it); a firm customs itself downgraded, or that
         another agency also lists, stays dishonest."""
         standing: set[str] = set()
-        for kind, who in self.conn.execute(
+        for kind, who in self.db.execute(
                 "SELECT kind, source FROM enterprise_events WHERE enterprise_id = ? AND kind IN "
                 "('agency:dishonest', 'agency:cleared') ORDER BY id", (enterprise_id,)):
             (standing.add if kind == "agency:dishonest" else standing.discard)(who)
@@ -202,7 +179,7 @@ class IntegrityStore:
 
     def export_discipline_list(self, path: str | Path, on: dt.date) -> int:
         """Enterprises customs holds dishonest or high-risk on a date, for other agencies."""
-        rows = self.conn.execute(
+        rows = self.db.execute(
             "SELECT id, credit_class, high_risk, high_risk_until FROM enterprises "
             "WHERE credit_class = 'dishonest' OR (high_risk = 1 AND (high_risk_until IS NULL OR high_risk_until >= ?)) "
             "ORDER BY id", (on.isoformat(),)).fetchall()

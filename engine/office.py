@@ -1,8 +1,10 @@
 """A live customs office: decide, dispatch, record results and release, durably and traceably.
 
-Each step is one transaction of its Store (SQLite by default, engine/store.py) that writes its state
-change, the integrity-store update and its audit record together; a step's answer is returned only
-after the commit. Steps refuse what the
+Each step is one transaction of its Store (SQLite by default, or PostgreSQL; engine/store.py) that
+writes its state change, the integrity-store update and its audit record together; a step's answer
+is returned only after the commit. Several offices (service instances) may share one PostgreSQL
+database: a transaction is one writer's turn, and each reads what the others committed before it.
+Steps refuse what the
 double-random rules forbid: dispatching to an ineligible inspector, a result from someone other than
 the assigned inspector, a release by the officer who inspected (separation of duties).
 """
@@ -26,7 +28,7 @@ from engine.integrity import FeedbackPolicy
 from engine.randomness import Draws
 from engine.rules import RuleSet
 from engine.selection import Decision, Pacers, SelectionPolicy, Selector
-from engine.store import SqliteStore, Store
+from engine.store import Store, open_store
 
 DEPARTMENTS = ("anti_smuggling", "duties", "health_quarantine", "intellectual_property", "other")
 
@@ -55,10 +57,11 @@ class Office:
     def __init__(self, db: str | Path | Store, *, rules: RuleSet | None = None,
                  policy: SelectionPolicy | None = None, draws: Draws | None = None,
                  roster: Roster | None = None, feedback: FeedbackPolicy | None = None):
-        self.store: Store = SqliteStore(db, feedback) if isinstance(db, (str, Path)) else db
+        self.store: Store = open_store(db, feedback) if isinstance(db, (str, Path)) else db
         self.integrity, self.audit = self.store.integrity, self.store.audit
         self.rules, self.policy, self.draws, self.roster = rules, policy or SelectionPolicy(), draws, roster
         self._pacers, self._paced_by = Pacers(), self.policy
+        self._last_decided: int | None = None  # the store's newest declaration when the pacers were in step
 
     # ------------------------------------------------------------ selection
 
@@ -101,6 +104,8 @@ class Office:
             "decision": decision.to_dict()})
         self.store.add_declaration(declaration.id, declaration.enterprise_id, declaration.declared_at.isoformat(),
                                    json.dumps(decision.to_dict()), decision.selected, _fingerprint(text), text)
+        if self.policy.paced:
+            self._last_decided = self.store.last_decided()
         self.integrity.count_declaration(declaration.enterprise_id)
         if decision.selected:
             self.store.add_inspection(declaration.id, "first", declaration.id, declaration.enterprise_id,
@@ -110,7 +115,7 @@ class Office:
 
     def reset_pacers(self) -> None:
         """After a rollback: the pacers are rebuilt from what the store kept."""
-        self._pacers = Pacers()
+        self._pacers, self._last_decided = Pacers(), None
 
     def instruct(self, declaration_id: str, by: str, reason: str, inspection_type: str = "physical",
                  at: dt.datetime | None = None) -> dict[str, Any]:
@@ -145,9 +150,12 @@ class Office:
 
     def _pacers_at(self, office: str) -> Pacers:
         """The pacers, with this office's rebuilt from the store the first time it is needed under the
-        policy in force (engine.capacity: a restart or new policy carries on from the stored decisions)."""
+        policy in force (engine.capacity: a restart or new policy carries on from the stored decisions),
+        and again whenever another instance has decided since (the pacers follow the store's order)."""
         if self._paced_by is not self.policy:
             self._pacers, self._paced_by = Pacers(), self.policy
+        if self.policy.paced and self.store.last_decided() != self._last_decided:
+            self._pacers = Pacers()
         if self.policy.paced and office not in self._pacers.by_office:
             count, decisions = self.store.office_decisions(office, self.policy.rate_window)
             self._pacers.restore(self.policy, office, count, decisions)

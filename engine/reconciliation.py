@@ -15,11 +15,11 @@ a forged streak shows up later, as an `integrity_change` the log records), times
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from engine.audit import AuditLog
+from engine.database import Database
 from engine.declarations import Enterprise
 from engine.office import RECHECK
 from engine.lifecycle import Status, after_result
@@ -40,7 +40,7 @@ class Difference:
 
 def reconcile(log: AuditLog) -> list[Difference]:
     firms, decisions, inspections, seen = _replay(log)
-    conn = log.conn
+    conn = log.db
     return (seen + _compare_enterprises(conn, firms) + _compare_declarations(conn, decisions)
             + _compare_inspections(conn, inspections))
 
@@ -92,9 +92,9 @@ def _replay(log: AuditLog):
     return firms, decisions, inspections, seen
 
 
-def _rows(conn: sqlite3.Connection, table: str, columns: str = "*"):
+def _rows(conn: Database, table: str, columns: str = "*"):
     """A table's rows by id; none when the table is missing (then every logged row is reported)."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is None:
+    if not conn.has_table(table):
         return []
     return conn.execute(f"SELECT {columns} FROM {table} ORDER BY id").fetchall()
 
@@ -103,7 +103,7 @@ def _task(kind: str) -> dict[str, Any]:
     return {"kind": kind, "status": Status.selected.value, "inspector_id": None, "outcome": None, "released_by": None}
 
 
-def _compare_enterprises(conn: sqlite3.Connection, firms: dict[str, dict]) -> list[Difference]:
+def _compare_enterprises(conn: Database, firms: dict[str, dict]) -> list[Difference]:
     out = []
     stored_ids = set()
     for row in _rows(conn, "enterprises"):
@@ -118,7 +118,7 @@ def _compare_enterprises(conn: sqlite3.Connection, firms: dict[str, dict]) -> li
     return out
 
 
-def _compare_declarations(conn: sqlite3.Connection, decisions: dict[str, dict]) -> list[Difference]:
+def _compare_declarations(conn: Database, decisions: dict[str, dict]) -> list[Difference]:
     out = []
     stored_ids = set()
     for row in _rows(conn, "declarations", "id, decision, selected"):
@@ -136,7 +136,7 @@ def _compare_declarations(conn: sqlite3.Connection, decisions: dict[str, dict]) 
     return out
 
 
-def _compare_inspections(conn: sqlite3.Connection, inspections: dict[str, dict]) -> list[Difference]:
+def _compare_inspections(conn: Database, inspections: dict[str, dict]) -> list[Difference]:
     out = []
     stored_ids = set()
     for row in _rows(conn, "inspections"):

@@ -5,8 +5,9 @@
 Every request carries `X-API-Key`; the keys file holds, per key, a name, a role and the key's SHA-256
 (never the key itself). Roles: selector (the declaration system), inspector, chief, releasing_officer,
 auditor. Keys are compared in constant time and never logged. Writes go through one lock to one
-SQLite connection (WAL): a decision is answered only after its transaction, audit record included,
-has committed. A changed rules file is picked up at the next declaration (hot reload); its text goes
+connection (SQLite WAL, or PostgreSQL): a decision is answered only after its transaction, audit
+record included, has committed. On PostgreSQL, `serve --workers N` runs N such processes on one
+port and one database; their transactions take turns (engine/database.py). A changed rules file is picked up at the next declaration (hot reload); its text goes
 into the audit log, so every version stays replayable.
 """
 
@@ -16,7 +17,9 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine import __version__, checkpoint, database, report
+from engine import __version__, checkpoint, report
 from engine.audit import AuditLog
 from engine.reconciliation import reconcile
 from engine.declarations import Declaration, Id, InspectionType
@@ -41,7 +44,8 @@ from engine.office import DEPARTMENTS, Office
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
 from engine.selection import SelectionPolicy
-from engine.store import SqliteStore
+from engine.database import open_database
+from engine.store import open_store
 
 ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer")
 MAX_BODY = 64 * 1024
@@ -133,7 +137,7 @@ class LiveOffice:
         self.allow_new = allow_new_enterprises
         self.lock = threading.Lock()
         self.read_lock = threading.Lock()
-        self.reader = Office(SqliteStore(database.connect(db)), policy=office.policy, roster=office.roster)
+        self.reader = Office(open_store(db), policy=office.policy, roster=office.roster)
         self.checkpoints, self.settle = checkpoints, settle
         self.problem: str | None = None
         self._seen: tuple[int, int] | None = None
@@ -170,6 +174,10 @@ class LiveOffice:
         self._seen, self.problem = seen, None
         self.office.use_rules(rules, text)
         log.info("deciding with rules %s", rules.version)
+
+    def close(self) -> None:
+        self.office.store.close()
+        self.reader.store.close()
 
     def wrote(self) -> None:
         """After each write: a signed checkpoint when enough records have been added."""
@@ -424,13 +432,13 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
              responses=READ)
     def verify(who: Caller = Depends(allow("auditor"))) -> dict:
         # its own read-only connection: the writers carry on while the chain is walked
-        log = AuditLog(database.connect_read_only(db), create=False)
+        log = AuditLog(open_database(db, read_only=True))
         try:
             verdict = log.verify()
             differences = [str(d) for d in reconcile(log)] if verdict.ok else []
             head = log.head()
         finally:
-            log.conn.close()
+            log.db.close()
         return {"ok": verdict.ok and not differences, "records": verdict.count, "broken_at": verdict.broken_at,
                 "reason": verdict.reason, "differences": differences,
                 "head": {"seq": head[0], "hash": head[1]} if head else None}
@@ -446,6 +454,24 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
                 "rules_version": office.rules.version, "rules_problem": live.problem}
 
     return app
+
+
+SETTINGS = "DOUBLERANDOM_SERVE"  # the environment variable `serve --workers N` hands its settings down in
+
+
+def to_environment(settings: dict) -> None:
+    os.environ[SETTINGS] = json.dumps(settings)
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process of `serve --workers N`: uvicorn starts each worker by import,
+    so the command's settings (already checked by the command) come through the environment."""
+    settings = json.loads(os.environ[SETTINGS])
+    GuardedHttp.request_timeout = settings.pop("request_timeout")
+    GuardedHttp.max_connections = settings.pop("max_connections")
+    signing = settings.pop("checkpoints")
+    policy = SelectionPolicy.model_validate(settings.pop("policy"))
+    return create_app(**settings, policy=policy, checkpoints=Checkpointing(*signing) if signing else None)
 
 
 async def _limit_body(request: Request, call_next):

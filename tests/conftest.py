@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -25,3 +28,42 @@ def declaration_data(**overrides) -> dict:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+# ---------------------------------------------------------------- the two database backends
+
+POSTGRES = os.environ.get("DOUBLERANDOM_TEST_POSTGRES")  # .ci/run sets it; unset, those tests skip
+HOW = ("PostgreSQL tests need a server: set DOUBLERANDOM_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/test "
+       "(.ci/run does)")
+
+
+def postgres_schema(label: str = "t") -> Iterator[str]:
+    """A schema of its own on the test server, as a database URL; dropped afterwards. With the
+    variable set, an unreachable server fails the test: it never skips silently."""
+    import psycopg
+
+    if not POSTGRES:
+        pytest.skip(HOW)
+    name = f"{label}_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(POSTGRES, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE SCHEMA "{name}"')
+    except psycopg.OperationalError as err:
+        pytest.fail(f"DOUBLERANDOM_TEST_POSTGRES={POSTGRES} is set but the server does not answer: {err}")
+    yield f"{POSTGRES}{'&' if '?' in POSTGRES else '?'}schema={name}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from postgres_schema()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path) -> Iterator[str]:
+    """A new, empty office database on each backend: a SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "office.db")
+    else:
+        yield from postgres_schema()

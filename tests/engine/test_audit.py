@@ -35,7 +35,7 @@ def logged(tmp_path):
                     draws=KeyedDraws.from_seed(5))
     for line in SAMPLE.read_text().splitlines()[:40]:
         office.admit(parse_declaration(json.loads(line)))
-    office.store.conn.close()
+    office.store.close()
     return path
 
 
@@ -189,7 +189,7 @@ def office_log(tmp_path):
     checkpoint.write(signed, tmp_path / "cp.json")
     for i in range(12, 15):
         office.admit(parse_declaration(declaration_data(id=f"A{i}", enterprise_id="E0", declared_at=at.isoformat())), at)
-    office.store.conn.close()
+    office.store.close()
     return {"db": db, "checkpoint": tmp_path / "cp.json", "public": tmp_path / "audit.key.pub", "signed": signed}
 
 

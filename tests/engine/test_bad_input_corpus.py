@@ -42,7 +42,7 @@ def office_files(tmp_path_factory):
     for i in range(8):
         office.admit(parse_declaration(declaration_data(id=f"H{i}", enterprise_id=f"E{i % 5}", hs_code="930690",
                                                         declared_at=MORNING.isoformat())), MORNING)
-    office.store.conn.close()
+    office.store.close()
     key = folder / "draw.key"
     key.write_text("ab" * 32)
     keys = folder / "keys.yaml"

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from engine import database
+from engine import database, schema
 from engine.cli import app
 from engine.declarations import CreditClass, Enterprise, parse_declaration, read_enterprises_csv
 from engine.dispatch import Roster
@@ -71,7 +71,7 @@ def test_two_select_processes_on_one_database_agree_and_never_fail(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1] for o in outputs]
     assert outputs[0][0] == outputs[1][0] == outputs[2][0] and len(outputs[0][0].splitlines()) == 80
     office = Office(db)
-    assert office.store.conn.execute("SELECT count(*) FROM declarations").fetchone()[0] == 80
+    assert office.store.db.execute("SELECT count(*) FROM declarations").fetchone()[0] == 80
     assert office.audit.verify().ok and office.audit.verify().count == 81  # the rules text once, 80 decisions
 
 
@@ -87,7 +87,7 @@ def test_a_recheck_id_cannot_collide_with_a_declaration(tmp_path):
                     policy=SelectionPolicy(random_ratio=0))
     with pytest.raises(InputError):
         office.admit(parse_declaration(declaration_data(id="X~recheck")))
-    assert office.store.conn.execute("SELECT count(*) FROM declarations").fetchone()[0] == 0
+    assert office.store.db.execute("SELECT count(*) FROM declarations").fetchone()[0] == 0
 
 
 def test_an_enterprise_listed_twice_is_an_error(tmp_path):
@@ -127,7 +127,7 @@ def test_one_agency_clearing_does_not_undo_another_agencys_listing(tmp_path):
     office.import_agency_list(lists)
     assert office.integrity.get("E1").credit_class == CreditClass.general
     lists.write_text("enterprise_id,status,source,date\nE2,cleared,tax-bureau,2026-05-11\n")
-    with database.transaction(office.store.conn):
+    with office.store.transaction():
         office.integrity.put(Enterprise(id="E2", credit_class=CreditClass.dishonest))  # customs' own downgrade
     office.import_agency_list(lists)
     assert office.integrity.get("E2").credit_class == CreditClass.dishonest
@@ -145,7 +145,7 @@ def test_an_agency_list_naming_a_firm_twice_is_refused_whole(tmp_path):
 def test_a_database_from_a_newer_schema_is_refused(tmp_path):
     db = tmp_path / "new.db"
     conn = sqlite3.connect(db)
-    conn.execute(f"PRAGMA user_version = {database.SCHEMA_VERSION + 1}")
+    conn.execute(f"PRAGMA user_version = {schema.VERSION + 1}")
     conn.close()
     with pytest.raises(InputError, match="made by a newer doublerandom"):
         Office(db)
@@ -171,7 +171,7 @@ def test_a_file_from_the_first_release_is_migrated(tmp_path):
     conn.close()
     office = Office(db)
     assert office.inspection("A/recheck")["kind"] == "recheck"
-    assert office.store.conn.execute("PRAGMA user_version").fetchone()[0] == database.SCHEMA_VERSION
+    assert office.store.db.execute("PRAGMA user_version").fetchone()[0] == schema.VERSION
 
 
 # ---------------------------------------------------------------- every file the engine reads

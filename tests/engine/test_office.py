@@ -163,7 +163,7 @@ def test_a_recheck_goes_to_a_different_inspector(tmp_path):
     for _ in range(20):  # whatever the draw, the re-check never goes back to the first inspector
         again = office.dispatch("Q1~recheck", DAY)
         assert again.inspector_id != first
-        office.store.conn.execute("UPDATE inspections SET status = 'selected', dispatched_at = NULL WHERE id = 'Q1~recheck'")
+        office.store.db.execute("UPDATE inspections SET status = 'selected', dispatched_at = NULL WHERE id = 'Q1~recheck'")
     assert office.inspection("Q1~recheck")["kind"] == "recheck" and office.inspection("Q1")["kind"] == "first"
 
 

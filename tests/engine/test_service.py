@@ -46,7 +46,7 @@ def setup(tmp_path):
     office = Office(db)
     from engine.declarations import Enterprise
     office.register([Enterprise(id=f"E{i}", declarations=5) for i in range(20)])
-    office.store.conn.close()
+    office.store.close()
     return {"rules": rules, "key": key, "keys": keys, "db": db, "roster": ROOT / "scenarios" / "roster.yaml"}
 
 
