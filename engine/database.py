@@ -153,6 +153,7 @@ class PostgresDatabase(Database):
             if self.schema:
                 conn.execute(f"SET search_path TO {_identifier(self.schema)}")
         try:
+            psycopg.connect(conninfo, connect_timeout=10).close()  # fails at once with the server's reason
             self.pool = ConnectionPool(conninfo, min_size=1, max_size=size, configure=configure, open=True,
                                        kwargs={"options": options} if options else {}, timeout=10,
                                        check=ConnectionPool.check_connection, name="doublerandom")

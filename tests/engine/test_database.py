@@ -1,0 +1,250 @@
+"""The live office on both databases: SQLite (the default) and PostgreSQL (several instances).
+
+Every test named with `store_url` runs on each backend; the PostgreSQL ones need the server named by
+DOUBLERANDOM_TEST_POSTGRES (set by .ci/run) and skip, saying so, without it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections import Counter
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from engine import schema
+from engine.cli import app
+from engine.database import open_database
+from engine.declarations import Enterprise, parse_declaration
+from engine.dispatch import Roster
+from engine.errors import InputError
+from engine.move import copy
+from engine.office import Office
+from engine.randomness import KeyedDraws
+from engine.reconciliation import reconcile
+from engine.replay import replay
+from engine.rules import RuleSet
+from engine.selection import SelectionPolicy
+from engine.store import open_store
+from tests.conftest import BASELINE_RULES, POSTGRES, ROOT, declaration_data, postgres_schema
+
+runner = CliRunner()
+ROSTER = ROOT / "scenarios" / "roster.yaml"
+SAMPLE = ROOT / "scenarios" / "declarations" / "sample.jsonl"
+MORNING = dt.datetime(2026, 6, 1, 10, 0)
+PACED = SelectionPolicy(expected_rate=0.1, rate_refresh=10, rate_window=40)
+
+
+def office(url, policy=PACED, roster=True) -> Office:
+    rules = RuleSet.load(BASELINE_RULES)
+    o = Office(url, rules=rules, policy=policy, draws=KeyedDraws.from_seed(11),
+               roster=Roster.load(ROSTER) if roster else None)
+    o.use_rules(rules, rules.text)
+    return o
+
+
+def sample(n: int, prefix: str = "") -> list:
+    rows = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+    return [parse_declaration({**rows[i % len(rows)], "id": f"{prefix}{rows[i % len(rows)]['id']}-{i}"})
+            for i in range(n)]
+
+
+def work_through(o: Office, declarations) -> list[dict]:
+    """Decide, and take every dispatched inspection to a result and a release: every step audited."""
+    out = []
+    for i, d in enumerate(declarations):
+        decision = o.admit(d, MORNING)
+        out.append(decision.to_dict())
+        task = o.inspection(d.id)
+        if task and task["status"] == "dispatched":
+            problem = i % 3 == 0
+            o.record_result(d.id, task["inspector_id"], "problem" if problem else "normal",
+                            department="duties" if problem else "", at=MORNING)
+            if not problem:
+                o.release(d.id, "REL-1", MORNING)
+    return out
+
+
+def test_a_new_database_is_made_at_the_current_version(store_url):
+    store = open_store(store_url)
+    assert schema.version(store.db) == schema.VERSION
+    assert {t for t in schema.TABLES if store.db.has_table(t)} == set(schema.TABLES)
+
+
+def test_the_same_office_steps_give_the_same_records_on_both_backends(store_url, tmp_path):
+    """Decisions (paced, so the cutoffs too), dispatches, results, releases and integrity changes are
+    the same on either database; the chain verifies, the tables reconcile, the log replays."""
+    declarations = sample(60)
+    here = office(store_url)
+    decided = work_through(here, declarations)
+    reference = office(tmp_path / "reference.db")
+    assert decided == work_through(reference, declarations)
+    strip = [(r["kind"], r["payload"]) for r in here.audit.records()]
+    assert strip == [(r["kind"], r["payload"]) for r in reference.audit.records()]
+    assert here.audit.verify().ok and reconcile(here.audit) == []
+    count, mismatches = replay(here.audit, None, KeyedDraws.from_seed(11))
+    assert count == 60 and mismatches == []
+    assert any(d["channel"] == "targeted" for d in decided) and any(d["cutoff"] > 0 for d in decided)
+    first = declarations[0].id
+    assert [(r["kind"], r["payload"]) for r in here.history(first)] == \
+        [(r["kind"], r["payload"]) for r in reference.history(first)] != []
+
+
+def test_every_command_takes_the_database_url(store_url, tmp_path):
+    lines = tmp_path / "in.jsonl"
+    lines.write_text("".join(json.dumps(d.as_input()) + "\n" for d in sample(12)))
+    done = runner.invoke(app, ["select", "--rules", str(BASELINE_RULES), "--seed", "3", "--input", str(lines),
+                               "--db", store_url, "--ratio", "0.5"])
+    assert done.exit_code == 0, done.output
+    chosen = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+    selected = next(d["declaration_id"] for d in chosen if d["selected"])
+    done = runner.invoke(app, ["dispatch", store_url, selected, "--roster", str(ROSTER), "--seed", "3",
+                               "--at", MORNING.isoformat()])
+    assert done.exit_code == 0 and json.loads(done.stdout)["inspector_id"], done.output
+    for command in (["audit", "verify", store_url], ["audit", "replay", store_url, "--seed", "3"],
+                    ["report", store_url, "--format", "json"], ["integrity", "show", store_url, chosen[0]["declaration_id"]]):
+        done = runner.invoke(app, command)
+        assert done.exit_code == 0, (command, done.output)
+    assert runner.invoke(app, ["audit", "verify", store_url]).stdout.startswith("OK ")
+
+
+def test_a_database_from_a_newer_doublerandom_is_refused(store_url):
+    store = open_store(store_url)
+    with store.transaction():
+        schema._stamp(store.db, schema.VERSION + 1)
+    store.close()
+    with pytest.raises(InputError, match="made by a newer doublerandom"):
+        open_store(store_url)
+    done = runner.invoke(app, ["audit", "verify", store_url])
+    assert done.exit_code != 0 and "newer doublerandom" in done.stderr and "Traceback" not in done.output
+
+
+def test_an_older_postgres_database_waits_for_its_owner_to_upgrade_it(postgres_url):
+    """A version-2 database (before declarations kept their office): refused at start with the
+    command to run; `db upgrade` adds and fills the column; the pacers then read it."""
+    db = open_database(postgres_url)
+    db.executescript(schema.base(db))
+    with db.transaction():
+        schema._stamp(db, 2)
+        db.execute("INSERT INTO declarations (id, enterprise_id, declared_at, decision, selected, input) VALUES "
+                   "('OLD-1', 'E1', '2026-05-01', '{}', 0, ?)", (json.dumps(declaration_data(id="OLD-1")),))
+    with pytest.raises(InputError, match="db upgrade"):
+        open_store(postgres_url)
+    done = runner.invoke(app, ["db", "upgrade", postgres_url])
+    assert done.exit_code == 0 and "schema 2 -> 3" in done.stdout, done.output
+    store = open_store(postgres_url)
+    assert store.db.execute("SELECT customs_office FROM declarations").fetchone()[0] == "OFF-40"
+    assert store.office_decisions("OFF-40", 10)[0] == 1
+    assert "nothing to do" in runner.invoke(app, ["db", "upgrade", postgres_url]).stdout
+
+
+@pytest.fixture
+def roles(postgres_url):
+    """The two roles of README "Running in production", with names of this test's own."""
+    suffix = postgres_url.rsplit("=", 1)[1]
+    owner, app_role = f"own_{suffix}", f"app_{suffix}"
+    yield postgres_url, owner, app_role
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        for role in (app_role, owner):
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(f'DROP OWNED BY "{role}" CASCADE')
+                conn.execute(f'DROP ROLE "{role}"')
+
+
+def as_role(url: str, role: str) -> str:
+    return url.replace("://postgres@", f"://{role}@", 1)
+
+
+def test_the_application_role_may_only_insert_and_read_the_audit_log(roles):
+    url, owner, app_role = roles
+    assert runner.invoke(app, ["db", "upgrade", url]).exit_code == 0
+    done = runner.invoke(app, ["db", "init-roles", url, "--owner", owner, "--app", app_role])
+    assert done.exit_code == 0, done.output
+    work_through(office(as_role(url, app_role)), sample(20))  # the service's whole work, as the app role
+    with psycopg.connect(as_role(url, app_role).split("?")[0], autocommit=True) as conn:
+        conn.execute(f'SET search_path TO "{url.rsplit("=", 1)[1]}"')
+        for attempt in ("UPDATE audit SET kind = 'x' WHERE seq = 2", "DELETE FROM audit WHERE seq = 2",
+                        "TRUNCATE audit", "DELETE FROM declarations", "DROP TABLE audit",
+                        "ALTER TABLE audit DISABLE TRIGGER audit_no_change"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(attempt)
+    with psycopg.connect(as_role(url, owner).split("?")[0], autocommit=True) as conn:  # the owner: triggers
+        conn.execute(f'SET search_path TO "{url.rsplit("=", 1)[1]}"')
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute("UPDATE audit SET kind = 'x' WHERE seq = 2")
+    assert runner.invoke(app, ["audit", "verify", as_role(url, app_role)]).exit_code == 0
+
+
+def test_two_instances_on_one_database_keep_one_chain_and_book_nobody_twice(postgres_url):
+    """Two offices (two connections, as two service instances) decide and dispatch at once, racing
+    on the same ids: each id is decided once, no facility holds more inspections than it has places,
+    the chain verifies, the tables reconcile, and every paced cutoff replays in the log's order."""
+    first, second = office(postgres_url), office(postgres_url)
+    first.register([Enterprise(id=f"E{i}") for i in range(40)])
+    declarations = sample(120)
+    answers: dict[str, list] = {"a": [], "b": []}
+    errors: list[BaseException] = []
+
+    def run(o, name, order):
+        try:
+            for d in order:
+                answers[name].append(o.admit(d, MORNING).to_dict())
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+    threads = [threading.Thread(target=run, args=(first, "a", declarations)),
+               threading.Thread(target=run, args=(second, "b", declarations[::-1]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    by_id = {d["declaration_id"]: d for d in answers["a"]}
+    assert all(by_id[d["declaration_id"]] == d for d in answers["b"])  # the race's loser got the first decision
+    store = first.store
+    assert store.db.execute("SELECT count(*) FROM declarations").fetchone()[0] == 120
+    busy = Counter((r[1], r[2]) for r in store.open_work("dispatched"))
+    places = Roster.load(ROSTER).facilities
+    assert busy and all(n <= places[site][facility] for (site, facility), n in busy.items())
+    assert store.audit.verify().ok and reconcile(store.audit) == []
+    count, mismatches = replay(store.audit, None, KeyedDraws.from_seed(11))
+    assert count == 120 and mismatches == []
+
+
+def test_an_office_moves_to_postgres_and_back_with_its_chain(postgres_url, tmp_path):
+    source = tmp_path / "office.db"
+    o = office(source)
+    work_through(o, sample(30))
+    head = o.audit.head()
+    o.store.close()
+    done = runner.invoke(app, ["db", "copy", str(source), postgres_url])
+    assert done.exit_code == 0 and f"audit head {head[0]} {head[1]}" in done.stdout, done.output
+    back = tmp_path / "back.db"
+    assert runner.invoke(app, ["db", "copy", postgres_url, f"sqlite:///{back}"]).exit_code == 0
+    moved = office(postgres_url)  # and it carries on where it stopped
+    work_through(moved, sample(5, prefix="after-"))
+    assert moved.audit.verify().ok and reconcile(moved.audit) == []
+    for url in (postgres_url, str(back)):
+        assert runner.invoke(app, ["audit", "replay", url, "--seed", "11"]).exit_code == 0
+    refused = runner.invoke(app, ["db", "copy", str(source), postgres_url])
+    assert refused.exit_code != 0 and "not empty" in refused.stderr
+
+
+def test_a_broken_chain_is_not_copied(postgres_url, tmp_path):
+    import sqlite3
+    source = tmp_path / "office.db"
+    work_through(office(source), sample(10))
+    conn = sqlite3.connect(source)
+    conn.executescript("DROP TRIGGER audit_no_update; UPDATE audit SET kind = 'x' WHERE seq = 4;")
+    conn.close()
+    done = runner.invoke(app, ["db", "copy", str(source), postgres_url])
+    assert done.exit_code != 0 and "broken at record 4" in done.stderr and "Traceback" not in done.output
+    assert open_store(postgres_url).audit.head() is None
+
+
+def test_an_unreachable_server_is_one_clear_error(tmp_path):
+    done = runner.invoke(app, ["audit", "verify", "postgresql://nobody:secret@127.0.0.1:1/none"])
+    assert done.exit_code != 0 and "cannot connect to PostgreSQL" in done.stderr
+    assert "secret" not in done.output and "Traceback" not in done.output
