@@ -6,13 +6,24 @@ time per level. Every decision is durably committed (SQLite WAL, synchronous=FUL
 Decisions arriving together share one commit (group commit), so one fsync makes several durable.
 The reference, measured in the same run on the same disk: single-row SQLite transactions with the
 same settings, one fsync each, which is what one-commit-per-decision could reach at best.
-Usage: python benchmarks/service_load.py [REQUESTS_PER_LEVEL] [LEVELS, e.g. 1,4,8,16]
+
+With `--db postgresql://…` it compares instead, in one run, at `--clients` (8) concurrent connections:
+one instance on SQLite (the reference for the aim) beside 1, 2 and 4 `serve` processes (`--instances`)
+on one PostgreSQL database, each set on a new schema; the clients are spread over the instances
+(as a load balancer would). The aim (issue 15): two PostgreSQL instances at 1.5x one SQLite instance's
+decisions/s with p99 under 50 ms.
+
+Usage: python benchmarks/service_load.py [--requests N] [--levels 1,4,8,16]
+       python benchmarks/service_load.py --db postgresql://postgres@127.0.0.1/test [--instances 1,2,4]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import itertools
 import json
+import uuid
 import socket
 import subprocess
 import sys
@@ -27,13 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_SECONDS_PER_LEVEL = 60
 
 
-def setup(folder: Path) -> tuple[list[str], str]:
+def setup(folder: Path, db: str | None = None) -> tuple[list[str], str]:
     key = folder / "draw.key"
     key.write_text("cd" * 32)
     keys = folder / "keys.yaml"
     from engine.service import key_digest
     keys.write_text(json.dumps({"keys": [{"name": "loader", "role": "selector", "key_sha256": key_digest("load-key")}]}))
-    args = ["--rules", str(ROOT / "scenarios/rules/baseline.yaml"), "--db", str(folder / "load.db"),
+    args = ["--rules", str(ROOT / "scenarios/rules/baseline.yaml"), "--db", db or str(folder / "load.db"),
             "--key-file", str(key), "--api-keys", str(keys), "--roster", str(ROOT / "scenarios/roster.yaml"),
             "--enterprises", str(ROOT / "scenarios/declarations/enterprises.csv")]
     return args, "load-key"
@@ -49,17 +60,20 @@ def declarations() -> list[dict]:
     return [json.loads(line) for line in (ROOT / "scenarios/declarations/sample.jsonl").read_text().splitlines()]
 
 
-def level(url: str, key: str, pool: list[dict], clients: int, total: int, offset: int, health: bool = False) -> dict:
-    """`clients` concurrent connections from one asyncio client process (cheaper than threads);
-    `health` posts nothing and asks GET /health instead: the HTTP stack's own ceiling here."""
-    return asyncio.run(_level(url, key, pool, clients, total, offset, health))
+def level(url: str | list[str], key: str, pool: list[dict], clients: int, total: int, offset: int,
+          health: bool = False) -> dict:
+    """`clients` concurrent connections from one asyncio client process (cheaper than threads),
+    spread over the instances at `url`; `health` posts nothing and asks GET /health instead: the
+    HTTP stack's own ceiling here."""
+    return asyncio.run(_level([url] if isinstance(url, str) else url, key, pool, clients, total, offset, health))
 
 
-async def _level(url, key, pool, clients, total, offset, health) -> dict:
+async def _level(urls, key, pool, clients, total, offset, health) -> dict:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + MAX_SECONDS_PER_LEVEL
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    errors_seen: set[str] = set()
 
     async def worker(http: httpx.AsyncClient, k: int) -> None:
         nonlocal errors
@@ -71,16 +85,25 @@ async def _level(url, key, pool, clients, total, offset, health) -> dict:
             try:
                 answer = await (http.get("/health") if health else http.post("/declarations", json=body))
                 ok = answer.status_code == 200
-            except httpx.HTTPError:
+                if not ok:
+                    errors_seen.add(f"{answer.status_code} {answer.text[:120]}")
+            except httpx.HTTPError as err:
                 ok = False
+                errors_seen.add(repr(err))
             latencies.append(time.perf_counter() - start)
             errors += not ok
 
     start = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=30, limits=limits) as http:
-        await asyncio.gather(*(worker(http, k) for k in range(clients)))
+    https = [httpx.AsyncClient(base_url=u, headers={"X-API-Key": key}, timeout=30, limits=limits) for u in urls]
+    try:
+        await asyncio.gather(*(worker(https[k % len(https)], k) for k in range(clients)))
+    finally:
+        for http in https:
+            await http.aclose()
     wall = time.perf_counter() - start
     ms = np.array(latencies) * 1000
+    if errors_seen:
+        print("  errors:", "; ".join(sorted(errors_seen)[:3]), file=sys.stderr)
     return {"clients": clients, "requests": len(ms), "per_s": len(ms) / wall, "p50": np.percentile(ms, 50),
             "p99": np.percentile(ms, 99), "errors": errors}
 
@@ -98,19 +121,32 @@ def fsync_reference(folder: Path, seconds: float = 3.0) -> float:
     return n / (time.perf_counter() - start)
 
 
+def start(args: list[str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "engine", "serve", *args, "--port", str(port)], cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/health").status_code == 200:
+                return server, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    server.kill()
+    raise SystemExit(f"the server on {url} did not start")
+
+
+def stop(servers: list[subprocess.Popen]) -> None:
+    for server in servers:
+        server.terminate()
+    for server in servers:
+        server.wait()
+
+
 def main(total: int, levels: list[int]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         args, key = setup(Path(tmp))
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "engine", "serve", *args, "--port", str(port)], cwd=ROOT)
-        url = f"http://127.0.0.1:{port}"
+        server, url = start(args)
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(url + "/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.05)
             pool, offset = declarations(), 0
             reference = fsync_reference(Path(tmp))
             print(f"reference: {reference:,.0f} one-row commits/s (WAL, synchronous=FULL) on this disk")
@@ -127,10 +163,56 @@ def main(total: int, levels: list[int]) -> None:
                 print(f"{r['clients']:>7} {r['requests']:>9} {r['per_s']:>12,.0f} {r['per_s'] / reference:>6.2f} "
                       f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}")
         finally:
-            server.terminate()
-            server.wait()
+            stop([server])
+
+
+def compare(total: int, clients: int, postgres: str, instances: list[int]) -> None:
+    """One SQLite instance, then N PostgreSQL instances on a new schema each, at `clients`."""
+    import psycopg
+
+    pool = declarations()
+    print(f"POST /declarations on loopback, {clients} clients spread over the instances, {total} requests each; "
+          f"2 cores shared by the clients, the servers and PostgreSQL")
+    print(f"{'backend':>10} {'instances':>9} {'decisions/s':>12} {'x SQLite':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'errors':>7}")
+    sqlite_rate = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend, n in [("sqlite", 1), *(("postgresql", n) for n in instances)]:
+            schema = f"load_{uuid.uuid4().hex[:8]}"
+            url = None if backend == "sqlite" else f"{postgres}{'&' if '?' in postgres else '?'}schema={schema}"
+            if url:
+                with psycopg.connect(postgres, autocommit=True) as conn:
+                    conn.execute(f'CREATE SCHEMA "{schema}"')
+            (Path(tmp) / schema).mkdir()
+            args, key = setup(Path(tmp) / schema, url)
+            servers = []
+            try:
+                first = start(args)  # the first makes the tables and registers the enterprises
+                servers.append(first[0])
+                rest = [start(args) for _ in range(n - 1)]
+                servers += [s for s, _ in rest]
+                urls = [first[1], *(u for _, u in rest)]
+                level(urls, key, pool, clients, min(total, 400), 10**7)  # warm-up: connections, caches
+                r = level(urls, key, pool, clients, total, 0)
+            finally:
+                stop(servers)
+                if url:
+                    with psycopg.connect(postgres, autocommit=True) as conn:
+                        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            sqlite_rate = sqlite_rate or r["per_s"]
+            print(f"{backend:>10} {n:>9} {r['per_s']:>12,.0f} {r['per_s'] / sqlite_rate:>8.2f} {r['p50']:>8.1f} "
+                  f"{r['p99']:>8.1f} {r['errors']:>7}", flush=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000,
-         [int(x) for x in sys.argv[2].split(",")] if len(sys.argv) > 2 else [1, 4, 8, 16])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per level")
+    parser.add_argument("--levels", default="1,4,8,16", help="concurrent clients per level (SQLite only run)")
+    parser.add_argument("--db", help="a PostgreSQL URL: compare instances on it with one SQLite instance")
+    parser.add_argument("--instances", default="1,2,4", help="PostgreSQL instance counts to compare")
+    parser.add_argument("--clients", type=int, default=8)
+    options = parser.parse_args()
+    if options.db:
+        compare(options.requests, options.clients, options.db, [int(x) for x in options.instances.split(",")])
+    else:
+        main(options.requests, [int(x) for x in options.levels.split(",")])

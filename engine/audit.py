@@ -47,6 +47,7 @@ class AuditLog:
     def __init__(self, db: Database | sqlite3.Connection):
         """On a prepared database (engine.schema); a bare SQLite connection is taken as it is."""
         self.db = db if isinstance(db, Database) else SqliteDatabase(db)
+        self.last: tuple[int, str] | None = None  # the head this writer appended, while its transaction lasts
 
     def exists(self) -> bool:
         return self.db.has_table("audit")
@@ -64,12 +65,14 @@ class AuditLog:
         """Add one record; call inside a transaction so it commits with the step it records."""
         if kind not in KINDS:
             raise ValueError(f"unknown audit record kind {kind!r}")
-        last = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        last = self.last or self.head()
         seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
         when = (at or dt.datetime.now(dt.timezone.utc)).isoformat()
         body = canonical(payload)
+        digest = record_hash(seq, when, kind, body, prev)
         self.db.execute("INSERT INTO audit (seq, at, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
-                          (seq, when, kind, body, prev, record_hash(seq, when, kind, body, prev)))
+                        (seq, when, kind, body, prev, digest))
+        self.last = (seq, digest)  # a stale one cannot fork the chain: seq is the primary key
         return seq
 
     def records(self, kind: str | None = None) -> Iterator[dict[str, Any]]:

@@ -15,6 +15,7 @@ reads). SQLite runs WAL with synchronous=FULL, which survives a killed process a
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import sqlite3
@@ -110,9 +111,13 @@ class Row(tuple):
 
 
 def _row_factory(cursor):
-    names = tuple(c.name for c in cursor.description or ())
-    kind = type("Row", (Row,), {"names": names})
+    kind = _row_kind(tuple(c.name for c in cursor.description or ()))
     return lambda values: kind(values)
+
+
+@functools.lru_cache(maxsize=256)
+def _row_kind(names: tuple[str, ...]) -> type[Row]:
+    return type("Row", (Row,), {"names": names})
 
 
 class Result:
@@ -156,7 +161,7 @@ class PostgresDatabase(Database):
             psycopg.connect(conninfo, connect_timeout=10).close()  # fails at once with the server's reason
             self.pool = ConnectionPool(conninfo, min_size=1, max_size=size, configure=configure, open=True,
                                        kwargs={"options": options} if options else {}, timeout=10,
-                                       check=ConnectionPool.check_connection, name="doublerandom")
+                                       name="doublerandom")
             self.pool.wait(timeout=10)
         except (psycopg.Error, Exception) as err:  # PoolTimeout carries the server's reason in the log only
             raise InputError(f"{redact(url)}: cannot connect to PostgreSQL: {_reason(err)}") from None

@@ -181,8 +181,19 @@ def prepare(db: Database) -> None:
 
 
 def upgrade(db: Database, to: int = VERSION) -> tuple[int, int]:
-    """Apply every migration above the database's version, up to `to`; returns (from, to)."""
+    """Apply every migration above the database's version, up to `to`; returns (from, to). On
+    PostgreSQL the whole upgrade is one writer's transaction (DDL is transactional there), so
+    instances starting together on a new database create its tables once."""
+    if db.dialect == "postgresql":
+        with db.transaction():
+            return _upgrade(db, to)
+    return _upgrade(db, to)
+
+
+def _upgrade(db: Database, to: int) -> tuple[int, int]:
     found = refuse_newer(db)
+    if found >= to:
+        return found, found
     fresh = not db.has_table("declarations")
     steps = MIGRATIONS[db.dialect]
     with db.transaction():

@@ -10,9 +10,9 @@ nested `transaction()` is a savepoint; a transaction is one writer's turn.
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Iterator, Protocol
 
 from engine import schema
 from engine.audit import AuditLog
@@ -67,9 +67,24 @@ class SqlStore:
         self.db = db
         self.integrity = IntegrityStore(db, feedback)
         self.audit = AuditLog(db)
+        self._depth = 0
 
-    def transaction(self) -> AbstractContextManager:
-        return self.db.transaction()
+    @contextmanager
+    def transaction(self) -> Iterator[SqlStore]:
+        """The database's transaction; the audit log's remembered head is forgotten when it ends or a
+        part of it rolls back (then other writers may append, or the remembered record is gone)."""
+        outer = self._depth == 0
+        self._depth += 1
+        try:
+            with self.db.transaction():
+                yield self
+        except BaseException:
+            self.audit.last = None
+            raise
+        finally:
+            self._depth -= 1
+            if outer:
+                self.audit.last = None
 
     def close(self) -> None:
         self.db.close()
