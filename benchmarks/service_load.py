@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import uuid
 import socket
 import subprocess
@@ -166,15 +167,34 @@ def main(total: int, levels: list[int]) -> None:
             stop([server])
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes and by every PostgreSQL process
+    (its backends serve the instances): what each decision costs the machine, beside its rate."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if int(entry.name) in pids or comm == "postgres":
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def compare(total: int, clients: int, postgres: str, instances: list[int]) -> None:
     """One SQLite instance, then N PostgreSQL instances on a new schema each, at `clients`."""
     import psycopg
 
     pool = declarations()
     print(f"POST /declarations on loopback, {clients} clients spread over the instances, {total} requests each; "
-          f"2 cores shared by the clients, the servers and PostgreSQL")
+          f"{os.cpu_count()} cores shared by the clients, the servers and PostgreSQL; CPU: the servers' and "
+          "PostgreSQL's, per decision")
     print(f"{'backend':>10} {'instances':>9} {'decisions/s':>12} {'x SQLite':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>7}")
+          f"{'errors':>7} {'CPU ms/decision':>16}")
     sqlite_rate = None
     with tempfile.TemporaryDirectory() as tmp:
         for backend, n in [("sqlite", 1), *(("postgresql", n) for n in instances)]:
@@ -193,7 +213,9 @@ def compare(total: int, clients: int, postgres: str, instances: list[int]) -> No
                 servers += [s for s, _ in rest]
                 urls = [first[1], *(u for _, u in rest)]
                 level(urls, key, pool, clients, min(total, 400), 10**7)  # warm-up: connections, caches
+                before = cpu_seconds([s.pid for s in servers])
                 r = level(urls, key, pool, clients, total, 0)
+                cpu = (cpu_seconds([s.pid for s in servers]) - before) / max(r["requests"], 1) * 1000
             finally:
                 stop(servers)
                 if url:
@@ -201,7 +223,7 @@ def compare(total: int, clients: int, postgres: str, instances: list[int]) -> No
                         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
             sqlite_rate = sqlite_rate or r["per_s"]
             print(f"{backend:>10} {n:>9} {r['per_s']:>12,.0f} {r['per_s'] / sqlite_rate:>8.2f} {r['p50']:>8.1f} "
-                  f"{r['p99']:>8.1f} {r['errors']:>7}", flush=True)
+                  f"{r['p99']:>8.1f} {r['errors']:>7} {cpu:>16.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from engine.errors import InputError
+from engine.errors import InputError, Unavailable
 
 _savepoints = itertools.count(1)
 
@@ -145,7 +145,7 @@ class PostgresDatabase(Database):
 
     def __init__(self, url: str, read_only: bool = False, size: int = 2):
         import psycopg
-        from psycopg_pool import ConnectionPool
+        from psycopg_pool import ConnectionPool, PoolTimeout
 
         self.url = url
         conninfo, self.schema = _split_schema(url)
@@ -165,26 +165,37 @@ class PostgresDatabase(Database):
             self.pool.wait(timeout=10)
         except (psycopg.Error, Exception) as err:  # PoolTimeout carries the server's reason in the log only
             raise InputError(f"{redact(url)}: cannot connect to PostgreSQL: {_reason(err)}") from None
-        self.errors = psycopg.Error
+        self.lost = (psycopg.OperationalError, PoolTimeout)
 
     def _current(self):
         return getattr(self._local, "conn", None)
+
+    @contextmanager
+    def _answering(self) -> Iterator[None]:
+        """A lost connection is one clear error, and the pool replaces the connection; what the
+        transaction held is rolled back by the server."""
+        try:
+            yield
+        except self.lost as err:
+            raise Unavailable(f"{redact(self.url)}: the database did not answer ({_reason(err)}); "
+                              "nothing was recorded, try again") from None
 
     def execute(self, sql: str, params: tuple | list = ()) -> Result:
         if params:
             sql = sql.replace("%", "%%").replace("?", "%s")  # the stores write SQLite's placeholders
         conn = self._current()
-        if conn is not None:
-            return _run(conn, sql, params)
-        with self.pool.connection() as conn:
-            return _run(conn, sql, params)
+        with self._answering():
+            if conn is not None:
+                return _run(conn, sql, params)
+            with self.pool.connection() as conn:
+                return _run(conn, sql, params)
 
     def executemany(self, sql: str, rows: list) -> None:
         sql = sql.replace("%", "%%").replace("?", "%s")
         conn = self._current()
         if conn is None:
             raise RuntimeError("executemany belongs in a transaction")
-        with conn.cursor() as cur:
+        with self._answering(), conn.cursor() as cur:
             cur.executemany(sql, rows)
 
     def executescript(self, script: str) -> None:
@@ -197,7 +208,7 @@ class PostgresDatabase(Database):
             with conn.transaction():
                 yield self
             return
-        with self.pool.connection() as conn:
+        with self._answering(), self.pool.connection() as conn:
             self._local.conn = conn
             try:
                 with conn.transaction():

@@ -17,6 +17,11 @@ class Conflict(InputError):
     """The request is well formed but the rules forbid it now (self-release, wrong state, wrong inspector)."""
 
 
+class Unavailable(InputError):
+    """The database did not answer (a lost connection, a server restarting): nothing was recorded;
+    the same request can be sent again. One clear error (HTTP 503), like the user's mistakes."""
+
+
 def field_path(loc: tuple) -> str:
     """pydantic's location tuple as a dotted path: ('rules', 3, 'when') -> 'rules[3].when'."""
     out = ""

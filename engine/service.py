@@ -38,7 +38,7 @@ from engine.audit import AuditLog
 from engine.reconciliation import reconcile
 from engine.declarations import Declaration, Id, InspectionType
 from engine.dispatch import Roster, Waiting
-from engine.errors import Conflict, InputError, NotFound
+from engine.errors import Conflict, InputError, NotFound, Unavailable
 from engine.files import read_model, read_text
 from engine.office import DEPARTMENTS, Office
 from engine.randomness import KeyedDraws
@@ -312,12 +312,13 @@ class Problem(BaseModel):
 def _problems(*codes: int) -> dict:
     text = {401: "no or unknown X-API-Key", 403: "this role may not do this", 404: "not found",
             409: "the rules forbid this step now, or the id was decided with other content",
-            411: "a body needs a Content-Length", 413: "body over 64 KiB", 422: "invalid request, naming the field"}
+            411: "a body needs a Content-Length", 413: "body over 64 KiB", 422: "invalid request, naming the field",
+            503: "the database did not answer; nothing was recorded, send it again"}
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
 
-READ = _problems(401, 403, 404, 422)
-WRITE = _problems(401, 403, 404, 409, 411, 413, 422)
+READ = _problems(401, 403, 404, 422, 503)
+WRITE = _problems(401, 403, 404, 409, 411, 413, 422, 503)
 
 
 def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys: str | Path,
@@ -501,6 +502,7 @@ async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResp
 
 
 async def _input_error(request: Request, err: InputError) -> JSONResponse:
-    status = 404 if isinstance(err, NotFound) else 409 if isinstance(err, Conflict) else 422
+    status = (404 if isinstance(err, NotFound) else 409 if isinstance(err, Conflict)
+              else 503 if isinstance(err, Unavailable) else 422)
     return JSONResponse({"detail": str(err)}, status_code=status)
 

@@ -111,6 +111,21 @@ def test_every_command_takes_the_database_url(store_url, tmp_path):
     assert runner.invoke(app, ["audit", "verify", store_url]).stdout.startswith("OK ")
 
 
+def test_signed_checkpoints_work_on_both_backends(store_url, tmp_path):
+    o = office(store_url)
+    work_through(o, sample(10))
+    key = tmp_path / "audit.key"
+    assert runner.invoke(app, ["audit", "keygen", str(key)]).exit_code == 0
+    signed = tmp_path / "checkpoint.json"
+    done = runner.invoke(app, ["audit", "checkpoint", store_url, "--key-file", str(key), "--out", str(signed)])
+    assert done.exit_code == 0 and json.loads(done.stdout)["seq"] == o.audit.head()[0], done.output
+    verify = ["audit", "verify", store_url, "--checkpoint", str(signed), "--public-key", f"{key}.pub"]
+    assert runner.invoke(app, verify).stdout.startswith("OK ")
+    forged = json.loads(signed.read_text()) | {"head": "0" * 64}
+    signed.write_text(json.dumps(forged))
+    assert runner.invoke(app, verify).exit_code != 0
+
+
 def test_a_database_from_a_newer_doublerandom_is_refused(store_url):
     store = open_store(store_url)
     with store.transaction():
@@ -242,6 +257,23 @@ def test_a_broken_chain_is_not_copied(postgres_url, tmp_path):
     done = runner.invoke(app, ["db", "copy", str(source), postgres_url])
     assert done.exit_code != 0 and "broken at record 4" in done.stderr and "Traceback" not in done.output
     assert open_store(postgres_url).audit.head() is None
+
+
+def test_a_lost_connection_is_one_clear_error_and_the_next_step_works(postgres_url):
+    """The server drops the office's connections mid-work (a restart, a failover): the step in
+    flight is refused as Unavailable, nothing of it is kept, and the pool reconnects for the next."""
+    from engine.errors import Unavailable
+    o = office(postgres_url)
+    declarations = sample(4)
+    o.admit(declarations[0], MORNING)
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                     "AND datname = current_database() AND application_name = ''")
+    with pytest.raises(Unavailable, match="did not answer"):
+        o.admit(declarations[1], MORNING)
+    for d in declarations[1:]:
+        o.admit(d, MORNING)
+    assert o.audit.verify().ok and reconcile(o.audit) == [] and len(list(o.audit.records("selection"))) == 4
 
 
 def test_an_unreachable_server_is_one_clear_error(tmp_path):
