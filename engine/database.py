@@ -273,6 +273,10 @@ def open_database(url: str | Path, read_only: bool = False) -> Database:
     """The database a URL names; not prepared (engine.schema does that). `read_only` opens it for
     verifying: nothing is created or written."""
     if is_postgres(url):
+        import importlib.util
+        if importlib.util.find_spec("psycopg") is None or importlib.util.find_spec("psycopg_pool") is None:
+            raise InputError(f"{redact(str(url))}: PostgreSQL needs the 'postgres' extra: "
+                             "pip install 'doublerandom[postgres]'")
         return PostgresDatabase(str(url), read_only=read_only)
     if str(url).startswith("sqlite://") and not str(url).startswith("sqlite:///"):
         raise InputError(f"{url}: a SQLite URL is sqlite:///path/to/office.db")

@@ -38,12 +38,12 @@ def test_the_composition_root_mounts_both_and_mutates_neither():
     names = lambda a: {c.name or c.callback.__name__ for c in a.registered_commands}
     assert "run" not in names(engine.cli.app) and "select" not in names(simulation.cli.app)
     assert {"select", "serve", "run", "sweep", "tune", "import", "evaluate"} <= names(app)
-    assert {g.name for g in app.registered_groups} == {"audit", "integrity", "rules"}
+    assert {g.name for g in app.registered_groups} == {"audit", "db", "integrity", "rules"}
 
 
 # What `pip install doublerandom` leaves out (the sim and service extras): made unimportable below.
 EXTRAS_ONLY = ["simpy", "pandas", "pyarrow", "matplotlib", "scipy", "dask", "distributed", "fastapi", "uvicorn",
-               "starlette"]
+               "starlette", "psycopg", "psycopg_pool"]
 WITHOUT_EXTRAS = ("import sys\n"
                   "for name in sys.argv[1].split(','):\n"
                   "    sys.modules[name] = None  # import fails, as if not installed\n"
@@ -68,7 +68,9 @@ def test_the_engine_runs_without_the_extras():
                           "--seed", "1")
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 1000
-    for command, extra in ((["run", "scenarios/baseline.yaml"], "sim"), (["serve", "--rules", "x", "--db", "y", "--key-file", "k", "--api-keys", "a"], "service")):
+    for command, extra in ((["run", "scenarios/baseline.yaml"], "sim"),
+                           (["serve", "--rules", "x", "--db", "y", "--key-file", "k", "--api-keys", "a"], "service"),
+                           (["audit", "verify", "postgresql://postgres@127.0.0.1/test"], "postgres")):
         refused = without_extras(*command)
         assert refused.returncode == 2 and f"doublerandom[{extra}]" in refused.stderr, refused.stderr
         assert "Traceback" not in refused.stderr

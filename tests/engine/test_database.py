@@ -21,7 +21,6 @@ from engine.database import open_database
 from engine.declarations import Enterprise, parse_declaration
 from engine.dispatch import Roster
 from engine.errors import InputError
-from engine.move import copy
 from engine.office import Office
 from engine.randomness import KeyedDraws
 from engine.reconciliation import reconcile
@@ -29,7 +28,7 @@ from engine.replay import replay
 from engine.rules import RuleSet
 from engine.selection import SelectionPolicy
 from engine.store import open_store
-from tests.conftest import BASELINE_RULES, POSTGRES, ROOT, declaration_data, postgres_schema
+from tests.conftest import BASELINE_RULES, POSTGRES, ROOT, declaration_data
 
 runner = CliRunner()
 ROSTER = ROOT / "scenarios" / "roster.yaml"

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from engine import database, schema
+from engine import schema
 from engine.cli import app
 from engine.declarations import CreditClass, Enterprise, parse_declaration, read_enterprises_csv
 from engine.dispatch import Roster

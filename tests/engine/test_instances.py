@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,32 +18,19 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli import app
-from engine.declarations import Enterprise
-from engine.office import Office
-from engine.service import key_digest
-from tests.conftest import BASELINE_RULES, ROOT, declaration_data
-from tests.engine.test_service import free_port
+from tests.conftest import ROOT, declaration_data
+from tests.engine.test_service import free_port, office_files
 
 runner = CliRunner()
-KEYS = {"sel": ("selector-system", "selector"), "aud": ("AUDIT-1", "auditor")}
 MORNING = "2026-06-01T10:00:00"
 
 
 @pytest.fixture
 def office(postgres_url, tmp_path):
-    rules = tmp_path / "rules.yaml"
-    shutil.copy(BASELINE_RULES, rules)
-    key = tmp_path / "draw.key"
-    key.write_text("ab" * 32)
-    keys = tmp_path / "keys.yaml"
-    keys.write_text(json.dumps({"keys": [{"name": n, "role": r, "key_sha256": key_digest(k)}
-                                         for k, (n, r) in KEYS.items()]}))
-    first = Office(postgres_url)
-    first.register([Enterprise(id=f"E{i}", declarations=5) for i in range(20)])
-    first.store.close()
-    return {"url": postgres_url, "args": ["--rules", str(rules), "--db", postgres_url, "--key-file", str(key),
-                                          "--api-keys", str(keys), "--roster", str(ROOT / "scenarios/roster.yaml"),
-                                          "--expected-rate", "0.1"], "key": key}
+    files = office_files(tmp_path, postgres_url)
+    return {"url": postgres_url, "key": files["key"],
+            "args": ["--rules", str(files["rules"]), "--db", postgres_url, "--key-file", str(files["key"]),
+                     "--api-keys", str(files["keys"]), "--roster", str(files["roster"]), "--expected-rate", "0.1"]}
 
 
 def start(office, *extra: str) -> tuple[subprocess.Popen, str]:

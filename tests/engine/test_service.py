@@ -32,22 +32,26 @@ KEYS = {"sel": ("selector-system", "selector"), "ins1": ("INS-01", "inspector"),
 WEAPONS = {"hs_code": "930690", "customs_office": "OFF-40"}  # WEAPONS-PARTS: always targeted, physical
 
 
-@pytest.fixture
-def setup(tmp_path):
-    """Files for one office: rules (a copy, to change), draw key, API keys, registered enterprises."""
-    rules = tmp_path / "rules.yaml"
+def office_files(folder, db) -> dict:
+    """Files for one office on database `db`: rules (a copy, to change), draw key, API keys, and 20
+    registered enterprises."""
+    rules = folder / "rules.yaml"
     shutil.copy(BASELINE_RULES, rules)
-    key = tmp_path / "draw.key"
+    key = folder / "draw.key"
     key.write_text("ab" * 32)
-    keys = tmp_path / "keys.yaml"
+    keys = folder / "keys.yaml"
     keys.write_text(json.dumps({"keys": [{"name": n, "role": r, "key_sha256": key_digest(k)}
                                          for k, (n, r) in KEYS.items()]}))
-    db = tmp_path / "office.db"
     office = Office(db)
     from engine.declarations import Enterprise
     office.register([Enterprise(id=f"E{i}", declarations=5) for i in range(20)])
     office.store.close()
     return {"rules": rules, "key": key, "keys": keys, "db": db, "roster": ROOT / "scenarios" / "roster.yaml"}
+
+
+@pytest.fixture
+def setup(tmp_path):
+    return office_files(tmp_path, tmp_path / "office.db")
 
 
 MORNING = dt.datetime(2026, 6, 1, 10, 0)  # INS-01 and INS-03 (physical) are on post at OFF-40
