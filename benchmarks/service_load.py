@@ -36,6 +36,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_SECONDS_PER_LEVEL = 60
+EXTRA: list[str] = []  # more serve options, e.g. --expected-rate 0.05
 
 
 def setup(folder: Path, db: str | None = None) -> tuple[list[str], str]:
@@ -46,7 +47,7 @@ def setup(folder: Path, db: str | None = None) -> tuple[list[str], str]:
     keys.write_text(json.dumps({"keys": [{"name": "loader", "role": "selector", "key_sha256": key_digest("load-key")}]}))
     args = ["--rules", str(ROOT / "scenarios/rules/baseline.yaml"), "--db", db or str(folder / "load.db"),
             "--key-file", str(key), "--api-keys", str(keys), "--roster", str(ROOT / "scenarios/roster.yaml"),
-            "--enterprises", str(ROOT / "scenarios/declarations/enterprises.csv")]
+            "--enterprises", str(ROOT / "scenarios/declarations/enterprises.csv"), *EXTRA]
     return args, "load-key"
 
 
@@ -232,7 +233,10 @@ if __name__ == "__main__":
     parser.add_argument("--db", help="a PostgreSQL URL: compare instances on it with one SQLite instance")
     parser.add_argument("--instances", default="1,2,4", help="PostgreSQL instance counts to compare")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--expected-rate", type=float, help="serve with a capacity-paced policy at this rate")
     options = parser.parse_args()
+    if options.expected_rate is not None:
+        EXTRA += ["--expected-rate", str(options.expected_rate)]
     if options.db:
         compare(options.requests, options.clients, options.db, [int(x) for x in options.instances.split(",")])
     else:

@@ -81,10 +81,17 @@ class Pacer:
         """Resume after a restart: the count of declarations decided, the last ones (in order, at most
         `window`), and the cutoff the last one used (None when it was decided without a pacer: a
         cutoff is then set from the window before the next declaration)."""
-        self.seen, self._refreshed_at = seen - len(score), -1
+        self.seen = seen - len(score)
+        self.absorb(score, multiplier, hit, taken, cutoff, tie)
+
+    def absorb(self, score: np.ndarray, multiplier: np.ndarray, hit: np.ndarray, taken: np.ndarray,
+               cutoff: float | None, tie: float) -> None:
+        """Declarations decided elsewhere (another instance on the same database), in order, after
+        those this pacer has seen: the state is then the one `restore` would rebuild from them all."""
+        self._refreshed_at = -1
         self._remember(np.asarray(score, float), np.asarray(multiplier, float), np.asarray(hit, bool),
                        np.asarray(taken, bool))
-        self.cutoff, self.tie, self._stale = cutoff or 0.0, tie, cutoff is None and seen > 0
+        self.cutoff, self.tie, self._stale = cutoff or 0.0, tie, cutoff is None and self.seen > 0
 
     def _remember(self, score: np.ndarray, weight: np.ndarray, hit: np.ndarray, taken: np.ndarray) -> None:
         at = (self.seen + np.arange(len(score))) % self.window

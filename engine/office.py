@@ -154,12 +154,26 @@ class Office:
         and again whenever another instance has decided since (the pacers follow the store's order)."""
         if self._paced_by is not self.policy:
             self._pacers, self._paced_by = Pacers(), self.policy
-        if self.policy.paced and self.store.last_decided() != self._last_decided:
-            self._pacers = Pacers()
+        if self.policy.paced:
+            self._catch_up()
         if self.policy.paced and office not in self._pacers.by_office:
             count, decisions = self.store.office_decisions(office, self.policy.rate_window)
             self._pacers.restore(self.policy, office, count, decisions)
         return self._pacers
+
+    def _catch_up(self) -> None:
+        """Another instance on the same database decided since this one last did: its decisions go
+        into the pacers in the store's order (many of them: the pacers are rebuilt instead)."""
+        latest = self.store.last_decided()
+        if latest == self._last_decided:
+            return
+        if self._last_decided is not None:
+            since = self.store.decided_since(self._last_decided, self.policy.rate_window + 1)
+            if len(since) > self.policy.rate_window:
+                self._pacers = Pacers()
+            for office in dict.fromkeys(o for o, _ in since):
+                self._pacers.absorb(self.policy, office, [d for o, d in since if o == office])
+        self._last_decided = latest
 
     def decision(self, declaration_id: str) -> Decision | None:
         row = self.store.lodged(declaration_id)

@@ -234,12 +234,14 @@ class Pacers:
         carries on as if it had never stopped."""
         pacer = self.by_office[office] = Pacer(policy.expected_rate_for(office), policy.rate_window,
                                                policy.rate_refresh)
-        last = decisions[-1] if decisions else {"cutoff": 0.0, "tie": 0.0}
-        pacer.restore(count, [d.get("score", 0.0) for d in decisions],
-                      [policy.multiplier(CreditClass(d.get("credit_class", "general"))) for d in decisions],
-                      [d["channel"] == "targeted" for d in decisions],
-                      [d["channel"] in ("random", "both", "credit") for d in decisions],
-                      last.get("cutoff"), last.get("tie", 0.0))
+        pacer.seen = count - len(decisions)
+        pacer.absorb(*_history(policy, decisions))
+
+    def absorb(self, policy: SelectionPolicy, office: str, decisions: list[dict[str, Any]]) -> None:
+        """Decisions made at an office by another instance since this one's last, in order (an office
+        without a pacer yet is rebuilt from the store when first needed)."""
+        if office in self.by_office and decisions:
+            self.pacer(policy, office).absorb(*_history(policy, decisions))
 
     def pace(self, policy: SelectionPolicy, offices: np.ndarray, u: np.ndarray) -> Pace:
         """`choose`'s pace for declarations lodged at `offices` (in arrival order) with draws `u`."""
@@ -253,6 +255,17 @@ class Pacers:
                 out.hit[at], out.chance[at], out.cutoff[at], out.tie[at] = part.hit, part.chance, part.cutoff, part.tie
             return out
         return run
+
+
+def _history(policy: SelectionPolicy, decisions: list[dict[str, Any]]) -> tuple:
+    """What a pacer remembers of stored decisions: scores, credit multipliers, targeted hits, those
+    another channel took, and the last one's cutoff and tie."""
+    last = decisions[-1] if decisions else {"cutoff": 0.0, "tie": 0.0}
+    return ([d.get("score", 0.0) for d in decisions],
+            [policy.multiplier(CreditClass(d.get("credit_class", "general"))) for d in decisions],
+            [d["channel"] == "targeted" for d in decisions],
+            [d["channel"] in ("random", "both", "credit") for d in decisions],
+            last.get("cutoff"), last.get("tie", 0.0))
 
 
 def channel(random_hit: bool, targeted: bool, credit_only: bool) -> str:

@@ -47,6 +47,8 @@ class Store(Protocol):
         their decisions, oldest first (what an office's pacer is rebuilt from)."""
     def last_decided(self) -> int:
         """The newest declaration's place in the order decided."""
+    def decided_since(self, after: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        """(customs office, decision) of the declarations decided after place `after`, in order."""
     def history(self, declaration_id: str, recheck_suffix: str) -> list[dict[str, Any]]: ...
     def report_rows(self) -> Iterable[tuple[str, str, str | None, str | None]]:
         """(declared_at, decision JSON, first inspection's type or None, its outcome or None) per
@@ -143,6 +145,11 @@ class SqlStore:
         """The newest declaration's place in the order decided (0 for none): another writer's
         decisions since a pacer was built show here."""
         return self.db.execute("SELECT max(rowid) FROM declarations").fetchone()[0] or 0
+
+    def decided_since(self, after: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
+        return [(r[0], json.loads(r[1])) for r in self.db.execute(
+            "SELECT customs_office, decision FROM declarations WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (after, limit))]
 
     def report_rows(self) -> Iterable[tuple[str, str, str | None, str | None]]:
         return self.db.execute(

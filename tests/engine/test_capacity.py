@@ -106,6 +106,26 @@ VN = {"id": "VN", "description": "from Viet Nam", "inspection": "document", "wei
       "when": {"field": "origin_country", "eq": "VN"}}
 
 
+def test_two_instances_taking_turns_decide_as_one_pacer():
+    """Two instances on one database each run their own pacer over their own batches and absorb the
+    other's decisions before their next: every cutoff and decision is the single pacer's."""
+    score, weight, u, taken = stream(2, lambda t: np.full_like(t, 0.15))
+    alone = Pacer(0.03, window=2000, refresh=200).run(score, weight, u, taken)
+    pacers, unseen = [Pacer(0.03, 2000, 200), Pacer(0.03, 2000, 200)], [[], []]
+    rng, i, turn, cutoffs = np.random.default_rng(4), 0, 0, np.zeros(len(score))
+    while i < len(score):
+        j = min(len(score), i + int(rng.integers(1, 400)))  # batches of any size, across refreshes
+        me, other = pacers[turn], 1 - turn
+        for a, b, out in unseen[turn]:  # what the other decided since this one's last turn
+            me.absorb(score[a:b], weight[a:b], out.hit, taken[a:b], out.cutoff[-1], out.tie[-1])
+        unseen[turn] = []
+        out = me.run(score[i:j], weight[i:j], u[i:j], taken[i:j])
+        unseen[other].append((i, j, out))
+        cutoffs[i:j] = out.cutoff
+        i, turn = j, other if rng.random() < 0.6 else turn
+    assert (cutoffs == alone.cutoff).all()
+
+
 def test_the_random_channel_ignores_the_scores_and_the_expected_rate():
     """Random picks among top-scored and unscored declarations: the same binomial rate (chi-square)."""
     policy = SelectionPolicy(random_ratio=0.05, expected_rate=0.02)
