@@ -153,19 +153,26 @@ def lodged(i: int, office: str) -> dict:
                             origin_country="VN" if i % 3 == 0 else "CN")
 
 
-def test_the_live_office_across_a_restart_decides_as_the_batch_core(tmp_path):
-    """Two offices, 1,200 declarations one at a time with a restart half-way; the same declarations
-    through `choose` in one batch with the offices' pacers (the simulation's path): identical."""
+def test_the_live_office_across_a_restart_decides_as_the_batch_core(store_url):
+    """Two customs offices, 1,200 declarations one at a time through two instances of the live
+    office on one database, taking turns in runs of any length (up to more than a pacer's window),
+    one of them restarted half-way; the same declarations through `choose` in one batch with the
+    offices' pacers (the simulation's path): identical, on either backend."""
     rules = RuleSet.from_dict({"version": "cap", "rules": [TEX, VN]})
     policy = SelectionPolicy(random_ratio=0.02, expected_rate=0.04, office_expected_rates={"B": 0.1},
                              rate_window=300, rate_refresh=30)
     draws = KeyedDraws.from_seed(8)
     data = [lodged(i, "A" if i % 3 else "B") for i in range(1200)]
-    live = []
-    for part in (data[:555], data[555:]):  # a restart: the office rebuilds its pacers from the store
-        office = Office(tmp_path / "office.db", rules=rules, policy=policy, draws=draws)
-        live += [office.admit(parse_declaration(d, "test")) for d in part]
-        office.store.close()
+    instance = [Office(store_url, rules=rules, policy=policy, draws=draws) for _ in range(2)]
+    live, rng, i, restarted = [], np.random.default_rng(3), 0, False
+    while i < len(data):
+        if i >= 555 and not restarted:  # a restart: the instance rebuilds its pacers from the store
+            instance[0].store.close()
+            instance[0], restarted = Office(store_url, rules=rules, policy=policy, draws=draws), True
+        j = min(len(data), i + int(rng.choice([1, 7, 40, 350])))
+        office = instance[int(rng.random() < 0.5)]
+        live += [office.admit(parse_declaration(d, "test")) for d in data[i:j]]
+        i = j
     firms = {}
     credit, hits = [], np.zeros((1200, 2), bool)
     for k, d in enumerate(data):
@@ -186,8 +193,7 @@ def test_the_live_office_across_a_restart_decides_as_the_batch_core(tmp_path):
         mine = [d for d, x in zip(live, data) if x["customs_office"] == office][150:]
         share = np.mean([d.selected for d in mine])
         assert abs(share / rate - 1) < 0.25, (office, share)  # a few hundred declarations: binomial-size slack
-    log = AuditLog(database.connect(tmp_path / "office.db"))
-    count, mismatches = replay(log, rules, key=draws)
+    count, mismatches = replay(instance[1].audit, rules, key=draws)
     assert count == 1200 and mismatches == []
 
 

@@ -28,12 +28,13 @@ PLAIN = {"hs_code": "940360", "declared_value": 50000.0}   # no baseline rule un
 
 
 @pytest.fixture
-def office(tmp_path) -> Office:
-    return make_office(tmp_path)
+def office(store_url) -> Office:
+    """On each backend: SQLite, and PostgreSQL when the test server is there."""
+    return make_office(store_url)
 
 
-def make_office(tmp_path, ratio=0.0, feedback=None, **roster) -> Office:
-    return Office(tmp_path / "office.db", rules=RuleSet.load(BASELINE_RULES),
+def make_office(url, ratio=0.0, feedback=None, **roster) -> Office:
+    return Office(url, rules=RuleSet.load(BASELINE_RULES),
                   policy=SelectionPolicy(random_ratio=ratio, rule_sampling=ALWAYS), draws=KeyedDraws.from_seed(1),
                   roster=Roster.model_validate(ROSTER | roster), feedback=feedback)
 
@@ -113,9 +114,9 @@ def test_manual_reassignment_needs_a_reason_and_an_eligible_inspector(office):
                       "reason": "inspector called in sick"}
 
 
-def test_k_problems_downgrade_and_a_clean_streak_restores(tmp_path):
+def test_k_problems_downgrade_and_a_clean_streak_restores(store_url):
     policy = FeedbackPolicy(downgrade_after_problems=2, downgrade_window_days=365, restore_after_clean=3)
-    office = make_office(tmp_path, feedback=policy, rotation_days=0)
+    office = make_office(store_url, feedback=policy, rotation_days=0)
     for n, outcome in enumerate(["problem", "problem"]):
         lodge(office, f"K{n}", day=n, **TEXTILE)
         inspect(office, f"K{n}", outcome, day=n)
@@ -128,8 +129,8 @@ def test_k_problems_downgrade_and_a_clean_streak_restores(tmp_path):
     assert restored.credit_class == CreditClass.general and not restored.high_risk
 
 
-def test_problems_outside_the_window_do_not_downgrade(tmp_path):
-    office = make_office(tmp_path, feedback=FeedbackPolicy(downgrade_window_days=30), rotation_days=0)
+def test_problems_outside_the_window_do_not_downgrade(store_url):
+    office = make_office(store_url, feedback=FeedbackPolicy(downgrade_window_days=30), rotation_days=0)
     lodge(office, "O1", **TEXTILE)
     inspect(office, "O1", "problem")
     lodge(office, "O2", day=60, **TEXTILE)
@@ -155,8 +156,8 @@ def test_agency_list_is_honoured_and_a_bad_list_changes_nothing(office, tmp_path
     assert "E5,dishonest,customs" in out.read_text()
 
 
-def test_a_recheck_goes_to_a_different_inspector(tmp_path):
-    office = make_office(tmp_path, recheck_share=1.0)
+def test_a_recheck_goes_to_a_different_inspector(store_url):
+    office = make_office(store_url, recheck_share=1.0)
     lodge(office, "Q1", **TEXTILE)
     first, outcome = inspect(office, "Q1", "normal")
     assert outcome["recheck"] is True
@@ -167,8 +168,8 @@ def test_a_recheck_goes_to_a_different_inspector(tmp_path):
     assert office.inspection("Q1~recheck")["kind"] == "recheck" and office.inspection("Q1")["kind"] == "first"
 
 
-def test_a_waiting_inspection_is_recorded_with_its_reason(tmp_path):
-    office = make_office(tmp_path, inspectors=[{"id": "N", "site": "OFF-40", "shifts": ["22:00-06:00"],
+def test_a_waiting_inspection_is_recorded_with_its_reason(store_url):
+    office = make_office(store_url, inspectors=[{"id": "N", "site": "OFF-40", "shifts": ["22:00-06:00"],
                                                 "qualifications": ["physical"]}])
     lodge(office, "Z1", **TEXTILE)  # admitted at 09:00: selected, and its dispatch waits
     assert office.inspection("Z1")["status"] == "waiting"

@@ -19,7 +19,7 @@ from tests.engine.test_office import DAY, PLAIN, TEXTILE, inspect, lodge, make_o
 @pytest.fixture
 def busy(tmp_path):
     """Two months of an office: random and targeted selections, results, and officers' orders."""
-    office = make_office(tmp_path, ratio=0.2)
+    office = make_office(tmp_path / "office.db", ratio=0.2)
     for i in range(120):
         day = i // 2  # 60 days from 1 June: two months
         fields = TEXTILE if i % 7 == 0 else PLAIN
