@@ -279,3 +279,22 @@ def test_an_unreachable_server_is_one_clear_error(tmp_path):
     done = runner.invoke(app, ["audit", "verify", "postgresql://nobody:secret@127.0.0.1:1/none"])
     assert done.exit_code != 0 and "cannot connect to PostgreSQL" in done.stderr
     assert "secret" not in done.output and "Traceback" not in done.output
+
+
+@pytest.mark.parametrize("variable, outcome", [
+    ("postgresql://postgres@127.0.0.1:1/test", "error"),  # named but silent: the run fails, never skips
+    ("", "skipped"),  # not named: skipped, saying how to run them
+])
+def test_the_postgres_tests_fail_when_the_named_server_is_silent_and_skip_when_none_is_named(variable, outcome):
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "DOUBLERANDOM_TEST_POSTGRES"}
+    if variable:
+        env["DOUBLERANDOM_TEST_POSTGRES"] = variable
+    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-q", "-rs",
+                           "tests/engine/test_store.py::test_only_known_inspection_columns_reach_the_sql"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert f"1 passed, 1 {outcome}" in done.stdout, done.stdout[-800:]
+    assert ("does not answer" if variable else "set DOUBLERANDOM_TEST_POSTGRES") in done.stdout
+    assert (done.returncode != 0) == bool(variable)
