@@ -111,7 +111,8 @@ class Row(tuple):
 
 
 def _row_factory(cursor):
-    kind = _row_kind(tuple(c.name for c in cursor.description or ()))
+    result = cursor.pgresult  # its field names, not `description`: that builds column objects each time
+    kind = _row_kind(tuple(result.fname(i).decode() for i in range(result.nfields)) if result else ())
     return lambda values: kind(values)
 
 
@@ -155,6 +156,7 @@ class PostgresDatabase(Database):
         def configure(conn) -> None:
             conn.autocommit = True
             conn.row_factory = _row_factory
+            conn.reused_cursor = conn.cursor()
             if self.schema:
                 conn.execute(f"SET search_path TO {_identifier(self.schema)}")
         try:
@@ -229,8 +231,9 @@ class PostgresDatabase(Database):
 
 
 def _run(conn, sql: str, params) -> Result:
-    cur = conn.execute(sql, params or None)
-    return Result(cur.fetchall() if cur.description else [], cur.rowcount)
+    cur = conn.reused_cursor  # one cursor per connection, reused: making one per statement costs more
+    cur.execute(sql, params or None)
+    return Result(cur.fetchall() if cur.pgresult is not None and cur.pgresult.nfields else [], cur.rowcount)
 
 
 def _identifier(name: str) -> str:

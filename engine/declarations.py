@@ -44,7 +44,10 @@ class InspectionType(str, Enum):
 
     @property
     def intensity(self) -> int:
-        return list(InspectionType).index(self)
+        return _INTENSITY[self]
+
+
+_INTENSITY = {kind: i for i, kind in enumerate(InspectionType)}  # asked for each rule at each decision
 
 
 class Declaration(BaseModel):

@@ -98,12 +98,13 @@ class Office:
         firm = self.integrity.get(declaration.enterprise_id)
         decision = Selector(self.rules, self.policy, self.draws, self._pacers_at(declaration.customs_office)
                             ).decide(declaration, firm)
+        decided = decision.to_dict()
         self.audit.append("selection", {
             "declaration": lodged, "enterprise": firm.model_dump(mode="json"),
             "policy": self.policy.model_dump(mode="json"), "verifiable_draws": self.draws.verifiable,
-            "decision": decision.to_dict()})
+            "decision": decided})
         self.store.add_declaration(declaration.id, declaration.enterprise_id, declaration.declared_at.isoformat(),
-                                   json.dumps(decision.to_dict()), decision.selected, _fingerprint(text), text)
+                                   json.dumps(decided), decision.selected, _fingerprint(text), text)
         if self.policy.paced:
             self._last_decided = self.store.last_decided()
         self.integrity.count_declaration(declaration.enterprise_id)

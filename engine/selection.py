@@ -15,7 +15,7 @@ Every number compared is kept in the Decision, so an auditor can replay it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 import numpy as np
@@ -105,7 +105,13 @@ class Decision:
     capacity_draw: float = 1.0  # ... and the draw compared with that chance
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """A plain copy, as `asdict` gives, without its deep copy of every leaf (this runs for every
+        decision, and the leaves are numbers and strings)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["rules"], out["sampled_rules"] = list(self.rules), list(self.sampled_rules)
+        out["rule_draws"] = {k: list(v) for k, v in self.rule_draws.items()}
+        out["contributions"] = dict(self.contributions)
+        return out
 
 
 CREDIT_CLASSES = list(CreditClass)  # integer codes of the vectorised core index into this

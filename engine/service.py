@@ -211,6 +211,7 @@ class GroupCommit:
 
     def __init__(self, live: LiveOffice, clock: Callable[[], dt.datetime]):
         self.live, self.clock = live, clock
+        self.off_loop = live.office.store.db.dialect == "postgresql"
         self.pending: list[tuple[Declaration, asyncio.Future]] = []
         self.running = False
 
@@ -228,7 +229,12 @@ class GroupCommit:
                 await asyncio.sleep(0)  # let requests already read from their sockets join this batch
                 batch, self.pending = self.pending[:self.MAX_BATCH], self.pending[self.MAX_BATCH:]
                 try:
-                    outcomes = self._commit([d for d, _ in batch])  # on the loop: no thread hop
+                    declarations = [d for d, _ in batch]
+                    # SQLite: on the loop, no thread hop (nothing else writes to the file). PostgreSQL:
+                    # off it, so that while another instance has its turn this one goes on reading
+                    # requests, which join the next batch.
+                    outcomes = (await asyncio.to_thread(self._commit, declarations) if self.off_loop
+                                else self._commit(declarations))
                 except Exception as err:  # the commit itself failed: nobody's decision is durable
                     outcomes = [err] * len(batch)
                 for (_, future), outcome in zip(batch, outcomes):
