@@ -165,9 +165,10 @@ class PostgresDatabase(Database):
                                        kwargs={"options": options} if options else {}, timeout=10,
                                        name="doublerandom")
             self.pool.wait(timeout=10)
-        except (psycopg.Error, Exception) as err:  # PoolTimeout carries the server's reason in the log only
+        except Exception as err:  # psycopg's errors, or the pool's timeout
             raise InputError(f"{redact(url)}: cannot connect to PostgreSQL: {_reason(err)}") from None
         self.lost = (psycopg.OperationalError, PoolTimeout)
+        self.refused = psycopg.errors.InsufficientPrivilege
 
     def _current(self):
         return getattr(self._local, "conn", None)
@@ -181,6 +182,9 @@ class PostgresDatabase(Database):
         except self.lost as err:
             raise Unavailable(f"{redact(self.url)}: the database did not answer ({_reason(err)}); "
                               "nothing was recorded, try again") from None
+        except self.refused as err:  # the wrong role for the step, e.g. the app role running db upgrade
+            raise InputError(f"{redact(self.url)}: {_reason(err)} (README 'Running in production': which role "
+                             "does what)") from None
 
     def execute(self, sql: str, params: tuple | list = ()) -> Result:
         if params:

@@ -195,6 +195,9 @@ def _upgrade(db: Database, to: int) -> tuple[int, int]:
     if found >= to:
         return found, found
     fresh = not db.has_table("declarations")
+    if db.dialect == "postgresql" and db.schema and not db.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = ?", (db.schema,)).fetchone():
+        db.execute(f'CREATE SCHEMA "{db.schema}"')  # a name checked when the URL was read
     steps = MIGRATIONS[db.dialect]
     with db.transaction():
         for number in sorted(steps):  # a file from before the base layout: bring it up to the base

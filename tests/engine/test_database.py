@@ -190,6 +190,19 @@ def test_the_application_role_may_only_insert_and_read_the_audit_log(roles):
         with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
             conn.execute("UPDATE audit SET kind = 'x' WHERE seq = 2")
     assert runner.invoke(app, ["audit", "verify", as_role(url, app_role)]).exit_code == 0
+    refused = runner.invoke(app, ["db", "init-roles", as_role(url, app_role), "--owner", owner, "--app", app_role])
+    assert refused.exit_code != 0 and "must be owner" in refused.stderr and "Traceback" not in refused.output
+
+
+def test_db_upgrade_makes_a_schema_that_is_not_there_yet(postgres_url):
+    fresh = postgres_url + "_new"
+    try:
+        done = runner.invoke(app, ["db", "upgrade", fresh])
+        assert done.exit_code == 0 and "schema 0 -> 3" in done.stdout, done.output
+        assert open_store(fresh).audit.exists()
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{fresh.rsplit("=", 1)[1]}" CASCADE')
 
 
 def test_two_instances_on_one_database_keep_one_chain_and_book_nobody_twice(postgres_url):
