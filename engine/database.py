@@ -158,7 +158,7 @@ class PostgresDatabase(Database):
             conn.row_factory = _row_factory
             conn.reused_cursor = conn.cursor()
             if self.schema:
-                conn.execute(f"SET search_path TO {_identifier(self.schema)}")
+                conn.execute(f"SET search_path TO {identifier(self.schema)}")
         try:
             psycopg.connect(conninfo, connect_timeout=10).close()  # fails at once with the server's reason
             self.pool = ConnectionPool(conninfo, min_size=1, max_size=size, configure=configure, open=True,
@@ -240,7 +240,8 @@ def _run(conn, sql: str, params) -> Result:
     return Result(cur.fetchall() if cur.pgresult is not None and cur.pgresult.nfields else [], cur.rowcount)
 
 
-def _identifier(name: str) -> str:
+def identifier(name: str) -> str:
+    """A schema or role name, checked and quoted for the SQL text (they cannot be parameters)."""
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
         raise InputError(f"schema {name!r}: use lower-case letters, digits and _ (at most 63)")
     return f'"{name}"'
@@ -252,7 +253,7 @@ def _split_schema(url: str) -> tuple[str, str | None]:
     query = parse_qsl(parts.query)
     schema = next((v for k, v in query if k == "schema"), None)
     if schema is not None:
-        _identifier(schema)
+        identifier(schema)
     rest = urlencode([(k, v) for k, v in query if k != "schema"])
     return urlunsplit(parts._replace(query=rest)), schema
 

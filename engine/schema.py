@@ -16,7 +16,7 @@ last decisions, and a JSON scan per office does not scale on a shared server).
 
 from __future__ import annotations
 
-from engine.database import Database
+from engine.database import Database, identifier as name
 from engine.errors import InputError
 
 VERSION = 3
@@ -197,7 +197,7 @@ def _upgrade(db: Database, to: int) -> tuple[int, int]:
     fresh = not db.has_table("declarations")
     if db.dialect == "postgresql" and db.schema and not db.execute(
             "SELECT 1 FROM pg_namespace WHERE nspname = ?", (db.schema,)).fetchone():
-        db.execute(f'CREATE SCHEMA "{db.schema}"')  # a name checked when the URL was read
+        db.execute(f"CREATE SCHEMA {name(db.schema)}")
     steps = MIGRATIONS[db.dialect]
     with db.transaction():
         for number in sorted(steps):  # a file from before the base layout: bring it up to the base
@@ -233,7 +233,6 @@ def init_roles(db: Database, owner: str, app: str) -> list[str]:
         raise InputError("db init-roles is for PostgreSQL; a SQLite file is protected by its file permissions")
     if version(db) != VERSION:
         raise InputError(f"{db.url}: run `doublerandom db upgrade` first (schema {version(db)}, needs {VERSION})")
-    from engine.database import _identifier as name
     o, a = name(owner), name(app)
     current = db.execute("SELECT current_schema()").fetchone()[0]
     s = name(current)

@@ -163,8 +163,3 @@ class SqlStore:
             f"OR {json_('payload', 'inspection')} IN (?, ?) OR {json_('payload', 'declaration')} = ? ORDER BY seq",
             (declaration_id, declaration_id, declaration_id + recheck_suffix, declaration_id))
         return [{"seq": r[0], "at": r[1], "kind": r[2], "payload": json.loads(r[3])} for r in rows]
-
-
-def SqliteStore(path: str | Path, feedback: FeedbackPolicy | None = None) -> SqlStore:
-    """The store on one SQLite file (the embedded default)."""
-    return open_store(str(path), feedback)
