@@ -24,6 +24,7 @@ from engine import database
 from engine.audit import AuditLog
 from engine.office import Office
 from engine.service import create_app, key_digest
+from engine.store import open_store
 from tests.conftest import BASELINE_RULES, ROOT, declaration_data
 
 KEYS = {"sel": ("selector-system", "selector"), "ins1": ("INS-01", "inspector"), "ins3": ("INS-03", "inspector"),
@@ -64,6 +65,20 @@ def client(setup):
         yield c
 
 
+@pytest.fixture
+def any_setup(tmp_path, store_url):
+    """The office's files on either backend (SQLite, and PostgreSQL with the test server)."""
+    return office_files(tmp_path, store_url)
+
+
+@pytest.fixture
+def any_client(any_setup):
+    app = create_app(any_setup["rules"], any_setup["db"], any_setup["key"], any_setup["keys"], any_setup["roster"],
+                     clock=lambda: MORNING)
+    with TestClient(app) as c:
+        yield c
+
+
 def h(who: str) -> dict:
     return {"X-API-Key": who}
 
@@ -81,56 +96,56 @@ def test_health_rules_and_docs_are_public(client):
     assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200
 
 
-def test_a_declaration_is_decided_once_and_dispatched(client):
-    first = post_declaration(client, id="D1", enterprise_id="E1", **WEAPONS)
+def test_a_declaration_is_decided_once_and_dispatched(any_client):
+    first = post_declaration(any_client, id="D1", enterprise_id="E1", **WEAPONS)
     assert first.status_code == 200, first.text
     body = first.json()
     assert body["decision"]["channel"] in ("targeted", "both") and body["decision"]["selected"]
     assert body["inspection"]["status"] in ("dispatched", "waiting")
-    again = post_declaration(client, id="D1", enterprise_id="E1", **WEAPONS)  # never a new draw
+    again = post_declaration(any_client, id="D1", enterprise_id="E1", **WEAPONS)  # never a new draw
     assert again.json()["decision"] == body["decision"]
-    amended = post_declaration(client, id="D1", enterprise_id="E1", hs_code="940360")
+    amended = post_declaration(any_client, id="D1", enterprise_id="E1", hs_code="940360")
     assert amended.status_code == 409 and "hs_code differ" in amended.json()["detail"]
-    shown = client.get("/declarations/D1", headers=h("aud")).json()
+    shown = any_client.get("/declarations/D1", headers=h("aud")).json()
     assert shown["decision"] == body["decision"] and shown["history"][0]["kind"] == "selection"
 
 
-def test_the_full_workflow_and_separation_of_duties(client):
-    decided = post_declaration(client, id="W1", enterprise_id="E2", **WEAPONS).json()
+def test_the_full_workflow_and_separation_of_duties(any_client):
+    decided = post_declaration(any_client, id="W1", enterprise_id="E2", **WEAPONS).json()
     first = decided["inspection"]["inspector_id"]
     assert decided["inspection"]["status"] == "dispatched" and first in ("INS-01", "INS-03")
     other = "INS-03" if first == "INS-01" else "INS-01"
-    refused = client.post("/inspections/W1/reassign", json={"to": "INS-02", "reason": "x"}, headers=h("chief"))
+    refused = any_client.post("/inspections/W1/reassign", json={"to": "INS-02", "reason": "x"}, headers=h("chief"))
     assert refused.status_code == 409  # INS-02 is not qualified for physical inspection
-    moved = client.post("/inspections/W1/reassign", json={"to": other, "reason": "specialist needed"},
+    moved = any_client.post("/inspections/W1/reassign", json={"to": other, "reason": "specialist needed"},
                         headers=h("chief"))
     assert moved.status_code == 200 and moved.json()["manual"] is True
     keys = {"INS-01": "ins1", "INS-03": "ins3"}
-    wrong = client.post("/inspections/W1/result", json={"outcome": "normal"}, headers=h(keys[first]))
+    wrong = any_client.post("/inspections/W1/result", json={"outcome": "normal"}, headers=h(keys[first]))
     assert wrong.status_code == 409 and f"assigned to {other}" in wrong.json()["detail"]
-    ok = client.post("/inspections/W1/result", json={"outcome": "normal"}, headers=h(keys[other]))
+    ok = any_client.post("/inspections/W1/result", json={"outcome": "normal"}, headers=h(keys[other]))
     assert ok.status_code == 200 and ok.json()["status"] == "awaiting_release"
     if other == "INS-01":  # the key that is both INS-01 and a releasing officer
-        self_release = client.post("/declarations/W1/release", headers=h("rel-ins"))
+        self_release = any_client.post("/declarations/W1/release", headers=h("rel-ins"))
         assert self_release.status_code == 409 and "separation of duties" in self_release.json()["detail"]
-    released = client.post("/declarations/W1/release", headers=h("rel"))
+    released = any_client.post("/declarations/W1/release", headers=h("rel"))
     assert released.status_code == 200 and released.json() == {"released": "W1", "by": "OFFICER-2"}
-    history = client.get("/declarations/W1", headers=h("aud")).json()["history"]
+    history = any_client.get("/declarations/W1", headers=h("aud")).json()["history"]
     kinds = [r["kind"] for r in history]
     assert kinds == ["selection", "dispatch", "manual_reassignment", "result", "release"]
     assert history[2]["payload"] == {"inspection": "W1", "from": first, "to": other, "by": "CHIEF-1",
                                      "reason": "specialist needed"}
-    assert client.get("/audit/verify", headers=h("aud")).json()["ok"] is True
+    assert any_client.get("/audit/verify", headers=h("aud")).json()["ok"] is True
 
 
-def test_a_problem_result_flags_the_enterprise(client):
-    decided = post_declaration(client, id="P1", enterprise_id="E3", **WEAPONS).json()
+def test_a_problem_result_flags_the_enterprise(any_client):
+    decided = post_declaration(any_client, id="P1", enterprise_id="E3", **WEAPONS).json()
     inspector = {"INS-01": "ins1", "INS-03": "ins3"}[decided["inspection"]["inspector_id"]]
-    done = client.post("/inspections/P1/result", headers=h(inspector),
+    done = any_client.post("/inspections/P1/result", headers=h(inspector),
                        json={"outcome": "problem", "category": "undervaluation", "department": "duties"})
     assert done.status_code == 200 and done.json()["status"] == "transferred"
-    assert client.get("/enterprises/E3", headers=h("chief")).json()["high_risk"] is True
-    later = post_declaration(client, id="P2", enterprise_id="E3", hs_code="940360").json()
+    assert any_client.get("/enterprises/E3", headers=h("chief")).json()["high_risk"] is True
+    later = post_declaration(any_client, id="P2", enterprise_id="E3", hs_code="940360").json()
     assert "HIGH-RISK-ENTERPRISE" in later["decision"]["rules"]
 
 
@@ -156,8 +171,9 @@ def test_each_endpoint_refuses_other_roles_and_strangers(client, method, path, b
         assert (status == 403) == (who not in allowed), (who, status)
 
 
-def test_bad_input_is_refused_and_nothing_is_written(client, setup):
-    before = AuditLog(database.connect(setup["db"])).verify().count
+def test_bad_input_is_refused_and_nothing_is_written(any_client, any_setup):
+    client, setup = any_client, any_setup
+    before = open_store(setup["db"]).audit.verify().count
     cases = [
         (b"{not json", 422), (json.dumps({**declaration_data(), "hs_code": "12"}).encode(), 422),
         (json.dumps({k: v for k, v in declaration_data().items() if k != "id"}).encode(), 422),
@@ -172,7 +188,7 @@ def test_bad_input_is_refused_and_nothing_is_written(client, setup):
     assert missing.json()["detail"] == ["field 'hs_code': String should match pattern '^\\d{6,10}$'"]
     assert "unknown enterprise 'NOBODY'" in client.post(
         "/declarations", json=declaration_data(enterprise_id="NOBODY"), headers=h("sel")).json()["detail"]
-    assert AuditLog(database.connect(setup["db"])).verify().count == before
+    assert open_store(setup["db"]).audit.verify().count == before
 
 
 def test_hot_reload_changes_the_version_and_keeps_the_old_one_replayable(client, setup):
@@ -432,25 +448,25 @@ def _closed(sock: socket.socket, wait: float) -> bool:
         return True
 
 
-def test_a_risk_officers_instruction_is_inspected_audited_and_reported(client):
+def test_a_risk_officers_instruction_is_inspected_audited_and_reported(any_client):
     """An order on a declaration the computer released: dispatched, in the history, counted in the
     monthly report as the instruction channel; an order on a selected one is a conflict."""
-    plain = post_declaration(client, id="PLAIN-1", enterprise_id="E1", customs_office="OFF-40", hs_code="940360",
+    plain = post_declaration(any_client, id="PLAIN-1", enterprise_id="E1", customs_office="OFF-40", hs_code="940360",
                              declared_value=50000.0).json()
-    targeted = post_declaration(client, id="WEAP-1", enterprise_id="E2", **WEAPONS).json()
+    targeted = post_declaration(any_client, id="WEAP-1", enterprise_id="E2", **WEAPONS).json()
     assert not plain["decision"]["selected"], plain["decision"]
     assert targeted["decision"]["selected"]
-    ordered = client.post("/instructions", json={"declaration_id": "PLAIN-1", "reason": "tip-off from the port",
+    ordered = any_client.post("/instructions", json={"declaration_id": "PLAIN-1", "reason": "tip-off from the port",
                                                   "inspection_type": "physical"}, headers=h("risk"))
     assert ordered.status_code == 200, ordered.text
     assert ordered.json()["inspection"]["status"] == "dispatched"
-    again = client.post("/instructions", json={"declaration_id": "WEAP-1", "reason": "x"}, headers=h("risk"))
+    again = any_client.post("/instructions", json={"declaration_id": "WEAP-1", "reason": "x"}, headers=h("risk"))
     assert again.status_code == 409
-    missing = client.post("/instructions", json={"declaration_id": "NOPE", "reason": "x"}, headers=h("chief"))
+    missing = any_client.post("/instructions", json={"declaration_id": "NOPE", "reason": "x"}, headers=h("chief"))
     assert missing.status_code == 404
-    kinds = [r["kind"] for r in client.get("/declarations/PLAIN-1", headers=h("aud")).json()["history"]]
+    kinds = [r["kind"] for r in any_client.get("/declarations/PLAIN-1", headers=h("aud")).json()["history"]]
     assert kinds[:3] == ["selection", "instruction", "dispatch"]
-    month = client.get("/reports/monthly", headers=h("aud")).json()["months"][0]
+    month = any_client.get("/reports/monthly", headers=h("aud")).json()["months"][0]
     assert (month["declarations"], month["instructed_selected"], month["targeted_selected"]) == (2, 1, 1)
     assert month["random_dispatch_share"] == 0.5 and month["hit_rate_instructed"] is None
-    assert client.get("/audit/verify", headers=h("aud")).json()["ok"]
+    assert any_client.get("/audit/verify", headers=h("aud")).json()["ok"]
