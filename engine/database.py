@@ -181,7 +181,7 @@ class PostgresDatabase(Database):
             yield
         except self.lost as err:
             raise Unavailable(f"{redact(self.url)}: the database did not answer ({_reason(err)}); "
-                              "nothing was recorded, try again") from None
+                              "send it again (a declaration already decided gets its first decision back)") from None
         except self.refused as err:  # the wrong role for the step, e.g. the app role running db upgrade
             raise InputError(f"{redact(self.url)}: {_reason(err)} (README 'Running in production': which role "
                              "does what)") from None

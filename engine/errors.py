@@ -18,8 +18,10 @@ class Conflict(InputError):
 
 
 class Unavailable(InputError):
-    """The database did not answer (a lost connection, a server restarting): nothing was recorded;
-    the same request can be sent again. One clear error (HTTP 503), like the user's mistakes."""
+    """The database did not answer (a lost connection, a server restarting). The step was rolled
+    back, unless the connection was lost while its commit was under way; either way the same request
+    can be sent again: a declaration decided after all gets its first decision back, another step
+    says it was done. One clear error (HTTP 503), like the user's mistakes."""
 
 
 def field_path(loc: tuple) -> str:

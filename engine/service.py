@@ -319,7 +319,7 @@ def _problems(*codes: int) -> dict:
     text = {401: "no or unknown X-API-Key", 403: "this role may not do this", 404: "not found",
             409: "the rules forbid this step now, or the id was decided with other content",
             411: "a body needs a Content-Length", 413: "body over 64 KiB", 422: "invalid request, naming the field",
-            503: "the database did not answer; nothing was recorded, send it again"}
+            503: "the database did not answer; send the request again"}
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
 

@@ -470,3 +470,21 @@ def test_a_risk_officers_instruction_is_inspected_audited_and_reported(any_clien
     assert (month["declarations"], month["instructed_selected"], month["targeted_selected"]) == (2, 1, 1)
     assert month["random_dispatch_share"] == 0.5 and month["hit_rate_instructed"] is None
     assert any_client.get("/audit/verify", headers=h("aud")).json()["ok"]
+
+
+def test_a_lost_database_connection_is_a_503_and_the_next_request_is_decided(tmp_path, postgres_url):
+    import psycopg
+
+    from tests.conftest import POSTGRES
+    files = office_files(tmp_path, postgres_url)
+    app = create_app(files["rules"], files["db"], files["key"], files["keys"], files["roster"], clock=lambda: MORNING)
+    with TestClient(app) as client:
+        assert post_declaration(client, id="L1", enterprise_id="E1").status_code == 200
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:  # a failover: every connection of the office goes
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                         "AND datname = current_database() AND application_name = ''")
+        lost = post_declaration(client, id="L2", enterprise_id="E1")
+        assert lost.status_code == 503 and "did not answer" in lost.json()["detail"]
+        again = post_declaration(client, id="L2", enterprise_id="E1")
+        assert again.status_code == 200, again.text
+        assert client.get("/audit/verify", headers=h("aud")).json()["ok"] is True
