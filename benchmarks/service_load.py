@@ -185,45 +185,65 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
-def compare(total: int, clients: int, postgres: str, instances: list[int]) -> None:
-    """One SQLite instance, then N PostgreSQL instances on a new schema each, at `clients`."""
+def run_one(tmp: Path, backend: str, n: int, total: int, clients: int, postgres: str, pool: list[dict]) -> dict:
+    """One configuration on a new SQLite file or PostgreSQL schema: its rate, latencies and CPU."""
     import psycopg
 
+    schema = f"load_{uuid.uuid4().hex[:8]}"
+    url = None if backend == "sqlite" else f"{postgres}{'&' if '?' in postgres else '?'}schema={schema}"
+    if url:
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    (tmp / schema).mkdir()
+    args, key = setup(tmp / schema, url)
+    servers = []
+    try:
+        first = start(args)  # the first makes the tables and registers the enterprises
+        servers.append(first[0])
+        rest = [start(args) for _ in range(n - 1)]
+        servers += [s for s, _ in rest]
+        urls = [first[1], *(u for _, u in rest)]
+        level(urls, key, pool, clients, min(total, 400), 10**7)  # warm-up: connections, caches
+        before = cpu_seconds([s.pid for s in servers])
+        r = level(urls, key, pool, clients, total, 0)
+        r["cpu"] = (cpu_seconds([s.pid for s in servers]) - before) / max(r["requests"], 1) * 1000
+    finally:
+        stop(servers)
+        if url:
+            with psycopg.connect(postgres, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return r
+
+
+def compare(total: int, clients: int, postgres: str, instances: list[int], repeat: int) -> None:
+    """One SQLite instance, then N PostgreSQL instances on a new schema each, at `clients`; `repeat`
+    rounds of all of them interleaved (this machine's speed drifts), then the median of each, its
+    range, and each round's ratio to that round's SQLite."""
     pool = declarations()
-    print(f"POST /declarations on loopback, {clients} clients spread over the instances, {total} requests each; "
-          f"{os.cpu_count()} cores shared by the clients, the servers and PostgreSQL; CPU: the servers' and "
-          "PostgreSQL's, per decision")
-    print(f"{'backend':>10} {'instances':>9} {'decisions/s':>12} {'x SQLite':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>7} {'CPU ms/decision':>16}")
-    sqlite_rate = None
+    configs = [("sqlite", 1), *(("postgresql", n) for n in instances)]
+    print(f"POST /declarations on loopback, {clients} clients spread over the instances, {total} requests each, "
+          f"{repeat} interleaved rounds; {os.cpu_count()} cores shared by the clients, the servers and PostgreSQL; "
+          "CPU: the servers' and PostgreSQL's, per decision")
+    runs: dict[tuple, list[dict]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
-        for backend, n in [("sqlite", 1), *(("postgresql", n) for n in instances)]:
-            schema = f"load_{uuid.uuid4().hex[:8]}"
-            url = None if backend == "sqlite" else f"{postgres}{'&' if '?' in postgres else '?'}schema={schema}"
-            if url:
-                with psycopg.connect(postgres, autocommit=True) as conn:
-                    conn.execute(f'CREATE SCHEMA "{schema}"')
-            (Path(tmp) / schema).mkdir()
-            args, key = setup(Path(tmp) / schema, url)
-            servers = []
-            try:
-                first = start(args)  # the first makes the tables and registers the enterprises
-                servers.append(first[0])
-                rest = [start(args) for _ in range(n - 1)]
-                servers += [s for s, _ in rest]
-                urls = [first[1], *(u for _, u in rest)]
-                level(urls, key, pool, clients, min(total, 400), 10**7)  # warm-up: connections, caches
-                before = cpu_seconds([s.pid for s in servers])
-                r = level(urls, key, pool, clients, total, 0)
-                cpu = (cpu_seconds([s.pid for s in servers]) - before) / max(r["requests"], 1) * 1000
-            finally:
-                stop(servers)
-                if url:
-                    with psycopg.connect(postgres, autocommit=True) as conn:
-                        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            sqlite_rate = sqlite_rate or r["per_s"]
-            print(f"{backend:>10} {n:>9} {r['per_s']:>12,.0f} {r['per_s'] / sqlite_rate:>8.2f} {r['p50']:>8.1f} "
-                  f"{r['p99']:>8.1f} {r['errors']:>7} {cpu:>16.2f}", flush=True)
+        for round_ in range(repeat):
+            for backend, n in configs:
+                r = run_one(Path(tmp), backend, n, total, clients, postgres, pool)
+                r["ratio"] = r["per_s"] / (runs[("sqlite", 1)][-1]["per_s"] if backend != "sqlite" else r["per_s"])
+                runs[(backend, n)].append(r)
+                print(f"  round {round_ + 1}: {backend} x{n}: {r['per_s']:,.0f}/s, p99 {r['p99']:.1f} ms, "
+                      f"{r['errors']} errors", flush=True)
+    print(f"{'backend':>10} {'instances':>9} {'decisions/s':>16} {'x SQLite':>14} {'p50 ms':>7} {'p99 ms':>13} "
+          f"{'errors':>6} {'CPU ms/dec':>10}")
+    for (backend, n), rs in runs.items():
+        def mid(key):
+            return float(np.median([r[key] for r in rs]))
+
+        def span(key, fmt):
+            values = [r[key] for r in rs]
+            return f"{format(mid(key), fmt)} [{format(min(values), fmt)}-{format(max(values), fmt)}]"
+        print(f"{backend:>10} {n:>9} {span('per_s', '.0f'):>16} {span('ratio', '.2f'):>14} {mid('p50'):>7.1f} "
+              f"{span('p99', '.0f'):>13} {sum(r['errors'] for r in rs):>6} {mid('cpu'):>10.2f}")
 
 
 if __name__ == "__main__":
@@ -233,11 +253,13 @@ if __name__ == "__main__":
     parser.add_argument("--db", help="a PostgreSQL URL: compare instances on it with one SQLite instance")
     parser.add_argument("--instances", default="1,2,4", help="PostgreSQL instance counts to compare")
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds of the comparison")
     parser.add_argument("--expected-rate", type=float, help="serve with a capacity-paced policy at this rate")
     options = parser.parse_args()
     if options.expected_rate is not None:
         EXTRA += ["--expected-rate", str(options.expected_rate)]
     if options.db:
-        compare(options.requests, options.clients, options.db, [int(x) for x in options.instances.split(",")])
+        compare(options.requests, options.clients, options.db, [int(x) for x in options.instances.split(",")],
+                options.repeat)
     else:
         main(options.requests, [int(x) for x in options.levels.split(",")])
