@@ -151,7 +151,10 @@ class PostgresDatabase(Database):
         self.url = url
         conninfo, self.schema = _split_schema(url)
         self._local = threading.local()
-        options = "-c default_transaction_read_only=on" if read_only else ""
+        # named, so an operator (and a test) can tell an office's connections in pg_stat_activity
+        settings = {} if "application_name" in url else {"application_name": f"doublerandom:{self.schema or 'public'}"}
+        if read_only:
+            settings["options"] = "-c default_transaction_read_only=on"
 
         def configure(conn) -> None:
             conn.autocommit = True
@@ -162,7 +165,7 @@ class PostgresDatabase(Database):
         try:
             psycopg.connect(conninfo, connect_timeout=10).close()  # fails at once with the server's reason
             self.pool = ConnectionPool(conninfo, min_size=1, max_size=size, configure=configure, open=True,
-                                       kwargs={"options": options} if options else {}, timeout=10,
+                                       kwargs=settings, timeout=10,
                                        name="doublerandom")
             self.pool.wait(timeout=10)
         except Exception as err:  # psycopg's errors, or the pool's timeout

@@ -280,7 +280,7 @@ def test_a_lost_connection_is_one_clear_error_and_the_next_step_works(postgres_u
     o.admit(declarations[0], MORNING)
     with psycopg.connect(POSTGRES, autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-                     "AND datname = current_database() AND application_name = ''")
+                     "AND application_name = %s", (f"doublerandom:{postgres_url.rsplit('=', 1)[1]}",))
     with pytest.raises(Unavailable, match="did not answer"):
         o.admit(declarations[1], MORNING)
     for d in declarations[1:]:

@@ -480,9 +480,9 @@ def test_a_lost_database_connection_is_a_503_and_the_next_request_is_decided(tmp
     app = create_app(files["rules"], files["db"], files["key"], files["keys"], files["roster"], clock=lambda: MORNING)
     with TestClient(app) as client:
         assert post_declaration(client, id="L1", enterprise_id="E1").status_code == 200
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:  # a failover: every connection of the office goes
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:  # a failover: the office's connections go
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-                         "AND datname = current_database() AND application_name = ''")
+                         "AND application_name = %s", (f"doublerandom:{postgres_url.rsplit('=', 1)[1]}",))
         lost = post_declaration(client, id="L2", enterprise_id="E1")
         assert lost.status_code == 503 and "did not answer" in lost.json()["detail"]
         again = post_declaration(client, id="L2", enterprise_id="E1")
