@@ -6,8 +6,8 @@ breaks the chain at a sequence number `verify` reports. Triggers refuse UPDATE a
 PostgreSQL the application's role has no grant for them either; engine/schema.py, `db init-roles`),
 so tampering needs deliberate work outside the engine. Appends happen inside a writer's transaction
 (engine/database.py), so concurrent instances keep one chain: the sequence number is the primary
-key, and writers take turns. What the chain alone cannot catch (a truncated
-tail, a rewrite rehashed to the end) the signed checkpoints of `engine/checkpoint.py` do.
+key, and writers take turns. What the chain alone cannot catch (a truncated tail, a rewrite
+rehashed to the end) the signed checkpoints of `engine/checkpoint.py` do.
 """
 
 from __future__ import annotations

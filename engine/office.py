@@ -103,8 +103,9 @@ class Office:
             "declaration": lodged, "enterprise": firm.model_dump(mode="json"),
             "policy": self.policy.model_dump(mode="json"), "verifiable_draws": self.draws.verifiable,
             "decision": decided})
-        self.store.add_declaration(declaration.id, declaration.enterprise_id, declaration.declared_at.isoformat(),
-                                   json.dumps(decided), decision.selected, _fingerprint(text), text)
+        self.store.add_declaration(declaration.id, declaration.enterprise_id, declaration.customs_office,
+                                   declaration.declared_at.isoformat(), json.dumps(decided), decision.selected,
+                                   _fingerprint(text), text)
         if self.policy.paced:
             self._last_decided = self.store.last_decided()
         self.integrity.count_declaration(declaration.enterprise_id)
@@ -157,9 +158,9 @@ class Office:
             self._pacers, self._paced_by = Pacers(), self.policy
         if self.policy.paced:
             self._catch_up()
-        if self.policy.paced and office not in self._pacers.by_office:
-            count, decisions = self.store.office_decisions(office, self.policy.rate_window)
-            self._pacers.restore(self.policy, office, count, decisions)
+            if office not in self._pacers.by_office:
+                count, decisions = self.store.office_decisions(office, self.policy.rate_window)
+                self._pacers.restore(self.policy, office, count, decisions)
         return self._pacers
 
     def _catch_up(self) -> None:

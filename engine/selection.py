@@ -240,8 +240,7 @@ class Pacers:
         carries on as if it had never stopped."""
         pacer = self.by_office[office] = Pacer(policy.expected_rate_for(office), policy.rate_window,
                                                policy.rate_refresh)
-        pacer.seen = count - len(decisions)
-        pacer.absorb(*_history(policy, decisions))
+        pacer.restore(count, *_history(policy, decisions))
 
     def absorb(self, policy: SelectionPolicy, office: str, decisions: list[dict[str, Any]]) -> None:
         """Decisions made at an office by another instance since this one's last, in order (an office

@@ -7,8 +7,9 @@ Every request carries `X-API-Key`; the keys file holds, per key, a name, a role 
 auditor. Keys are compared in constant time and never logged. Writes go through one lock to one
 connection (SQLite WAL, or PostgreSQL): a decision is answered only after its transaction, audit
 record included, has committed. On PostgreSQL, `serve --workers N` runs N such processes on one
-port and one database; their transactions take turns (engine/database.py). A changed rules file is picked up at the next declaration (hot reload); its text goes
-into the audit log, so every version stays replayable.
+port and one database; their transactions take turns (engine/database.py). A changed rules file is
+picked up at the next declaration (hot reload); its text goes into the audit log, so every version
+stays replayable.
 """
 
 from __future__ import annotations

@@ -31,8 +31,8 @@ class Store(Protocol):
     def close(self) -> None: ...
     def lodged(self, declaration_id: str) -> dict[str, Any] | None:
         """The stored decision (JSON text), fingerprint and input of a declaration, or None."""
-    def add_declaration(self, declaration_id: str, enterprise_id: str, declared_at: str, decision: str,
-                        selected: bool, fingerprint: str, lodged: str) -> None: ...
+    def add_declaration(self, declaration_id: str, enterprise_id: str, customs_office: str, declared_at: str,
+                        decision: str, selected: bool, fingerprint: str, lodged: str) -> None: ...
     def add_inspection(self, inspection_id: str, kind: str, declaration_id: str, enterprise_id: str, site: str,
                        inspection_type: str, items: int, status: str, exclude: str = "") -> None: ...
     def inspection(self, inspection_id: str) -> dict[str, Any] | None: ...
@@ -96,13 +96,12 @@ class SqlStore:
                               (declaration_id,)).fetchone()
         return {"decision": row[0], "fingerprint": row[1], "input": row[2]} if row else None
 
-    def add_declaration(self, declaration_id: str, enterprise_id: str, declared_at: str, decision: str,
-                        selected: bool, fingerprint: str, lodged: str) -> None:
-        office = json.loads(lodged).get("customs_office")
-        self.db.execute("INSERT INTO declarations (id, enterprise_id, declared_at, decision, selected, "
-                        "fingerprint, input, customs_office) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (declaration_id, enterprise_id, declared_at, decision, int(selected), fingerprint, lodged,
-                         office))
+    def add_declaration(self, declaration_id: str, enterprise_id: str, customs_office: str, declared_at: str,
+                        decision: str, selected: bool, fingerprint: str, lodged: str) -> None:
+        self.db.execute("INSERT INTO declarations (id, enterprise_id, customs_office, declared_at, decision, "
+                        "selected, fingerprint, input) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (declaration_id, enterprise_id, customs_office, declared_at, decision, int(selected),
+                         fingerprint, lodged))
 
     def add_inspection(self, inspection_id: str, kind: str, declaration_id: str, enterprise_id: str, site: str,
                        inspection_type: str, items: int, status: str, exclude: str = "") -> None:
