@@ -39,13 +39,13 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _fingerprint(text: str) -> str:
+def fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _same_declaration(declaration_id: str, lodged: dict[str, Any], text: str, row: dict[str, Any]) -> None:
     """A re-post must be the declaration decided before, byte for byte once canonical (`text`)."""
-    if row["fingerprint"] is None or row["fingerprint"] == _fingerprint(text):
+    if row["fingerprint"] is None or row["fingerprint"] == fingerprint(text):
         return  # decided before fingerprints were kept: the first decision stands, as it always did
     before = json.loads(row["input"])
     differ = sorted(k for k in set(before) | set(lodged) if before.get(k) != lodged.get(k))
@@ -105,7 +105,7 @@ class Office:
             "decision": decided})
         self.store.add_declaration(declaration.id, declaration.enterprise_id, declaration.customs_office,
                                    declaration.declared_at.isoformat(), json.dumps(decided), decision.selected,
-                                   _fingerprint(text), text)
+                                   fingerprint(text), text)
         if self.policy.paced:
             self._last_decided = self.store.last_decided()
         self.integrity.count_declaration(declaration.enterprise_id)

@@ -2,8 +2,12 @@
 
 For each selection record: the rules file must have the logged version; the rules are evaluated on
 the logged declaration and enterprise; the threshold is recomputed from the logged policy; with the
-draw key, each draw is recomputed from the declaration id, and without it the logged draws are used
-(seeded draws depend on order, so only the comparison against them can be checked). With an
+draw key, every draw is recomputed from the declaration id, and without it the logged draws are used
+(then only the decision's consistency with its own draws can be checked). A record's claims about
+itself are never trusted: with a key, a record saying its draws were not keyed is a mismatch (the
+live engine draws only keyed: `select`, the step commands and `serve` all use `KeyedDraws`), so a
+forged selection appended with a correct hash, made-up draws and that flag is caught; a record
+missing what a decision needs, or holding what no declaration can, is a mismatch, never a crash. With an
 expected rate, each office's pacer is rebuilt along the log exactly as the live office rebuilds it
 (from its earlier decisions, whenever the policy changes), so the score cutoffs are recomputed too.
 Any difference from the logged decision is a mismatch.
@@ -13,17 +17,16 @@ from __future__ import annotations
 
 from collections import defaultdict, deque
 from dataclasses import dataclass
+from typing import Any
 
 from engine.audit import AuditLog
 from engine.declarations import Enterprise, parse_declaration
+from engine.errors import InputError
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
 from engine.selection import Decision, Pacers, SelectionPolicy, Selector
 
-COMPARED = ("selected", "channel", "rules", "sampled_rules", "random_draw", "random_threshold", "credit_draw",
-            "credit_threshold",
-            "rule_draws", "inspection_type", "inclusion_probability", "score", "lane", "cutoff", "tie",
-            "capacity_draw")
+_ABSENT = "(absent)"  # what a field missing from a record is shown as
 
 
 @dataclass(frozen=True)
@@ -61,15 +64,32 @@ def replay(log: AuditLog, rules: RuleSet | None = None, key: KeyedDraws | None =
     count, pacing = 0, _Pacing()
     for record in log.records("selection"):
         count += 1
-        version = record["payload"]["decision"]["rules_version"]
-        use = rules if rules is not None else logged.get(version)
-        if use is None:
-            mismatches.append(Mismatch(record["seq"], record["payload"]["decision"]["declaration_id"],
-                                       "rules_version", version, "no rules text for this version in the log"))
-        else:
-            mismatches += _replay_one(record["seq"], record["payload"], use, key, pacing)
-        pacing.decided(record["payload"])
+        try:
+            mismatches += _replay_record(record, rules, logged, key, pacing)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, InputError) as err:
+            mismatches.append(_malformed(record["seq"], record["payload"], err))
     return count, mismatches
+
+
+def _replay_record(record: dict, rules: RuleSet | None, logged: dict[str, RuleSet], key: KeyedDraws | None,
+                   pacing: _Pacing) -> list[Mismatch]:
+    payload = record["payload"]
+    version = payload["decision"]["rules_version"]
+    use = rules if rules is not None else logged.get(version)
+    if use is None:
+        found = [Mismatch(record["seq"], payload["decision"]["declaration_id"], "rules_version", version,
+                          "no rules text for this version in the log")]
+    else:
+        found = _replay_one(record["seq"], payload, use, key, pacing)
+    pacing.decided(payload)
+    return found
+
+
+def _malformed(seq: int, payload: Any, err: Exception) -> Mismatch:
+    decision = payload.get("decision") if isinstance(payload, dict) else None
+    did = decision.get("declaration_id", "?") if isinstance(decision, dict) else "?"
+    reason = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
+    return Mismatch(seq, str(did), "record", "malformed", f"cannot be replayed ({reason})")
 
 
 class _Pacing:
@@ -111,10 +131,14 @@ def _replay_one(seq: int, payload: dict, rules: RuleSet, key: KeyedDraws | None,
         return [Mismatch(seq, did, "rules_version", logged["rules_version"], rules.version)]
     declaration = parse_declaration(payload["declaration"], f"audit record {seq}")
     firm = Enterprise.model_validate(payload["enterprise"])
-    draws = key if key is not None and payload["verifiable_draws"] else _LoggedDraws(logged)
+    if key is not None and payload.get("verifiable_draws") is not True:  # the record's word is not taken
+        return [Mismatch(seq, did, "verifiable_draws", payload.get("verifiable_draws"),
+                         "the office draws with its key; this record's draws cannot be recomputed")]
+    draws = key if key is not None else _LoggedDraws(logged)
     policy = SelectionPolicy.model_validate(payload["policy"])
     selector = Selector(rules, policy, draws, pacing.before(payload, policy))
     again: Decision = selector.decide(declaration, firm)
     redone = again.to_dict()
-    return [Mismatch(seq, did, f, logged.get(f), redone[f]) for f in COMPARED
-            if f in logged and logged[f] != redone[f]]  # fields a log from an older version lacks are not checked
+    # every field, both ways: a record cannot escape a check by leaving a field out or adding one
+    return [Mismatch(seq, did, f, logged.get(f, _ABSENT), redone.get(f, _ABSENT))
+            for f in sorted(set(logged) | set(redone)) if logged.get(f, _ABSENT) != redone.get(f, _ABSENT)]

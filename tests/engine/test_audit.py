@@ -339,3 +339,64 @@ def test_the_cli_session_replays_without_naming_the_rules(tmp_path):
                                "--input", str(source)]).exit_code == 0
     done = runner.invoke(app, ["audit", "replay", str(db), "--seed", "1"])
     assert done.exit_code == 0 and "OK 30 decisions replayed" in done.stdout, done.output
+
+
+# ---------------------------------------------------------------- forged records appended to the chain
+
+def _append(path, payload):
+    """Append a correctly chained selection record, as whoever holds the file (or INSERT) can."""
+    log = AuditLog(database.connect(path))
+    with log.db.transaction():
+        seq = log.append("selection", payload)
+    log.db.close()
+    return seq
+
+
+def _a_selected_payload(path):
+    for record in AuditLog(database.connect(path)).records("selection"):
+        if record["payload"]["decision"]["selected"]:
+            return record["payload"]
+    raise AssertionError("the fixture selects some declarations")
+
+
+def _forged(path, verifiable):
+    """A declaration the keyed draw selects, logged as not selected with every draw 0.99."""
+    payload = json.loads(json.dumps(_a_selected_payload(path)))
+    decision = payload["decision"]
+    decision.update(selected=False, channel="none", sampled_rules=[], random_draw=0.99, credit_draw=0.99,
+                    inspection_type=None, lane="green",
+                    rule_draws={r: [0.99, rate] for r, (_, rate) in decision["rule_draws"].items()})
+    payload["verifiable_draws"] = verifiable
+    return payload
+
+
+@pytest.mark.parametrize("verifiable", [False, True])
+def test_replay_with_the_key_catches_a_forged_selection_appended_to_the_chain(logged, verifiable):
+    seq = _append(logged, _forged(logged, verifiable))
+    assert verdict(logged).ok  # the chain cannot tell: the forger computed the hashes
+    count, mismatches = replay(AuditLog(database.connect(logged)), RuleSet.load(BASELINE_RULES),
+                               KeyedDraws.from_seed(5))
+    fields = {m.field for m in mismatches if m.seq == seq}
+    assert count == 41 and fields and all(m.seq == seq for m in mismatches)
+    assert fields == ({"verifiable_draws"} if not verifiable else fields | {"random_draw", "selected"})
+    done = runner.invoke(app, ["audit", "replay", str(logged), "--rules", str(BASELINE_RULES), "--seed", "5"])
+    assert done.exit_code == 1 and f"record {seq} " in done.stderr
+
+
+@pytest.mark.parametrize("damage", ["drop-field", "add-field", "crude", "not-a-declaration"])
+def test_replay_reports_a_malformed_or_incomplete_record_instead_of_crashing(logged, damage):
+    payload = json.loads(json.dumps(_a_selected_payload(logged)))
+    if damage == "drop-field":  # leaving a field out must not skip its check
+        del payload["decision"]["random_draw"]
+    elif damage == "add-field":
+        payload["decision"]["approved_by"] = "nobody"
+    elif damage == "crude":
+        payload = {"decision": {"declaration_id": "X1", "rules_version": payload["decision"]["rules_version"]}}
+    else:
+        payload["declaration"]["hs_code"] = "not a code"
+    seq = _append(logged, payload)
+    _, mismatches = replay(AuditLog(database.connect(logged)), RuleSet.load(BASELINE_RULES), KeyedDraws.from_seed(5))
+    assert [m.seq for m in mismatches] and {m.seq for m in mismatches} == {seq}
+    done = runner.invoke(app, ["audit", "replay", str(logged), "--rules", str(BASELINE_RULES), "--seed", "5"])
+    assert done.exit_code == 1 and isinstance(done.exception, SystemExit)  # not an exception the runner caught
+    assert f"record {seq} " in done.stderr
