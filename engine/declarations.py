@@ -13,7 +13,11 @@ from engine.errors import InputError, describe
 from engine.files import read_csv
 
 Number = Annotated[float, Strict()]  # a JSON number: true/false or "12" is a mistake, not 1.0 or 12.0
-Country = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code")
+# Codes are ASCII: `\d` would also take Arabic-Indic, Devanagari or full-width digits, and a code in
+# those fires no HS rule (the rules compare texts), so every pattern spells its characters out.
+HS_PATTERN = r"^[0-9]{6,10}$"
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+Country = Field(pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2 code")
 
 # Ids of declarations, enterprises, inspectors and offices: letters, digits, '.', '_' and '-', up to 64,
 # starting with a letter or digit. URL-safe, so every id can be read over HTTP; '/' and '~' are never
@@ -58,7 +62,7 @@ class Declaration(BaseModel):
     id: str = Id("the declaration number")
     declared_at: dt.datetime
     enterprise_id: str = Id("the declaring enterprise")
-    hs_code: str = Field(pattern=r"^\d{6,10}$", description="6 to 10 digit HS/CN code")
+    hs_code: str = Field(pattern=HS_PATTERN, description="6 to 10 digit HS/CN code (ASCII digits)")
     origin_country: str = Country
     departure_country: str = Country
     trade_mode: Literal["general", "processing", "bonded", "ecommerce", "other"] = "general"

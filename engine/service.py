@@ -487,7 +487,7 @@ async def _limit_body(request: Request, call_next):
     length = request.headers.get("content-length")
     if request.method in ("POST", "PUT", "PATCH") and length is None:
         return JSONResponse({"detail": "a request body needs a Content-Length header"}, status_code=411)
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+    if length is not None and (not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY):
         return JSONResponse({"detail": f"body over {MAX_BODY} bytes"}, status_code=413)
     return await call_next(request)
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engine.declarations import ID_PATTERN
+from engine.declarations import COUNTRY_PATTERN, HS_PATTERN, ID_PATTERN
 from engine.errors import InputError
 from replay.mapping import DECLARATION_FIELDS, NUMBERS, OUTCOMES, Mapping, convert
 
@@ -29,7 +29,7 @@ REFUSED = "refused.csv"
 TRADE_MODES = {"general", "processing", "bonded", "ecommerce", "other"}
 TRANSPORT_MODES = {"sea", "air", "road", "rail", "post", "other"}
 PATTERNS = {"id": ID_PATTERN, "enterprise_id": ID_PATTERN, "customs_office": ID_PATTERN,
-            "hs_code": r"^\d{6,10}$", "origin_country": r"^[A-Z]{2}$", "departure_country": r"^[A-Z]{2}$"}
+            "hs_code": HS_PATTERN, "origin_country": COUNTRY_PATTERN, "departure_country": COUNTRY_PATTERN}
 
 
 @dataclass

@@ -64,3 +64,61 @@ def test_rules_can_name_exactly_the_fields_the_engine_provides():
     from engine.declarations import RULE_FIELDS
     fields = rule_fields(parse_declaration(declaration_data()), Enterprise(id="E1"))
     assert set(fields) == set(RULE_FIELDS)
+
+
+# ---------------------------------------------------------------- codes are ASCII, whatever Unicode offers
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from engine.declarations import Declaration  # noqa: E402
+from engine.rules import RuleSet  # noqa: E402
+
+# Every category a lookalike can come from: digits of other scripts (Nd: Arabic-Indic, Devanagari,
+# full-width), other numerals (No: superscripts, circled), letters (L*: full-width A, Cyrillic),
+# dashes, spaces and marks.
+NON_ASCII = st.characters(min_codepoint=128, categories=("Nd", "No", "Nl", "Lu", "Ll", "Lo", "Lt", "Lm",
+                                                          "Pd", "Pc", "Po", "Zs", "Mn", "Sm", "So"))
+PATTERNED = [name for name, f in Declaration.model_fields.items()
+             if any(getattr(m, "pattern", None) for m in f.metadata)]
+
+
+def test_every_patterned_field_is_covered():
+    assert set(PATTERNED) == {"id", "enterprise_id", "hs_code", "origin_country", "departure_country",
+                              "customs_office"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(PATTERNED), at=st.integers(0, 9), char=NON_ASCII)
+def test_a_non_ascii_character_in_any_code_is_refused(field, at, char):
+    valid = declaration_data(id="KR12345678", enterprise_id="IMP-1", customs_office="OFF-40")[field]
+    at = min(at, len(valid) - 1)
+    with pytest.raises(InputError, match=f"field '{field}'"):
+        parse_declaration(declaration_data(**{field: valid[:at] + char + valid[at + 1:]}))
+
+
+@settings(max_examples=200, deadline=None)
+@given(field=st.sampled_from(["declared_value", "net_mass_kg", "quantity", "items"]),
+       digits=st.text(st.characters(categories=("Nd", "No")), min_size=1, max_size=6))
+def test_numbers_written_in_any_digits_are_refused(field, digits):
+    with pytest.raises(InputError, match=f"field '{field}'"):
+        parse_declaration(declaration_data(**{field: digits}))
+
+
+@pytest.mark.parametrize("digits", ["٩٣٠٦٩٠", "९३०६९०", "９３０６９０", "93069٠"])
+def test_an_hs_code_in_other_digits_cannot_dodge_an_hs_rule(digits):
+    """Arabic-Indic, Devanagari and full-width digits: refused, where they used to be decided with no
+    HS rule firing (ASCII 930690 fires WEAPONS-PARTS)."""
+    from tests.conftest import BASELINE_RULES
+    rules = RuleSet.load(BASELINE_RULES)
+    assert "WEAPONS-PARTS" in rules.evaluate(parse_declaration(declaration_data(hs_code="930690")), Enterprise(id="E1"))
+    with pytest.raises(InputError, match="field 'hs_code'"):
+        parse_declaration(declaration_data(hs_code=digits))
+
+
+@pytest.mark.parametrize("field", ["declarations", "inspections", "problems", "high_risk_until"])
+def test_enterprise_files_refuse_other_digits(tmp_path, field):
+    path = tmp_path / "e.csv"
+    value = "٢٠٢٦-01-01" if field == "high_risk_until" else "١٢"
+    path.write_text(f"id,{field}\nE1,{value}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=field):
+        read_enterprises_csv(str(path))
