@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, computed_field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, computed_field, field_validator
 
 from engine.errors import InputError, describe
 from engine.files import read_csv
@@ -24,6 +24,29 @@ Country = Field(pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2 code")
 # part of an id, so nothing the engine derives from an id (a re-check, a rule draw) can collide with one.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 ID_RULE = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def unstorable(text: str) -> str | None:
+    """Why a text cannot be kept alike on both databases, or None: PostgreSQL stores no NUL character
+    (neither in text nor in JSON), and a lone surrogate is not UTF-8 on either."""
+    if "\x00" in text:
+        return "holds a NUL character, which the database cannot store"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def _storable(text: str) -> str:
+    problem = unstorable(text)
+    if problem:
+        raise ValueError(f"the text {problem}")
+    return text
+
+
+# Free text a person writes (a reason, a finding's category): anything but what a database cannot store.
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 def Id(description: str = "") -> Any:

@@ -9,9 +9,12 @@ state tables must reconcile with the log (engine/reconciliation.py).
 
 from __future__ import annotations
 
+import json
+
 from engine import schema
 from engine.audit import AuditLog
 from engine.database import Database, open_database
+from engine.declarations import unstorable
 from engine.errors import InputError
 from engine.reconciliation import reconcile
 
@@ -66,6 +69,7 @@ def _copy_tables(source: Database, destination: Database) -> dict[str, int]:
         if not rows:
             continue
         columns = [c for c in rows[0].keys() if c != "rowid"]  # the destination numbers its own order
+        _check_storable(destination, table, rows, columns)
         insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         for start in range(0, len(rows), CHUNK):
             destination.executemany(insert, [tuple(r[c] for c in columns) for r in rows[start:start + CHUNK]])
@@ -73,6 +77,29 @@ def _copy_tables(source: Database, destination: Database) -> dict[str, int]:
         destination.execute("SELECT setval(pg_get_serial_sequence('enterprise_events', 'id'), "
                             "greatest((SELECT max(id) FROM enterprise_events), 1))")
     return counts
+
+
+def _check_storable(destination: Database, table: str, rows: list, columns: list[str]) -> None:
+    """A row PostgreSQL cannot hold (a NUL in a text, from before such text was refused) is named,
+    and nothing is copied, instead of the copy dying half-way with the driver's error."""
+    for row in rows:
+        for column in columns:
+            value = row[column]
+            texts = _strings(json.loads(value)) if table == "audit" and column == "payload" else [value]
+            for text in texts:
+                problem = isinstance(text, str) and unstorable(text)
+                if problem:
+                    raise InputError(f"{destination.url}: cannot copy {table} row {row[0]!r}: its {column} "
+                                     f"{problem}; nothing copied (mend the source by hand, or keep it on SQLite)")
+
+
+def _strings(value) -> list:
+    """Every string inside a JSON value, keys too."""
+    if isinstance(value, dict):
+        return [*value.keys(), *(s for v in value.values() for s in _strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value]
 
 
 def _check_copy(destination: Database, head: tuple[int, str], counts: dict[str, int]) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from engine import lifecycle
 from engine.audit import canonical
-from engine.declarations import Declaration, Enterprise, InspectionType
+from engine.declarations import Declaration, Enterprise, InspectionType, unstorable
 from engine.dispatch import (FACILITY_FOR, Assignment, Request, Roster, Waiting, Workload, dispatch, eligible,
                              workload_points)
 from engine.errors import Conflict, InputError, NotFound
@@ -41,6 +41,14 @@ def _now() -> dt.datetime:
 
 def fingerprint(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _check_text(**texts: str) -> None:
+    """Free text (reasons, categories, who) must be storable alike on both databases (a NUL is not)."""
+    for name, text in texts.items():
+        problem = unstorable(text)
+        if problem:
+            raise InputError(f"field '{name}': {problem}")
 
 
 def _same_declaration(declaration_id: str, lodged: dict[str, Any], text: str, row: dict[str, Any]) -> None:
@@ -125,6 +133,7 @@ class Office:
         instruction channel: intelligence, a tip-off), with a reason; dispatched like any other
         inspection when a roster is loaded, and audited, so the random-dispatch share can be told."""
         at = at or _now()
+        _check_text(by=by, reason=reason)
         if not reason.strip():
             raise InputError("an instruction needs a reason")
         try:
@@ -205,6 +214,7 @@ class Office:
                  at: dt.datetime | None = None) -> Assignment:
         """A chief's manual reassignment: needs a reason, must still go to an eligible inspector."""
         at = at or _now()
+        _check_text(to=to, by=by, reason=reason)
         if not reason.strip():
             raise InputError("a manual reassignment needs a reason")
         roster = self._need_roster()
@@ -246,6 +256,7 @@ class Office:
                       category: str = "", department: str = "", at: dt.datetime | None = None) -> dict[str, Any]:
         """The assigned inspector's finding: a problem is transferred and flags the enterprise."""
         at = at or _now()
+        _check_text(inspector=inspector_id, category=category, department=department)
         if outcome not in ("normal", "problem"):
             raise InputError(f"outcome must be normal or problem, got {outcome!r}")
         if outcome == "problem" and department not in DEPARTMENTS:
@@ -284,6 +295,7 @@ class Office:
     def release(self, declaration_id: str, officer_id: str, at: dt.datetime | None = None) -> None:
         """Release after a normal result, by an officer who did not inspect it."""
         at = at or _now()
+        _check_text(officer=officer_id)
         with self.store.transaction():
             task = self._inspection(declaration_id, Step.release)
             if task["inspector_id"] == officer_id:

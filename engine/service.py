@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from engine import __version__, checkpoint, report
 from engine.audit import AuditLog
 from engine.reconciliation import reconcile
-from engine.declarations import Declaration, Id, InspectionType
+from engine.declarations import Declaration, Id, InspectionType, Text
 from engine.dispatch import Roster, Waiting
 from engine.errors import Conflict, InputError, NotFound, Unavailable
 from engine.files import read_model, read_text
@@ -95,7 +95,7 @@ class NormalResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: Literal["normal"]
-    category: str = Field(default="", max_length=200)
+    category: Text = Field(default="", max_length=200)
     department: Literal[""] = ""
 
 
@@ -105,7 +105,7 @@ class ProblemResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: Literal["problem"]
-    category: str = Field(default="", max_length=200)
+    category: Text = Field(default="", max_length=200)
     department: Literal[DEPARTMENTS]  # a tuple subscript: the same as listing them
 
 
@@ -116,14 +116,14 @@ class ReassignBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: str = Id("the inspector to take it")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class InstructionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     declaration_id: str = Id("the declaration to inspect, already decided and not selected")
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
     inspection_type: InspectionType = InspectionType.physical
 
 

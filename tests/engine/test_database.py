@@ -267,7 +267,22 @@ def test_a_broken_chain_is_not_copied(postgres_url, tmp_path):
     conn.executescript("DROP TRIGGER audit_no_update; UPDATE audit SET kind = 'x' WHERE seq = 4;")
     conn.close()
     done = runner.invoke(app, ["db", "copy", str(source), postgres_url])
-    assert done.exit_code != 0 and "broken at record 4" in done.stderr and "Traceback" not in done.output
+    assert done.exit_code == 2 and isinstance(done.exception, SystemExit)  # one error, not an exception
+    assert "broken at record 4" in done.stderr and open_store(postgres_url).audit.head() is None
+
+
+def test_a_row_postgres_cannot_hold_is_named_and_nothing_is_copied(postgres_url, tmp_path, monkeypatch):
+    """An office kept on SQLite from before NUL was refused: `db copy` names the row, copies nothing."""
+    source = tmp_path / "office.db"
+    o = office(source, policy=SelectionPolicy(random_ratio=1.0))
+    d = sample(1)[0]
+    o.admit(d, MORNING)
+    monkeypatch.setattr("engine.office.unstorable", lambda text: None)  # as the office was before
+    o.record_result(d.id, o.inspection(d.id)["inspector_id"], "problem", "under\x00valued", "duties", MORNING)
+    o.store.close()
+    done = runner.invoke(app, ["db", "copy", str(source), postgres_url])
+    assert done.exit_code == 2 and isinstance(done.exception, SystemExit), done.output
+    assert "NUL" in done.stderr and "nothing copied" in done.stderr
     assert open_store(postgres_url).audit.head() is None
 
 

@@ -488,3 +488,38 @@ def test_a_lost_database_connection_is_a_503_and_the_next_request_is_decided(tmp
         again = post_declaration(client, id="L2", enterprise_id="E1")
         assert again.status_code == 200, again.text
         assert client.get("/audit/verify", headers=h("aud")).json()["ok"] is True
+
+
+@pytest.mark.parametrize("path, body, who", [
+    ("/inspections/N1/result", {"outcome": "problem", "category": "under\u0000valued", "department": "duties"}, None),
+    ("/inspections/N1/result", {"outcome": "normal", "category": "\ud800"}, None),
+    ("/inspections/N1/reassign", {"to": "INS-01", "reason": "tip\u0000off"}, "chief"),
+    ("/instructions", {"declaration_id": "N2", "reason": "tip\u0000off"}, "risk"),
+])
+def test_text_a_database_cannot_store_is_refused_alike_on_both_backends(any_client, any_setup, path, body, who):
+    """A NUL (PostgreSQL stores none) or a lone surrogate: 422 naming the field on both databases,
+    and nothing written; it was a 500 on PostgreSQL and stored on SQLite."""
+    decided = post_declaration(any_client, id="N1", enterprise_id="E3", **WEAPONS).json()
+    post_declaration(any_client, id="N2", enterprise_id="E3", hs_code="940360")
+    inspector = decided["inspection"]["inspector_id"]
+    key = who or ("ins1" if inspector == "INS-01" else "ins3")
+    head = any_client.get("/audit/verify", headers=h("aud")).json()["head"]
+    raw = json.dumps(body)  # \\u escapes survive: the body holds exactly what a client could send
+    refused = any_client.post(path, content=raw, headers={**h(key), "content-type": "application/json"})
+    assert refused.status_code == 422, refused.text
+    field = "category" if "category" in body else "reason"
+    assert field in json.dumps(refused.json())
+    assert any_client.get("/audit/verify", headers=h("aud")).json()["head"] == head
+    assert any_client.get("/declarations/N1", headers=h("aud")).json()["inspection"]["status"] == "dispatched"
+
+
+def test_the_step_commands_refuse_a_nul_with_one_error(setup):
+    from typer.testing import CliRunner
+    from engine.cli import app as cli
+    office = Office(setup["db"])
+    before = office.audit.head()
+    office.store.close()
+    done = CliRunner().invoke(cli, ["instruct", str(setup["db"]), "X1", "--by", "RISK-1", "--reason", "a\x00b"])
+    assert done.exit_code == 2 and isinstance(done.exception, SystemExit) and "NUL" in done.stderr
+    office = Office(setup["db"])
+    assert office.audit.head() == before
