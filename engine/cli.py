@@ -443,13 +443,16 @@ def db_upgrade(db: DbUrl) -> None:
 @db_app.command("init-roles")
 def db_init_roles(db: DbUrl,
                   owner: str = typer.Option("doublerandom_owner", "--owner", help="the role that owns the tables"),
-                  app_role: str = typer.Option("doublerandom_app", "--app", help="the role the service connects as")
+                  app_role: str = typer.Option("doublerandom_app", "--app", help="the role the service connects as"),
+                  log_owner: str = typer.Option("doublerandom_log", "--log-owner",
+                                                help="the role that owns the audit log; nobody logs in as it")
                   ) -> None:
-    """PostgreSQL: make the owner and application roles and their grants; the application role may
-    only INSERT and SELECT the audit log. Run as a superuser after `db upgrade`."""
+    """PostgreSQL: make the owner, application and log-owner roles and their grants; the application
+    role may only INSERT and SELECT the audit log, the owner cannot touch what keeps it append-only.
+    Run as a superuser after `db upgrade`."""
     try:
         opened = database.open_database(db)
-        statements = schema.init_roles(opened, owner, app_role)
+        statements = schema.init_roles(opened, owner, app_role, log_owner)
         opened.close()
     except InputError as e:
         fail(str(e))

@@ -203,7 +203,8 @@ def _upgrade(db: Database, to: int) -> tuple[int, int]:
         for number in sorted(steps):  # a file from before the base layout: bring it up to the base
             if not fresh and found < number <= BASE_VERSION:
                 _migrate(db, number, steps[number])
-    db.executescript(base(db))  # idempotent; SQLite's executescript commits on its own
+    if fresh or db.dialect == "sqlite":  # on PostgreSQL the log's objects belong to a role the owner is not
+        db.executescript(base(db))  # idempotent; SQLite's executescript commits on its own
     current = max(found, BASE_VERSION)
     if fresh:
         with db.transaction():
@@ -222,35 +223,50 @@ def _migrate(db: Database, number: int, statements: list[str]) -> None:
     _stamp(db, number)
 
 
-def init_roles(db: Database, owner: str, app: str) -> list[str]:
-    """PostgreSQL: the two roles of README "Running in production", made if missing (LOGIN, no
-    password: set one with ALTER ROLE, or use the site's authentication). `owner` owns the tables
-    and runs `db upgrade`; `app`, the role the service and commands connect as, may read and write
-    the state tables but only INSERT and SELECT the audit log: no UPDATE, DELETE or TRUNCATE, so even
-    the application's own credentials cannot rewrite history. Run as a superuser (or a role with
-    CREATEROLE that owns the tables), after `db upgrade` and again after each. Returns the statements."""
+def init_roles(db: Database, owner: str, app: str, log_owner: str = "doublerandom_log") -> list[str]:
+    """PostgreSQL: the three roles of README "Running in production", made if missing (owner and app
+    LOGIN, no password: set one with ALTER ROLE, or use the site's authentication). `owner` owns the
+    state tables and runs `db upgrade`; `app`, the role the service and commands connect as, may read
+    and write the state tables but only INSERT and SELECT the audit log. The audit table, its trigger
+    function and the schema belong to `log_owner`, a role nobody logs in as: the owner cannot disable,
+    replace, drop or rename what keeps the log append-only (PostgreSQL lets a table's owner do all of
+    that), so only a superuser can. Run as a superuser, after `db upgrade` and again after each.
+    Returns the statements."""
     if db.dialect != "postgresql":
         raise InputError("db init-roles is for PostgreSQL; a SQLite file is protected by its file permissions")
     if version(db) != VERSION:
         raise InputError(f"{db.url}: run `doublerandom db upgrade` first (schema {version(db)}, needs {VERSION})")
-    o, a = name(owner), name(app)
+    if log_owner in (owner, app):
+        raise InputError(f"the log's owner {log_owner!r} must be a role of its own, neither the owner nor the app role")
+    o, a, g = name(owner), name(app), name(log_owner)
     current = db.execute("SELECT current_schema()").fetchone()[0]
     s = name(current)
     state = ", ".join(t for t in TABLES if t != "audit")
-    statements = [f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{r}') THEN CREATE ROLE {q} LOGIN; "
-                  f"END IF; END $$" for r, q in ((owner, o), (app, a))]
-    if current != "public":
-        statements.append(f"ALTER SCHEMA {s} OWNER TO {o}")
+    statements = [f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{r}') THEN CREATE ROLE {q} "
+                  f"{login}; END IF; END $$"
+                  for r, q, login in ((owner, o, "LOGIN"), (app, a, "LOGIN"), (log_owner, g, "NOLOGIN"))]
+    if current != "public":  # the schema's owner could drop the log: it is the log's owner
+        statements.append(f"ALTER SCHEMA {s} OWNER TO {g}")
     statements += [f"GRANT USAGE, CREATE ON SCHEMA {s} TO {o}"]
-    statements += [f"ALTER TABLE {t} OWNER TO {o}" for t in (*TABLES, "doublerandom_schema")]
-    statements += [f"ALTER FUNCTION audit_append_only() OWNER TO {o}",
+    statements += [f"ALTER TABLE {t} OWNER TO {o}" for t in (*TABLES, "doublerandom_schema") if t != "audit"]
+    statements += [f"ALTER TABLE audit OWNER TO {g}",
+                   f"ALTER FUNCTION audit_append_only() OWNER TO {g}",
                    f"GRANT USAGE ON SCHEMA {s} TO {a}",
                    f"GRANT SELECT, INSERT, UPDATE ON {state} TO {a}",
                    f"GRANT SELECT ON doublerandom_schema TO {a}",
-                   f"REVOKE ALL ON audit FROM PUBLIC, {a}",
-                   f"GRANT SELECT, INSERT ON audit TO {a}",
+                   f"REVOKE ALL ON audit FROM PUBLIC, {a}, {o}",
+                   f"GRANT SELECT, INSERT ON audit TO {a}, {o}",
                    f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO {a}"]
     with db.transaction():
         for statement in statements:
             db.execute(statement)
+        _refuse_members(db, log_owner, (owner, app))
     return statements
+
+
+def _refuse_members(db: Database, log_owner: str, roles: tuple[str, ...]) -> None:
+    """A role that is a member of the log's owner has its powers, so could rewrite the log."""
+    for role in roles:
+        if db.execute("SELECT pg_has_role(?, ?, 'MEMBER')", (role, log_owner)).fetchone()[0]:
+            raise InputError(f"role {role!r} is a member of {log_owner!r}, the audit log's owner, so it could "
+                             f"rewrite the log; REVOKE {log_owner} FROM {role} first (nothing was changed)")

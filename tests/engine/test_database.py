@@ -157,12 +157,13 @@ def test_an_older_postgres_database_waits_for_its_owner_to_upgrade_it(postgres_u
 
 @pytest.fixture
 def roles(postgres_url):
-    """The two roles of README "Running in production", with names of this test's own."""
+    """The three roles of README "Running in production", with names of this test's own."""
     suffix = postgres_url.rsplit("=", 1)[1]
-    owner, app_role = f"own_{suffix}", f"app_{suffix}"
-    yield postgres_url, owner, app_role
+    owner, app_role, log_role = f"own_{suffix}", f"app_{suffix}", f"log_{suffix}"
+    yield postgres_url, owner, app_role, log_role
     with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        for role in (app_role, owner):
+        conn.execute(f'DROP SCHEMA IF EXISTS "{suffix}" CASCADE')
+        for role in (app_role, owner, log_role):
             if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
                 conn.execute(f'DROP OWNED BY "{role}" CASCADE')
                 conn.execute(f'DROP ROLE "{role}"')
@@ -172,26 +173,54 @@ def as_role(url: str, role: str) -> str:
     return url.replace("://postgres@", f"://{role}@", 1)
 
 
-def test_the_application_role_may_only_insert_and_read_the_audit_log(roles):
-    url, owner, app_role = roles
+def init_roles(url, owner, app_role, log_role):
     assert runner.invoke(app, ["db", "upgrade", url]).exit_code == 0
-    done = runner.invoke(app, ["db", "init-roles", url, "--owner", owner, "--app", app_role])
+    done = runner.invoke(app, ["db", "init-roles", url, "--owner", owner, "--app", app_role, "--log-owner", log_role])
     assert done.exit_code == 0, done.output
+
+
+# What a role that can alter a table could do to the log without touching a row through the triggers.
+REWRITES = ["UPDATE audit SET kind = 'x' WHERE seq = 2", "DELETE FROM audit WHERE seq = 2", "TRUNCATE audit",
+            "ALTER TABLE audit DISABLE TRIGGER audit_no_change", "ALTER TABLE audit DISABLE TRIGGER ALL",
+            "CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RETURN NEW; END $$",
+            "DROP TRIGGER audit_no_change ON audit", "ALTER TABLE audit RENAME TO audit_old",
+            "ALTER TABLE audit RENAME COLUMN payload TO p", "DROP TABLE audit", "ALTER TABLE audit OWNER TO CURRENT_USER",
+            "DROP FUNCTION audit_append_only() CASCADE", "CREATE RULE r AS ON UPDATE TO audit DO INSTEAD NOTHING"]
+
+
+def test_neither_the_app_role_nor_the_owner_can_rewrite_the_log(roles):
+    """Every rewrite, tried as each role the service and the migrations use, is refused; the owner
+    owned the log before, and a table's owner may disable its triggers, replace their function, drop
+    or rename it."""
+    url, owner, app_role, log_role = roles
+    init_roles(url, owner, app_role, log_role)
     work_through(office(as_role(url, app_role)), sample(20))  # the service's whole work, as the app role
-    with psycopg.connect(as_role(url, app_role).split("?")[0], autocommit=True) as conn:
-        conn.execute(f'SET search_path TO "{url.rsplit("=", 1)[1]}"')
-        for attempt in ("UPDATE audit SET kind = 'x' WHERE seq = 2", "DELETE FROM audit WHERE seq = 2",
-                        "TRUNCATE audit", "DELETE FROM declarations", "DROP TABLE audit",
-                        "ALTER TABLE audit DISABLE TRIGGER audit_no_change"):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                conn.execute(attempt)
-    with psycopg.connect(as_role(url, owner).split("?")[0], autocommit=True) as conn:  # the owner: triggers
-        conn.execute(f'SET search_path TO "{url.rsplit("=", 1)[1]}"')
-        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
-            conn.execute("UPDATE audit SET kind = 'x' WHERE seq = 2")
+    schema_name = url.rsplit("=", 1)[1]
+    for role in (app_role, owner):
+        with psycopg.connect(as_role(url, role).split("?")[0], autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema_name}"')
+            for attempt in REWRITES + ["DROP SCHEMA \"%s\" CASCADE" % schema_name]:
+                with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.RaiseException)):
+                    conn.execute(attempt)
+                    pytest.fail(f"{role} could: {attempt}")
+            if role == app_role:
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute("DELETE FROM declarations")
     assert runner.invoke(app, ["audit", "verify", as_role(url, app_role)]).exit_code == 0
-    refused = runner.invoke(app, ["db", "init-roles", as_role(url, app_role), "--owner", owner, "--app", app_role])
-    assert refused.exit_code != 0 and "must be owner" in refused.stderr and "Traceback" not in refused.output
+    assert runner.invoke(app, ["db", "upgrade", as_role(url, owner)]).exit_code == 0  # the owner still migrates
+    refused = runner.invoke(app, ["db", "init-roles", as_role(url, app_role), "--owner", owner, "--app", app_role,
+                                  "--log-owner", log_role])
+    assert refused.exit_code == 2 and isinstance(refused.exception, SystemExit) and "must be owner" in refused.stderr
+
+
+def test_init_roles_refuses_an_owner_who_is_a_member_of_the_log_owner(roles):
+    url, owner, app_role, log_role = roles
+    init_roles(url, owner, app_role, log_role)
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'GRANT "{log_role}" TO "{owner}"')
+    done = runner.invoke(app, ["db", "init-roles", url, "--owner", owner, "--app", app_role, "--log-owner", log_role])
+    assert done.exit_code == 2 and "could rewrite the log" in done.stderr
 
 
 def test_db_upgrade_makes_a_schema_that_is_not_there_yet(postgres_url):
