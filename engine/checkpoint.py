@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -93,14 +94,32 @@ def sign(seq: int, head: str, key: Ed25519PrivateKey, at: dt.datetime | None = N
 
 
 def write(checkpoint: Checkpoint, out: str | Path) -> Path:
-    """Into a folder as checkpoint-<seq>.json, or to the file named."""
+    """Into a folder as checkpoint-<seq>.json, or to the file named; atomically (a temporary file
+    beside it, flushed to disk, then renamed over), so a crash or a full disk never leaves half a
+    checkpoint for `audit verify --checkpoints` to choke on."""
     out = Path(out)
     target = out / f"checkpoint-{checkpoint.seq:012d}.json" if out.is_dir() else out
+    partial = target.with_name(f".{target.name}.partial")
     try:
-        target.write_text(checkpoint.to_json() + "\n", encoding="utf-8")
+        with open(partial, "w", encoding="utf-8") as file:
+            file.write(checkpoint.to_json() + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, target)
+        _sync_folder(target.parent)
     except OSError as err:
-        raise InputError(f"{target}: cannot write checkpoint: {err.strerror}") from None
+        partial.unlink(missing_ok=True)
+        raise InputError(f"{target.name}: cannot write checkpoint: {err.strerror}") from None
     return target
+
+
+def _sync_folder(folder: Path) -> None:
+    """The rename is durable once the folder's entry is on disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read(path: str | Path) -> Checkpoint:
@@ -115,11 +134,19 @@ def read(path: str | Path) -> Checkpoint:
     return checkpoint
 
 
-def read_folder(folder: str | Path) -> list[tuple[Path, Checkpoint]]:
+def read_folder(folder: str | Path) -> tuple[list[tuple[Path, Checkpoint]], list[str]]:
+    """The folder's checkpoints, and a problem for each file that is not one (half-written by a
+    crash, say): one bad file must not stop the others from being checked."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder of checkpoints")
-    return [(p, read(p)) for p in sorted(folder.glob("checkpoint-*.json"))]
+    found, unreadable = [], []
+    for path in sorted(folder.glob("checkpoint-*.json")):
+        try:
+            found.append((path, read(path)))
+        except InputError as err:
+            unreadable.append(str(err))
+    return found, unreadable
 
 
 def contradiction(checkpoint: Checkpoint, public: Ed25519PublicKey, log) -> str:

@@ -372,7 +372,8 @@ def audit_verify(db: DbUrl,
     tables with the log. Opens the database read-only."""
     try:
         log = _read_only_log(db)
-        signed = [(p, checkpoint.read(p)) for p in checkpoints] + (checkpoint.read_folder(folder) if folder else [])
+        in_folder, unreadable = checkpoint.read_folder(folder) if folder else ([], [])
+        signed = [(p, checkpoint.read(p)) for p in checkpoints] + in_folder
         if signed and public_key is None:
             fail("checking checkpoints needs --public-key")
         key = checkpoint.load_public_key(public_key) if public_key else None
@@ -380,7 +381,7 @@ def audit_verify(db: DbUrl,
         if not verdict.ok:
             fail(f"{db}: audit log broken at record {verdict.broken_at}: {verdict.reason} "
                  f"({verdict.count} records verified before it)", code=1)
-        problems = [f"{p}: {why}" for p, c in signed if (why := checkpoint.contradiction(c, key, log))]
+        problems = unreadable + [f"{p}: {why}" for p, c in signed if (why := checkpoint.contradiction(c, key, log))]
         problems += [str(d) for d in reconcile(log)]
     except InputError as e:
         fail(str(e))

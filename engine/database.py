@@ -29,6 +29,14 @@ from engine.errors import InputError, Unavailable
 
 _savepoints = itertools.count(1)
 
+# A writer waits at most TURN_WAIT seconds for its turn, then answers "unavailable, send it again"
+# (a stuck or stopped peer must not stop every writer); on PostgreSQL a statement of a write may run
+# STATEMENT_LIMIT seconds, and a write transaction left idle IDLE_LIMIT seconds (its process stopped
+# or hung) is ended by the server, which frees the turn for the others.
+TURN_WAIT, STATEMENT_LIMIT, IDLE_LIMIT = 5, 30, 10
+_BUSY = (f"the office's turn to write did not come within {TURN_WAIT} s: another instance or connection "
+         "holds it (a stuck process?); send it again")
+
 
 class Database:
     """What the stores need of a connection; `SqliteDatabase` and `PostgresDatabase` provide it."""
@@ -43,6 +51,10 @@ class Database:
     def has_table(self, name: str) -> bool: ...
     def json(self, column: str, path: str) -> str: ...
     def close(self) -> None: ...
+
+    def patient(self) -> None:
+        """Lift the statement and idle limits for the rest of this write transaction (a migration, a
+        copy: long statements, and long reads of the source between them)."""
 
 
 class SqliteDatabase(Database):
@@ -77,7 +89,12 @@ class SqliteDatabase(Database):
                 raise
             conn.execute(f"RELEASE {name}")
             return
-        conn.execute("BEGIN IMMEDIATE")  # concurrent writers queue here
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # concurrent writers queue here, for the busy timeout at most
+        except sqlite3.OperationalError as err:
+            if "locked" in str(err) or "busy" in str(err):
+                raise Unavailable(_BUSY) from None
+            raise
         try:
             yield self
         except BaseException:
@@ -171,10 +188,14 @@ class PostgresDatabase(Database):
         except Exception as err:  # psycopg's errors, or the pool's timeout
             raise InputError(f"{redact(url)}: cannot connect to PostgreSQL: {_reason(err)}") from None
         self.lost = (psycopg.OperationalError, PoolTimeout)
+        self.busy = (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)
         self.refused = psycopg.errors.InsufficientPrivilege
 
     def _current(self):
         return getattr(self._local, "conn", None)
+
+    def patient(self) -> None:
+        self.execute("SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0")
 
     @contextmanager
     def _answering(self) -> Iterator[None]:
@@ -182,6 +203,8 @@ class PostgresDatabase(Database):
         transaction held is rolled back by the server."""
         try:
             yield
+        except self.busy:
+            raise Unavailable(f"{redact(self.url)}: {_BUSY}") from None
         except self.lost as err:
             raise Unavailable(f"{redact(self.url)}: the database did not answer ({_reason(err)}); "
                               "send it again (a declaration already decided gets its first decision back)") from None
@@ -222,7 +245,7 @@ class PostgresDatabase(Database):
             try:
                 with conn.transaction():
                     if write:  # writers take turns, as on SQLite: the audit chain is one total order
-                        conn.execute("SELECT pg_advisory_xact_lock(hashtext('doublerandom:' || current_schema()))")
+                        conn.execute(_TURN)
                     yield self
             finally:
                 self._local.conn = None
@@ -235,6 +258,11 @@ class PostgresDatabase(Database):
 
     def close(self) -> None:
         self.pool.close()
+
+
+_TURN = (f"SET LOCAL lock_timeout = '{TURN_WAIT}s'; SET LOCAL statement_timeout = '{STATEMENT_LIMIT}s'; "
+         f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_LIMIT}s'; "
+         "SELECT pg_advisory_xact_lock(hashtext('doublerandom:' || current_schema()))")
 
 
 def _run(conn, sql: str, params) -> Result:
@@ -297,7 +325,7 @@ def open_database(url: str | Path, read_only: bool = False) -> Database:
 
 def connect(path: str | Path) -> sqlite3.Connection:
     try:
-        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=TURN_WAIT)
         if str(path) != ":memory:":
             conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")

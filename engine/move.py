@@ -31,6 +31,7 @@ def copy(source_url: str, destination_url: str) -> dict:
             schema.prepare(destination)
             _check_empty(destination)
             with destination.transaction():  # checked before it commits: a copy that fails leaves nothing
+                destination.patient()
                 counts = _copy_tables(source, destination)
                 _check_copy(destination, head, counts)
         finally:

@@ -186,6 +186,7 @@ def upgrade(db: Database, to: int = VERSION) -> tuple[int, int]:
     instances starting together on a new database create its tables once."""
     if db.dialect == "postgresql":
         with db.transaction():
+            db.patient()  # a migration may rewrite every row
             return _upgrade(db, to)
     return _upgrade(db, to)
 

@@ -140,7 +140,9 @@ class LiveOffice:
         self.read_lock = threading.Lock()
         self.reader = Office(open_store(db), policy=office.policy, roster=office.roster)
         self.checkpoints, self.settle = checkpoints, settle
-        self.problem: str | None = None
+        self.problem: str | None = None  # the rules file's
+        self.checkpoint_problem: str | None = None
+        self.unavailable: tuple[float, str] | None = None  # when a write last found the database unavailable, why
         self._seen: tuple[int, int] | None = None
         self.reload()
 
@@ -181,9 +183,26 @@ class LiveOffice:
         self.reader.store.close()
 
     def wrote(self) -> None:
-        """After each write: a signed checkpoint when enough records have been added."""
-        if self.checkpoints is not None:
+        """After each committed write: a signed checkpoint when enough records have been added. A
+        checkpoint that cannot be written is logged and shown in /health, never turned into a refusal
+        of the step already committed (the next write tries again)."""
+        self.unavailable = None
+        if self.checkpoints is None:
+            return
+        try:
             self.checkpoints.maybe(self.office.audit)
+        except (InputError, OSError) as err:
+            if self.checkpoint_problem is None:
+                log.error("checkpoint not written: %s", err)
+            self.checkpoint_problem = f"checkpoint not written: {err}"
+        else:
+            self.checkpoint_problem = None
+
+    def health(self) -> dict[str, str | None]:
+        """What is wrong now: the rules file, the database's write turn (in the last minute), checkpoints."""
+        busy = self.unavailable if self.unavailable and time.monotonic() - self.unavailable[0] < 60 else None
+        return {"rules_problem": self.problem, "database_problem": busy[1] if busy else None,
+                "checkpoint_problem": self.checkpoint_problem}
 
 
 class Checkpointing:
@@ -320,7 +339,8 @@ def _problems(*codes: int) -> dict:
     text = {401: "no or unknown X-API-Key", 403: "this role may not do this", 404: "not found",
             409: "the rules forbid this step now, or the id was decided with other content",
             411: "a body needs a Content-Length", 413: "body over 64 KiB", 422: "invalid request, naming the field",
-            503: "the database did not answer; send the request again"}
+            503: "the database did not answer, or the write turn did not come within a few seconds; "
+                 "send the request again after Retry-After seconds"}
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
 
@@ -458,11 +478,14 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
 
     @app.get("/health")
     def health() -> dict:
-        return {"status": "degraded" if live.problem else "ok", "version": __version__,
-                "rules_version": office.rules.version, "rules_problem": live.problem}
+        problems = live.health()
+        return {"status": "degraded" if any(problems.values()) else "ok", "version": __version__,
+                "rules_version": office.rules.version, **problems}
 
     return app
 
+
+RETRY_AFTER = 2  # seconds, in a 503's Retry-After
 
 SETTINGS = "DOUBLERANDOM_SERVE"  # the environment variable `serve --workers N` hands its settings down in
 
@@ -509,7 +532,9 @@ async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResp
 
 
 async def _input_error(request: Request, err: InputError) -> JSONResponse:
-    status = (404 if isinstance(err, NotFound) else 409 if isinstance(err, Conflict)
-              else 503 if isinstance(err, Unavailable) else 422)
+    if isinstance(err, Unavailable):  # shown in /health; a client waits a little and sends it again
+        request.app.state.live.unavailable = (time.monotonic(), str(err))
+        return JSONResponse({"detail": str(err)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
+    status = 404 if isinstance(err, NotFound) else 409 if isinstance(err, Conflict) else 422
     return JSONResponse({"detail": str(err)}, status_code=status)
 
