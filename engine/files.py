@@ -72,16 +72,45 @@ def read_csv(path: str | Path, what: str) -> list[tuple[int, dict[str, str]]]:
     return list(enumerate(rows, start=2))
 
 
+MAX_VALUES = 200_000  # values in a file once its aliases are expanded: far above any real rules file
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """YAML 1.2 text to plain data, or one InputError naming `source`."""
+    """YAML 1.2 text to plain data, or one InputError naming `source`. A file whose aliases expand
+    to more than MAX_VALUES values (a "billion laughs" of a few hundred bytes) is refused at once:
+    PyYAML shares an aliased value instead of copying it, but everything that walks the data after
+    (validation, the rules' compilers) would walk every copy."""
     try:
-        return yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise InputError(f"{source}: {yaml_problem(err)}") from None
     except RecursionError:
         raise InputError(f"{source}: nested too deeply to be a doublerandom file") from None
     except ValueError as err:  # a tagged value that does not construct, e.g. !!timestamp 2026-13-01
         raise InputError(f"{source}: {err}") from None
+    try:
+        expanded = _expanded_size(data, {})
+    except RecursionError:
+        raise InputError(f"{source}: nested too deeply to be a doublerandom file") from None
+    if expanded > MAX_VALUES:
+        raise InputError(f"{source}: its aliases expand to more than {MAX_VALUES:,} values; "
+                         "write the values out, or use named lists")
+    return data
+
+
+def _expanded_size(value: Any, seen: dict[int, int]) -> int:
+    """How many values `value` holds with every shared (aliased) part counted each time it occurs,
+    computed once per distinct object, so the count itself never expands anything."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    key = id(value)
+    if key not in seen:
+        seen[key] = 0  # a cycle (a recursive alias) counts as nothing more on the way round
+        children = value.values() if isinstance(value, dict) else value
+        seen[key] = 1 + sum(_expanded_size(child, seen) for child in children)
+        if seen[key] > MAX_VALUES:
+            seen[key] = MAX_VALUES + 1  # enough to refuse; keeps the sums small
+    return seen[key]
 
 
 def read_yaml(path: str | Path, what: str) -> Any:

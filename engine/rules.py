@@ -111,7 +111,7 @@ class RuleSet:
         self.by_id = {r.id: r for r in rules}
         self._dated = any(r.valid_from or r.valid_until for r in rules)
         self._position = {r.id: k for k, r in enumerate(rules)}
-        self._session = _DurableSession(rules)
+        self._session = _durable_session(rules, source)
         self._predicates = [(r, conditions.to_predicate(r.condition)) for r in rules]
 
     # ------------------------------------------------------------ loading
@@ -300,6 +300,29 @@ class _DurableSession:
 
     def close(self) -> None:
         self._finalizer()
+
+
+def _durable_session(rules: list[Rule], source: str) -> _DurableSession:
+    """The rules compiled by durable-rules, or one InputError naming the rule it cannot run (its
+    own limits, such as 32 expressions along one path, error 113, are checked by compiling: the
+    engine is the authority on what it can run). Validation and hot reload both come through here,
+    so a file durable refuses is refused whole and the last good version keeps deciding."""
+    try:
+        return _DurableSession(rules)
+    except Exception as err:  # durable raises a bare Exception carrying its C error code
+        culprit = next((r for r in rules if not _compiles(r)), None)
+        which = f"rule '{culprit.id}'" if culprit else "the rules together"
+        raise InputError(f"{source}: {which}: the rules engine cannot run this condition ({err}); durable-rules "
+                         "takes at most 32 comparisons and connectives along one path: split it into "
+                         "several rules or simplify it") from None
+
+
+def _compiles(rule: Rule) -> bool:
+    try:
+        _DurableSession([rule]).close()
+        return True
+    except Exception:
+        return False
 
 
 _BRANCH_BUDGET = 48  # of durable's 64-node stack: the catch-all takes one, the rest is margin

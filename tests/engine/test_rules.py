@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 import textwrap
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from engine.cli import app
 from engine.declarations import CreditClass, Enterprise, parse_declaration
 from engine.errors import InputError
 from engine.rules import RuleSet
@@ -174,3 +177,42 @@ def test_vectorised_masks_honour_validity_dates_like_evaluate():
     masks = rules.masks(pd.DataFrame(records))["CAMPAIGN"]
     assert masks.tolist() == [False, True, True, False]
     assert [bool(rules.evaluate_python(r)) for r in records] == masks.tolist()
+
+
+# ---------------------------------------------------------------- files durable-rules cannot run
+
+def _tree(depth: int, counter: list) -> dict:
+    """A condition `depth` levels of all/any deep, with 2**depth distinct comparisons."""
+    if depth == 0:
+        counter.append(1)
+        return {"field": "declared_value", "gt": len(counter)}
+    return {"all" if depth % 2 == 0 else "any": [_tree(depth - 1, counter), _tree(depth - 1, counter)]}
+
+
+def _rules_with(condition) -> dict:
+    return {"version": "t", "rules": [
+        {"id": "FINE", "description": "d", "inspection": "document", "when": {"field": "hs_chapter", "eq": "93"}},
+        {"id": "TOO-DEEP", "description": "d", "inspection": "document", "when": condition}]}
+
+
+def test_a_condition_durable_cannot_compile_is_refused_naming_the_rule(tmp_path):
+    """Four levels of all/any over 16 comparisons exceed durable's 32 expressions on one path (its
+    error 113): one error naming the rule, from the loader and from `validate`, instead of a crash."""
+    with pytest.raises(InputError, match="rule 'TOO-DEEP': the rules engine cannot run this condition"):
+        RuleSet.from_dict(_rules_with(_tree(4, [])))
+    path = tmp_path / "deep.yaml"
+    path.write_text(json.dumps(_rules_with(_tree(4, []))))  # JSON is YAML
+    done = CliRunner().invoke(app, ["validate", str(path)])
+    assert done.exit_code == 2 and isinstance(done.exception, SystemExit) and "TOO-DEEP" in done.stderr
+    assert RuleSet.from_dict(_rules_with(_tree(3, []))).by_id["TOO-DEEP"]  # three levels compile
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    lines = ["version: x", "lists:", '  l0: &l0 ["1","2","3","4","5","6","7","8","9"]']
+    lines += [f"  l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    lines += ["rules:", "  - {id: R, description: d, inspection: document, when: {field: hs_code, in: *l8}}"]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines))  # 600 bytes, 387 million values once expanded
+    done = CliRunner().invoke(app, ["validate", str(path)])  # it took 90 s and 300 MB before the crash
+    assert done.exit_code == 2 and isinstance(done.exception, SystemExit)
+    assert "aliases expand to more than 200,000 values" in done.stderr

@@ -523,3 +523,17 @@ def test_the_step_commands_refuse_a_nul_with_one_error(setup):
     assert done.exit_code == 2 and isinstance(done.exception, SystemExit) and "NUL" in done.stderr
     office = Office(setup["db"])
     assert office.audit.head() == before
+
+
+def test_a_rules_file_durable_cannot_run_is_not_deployed_and_health_says_so(client, setup):
+    """Hot reload of a file whose condition exceeds durable's limits: the last good version keeps
+    deciding (it answered 500 to every POST while /health said ok)."""
+    from tests.engine.test_rules import _rules_with, _tree
+    good = client.get("/health").json()["rules_version"]
+    time.sleep(0.01)
+    setup["rules"].write_text(json.dumps(_rules_with(_tree(4, []))))
+    os.utime(setup["rules"], ns=(time.time_ns(), time.time_ns() + 10**9))
+    decided = post_declaration(client, id="DR1", enterprise_id="E4", **WEAPONS)
+    assert decided.status_code == 200 and decided.json()["decision"]["rules_version"] == good
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and "TOO-DEEP" in health["rules_problem"]
