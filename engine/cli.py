@@ -22,7 +22,7 @@ from engine.audit import AuditLog
 from engine.reconciliation import reconcile
 from engine.declarations import ID_RULE, Enterprise, parse_declaration, read_enterprises_csv
 from engine.keys import create_private, replace_private
-from engine.errors import InputError, describe
+from engine.errors import InputError, describe, redact
 from engine.files import read_model
 from engine.randomness import Draws, KeyedDraws, new_key_hex
 from engine.dispatch import Roster
@@ -38,7 +38,7 @@ err = Console(stderr=True, highlight=False)
 
 def fail(message: str, code: int = 2) -> None:
     """Print a user error without a traceback and exit."""
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)  # '[sim]' is text, not markup
+    err.print(f"[bold red]error:[/] {escape(redact(message))}", markup=True, soft_wrap=True)  # '[sim]' is text
     raise typer.Exit(code)
 
 
@@ -437,8 +437,8 @@ def db_upgrade(db: DbUrl) -> None:
         opened.close()
     except InputError as e:
         fail(str(e))
-    print(f"{database.redact(db)}: schema {found} -> {now}" if found != now else
-          f"{database.redact(db)}: schema {now}, nothing to do")
+    print(f"{redact(db)}: schema {found} -> {now}" if found != now else
+          f"{redact(db)}: schema {now}, nothing to do")
 
 
 @db_app.command("init-roles")
@@ -585,8 +585,10 @@ def serve(
 
 @app.command()
 def apikey(keys_file: Path = typer.Argument(..., help="the API keys YAML file (created if missing)"),
-           role: str = typer.Option(..., "--role", help="selector, inspector, chief, releasing_officer or auditor"),
-           name: str = typer.Option(..., "--name", help="who holds it; for an inspector, the inspector id")) -> None:
+           role: str = typer.Option(..., "--role", help="selector, inspector, chief, releasing_officer, auditor or risk_officer"),
+           name: str = typer.Option(..., "--name", help="who holds it; for an inspector, the inspector id"),
+           site: Optional[str] = typer.Option(None, "--site", help="the customs office it acts for (default: all)")
+           ) -> None:
     """Make a new API key: its SHA-256 goes into the file, the key itself is printed once."""
     import secrets
 
@@ -597,13 +599,13 @@ def apikey(keys_file: Path = typer.Argument(..., help="the API keys YAML file (c
 
     key = secrets.token_urlsafe(32)
     try:
-        entry = KeyEntry(name=name, role=role, key_sha256=key_digest(key))
+        entry = KeyEntry(name=name, role=role, key_sha256=key_digest(key), site=site)
     except ValueError:
-        fail(f"--role must be one of selector, inspector, chief, releasing_officer, auditor and --name an id "
-             f"({ID_RULE}); got --role {role!r} --name {name!r}")
+        fail(f"--role must be one of selector, inspector, chief, releasing_officer, auditor, risk_officer, and "
+             f"--name and --site ids ({ID_RULE}); got --role {role!r} --name {name!r} --site {site!r}")
     try:
         entries = load_keys(keys_file) if keys_file.exists() else []
-        text = yaml.safe_dump({"keys": [e.model_dump() for e in entries + [entry]]}, sort_keys=False)
+        text = yaml.safe_dump({"keys": [e.model_dump(exclude_none=True) for e in entries + [entry]]}, sort_keys=False)
         (replace_private if entries else create_private)(keys_file, text)
     except InputError as e:
         fail(str(e))

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from engine.errors import InputError, Unavailable
+from engine.errors import InputError, Unavailable, redact
 
 _savepoints = itertools.count(1)
 
@@ -165,7 +165,7 @@ class PostgresDatabase(Database):
         import psycopg
         from psycopg_pool import ConnectionPool, PoolTimeout
 
-        self.url = url
+        self.url = redact(url)  # for messages; the password stays in the pool's connection string only
         conninfo, self.schema = _split_schema(url)
         self._local = threading.local()
         # named, so an operator (and a test) can tell an office's connections in pg_stat_activity
@@ -204,12 +204,12 @@ class PostgresDatabase(Database):
         try:
             yield
         except self.busy:
-            raise Unavailable(f"{redact(self.url)}: {_BUSY}") from None
+            raise Unavailable(f"{self.url}: {_BUSY}") from None
         except self.lost as err:
-            raise Unavailable(f"{redact(self.url)}: the database did not answer ({_reason(err)}); "
+            raise Unavailable(f"{self.url}: the database did not answer ({_reason(err)}); "
                               "send it again (a declaration already decided gets its first decision back)") from None
         except self.refused as err:  # the wrong role for the step, e.g. the app role running db upgrade
-            raise InputError(f"{redact(self.url)}: {_reason(err)} (README 'Running in production': which role "
+            raise InputError(f"{self.url}: {_reason(err)} (README 'Running in production': which role "
                              "does what)") from None
 
     def execute(self, sql: str, params: tuple | list = ()) -> Result:
@@ -287,11 +287,6 @@ def _split_schema(url: str) -> tuple[str, str | None]:
         identifier(schema)
     rest = urlencode([(k, v) for k, v in query if k != "schema"])
     return urlunsplit(parts._replace(query=rest)), schema
-
-
-def redact(url: str) -> str:
-    """A URL fit for messages and logs: the password replaced."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def _reason(err: BaseException) -> str:

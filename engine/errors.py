@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
 
@@ -39,3 +41,22 @@ def describe(source: str, err: ValidationError) -> InputError:
         msg = e["msg"].removeprefix("Value error, ")
         problems.append(f"{source}: field '{field_path(e['loc'])}': {msg}")
     return InputError("\n".join(problems))
+
+
+# What a message must never carry out: a password in a URL (user:password@ or password=...), and,
+# to anyone outside (HTTP bodies, /health), the database's address or a path on the server.
+_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s]+:)[^@\s]*@")
+_PASSWORD_PARAMETER = re.compile(r"(\bpassword=)[^&\s'\"]*", re.IGNORECASE)
+_DATABASE_URL = re.compile(r"\b(?:postgres(?:ql)?|sqlite)://\S*?(?=:?\s|:?$|\)|'|\")")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/])/(?:[^/\s:'\"]+/)+([^/\s:'\"]+)")
+
+
+def redact(text: str) -> str:
+    """A message fit for an operator's terminal and logs: passwords replaced by ***."""
+    return _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD_IN_URL.sub(r"\1***@", text))
+
+
+def public(text: str) -> str:
+    """A message fit for anyone (an HTTP body, /health): no password, no database address (user,
+    host, database, schema), no path on the server (a file keeps only its name)."""
+    return _ABSOLUTE_PATH.sub(r"\1", _DATABASE_URL.sub("the database", redact(text)))

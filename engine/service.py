@@ -37,9 +37,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from engine import __version__, checkpoint, report
 from engine.audit import AuditLog
 from engine.reconciliation import reconcile
-from engine.declarations import Declaration, Id, InspectionType, Text
+from engine.declarations import ID_PATTERN, Declaration, Id, InspectionType, Text
 from engine.dispatch import Roster, Waiting
-from engine.errors import Conflict, InputError, NotFound, Unavailable
+from engine.errors import Conflict, InputError, NotFound, Unavailable, public
 from engine.files import read_model, read_text
 from engine.office import DEPARTMENTS, Office
 from engine.randomness import KeyedDraws
@@ -59,6 +59,8 @@ class KeyEntry(BaseModel):
     name: str = Id("who: the inspector id for inspectors")
     role: Literal["selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer"]
     key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    site: str | None = Field(default=None, pattern=ID_PATTERN,
+                             description="the customs office (site) the key acts for; none: every site")
 
 
 class KeysFile(BaseModel):
@@ -89,6 +91,7 @@ def key_digest(key: str) -> str:
 class Caller:
     name: str
     role: str
+    site: str | None = None  # a key bound to a site acts on that site's declarations and inspections only
 
 
 class NormalResult(BaseModel):
@@ -201,8 +204,9 @@ class LiveOffice:
     def health(self) -> dict[str, str | None]:
         """What is wrong now: the rules file, the database's write turn (in the last minute), checkpoints."""
         busy = self.unavailable if self.unavailable and time.monotonic() - self.unavailable[0] < 60 else None
-        return {"rules_problem": self.problem, "database_problem": busy[1] if busy else None,
-                "checkpoint_problem": self.checkpoint_problem}
+        problems = {"rules_problem": self.problem, "database_problem": busy[1] if busy else None,
+                    "checkpoint_problem": self.checkpoint_problem}
+        return {k: public(v) if v else None for k, v in problems.items()}  # /health answers anyone
 
 
 class Checkpointing:
@@ -378,7 +382,7 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
                 found = entry
         if found is None:
             raise HTTPException(401, "unknown API key")
-        return Caller(found.name, found.role)
+        return Caller(found.name, found.role, found.site)
 
     def allow(*roles: str):
         async def check(who: Caller = Depends(caller)) -> Caller:
@@ -387,6 +391,21 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
             return who
         return check
 
+    def at_site(who: Caller, site: str | None, what: str) -> None:
+        """A key bound to a site acts there only (403 elsewhere); an unknown id is left to the step."""
+        if who.site is not None and site is not None and site != who.site:
+            raise HTTPException(403, f"this key acts for site {who.site}; {what} is at {site}")
+
+    def inspection_site(inspection_id: str) -> str | None:
+        with live.read_lock:
+            task = live.reader.inspection(inspection_id)
+        return task["site"] if task else None
+
+    def declaration_site(declaration_id: str) -> str | None:
+        with live.read_lock:
+            row = live.reader.store.lodged(declaration_id)
+        return json.loads(row["input"]).get("customs_office") if row and row["input"] else None
+
     def written(answer):
         live.wrote()
         return answer
@@ -394,12 +413,14 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
     @app.post("/declarations", summary="Decide a declaration (selector system); idempotent on its id",
               responses=WRITE)
     async def decide(declaration: Declaration, who: Caller = Depends(allow("selector"))) -> JSONResponse:
+        at_site(who, declaration.customs_office, f"declaration {declaration.id}")
         answer = await group.admit(declaration)  # answered once the commit holding it is durable
         return JSONResponse(answer)  # plain dicts of JSON types: skip FastAPI's re-encoding
 
     @app.post("/inspections/{inspection_id}/dispatch", summary="Try again to dispatch a waiting inspection",
               responses=WRITE)
     def redispatch(inspection_id: str, who: Caller = Depends(allow("selector", "chief"))) -> dict:
+        at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
         with live.lock:
             outcome = office.dispatch(inspection_id, clock())
             return written({"waiting": isinstance(outcome, Waiting), **vars(outcome)})
@@ -407,6 +428,7 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
     @app.post("/inspections/{inspection_id}/result", summary="Record the result (the assigned inspector)",
               responses=WRITE)
     def result(inspection_id: str, body: ResultBody, who: Caller = Depends(allow("inspector"))) -> dict:
+        at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
         with live.lock:
             return written(office.record_result(inspection_id, who.name, body.outcome, body.category,
                                                 body.department))
@@ -414,6 +436,7 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
     @app.post("/declarations/{declaration_id}/release", summary="Release after a normal result (not the inspector)",
               responses=WRITE)
     def release(declaration_id: str, who: Caller = Depends(allow("releasing_officer"))) -> dict:
+        at_site(who, inspection_site(declaration_id), f"declaration {declaration_id}")
         with live.lock:
             office.release(declaration_id, who.name)
             return written({"released": declaration_id, "by": who.name})
@@ -421,12 +444,14 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
     @app.post("/inspections/{inspection_id}/reassign", summary="Manual reassignment with a reason (chief)",
               responses=WRITE)
     def reassign(inspection_id: str, body: ReassignBody, who: Caller = Depends(allow("chief"))) -> dict:
+        at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
         with live.lock:
             return written(vars(office.reassign(inspection_id, body.to, who.name, body.reason, clock())))
 
     @app.post("/instructions", summary="A risk officer's order to inspect a declaration the computer did not "
               "select (chief or risk_officer)", responses=WRITE)
     def instruct(body: InstructionBody, who: Caller = Depends(allow("chief", "risk_officer"))) -> dict:
+        at_site(who, declaration_site(body.declaration_id), f"declaration {body.declaration_id}")
         with live.lock:
             return written(office.instruct(body.declaration_id, who.name, body.reason, body.inspection_type.value,
                                            clock()))
@@ -441,6 +466,7 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
     @app.get("/declarations/{declaration_id}", summary="A decision, its inspection and its audit history",
              responses=READ)
     def declaration(declaration_id: str, who: Caller = Depends(allow("selector", "chief", "auditor"))) -> dict:
+        at_site(who, declaration_site(declaration_id), f"declaration {declaration_id}")
         with live.read_lock:
             reader = live.reader
             decision = reader.decision(declaration_id)
@@ -528,13 +554,13 @@ async def _invalid_request(request: Request, err: RequestValidationError) -> JSO
 async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
     if err.status_code == 400:  # FastAPI's answer to a body it cannot decode: one shape, one code (422)
         return JSONResponse({"detail": "field '(body)': not valid UTF-8 JSON"}, status_code=422)
-    return JSONResponse({"detail": str(err.detail)}, status_code=err.status_code, headers=err.headers)
+    return JSONResponse({"detail": public(str(err.detail))}, status_code=err.status_code, headers=err.headers)
 
 
 async def _input_error(request: Request, err: InputError) -> JSONResponse:
     if isinstance(err, Unavailable):  # shown in /health; a client waits a little and sends it again
         request.app.state.live.unavailable = (time.monotonic(), str(err))
-        return JSONResponse({"detail": str(err)}, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
+        return JSONResponse({"detail": public(str(err))}, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
     status = 404 if isinstance(err, NotFound) else 409 if isinstance(err, Conflict) else 422
-    return JSONResponse({"detail": str(err)}, status_code=status)
+    return JSONResponse({"detail": public(str(err))}, status_code=status)
 
