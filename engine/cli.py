@@ -544,6 +544,8 @@ def serve(
     request_timeout: float = typer.Option(10.0, "--request-timeout", min=0.1,
                                           help="seconds a client has to send a whole request (slowloris guard)"),
     max_connections: int = typer.Option(512, "--max-connections", min=1, help="open connections at most"),
+    max_per_client: int = typer.Option(64, "--max-per-client", min=1,
+                                       help="open connections at most from one client address"),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
 ) -> None:
@@ -569,6 +571,7 @@ def serve(
     except InputError as e:
         fail(str(e))
     GuardedHttp.request_timeout, GuardedHttp.max_connections = request_timeout, max_connections
+    GuardedHttp.max_per_client = max_per_client
     if workers == 1:
         uvicorn.run(app_, host=host, port=port, log_level="warning", http=GuardedHttp)
         return
@@ -576,7 +579,7 @@ def serve(
     to_environment(dict(rules=str(rules), db=db, draw_key=str(key_file), api_keys=str(api_keys),
                              roster=str(roster) if roster else None, policy=policy.model_dump(mode="json"),
                              allow_new_enterprises=allow_new_enterprises, request_timeout=request_timeout,
-                             max_connections=max_connections,
+                             max_connections=max_connections, max_per_client=max_per_client,
                              checkpoints=[str(checkpoint_key), str(checkpoint_dir), checkpoint_every]
                              if checkpoint_key else None))
     uvicorn.run("engine.service:app_from_environment", factory=True, workers=workers, host=host, port=port,

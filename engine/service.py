@@ -290,21 +290,51 @@ class GroupCommit:
 
 
 class GuardedHttp(HttpToolsProtocol):
-    """uvicorn's HTTP protocol with two limits it lacks: a request (headers and body) must arrive
-    within `request_timeout` seconds of the connection opening or of the previous response (a
-    slowloris client holding connections open with half-sent headers is cut off), and at most
-    `max_connections` connections are open at once (those beyond are closed on arrival)."""
+    """uvicorn's HTTP protocol with the limits it lacks, so one client cannot starve the others:
+    - a request (headers and body) must arrive within `request_timeout` seconds of the connection
+      opening or of the previous response (a slowloris client's half-sent headers are cut off);
+    - at most `max_connections` connections are open at once, and at most `max_per_client` from one
+      address (those beyond are closed on arrival), so one client holding half-sent requests and
+      re-opening each as it is cut off takes its share, not every place;
+    - a request's line and headers may take `max_head_bytes` (431 and closed beyond: httptools
+      would buffer a header of any size until it ends), so memory is bounded by the connections."""
 
     request_timeout = 10.0
     max_connections = 512
+    max_per_client = 64
+    max_head_bytes = 32 * 1024
+    per_client: dict[str, int] = {}  # open connections by client address, in this process
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._deadline = None
-        if len(self.connections) > self.max_connections:
+        self._deadline, self._counted, self._head = None, None, 0
+        address = self.client[0] if self.client else ""
+        if len(self.connections) > self.max_connections or self.per_client.get(address, 0) >= self.max_per_client:
             transport.close()
             return
+        self.per_client[address] = self.per_client.get(address, 0) + 1
+        self._counted = address
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._head is not None:  # still reading a request's line and headers
+            self._head += len(data)
+            if self._head > self.max_head_bytes:
+                self._refuse_head()
+                return
+        super().data_received(data)
+
+    def _refuse_head(self) -> None:
+        self._head = None
+        if not self.transport.is_closing():
+            body = json.dumps({"detail": f"request line and headers over {self.max_head_bytes} bytes"}).encode()
+            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self._head = None
+        super().on_headers_complete()
 
     def _arm(self) -> None:
         self._disarm()
@@ -325,11 +355,17 @@ class GuardedHttp(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        self._head = 0  # the next request's head
         if not self.transport.is_closing():
             self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if getattr(self, "_counted", None) is not None:
+            self.per_client[self._counted] -= 1
+            if not self.per_client[self._counted]:
+                del self.per_client[self._counted]
+            self._counted = None
         super().connection_lost(exc)
 
 
@@ -526,6 +562,7 @@ def app_from_environment() -> FastAPI:
     settings = json.loads(os.environ[SETTINGS])
     GuardedHttp.request_timeout = settings.pop("request_timeout")
     GuardedHttp.max_connections = settings.pop("max_connections")
+    GuardedHttp.max_per_client = settings.pop("max_per_client")
     signing = settings.pop("checkpoints")
     policy = SelectionPolicy.model_validate(settings.pop("policy"))
     return create_app(**settings, policy=policy, checkpoints=Checkpointing(*signing) if signing else None)

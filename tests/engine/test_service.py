@@ -538,3 +538,64 @@ def test_a_rules_file_durable_cannot_run_is_not_deployed_and_health_says_so(clie
     assert decided.status_code == 200 and decided.json()["decision"]["rules_version"] == good
     health = client.get("/health").json()
     assert health["status"] == "degraded" and "TOO-DEEP" in health["rules_problem"]
+
+
+def test_one_client_holding_half_sent_requests_does_not_starve_the_others(setup):
+    """A sustained slowloris from one address (127.0.0.2), re-opening every connection the server
+    cuts: the other clients (127.0.0.1) are all served, since one address takes at most
+    --max-per-client places. Failures are collected in the attacking thread and asserted here."""
+    port = free_port()
+    server = start_server(setup, port, "--request-timeout", "1", "--max-connections", "40", "--max-per-client", "10")
+    stop, held, problems = threading.Event(), [], []
+
+    def attack():
+        try:
+            while not stop.is_set():
+                held[:] = [s for s in held if not _closed(s, wait=0)]
+                while len(held) < 60 and not stop.is_set():  # more than the whole server's places
+                    s = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
+                    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+                    held.append(s)
+                time.sleep(0.05)
+        except Exception as err:  # noqa: BLE001 - reported in the main thread
+            problems.append(err)
+
+    attacker = threading.Thread(target=attack)
+    attacker.start()
+    try:
+        time.sleep(0.5)
+        answers = []
+        for _ in range(30):
+            try:
+                answers.append(httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code)
+            except httpx.TransportError as err:
+                answers.append(type(err).__name__)
+            time.sleep(0.05)
+        assert answers == [200] * 30, answers
+    finally:
+        stop.set()
+        attacker.join()
+        for s in held:
+            s.close()
+        server.kill()
+        server.wait()
+    assert problems == []
+
+
+def test_headers_over_the_limit_are_refused_431_and_the_server_carries_on(setup):
+    port = free_port()
+    server = start_server(setup, port)
+    try:
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000)  # never ends on its own
+        s.settimeout(5)
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+        s.close()
+        assert answer.startswith(b"HTTP/1.1 431 ") and b"over 32768 bytes" in answer
+        ok = httpx.get(f"http://127.0.0.1:{port}/health", headers={"X-Fine": "b" * 8000}, timeout=5)
+        assert ok.status_code == 200
+    finally:
+        server.kill()
+        server.wait()
