@@ -133,7 +133,7 @@ def test_a_database_from_a_newer_doublerandom_is_refused(store_url):
     with pytest.raises(InputError, match="made by a newer doublerandom"):
         open_store(store_url)
     done = runner.invoke(app, ["audit", "verify", store_url])
-    assert done.exit_code != 0 and "newer doublerandom" in done.stderr and "Traceback" not in done.output
+    assert done.exit_code != 0 and "newer doublerandom" in done.stderr and isinstance(done.exception, SystemExit)
 
 
 def test_an_older_postgres_database_waits_for_its_owner_to_upgrade_it(postgres_url):
@@ -335,7 +335,7 @@ def test_a_lost_connection_is_one_clear_error_and_the_next_step_works(postgres_u
 def test_an_unreachable_server_is_one_clear_error(tmp_path):
     done = runner.invoke(app, ["audit", "verify", "postgresql://nobody:secret@127.0.0.1:1/none"])
     assert done.exit_code != 0 and "cannot connect to PostgreSQL" in done.stderr
-    assert "secret" not in done.output and "Traceback" not in done.output
+    assert "secret" not in done.output and isinstance(done.exception, SystemExit)
 
 
 @pytest.mark.parametrize("variable, outcome", [

@@ -99,6 +99,7 @@ def test_a_killed_instance_loses_no_acknowledged_decision_and_the_other_carries_
     (a, url_a), (b, url_b) = start(office), start(office)
     acknowledged: list[str] = []
     after_kill: list[str] = []
+    problems: list[str] = []  # what went wrong in a stream's thread, asserted in this one
     killed = threading.Event()
     done = threading.Event()
 
@@ -109,11 +110,13 @@ def test_a_killed_instance_loses_no_acknowledged_decision_and_the_other_carries_
                     return
                 try:
                     answer = post(http, url, f"{name}{i}", i)
-                except httpx.TransportError:
-                    if not survivor:
-                        return
-                    raise
-                assert answer.status_code == 200, answer.text
+                except httpx.TransportError as err:
+                    if survivor:
+                        problems.append(f"{name}{i}: {err!r}")
+                    return
+                if answer.status_code != 200:
+                    problems.append(f"{name}{i}: {answer.status_code} {answer.text}")
+                    return
                 acknowledged.append(f"{name}{i}")
                 if survivor and killed.is_set():
                     after_kill.append(f"{name}{i}")
@@ -122,13 +125,12 @@ def test_a_killed_instance_loses_no_acknowledged_decision_and_the_other_carries_
     try:
         for t in streams:
             t.start()
-        while len(acknowledged) < 150:
+        while len(acknowledged) < 150 and not problems:
             time.sleep(0.01)
         a.send_signal(signal.SIGKILL)
         a.wait()
         killed.set()
-        while len(after_kill) < 50:
-            assert streams[1].is_alive(), "the surviving instance stopped answering"
+        while len(after_kill) < 50 and streams[1].is_alive():
             time.sleep(0.01)
         done.set()
         for t in streams:
@@ -137,6 +139,7 @@ def test_a_killed_instance_loses_no_acknowledged_decision_and_the_other_carries_
             missing = [d for d in acknowledged if http.get(f"/declarations/{d}").status_code != 200]
     finally:
         stop(a, b)
+    assert problems == [] and len(after_kill) >= 50, problems  # the survivor kept answering, every time 200
     assert a.returncode == -signal.SIGKILL and missing == []
     checked(office)
 
