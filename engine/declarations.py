@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Callable, Literal
@@ -47,6 +48,14 @@ def _storable(text: str) -> str:
 
 # Free text a person writes (a reason, a finding's category): anything but what a database cannot store.
 Text = Annotated[str, AfterValidator(_storable)]
+# A reason must say something: at least one character that is neither white space nor a control
+# character. Spelt out, so Python (str.strip counts \x1c-\x1f as space), the schema's regex and
+# pydantic's agree on what is refused.
+SAYS_SOMETHING = r"[^\s\x00-\x1f\x7f]"
+
+
+def says_something(text: str) -> bool:
+    return re.search(SAYS_SOMETHING, text) is not None
 
 
 def Id(description: str = "") -> Any:
@@ -80,7 +89,11 @@ _INTENSITY = {kind: i for i, kind in enumerate(InspectionType)}  # asked for eac
 class Declaration(BaseModel):
     """One import or export declaration as lodged; derived fields are what risk rules usually test."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [{
+        "id": "KR73239153", "declared_at": "2026-04-01T10:47:00", "enterprise_id": "IMP-LILE28O",
+        "hs_code": "930690", "origin_country": "CN", "departure_country": "CN", "trade_mode": "general",
+        "transport_mode": "sea", "customs_office": "OFF-40", "declared_value": 92880.0, "net_mass_kg": 75.0,
+        "quantity": 75.0}]})  # the OpenAPI document's example (HS 930690: WEAPONS-PARTS, always inspected)
 
     id: str = Id("the declaration number")
     declared_at: dt.datetime

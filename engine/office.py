@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from engine import lifecycle
 from engine.audit import canonical
-from engine.declarations import Declaration, Enterprise, InspectionType, unstorable
+from engine.declarations import Declaration, Enterprise, InspectionType, says_something, unstorable
 from engine.dispatch import (FACILITY_FOR, Assignment, Request, Roster, Waiting, Workload, dispatch, eligible,
                              workload_points)
 from engine.errors import Conflict, InputError, NotFound
@@ -134,7 +134,7 @@ class Office:
         inspection when a roster is loaded, and audited, so the random-dispatch share can be told."""
         at = at or _now()
         _check_text(by=by, reason=reason)
-        if not reason.strip():
+        if not says_something(reason):
             raise InputError("an instruction needs a reason")
         try:
             kind = InspectionType(inspection_type)
@@ -215,7 +215,7 @@ class Office:
         """A chief's manual reassignment: needs a reason, must still go to an eligible inspector."""
         at = at or _now()
         _check_text(to=to, by=by, reason=reason)
-        if not reason.strip():
+        if not says_something(reason):
             raise InputError("a manual reassignment needs a reason")
         roster = self._need_roster()
         with self.store.transaction():

@@ -34,10 +34,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from engine import __version__, checkpoint, report
+from engine import __version__, answers, checkpoint, report
 from engine.audit import AuditLog
 from engine.reconciliation import reconcile
-from engine.declarations import ID_PATTERN, Declaration, Id, InspectionType, Text
+from engine.declarations import ID_PATTERN, SAYS_SOMETHING, Declaration, Enterprise, Id, InspectionType, Text
 from engine.dispatch import Roster, Waiting
 from engine.errors import Conflict, InputError, NotFound, Unavailable, public
 from engine.files import read_model, read_text
@@ -119,14 +119,14 @@ class ReassignBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: str = Id("the inspector to take it")
-    reason: Text = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500, pattern=SAYS_SOMETHING)
 
 
 class InstructionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     declaration_id: str = Id("the declaration to inspect, already decided and not selected")
-    reason: Text = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500, pattern=SAYS_SOMETHING)
     inspection_type: InspectionType = InspectionType.physical
 
 
@@ -384,8 +384,16 @@ def _problems(*codes: int) -> dict:
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
 
-READ = _problems(401, 403, 404, 422, 503)
+READ = _problems(401, 403, 404, 413, 422, 503)  # 413: a GET with a body over the limit is refused too
 WRITE = _problems(401, 403, 404, 409, 411, 413, 422, 503)
+
+
+def _answers(model: type, problems: dict, links: dict | None = None) -> dict:
+    """An operation's documented answers: the body of a 200 (and where its ids lead), and the refusals."""
+    ok: dict = {"model": model, "description": model.__doc__.strip().splitlines()[0] if model.__doc__ else "done"}
+    if links:
+        ok["links"] = links
+    return {200: ok, **problems}
 
 
 def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys: str | Path,
@@ -447,14 +455,14 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
         return answer
 
     @app.post("/declarations", summary="Decide a declaration (selector system); idempotent on its id",
-              responses=WRITE)
+              operation_id="decide", responses=_answers(answers.Decided, WRITE, answers.DECIDED_LINKS))
     async def decide(declaration: Declaration, who: Caller = Depends(allow("selector"))) -> JSONResponse:
         at_site(who, declaration.customs_office, f"declaration {declaration.id}")
         answer = await group.admit(declaration)  # answered once the commit holding it is durable
         return JSONResponse(answer)  # plain dicts of JSON types: skip FastAPI's re-encoding
 
     @app.post("/inspections/{inspection_id}/dispatch", summary="Try again to dispatch a waiting inspection",
-              responses=WRITE)
+              operation_id="redispatch", responses=_answers(answers.Dispatched, WRITE, answers.STEP_LINKS))
     def redispatch(inspection_id: str, who: Caller = Depends(allow("selector", "chief"))) -> dict:
         at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
         with live.lock:
@@ -462,7 +470,7 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
             return written({"waiting": isinstance(outcome, Waiting), **vars(outcome)})
 
     @app.post("/inspections/{inspection_id}/result", summary="Record the result (the assigned inspector)",
-              responses=WRITE)
+              operation_id="result", responses=_answers(answers.Recorded, WRITE, answers.STEP_LINKS))
     def result(inspection_id: str, body: ResultBody, who: Caller = Depends(allow("inspector"))) -> dict:
         at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
         with live.lock:
@@ -470,7 +478,7 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
                                                 body.department))
 
     @app.post("/declarations/{declaration_id}/release", summary="Release after a normal result (not the inspector)",
-              responses=WRITE)
+              operation_id="release", responses=_answers(answers.Released, WRITE, answers.RELEASED_LINKS))
     def release(declaration_id: str, who: Caller = Depends(allow("releasing_officer"))) -> dict:
         at_site(who, inspection_site(declaration_id), f"declaration {declaration_id}")
         with live.lock:
@@ -478,14 +486,15 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
             return written({"released": declaration_id, "by": who.name})
 
     @app.post("/inspections/{inspection_id}/reassign", summary="Manual reassignment with a reason (chief)",
-              responses=WRITE)
+              operation_id="reassign", responses=_answers(answers.Reassigned, WRITE, answers.STEP_LINKS))
     def reassign(inspection_id: str, body: ReassignBody, who: Caller = Depends(allow("chief"))) -> dict:
         at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
         with live.lock:
             return written(vars(office.reassign(inspection_id, body.to, who.name, body.reason, clock())))
 
     @app.post("/instructions", summary="A risk officer's order to inspect a declaration the computer did not "
-              "select (chief or risk_officer)", responses=WRITE)
+              "select (chief or risk_officer)", operation_id="instruct",
+              responses=_answers(answers.Instructed, WRITE, answers.INSTRUCTED_LINKS))
     def instruct(body: InstructionBody, who: Caller = Depends(allow("chief", "risk_officer"))) -> dict:
         at_site(who, declaration_site(body.declaration_id), f"declaration {body.declaration_id}")
         with live.lock:
@@ -493,14 +502,15 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
                                            clock()))
 
     @app.get("/reports/monthly", summary="The monthly figures: selections by channel and lane, random-dispatch "
-             "share, hit rates per channel and rule with 95% intervals (auditor, chief)", responses=READ)
+             "share, hit rates per channel and rule with 95% intervals (auditor, chief)", operation_id="monthly_report",
+             responses=_answers(answers.Monthly, READ))
     def monthly_report(who: Caller = Depends(allow("auditor", "chief"))) -> dict:
         with live.read_lock:
             months = report.monthly(live.reader.store.report_rows())
         return {"months": report.jsonable(months)}
 
     @app.get("/declarations/{declaration_id}", summary="A decision, its inspection and its audit history",
-             responses=READ)
+             operation_id="declaration", responses=_answers(answers.DeclarationHistory, READ))
     def declaration(declaration_id: str, who: Caller = Depends(allow("selector", "chief", "auditor"))) -> dict:
         at_site(who, declaration_site(declaration_id), f"declaration {declaration_id}")
         with live.read_lock:
@@ -511,7 +521,8 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
             return {"decision": decision.to_dict(), "inspection": reader.inspection(declaration_id),
                     "history": reader.history(declaration_id)}
 
-    @app.get("/enterprises/{enterprise_id}", summary="An enterprise's standing as the rules see it", responses=READ)
+    @app.get("/enterprises/{enterprise_id}", summary="An enterprise's standing as the rules see it",
+             operation_id="enterprise", responses=_answers(Enterprise, READ))
     def enterprise(enterprise_id: str, who: Caller = Depends(allow("selector", "chief", "auditor"))) -> dict:
         with live.read_lock:
             if not live.reader.integrity.registered(enterprise_id):
@@ -519,7 +530,7 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
             return live.reader.integrity.get(enterprise_id).model_dump(mode="json")
 
     @app.get("/audit/verify", summary="Walk the audit log's hash chain and reconcile the state (auditor)",
-             responses=READ)
+             operation_id="verify", responses=_answers(answers.Verified, READ))
     def verify(who: Caller = Depends(allow("auditor"))) -> dict:
         # its own read-only connection: the writers carry on while the chain is walked
         log = AuditLog(open_database(db, read_only=True))
@@ -533,12 +544,13 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
                 "reason": verdict.reason, "differences": differences,
                 "head": {"seq": head[0], "hash": head[1]} if head else None}
 
-    @app.get("/rules", summary="The published catalogue of inspection matters (no thresholds, no lists)")
+    @app.get("/rules", summary="The published catalogue of inspection matters (no thresholds, no lists)",
+             operation_id="catalogue", responses=_answers(answers.Catalogue, _problems(413)))
     def catalogue() -> dict:
         rules = office.rules
         return {"version": rules.version, "rules": rules.catalogue()}
 
-    @app.get("/health")
+    @app.get("/health", operation_id="health", responses=_answers(answers.Health, _problems(413)))
     def health() -> dict:
         problems = live.health()
         return {"status": "degraded" if any(problems.values()) else "ok", "version": __version__,

@@ -1,0 +1,28 @@
+"""Schemathesis hooks (SCHEMATHESIS_HOOKS=tests.engine.schemathesis_roles): each operation is sent
+with the key of a role allowed to call it, so one stateful run can follow the documented links from
+a decision through every step (one key per run would stop at the first step of another role).
+The per-role runs, without these hooks, check the refusals."""
+
+from __future__ import annotations
+
+import schemathesis
+
+ROLE_KEY = {  # (method, path) -> the key (tests/engine/test_service.py KEYS) of a role allowed to call it
+    ("POST", "/declarations"): "sel",
+    ("POST", "/inspections/{inspection_id}/dispatch"): "chief",
+    ("POST", "/inspections/{inspection_id}/result"): "ins1",
+    ("POST", "/inspections/{inspection_id}/reassign"): "chief",
+    ("POST", "/declarations/{declaration_id}/release"): "rel",
+    ("POST", "/instructions"): "risk",
+    ("GET", "/declarations/{declaration_id}"): "chief",
+    ("GET", "/enterprises/{enterprise_id}"): "chief",
+    ("GET", "/reports/monthly"): "aud",
+    ("GET", "/audit/verify"): "aud",
+}
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    key = ROLE_KEY.get((case.operation.method.upper(), case.operation.path))
+    if key is not None:
+        case.headers = {**(case.headers or {}), "X-API-Key": key}
