@@ -51,8 +51,8 @@ def naive(days: int) -> dict:
     decls = population.declarations(spec, firms, population.read_goods(spec.path(spec.goods.table)))
     goods = decls.goods.to_dict("records")
     env, rng = simpy.Environment(), random.Random(1)
-    inspectors = simpy.Resource(env, spec.inspectors.count)
-    bays = simpy.Resource(env, sum(spec.facilities.values()))
+    inspectors = simpy.Resource(env, spec.sites[0].inspectors.count)
+    bays = simpy.Resource(env, sum(spec.sites[0].facilities.values()))
     policy, counts = spec.policy, {"inspections": 0}
     thresholds = {c: policy.random_threshold(c) for c in population.CREDIT_CLASSES}
 
@@ -87,7 +87,7 @@ def bare(days: int, inspections: int) -> dict:
     spec = scenario.load(ROOT / "scenarios/baseline.yaml", ["horizon.warmup_months=0", f"horizon.days={days}"])
     start = time.perf_counter()
     env, rng = simpy.Environment(), random.Random(1)
-    servers = simpy.Resource(env, spec.inspectors.count)
+    servers = simpy.Resource(env, spec.sites[0].inspectors.count)
     rate, mean = inspections / (24.0 * days), 2.0
 
     def customer():

@@ -170,7 +170,8 @@ def tune_cmd(
     max_mean_wait_hours: Optional[float] = typer.Option(None, "--max-mean-wait-hours"),
     vary: str = typer.Option("policy.random_ratio", "--vary", help="the ratio to tune"),
     ratio_range: str = typer.Option("0:0.2", "--range", help="low:high of the ratio searched"),
-    capacity: Optional[str] = typer.Option(None, "--capacity", help="e.g. inspectors.count=20:60:5"),
+    capacity: Optional[str] = typer.Option(None, "--capacity", help="e.g. inspectors.count=20:60:5, or on any "
+                                           "scenario (several sites too) inspectors.scale=0.8:1.2:0.1"),
     ratio: Optional[float] = typer.Option(None, "--ratio", help="fix the ratio; find the smallest capacity"),
     replications: int = typer.Option(4, "--replications", "-r", min=2),
     tolerance: float = typer.Option(0.0025, "--tolerance", help="ratio precision of the search"),

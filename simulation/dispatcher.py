@@ -30,7 +30,7 @@ def build_roster(scenario: Scenario) -> Roster:
     """Each site's inspectors split over its shifts by share; in each shift a share qualified for each
     type. One site keeps the ids INS-001...; several are prefixed with the site's name."""
     rng = stream_generator(scenario.seed, "roster")
-    sites = scenario.site_list
+    sites = scenario.sites
     people = []
     for site in sites:
         spec, prefix = site.inspectors, (f"{site.name}-" if len(sites) > 1 else "")
@@ -46,10 +46,18 @@ def build_roster(scenario: Scenario) -> Roster:
                 kinds = [t for t in InspectionType if k in qualified.get(t, ())] or [InspectionType.document]
                 people.append(Inspector(id=f"{prefix}INS-{number:03d}", site=site.name, qualifications=set(kinds),
                                         shifts=[Shift.parse(shift.hours, frozenset(shift.weekdays))]))
-    first = sites[0].inspectors  # the dispatch rules are the office's; sites differ in people and facilities
+    first = sites[0].inspectors  # each site's Dispatcher applies its own dispatch settings (site_rules)
     return Roster(per_declaration=first.per_declaration, per_item=first.per_item, weighting=first.weighting,
                   rotation_days=int(first.rotation_days), inspectors=people,
                   facilities={site.name: dict(site.facilities) for site in sites})
+
+
+def site_rules(roster: Roster, scenario: Scenario, site: str) -> Roster:
+    """The roster with this site's dispatch settings (weighting, workload points, rotation): every
+    site honours its own, as the scenario says (the office's template unless the site overrides it)."""
+    spec = next(s.inspectors for s in scenario.sites if s.name == site)
+    return roster.model_copy(update={"per_declaration": spec.per_declaration, "per_item": spec.per_item,
+                                     "weighting": spec.weighting, "rotation_days": int(spec.rotation_days)})
 
 
 class Dispatcher:
@@ -60,9 +68,8 @@ class Dispatcher:
     exactly the engine's workload-weighted choice in O(1) instead of weighing everyone each time.
     """
 
-    def __init__(self, env: simpy.Environment, roster: Roster, scenario: Scenario, rng: random.Random,
-                 site: str, rotation_days: float | None = None):
-        self.env, self.roster, self.rng, self.site = env, roster, rng, site
+    def __init__(self, env: simpy.Environment, roster: Roster, scenario: Scenario, rng: random.Random, site: str):
+        self.env, self.roster, self.rng, self.site = env, site_rules(roster, scenario, site), rng, site
         self.start = dt.datetime.combine(scenario.horizon.start, dt.time())
         self.people = [p for p in roster.inspectors if p.site == site]  # nobody works outside their site
         self.kinds = {p.id: [t for t in InspectionType if t in p.qualifications] for p in self.people}
@@ -74,7 +81,7 @@ class Dispatcher:
         self.queues: dict[InspectionType, deque] = {t: deque() for t in InspectionType}
         self.points: dict[str, float] = {}  # open work: dispatched, not finished
         self.last_visit: dict[tuple[str, int], float] = {}
-        self.rotation_h = (roster.rotation_days if rotation_days is None else rotation_days) * 24
+        self.rotation_h = next(s.inspectors.rotation_days for s in scenario.sites if s.name == site) * 24
         self.shift_change = env.event()
 
     def waiting(self) -> int:

@@ -58,12 +58,11 @@ class OfficeModel:
         self.screening = Screening(scenario, rules, self.decls, backend)
         self.rule_ids = [r.id for r in rules.rules]
         self.roster = build_roster(scenario)
-        self.sites = scenario.site_list
+        self.sites = scenario.sites
         seeds = {name: int(stream_generator(scenario.seed, name).integers(2**63)) for name in
                  ("dispatch", "service", "detection", "release")}
         self.dispatchers = {  # one per site: its own people, facilities and queues
-            site.name: Dispatcher(self.env, self.roster, scenario, random.Random(seeds["dispatch"] + k), site.name,
-                                  site.inspectors.rotation_days)
+            site.name: Dispatcher(self.env, self.roster, scenario, random.Random(seeds["dispatch"] + k), site.name)
             for k, site in enumerate(self.sites)}
         self.service_rng = random.Random(seeds["service"])
         self.detect_rng = random.Random(seeds["detection"])

@@ -91,7 +91,7 @@ class Declarations:
     enterprise: np.ndarray
     goods: pd.DataFrame  # one row per declaration: hs_code, origins, transport, mass, value, quantity, trade_mode
     risk: np.ndarray  # log-odds the goods add to the firm's propensity (simulation.risk), centred per class
-    site: np.ndarray  # index into scenario.site_list: where it is lodged and inspected
+    site: np.ndarray  # index into scenario.sites: where it is lodged and inspected
     u_violation: np.ndarray  # violates when below violation_probability at arrival
     u_random: np.ndarray  # the random channel's draw (compared with ratio x credit multiplier)
     u_instruction: np.ndarray  # the intelligence channel's draw
@@ -167,7 +167,7 @@ def from_log(scenario: Scenario, firms: Enterprises, risk_table: RiskTable | Non
     if len(importers) > len(firms):
         raise InputError(f"{scenario.arrivals.log}: {len(importers)} importers in the horizon; set "
                          f"population.enterprises to at least that")
-    names = [site.name for site in scenario.site_list]
+    names = [site.name for site in scenario.sites]
     if len(names) == 1:
         site = np.zeros(len(log), np.int64)
     else:
@@ -186,7 +186,7 @@ def from_log(scenario: Scenario, firms: Enterprises, risk_table: RiskTable | Non
 
 def sites(scenario: Scenario, n: int) -> np.ndarray:
     """Each declaration's site, drawn by the sites' shares (all 0 with one site: no draw spent)."""
-    shares = np.array([site.share for site in scenario.site_list])
+    shares = np.array([site.share for site in scenario.sites])
     if len(shares) == 1:
         return np.zeros(n, np.int16)
     return stream_generator(scenario.seed, "site").choice(len(shares), size=n, p=shares / shares.sum()).astype(np.int16)

@@ -102,7 +102,7 @@ def _tables(record: Recorder, scenario: Scenario, months: list[str], site: int |
     """Per month, the declaration totals and the capacity figures of one site, or of all (None).
     Busy hours count every inspection, warm-up arrivals included, in the month the work was done."""
     pick = (lambda a: a.sum(axis=1)) if site is None else (lambda a: a[:, site])
-    sites = scenario.site_list if site is None else [scenario.site_list[site]]
+    sites = scenario.sites if site is None else [scenario.sites[site]]
     totals = pd.DataFrame({"declarations": pick(record.declarations), "violations_true": pick(record.violations),
                            "zero_chance": pick(record.zero_chance),
                            **{f"lane_{name}": pick(record.lanes[:, :, k]) for k, name in enumerate(LANES)},

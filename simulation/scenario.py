@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -262,27 +263,17 @@ class Scenario(Strict):
     policy: SelectionPolicy = SelectionPolicy()
     instruction: Instruction = Instruction()
     adaptive: Adaptive | None = None
-    inspectors: Inspectors = Inspectors()
-    facilities: dict[FacilityType, int] = {FacilityType.document_desk: 20, FacilityType.machine_scan: 6,
-                                           FacilityType.physical_bay: 20, FacilityType.laboratory: 2}
-    sites: list[Site] | None = Field(default=None, min_length=1, description="several offices; then each "
-                                     "site's inspectors and facilities are used, not the top-level ones")
+    sites: list[Site] = Field(min_length=1, description="the offices: each with its share of the declarations, "
+                              "its inspectors and its facilities (`normalise` makes them from the file)")
     inspection: Inspection = Inspection()
     feedback: FeedbackPolicy = FeedbackPolicy()
     release: Release = Release()
     base_dir: Path = Field(default=Path("."), exclude=True)
 
-    @property
-    def site_list(self) -> list[Site]:
-        """The sites, or the one site the top-level inspectors and facilities make."""
-        if self.sites:
-            return self.sites
-        return [Site(name=DEFAULT_SITE, share=1.0, inspectors=self.inspectors, facilities=self.facilities)]
-
     @field_validator("sites")
     @classmethod
-    def _distinct_sites(cls, v: list[Site] | None) -> list[Site] | None:
-        names = [site.name for site in v or []]
+    def _distinct_sites(cls, v: list[Site]) -> list[Site]:
+        names = [site.name for site in v]
         if len(set(names)) != len(names):
             raise ValueError(f"site names must differ; got {names}")
         return v
@@ -302,15 +293,59 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     path = Path(path)
     raw = read_raw(path)
     for item in overrides or []:
+        if item.split("=", 1)[0].strip() == "sites":  # as in a variant file: the sites replace the one site
+            raw = _without_one_site(raw, {"sites": None})
         apply_override(raw, item, str(path))
     return validate(raw, str(path), path.parent)
 
 
+def normalise(raw: dict, source: str) -> dict:
+    """One shape for every scenario: `sites`. Without `sites:` the top-level `inspectors` and
+    `facilities` make the one site (PORT). With `sites:`, the top-level `inspectors` is the office's
+    template (shifts, qualifications, dispatch weighting, workload points, rotation) that each site's
+    own settings override; a top-level `inspectors.count` or `facilities` beside `sites` is an error
+    naming the field, never silently unused. `inspectors.scale` multiplies every site's inspector
+    count (at least one each): the capacity axis that works on any scenario."""
+    out = copy.deepcopy(raw)
+    template = out.pop("inspectors", None) or {}
+    facilities = out.pop("facilities", None)
+    if not isinstance(template, dict):
+        raise InputError(f"{source}: field 'inspectors': a section of settings, got {template!r}")
+    scale = template.pop("scale", 1)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < 1e6:
+        raise InputError(f"{source}: field 'inspectors.scale': a positive number, got {scale!r}")
+    if out.get("sites") is None:
+        out["sites"] = [{"name": DEFAULT_SITE, "share": 1.0, "inspectors": template,
+                         **({"facilities": facilities} if facilities is not None else {})}]
+    else:
+        for field, present in (("inspectors.count", "count" in template), ("facilities", facilities is not None)):
+            if present:
+                raise InputError(f"{source}: field '{field}': with sites, each site has its own: set "
+                                 f"sites[NAME].{field}" + (", or scale every site's with inspectors.scale"
+                                                            if field == "inspectors.count" else ""))
+        for site in out["sites"] if isinstance(out["sites"], list) else []:
+            if isinstance(site, dict) and isinstance(site.get("inspectors", {}), dict):
+                site["inspectors"] = merged(template, site.get("inspectors") or {})
+    if scale != 1:
+        for site in out["sites"] if isinstance(out["sites"], list) else []:
+            spec = site.get("inspectors") if isinstance(site, dict) else None
+            if isinstance(spec, dict):
+                count = spec.get("count", Inspectors.model_fields["count"].default)
+                spec["count"] = max(1, round(count * scale)) if isinstance(count, int) else count
+    return out
+
+
 def validate(raw: dict, source: str, base_dir: Path) -> Scenario:
+    one_site = raw.get("sites") is None
+    raw = normalise(raw, source)
     try:
         scenario = Scenario.model_validate({**raw, "base_dir": base_dir})
     except ValidationError as err:
-        raise describe(source, err) from None
+        message = str(describe(source, err))
+        if one_site:  # name the field as the file wrote it
+            message = message.replace("field 'sites[0].inspectors", "field 'inspectors").replace(
+                "field 'sites[0].facilities", "field 'facilities")
+        raise InputError(message) from None
     for name, relative in (("rules", scenario.rules), ("goods.table", scenario.goods.table),
                            ("goods.risk", scenario.goods.risk)):
         if relative is not None and not scenario.path(relative).is_file():
@@ -331,6 +366,10 @@ def set_path(raw: dict, dotted: str, value: Any, where: str = "") -> None:
     """raw['a']['b'] = value for dotted 'a.b', creating sections as needed."""
     keys, node = dotted.split("."), raw
     for key in keys[:-1]:
+        named = re.fullmatch(r"(\w+)\[([^\]]+)\]", key)
+        if named:  # sites[SHA]: the element of a list with that name
+            node = _named(node.get(named.group(1)), named.group(2), f"{where or dotted}: '{named.group(1)}'")
+            continue
         child = node.get(key)
         if child is None:
             child = node[key] = {}
@@ -338,6 +377,14 @@ def set_path(raw: dict, dotted: str, value: Any, where: str = "") -> None:
             raise InputError(f"{where or dotted}: '{key}' is not a section")
         node = child
     node[keys[-1]] = value
+
+
+def _named(items: Any, name: str, where: str) -> dict:
+    found = [x for x in items if isinstance(x, dict) and x.get("name") == name] if isinstance(items, list) else []
+    if not found:
+        names = [x.get("name") for x in items if isinstance(x, dict)] if isinstance(items, list) else []
+        raise InputError(f"{where}: no element named {name!r} (names: {', '.join(map(str, names)) or 'none'})")
+    return found[0]
 
 
 def read_raw(path: str | Path) -> dict:
@@ -350,8 +397,20 @@ def read_raw(path: str | Path) -> dict:
         base_file = path.parent / str(raw.pop("extends"))
         if not base_file.is_file():
             raise InputError(f"{path}: field 'extends': no such file {base_file}")
-        raw = merged(_rebased(read_raw(base_file), base_file.parent, path.parent), raw)
+        raw = merged(_without_one_site(_rebased(read_raw(base_file), base_file.parent, path.parent), raw), raw)
     return raw
+
+
+def _without_one_site(base: dict, top: dict) -> dict:
+    """A variant that lists `sites` replaces its base's one site: the base's inspector count and
+    facilities go (its other inspector settings stay, as the office's template)."""
+    if "sites" not in top:
+        return base
+    out = copy.deepcopy(base)
+    out.pop("facilities", None)
+    if isinstance(out.get("inspectors"), dict):
+        out["inspectors"].pop("count", None)
+    return out
 
 
 # File settings and their defaults, relative to the scenario file that names them (or inherits them).

@@ -57,7 +57,7 @@ class Screening:
         self.instruction = scenario.instruction
         self.instructed_type = INSPECTION_TYPES.index(scenario.inspection.instructed_type)
         self.start = pd.Timestamp(scenario.horizon.start)
-        self.site_names = np.array([site.name for site in scenario.site_list], dtype=object)
+        self.site_names = np.array([site.name for site in scenario.sites], dtype=object)
         self.day = decls.arrival_h / 24.0
         self.batch = BatchRules(rules, self._lodged())
         self.frame, self.firm_fields_used = self.batch.frame, self.batch.firm_fields_used

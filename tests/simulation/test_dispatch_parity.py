@@ -58,7 +58,8 @@ def live_picks(n: int, firms: list[str], rotation_days: int, tmp_path) -> list[s
 
 
 def simulated_picks(n: int, firms: list[str], rotation_days: int) -> list[str | None]:
-    scenario = load(ROOT / "scenarios" / "baseline.yaml", [f"inspectors.rotation_days={rotation_days}"])
+    scenario = load(ROOT / "scenarios" / "baseline.yaml", [f"inspectors.rotation_days={rotation_days}",
+                                                            f"sites=[{{name: {SITE}, share: 1}}]"])
     env = simpy.Environment()
     dispatcher = Dispatcher(env, roster(rotation_days), scenario, random.Random(3), SITE)
     dispatcher.set_on_post(9.0)

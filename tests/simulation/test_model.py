@@ -233,3 +233,12 @@ def test_every_declaration_has_one_lane_and_the_inspected_are_yellow_or_red():
     assert (lanes.sum(axis=1) == monthly["declarations"]).all()
     assert (monthly["lane_yellow"] + monthly["lane_red"] == monthly["inspections"]).all()
     assert monthly["lane_blue"].sum() > 0 and monthly["lane_red"].sum() > monthly["lane_yellow"].sum()
+
+
+def test_capacity_tuned_on_the_national_scenario_changes_its_utilization():
+    """Scaling every site's inspectors is the capacity axis that works on a multi-site scenario
+    (`inspectors.count` there was silently unused, so halving capacity changed nothing)."""
+    small = ("horizon.warmup_months=0", "horizon.days=14", "arrivals.per_day=3000", "population.enterprises=8000")
+    full = run(load("national.yaml", *small, "inspectors.scale=0.1"), seed=3).summary
+    half = run(load("national.yaml", *small, "inspectors.scale=0.05"), seed=3).summary
+    assert half["inspector_utilization"] > 1.5 * full["inspector_utilization"]

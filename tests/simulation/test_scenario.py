@@ -20,7 +20,7 @@ runner = CliRunner()
 
 def test_baseline_loads_and_overrides_apply():
     spec = scenario.load(BASELINE, ["policy.random_ratio=0.05", "inspectors.count=40", "horizon.months=2"])
-    assert spec.policy.random_ratio == 0.05 and spec.inspectors.count == 40
+    assert spec.policy.random_ratio == 0.05 and spec.sites[0].inspectors.count == 40
     assert spec.horizon.measured_start == dt.date(2028, 1, 1) and spec.horizon.n_days == 731 + 59  # 2 warm-up years
     assert spec.digest() != scenario.load(BASELINE).digest()
 
@@ -108,8 +108,60 @@ def test_a_scenario_can_extend_another(tmp_path):
     adaptive = scenario.load(ROOT / "scenarios" / "adaptive.yaml")
     baseline = scenario.load(BASELINE)
     assert adaptive.adaptive is not None and adaptive.adaptive.end_share == 0.80
-    assert adaptive.inspectors == baseline.inspectors and adaptive.policy == baseline.policy
+    assert adaptive.sites == baseline.sites and adaptive.policy == baseline.policy
     variant = tmp_path / "variant.yaml"
     variant.write_text("extends: nowhere.yaml\nname: v\n")
     with pytest.raises(InputError, match="field 'extends': no such file"):
         scenario.load(variant)
+
+
+# ---------------------------------------------------------------- one shape: sites
+
+NATIONAL = ROOT / "scenarios" / "national.yaml"
+TWO_SITES = "sites=[{name: A, share: 1, inspectors: {count: 10}}, {name: B, share: 1, inspectors: {count: 20}}]"
+
+
+@pytest.mark.parametrize("override, field", [("inspectors.count=5", "inspectors.count"),
+                                             ("facilities.physical_bay=1", "facilities")])
+def test_a_setting_a_multi_site_scenario_cannot_use_is_an_error_not_a_no_op(override, field):
+    """They were silently ignored: capacity tuned on national.yaml changed nothing."""
+    with pytest.raises(InputError, match=f"field '{field}': with sites, each site has its own"):
+        scenario.load(NATIONAL, [override])
+    with pytest.raises(InputError, match=f"field '{field}'"):
+        scenario.load(BASELINE, [TWO_SITES, override])
+
+
+def test_every_site_is_addressed_by_name_or_scaled_together():
+    national = scenario.load(NATIONAL)
+    counts = {s.name: s.inspectors.count for s in national.sites}
+    named = scenario.load(NATIONAL, ["sites[SHA].inspectors.count=7"])
+    assert {s.name: s.inspectors.count for s in named.sites} == counts | {"SHA": 7}
+    halved = scenario.load(NATIONAL, ["inspectors.scale=0.5"])
+    assert {s.name: s.inspectors.count for s in halved.sites} == {k: max(1, round(v * 0.5)) for k, v in counts.items()}
+    with pytest.raises(InputError, match="no element named 'XXX'"):
+        scenario.load(NATIONAL, ["sites[XXX].inspectors.count=7"])
+    one = scenario.load(BASELINE, ["inspectors.count=40"])  # one site: the top-level fields are it
+    assert [(s.name, s.inspectors.count) for s in one.sites] == [("PORT", 40)]
+
+
+def test_sites_inherit_the_offices_inspector_settings_and_may_override_them():
+    spec = scenario.load(BASELINE, ["inspectors.weighting=uniform", "inspectors.per_item=2",
+                                    "sites=[{name: A, share: 1}, {name: B, share: 1, inspectors: {weighting: workload}}]"])
+    a, b = spec.sites
+    assert (a.inspectors.weighting, b.inspectors.weighting) == ("uniform", "workload")
+    assert a.inspectors.per_item == b.inspectors.per_item == 2
+    assert a.inspectors.shifts == b.inspectors.shifts == scenario.load(BASELINE).sites[0].inspectors.shifts
+
+
+def test_each_sites_dispatcher_honours_its_own_weighting():
+    import random
+
+    import simpy
+
+    from simulation.dispatcher import Dispatcher, build_roster
+    spec = scenario.load(BASELINE, ["sites=[{name: A, share: 1, inspectors: {weighting: uniform, per_declaration: 3}},"
+                                    " {name: B, share: 1, inspectors: {weighting: workload, rotation_days: 2}}]"])
+    roster, env = build_roster(spec), simpy.Environment()
+    a, b = (Dispatcher(env, roster, spec, random.Random(1), name) for name in ("A", "B"))
+    assert (a.roster.weighting, a.roster.per_declaration) == ("uniform", 3)
+    assert (b.roster.weighting, b.rotation_h) == ("workload", 48)
