@@ -30,7 +30,8 @@ from engine.integrity import FeedbackPolicy
 from engine.randomness import stream_generator
 from engine.report import proportion, wilson
 from engine.rules import RuleSet
-from engine.selection import CREDIT_CLASSES, Pacers, PolicyTable, SelectionPolicy, choose
+from engine.selection import (CREDIT_CLASSES, INSPECTION_TYPES, LANES, NOT_INSPECTED, Pacers, PolicyTable,
+                              SelectionPolicy, choose, lanes)
 from engine.declarations import CreditClass
 
 CHANNELS = ("random", "targeted", "credit")
@@ -80,7 +81,8 @@ def decide(log: pd.DataFrame, rules: RuleSet, policy: SelectionPolicy, seed: int
         u_rules[:, k] = stream_generator(seed, "rule_sampling", k).random(n)
     day = (log["declared_at"].dt.normalize() - pd.Timestamp(first)).dt.days.to_numpy()
     out = {"random": np.zeros(n, bool), "targeted": np.zeros(n, bool), "credit": np.zeros(n, bool),
-           "score": np.zeros(n), "hits": np.zeros((n, len(rules.rules)), bool)}
+           "score": np.zeros(n), "hits": np.zeros((n, len(rules.rules)), bool),
+           "inspection": np.full(n, NOT_INSPECTED, np.int8), "lane": np.zeros(n, np.int8)}
     pacers, offices = Pacers(), log["customs_office"].to_numpy()
     logged = log["inspected"].to_numpy(bool) & log["violation"].notna().to_numpy()
     violated = log["violation"].fillna(False).to_numpy(bool)
@@ -93,6 +95,7 @@ def decide(log: pd.DataFrame, rules: RuleSet, policy: SelectionPolicy, seed: int
         c = choose(table, credit, hits, u["random"][lo:hi], u_rules[lo:hi], u["credit"][lo:hi], pace)
         out["random"][lo:hi], out["targeted"][lo:hi], out["credit"][lo:hi] = c.random_hit, c.targeted, c.credit_only
         out["score"][lo:hi], out["hits"][lo:hi] = c.score, hits
+        out["inspection"][lo:hi], out["lane"][lo:hi] = c.inspection, lanes(c.inspection, c.score, credit)
         standing.count_declarations(codes)
         for k in lo + np.flatnonzero(logged[lo:hi]):  # the day's outcomes, after the day's decisions
             standing.record(int(firms[k]), bool(violated[k]), float(day[k]))
@@ -163,5 +166,6 @@ def report_rows(log: pd.DataFrame, decided: dict[str, np.ndarray], rules: RuleSe
         selected = channel != "none"
         fired = [ids[j] for j in np.flatnonzero(decided["hits"][k])]
         outcome = None if not selected or pd.isna(violation[k]) else ("problem" if violation[k] else "normal")
+        kind = INSPECTION_TYPES[decided["inspection"][k]].value if selected else None
         yield (months[k], {"selected": selected, "channel": channel, "rules": fired,
-                           "lane": "red" if selected else "green"}, "physical" if selected else None, outcome)
+                           "lane": LANES[decided["lane"][k]]}, kind, outcome)

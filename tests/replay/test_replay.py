@@ -266,3 +266,18 @@ def test_past_results_build_the_standing_through_the_feedback_policy(tmp_path):
     office.store.close()
     verified = CliRunner().invoke(app, ["audit", "verify", str(db)])
     assert verified.exit_code == 0, verified.output
+
+
+def test_replayed_decisions_carry_the_engines_lanes(kcs):
+    """Lanes come from the engine's one definition: yellow for a document check, red for scan or
+    physical, green when released (the replay wrote red for every selection)."""
+    from engine.integrity import FeedbackPolicy
+    from replay.evaluate import decide, report_rows
+    _, log = kcs
+    rules = RuleSet.load(ROOT / "scenarios" / "rules" / "baseline.yaml")
+    decided = decide(log, rules, SelectionPolicy(random_ratio=0.05, random_inspection="document"), 1, FeedbackPolicy())
+    rows = list(report_rows(log, decided, rules))
+    expected = {None: "green", "document": "yellow", "scan": "red", "physical": "red"}
+    assert all(decision["lane"] == expected[kind] for _, decision, kind, _ in rows if decision["lane"] != "blue")
+    lanes = {decision["lane"] for _, decision, _, _ in rows}
+    assert {"green", "yellow", "red"} <= lanes
