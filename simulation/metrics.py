@@ -217,7 +217,7 @@ def monthly(events: pd.DataFrame, totals: pd.DataFrame, capacity: pd.DataFrame) 
 def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -> dict:
     channel = ev["channel"]
     random_mask = channel.isin(RANDOM_CHANNELS)
-    targeted_mask, instructed_mask, credit_mask = channel == "targeted", channel == "instruction", channel == "credit"
+    targeted_mask, instructed_mask, credit_mask = channel == "targeted", channel == "instructed", channel == "credit"
     finished = ev["done_h"].notna()
     found = ev["detected"]
     n_random, n_targeted, n_instructed = int(random_mask.sum()), int(targeted_mask.sum()), int(instructed_mask.sum())
@@ -289,7 +289,7 @@ def dispatch_shares(channel: pd.Series) -> tuple[float, float]:
     """Of all inspections: the computer's selections (rules, random draw and credit floor: all but the
     officers' orders, China's "55%"), and the pure random channel's."""
     n = len(channel)
-    return _ratio(int((channel != "instruction").sum()), n), _ratio(int(channel.isin(RANDOM_CHANNELS).sum()), n)
+    return _ratio(int((channel != "instructed").sum()), n), _ratio(int(channel.isin(RANDOM_CHANNELS).sum()), n)
 
 
 def population(totals: Mapping) -> dict[str, int]:

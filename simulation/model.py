@@ -118,7 +118,7 @@ class OfficeModel:
     def _case(self, batch: Batch, k: int) -> Case:
         i = batch.lo + k
         chosen_by = channel(batch.random_hit[k], batch.targeted[k], batch.credit_only[k])
-        chosen_by = "instruction" if chosen_by == "none" else chosen_by  # the officers' order
+        chosen_by = "instructed" if chosen_by == "none" else chosen_by  # the officers' order
         firm = int(self.decls.enterprise[i])
         return Case(i, float(self.decls.arrival_h[i]), self.sites[self.decls.site[i]].name, firm,
                     CREDIT_CLASSES[batch.credit[k]].value,

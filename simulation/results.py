@@ -31,7 +31,7 @@ EVENT_COLUMNS = {
     "month": "calendar month of arrival, YYYY-MM",
     "enterprise": "enterprise number",
     "credit_class": "the enterprise's credit class when decided",
-    "channel": "random | targeted | both | credit (the class's floor alone) | instruction",
+    "channel": "random | targeted | both | credit (the class's floor alone) | instructed (a risk officer's order)",
     "rules": "rules that matched, ';'-separated",
     "inspection_type": "document | scan | physical",
     "violating": "ground truth: the declaration violates",
