@@ -42,7 +42,7 @@ def naive(days: int) -> dict:
     from engine.rules import RuleSet
     from simulation import population, scenario
     from simulation.model import draw_time
-    from simulation.standing import CREDIT_NAMES
+    from engine.standing import CREDIT_NAMES
 
     spec = scenario.load(ROOT / "scenarios/baseline.yaml", ["horizon.warmup_months=0", f"horizon.days={days}"])
     start = time.perf_counter()

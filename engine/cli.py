@@ -497,7 +497,7 @@ def integrity_import_results(db: DbUrl, folder: Path = typer.Argument(..., metav
     """Apply a log's past inspection results in time order through the feedback policy, so the
     enterprises' standing is what it would have been (unknown enterprises are registered)."""
     need("sim", "pandas", "pyarrow")
-    from replay.log import read
+    from engine.imported import read
     office = _office(db)
 
     def apply():

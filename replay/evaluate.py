@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from engine.batch import BatchRules
+from engine.standing import Standing
 from engine.integrity import FeedbackPolicy
 from engine.randomness import stream_generator
 from engine.report import proportion, wilson
@@ -65,12 +66,9 @@ def decide(log: pd.DataFrame, rules: RuleSet, policy: SelectionPolicy, seed: int
     n = len(log)
     firms, firm_ids = pd.factorize(log["enterprise_id"])
     general = CREDIT_CLASSES.index(CreditClass.general)
-    from simulation.population import Enterprises  # the batch integrity standing, updated by FeedbackPolicy.step
-    from simulation.standing import Standing
     first = log["declared_at"].iloc[0].date() if n else dt.date.today()
     m = len(firm_ids)  # every importer starts general, with no record: the log is all we know of them
-    standing = Standing(Enterprises(np.full(m, general, np.int8), np.zeros(m), np.zeros(m), np.zeros(m, np.int64)),
-                        feedback, first)
+    standing = Standing(np.full(m, general, np.int8), np.zeros(m, np.int64), feedback, first)
     batch = BatchRules(rules, {name: (lambda name=name: log[name]) for name in log.columns} | {
         "declared_date": lambda: log["declared_at"].dt.strftime("%Y-%m-%d"),
         "items": lambda: np.ones(n, np.int64)})

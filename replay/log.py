@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 
 from engine.declarations import COUNTRY_PATTERN, HS_PATTERN, ID_PATTERN
 from engine.errors import InputError
+from engine.imported import DECLARATIONS, read  # noqa: F401 - read: the replay's callers use logs.read
 from replay.mapping import DECLARATION_FIELDS, NUMBERS, OUTCOMES, Mapping, convert
 
-DECLARATIONS = "declarations.parquet"
 REPORT = "import_report.json"
 REFUSED = "refused.csv"
 TRADE_MODES = {"general", "processing", "bonded", "ecommerce", "other"}
@@ -171,11 +171,3 @@ def summaries(path: Path) -> dict[str, dict]:
             entry["share_true"] = float(values.dropna().astype(bool).mean())
         out[name] = entry
     return out
-
-
-def read(folder: str | Path) -> pd.DataFrame:
-    """An imported log, in time order (ties by id)."""
-    path = Path(folder) / DECLARATIONS
-    if not path.is_file():
-        raise InputError(f"{folder}: no imported log here (run `doublerandom import` first)")
-    return pd.read_parquet(path).sort_values(["declared_at", "id"], kind="stable").reset_index(drop=True)

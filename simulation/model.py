@@ -39,7 +39,7 @@ from simulation.results import Results, build_results
 from simulation.scenario import Scenario, ServiceTime
 from simulation.dispatcher import Dispatcher, build_roster
 from simulation.screening import INSPECTION_TYPES, Batch, Screening
-from simulation.standing import Standing
+from engine.standing import Standing
 
 Progress = Callable[[int, int], None]
 
@@ -53,7 +53,7 @@ class OfficeModel:
         risk = RiskTable.read(scenario.path(scenario.goods.risk)) if scenario.goods.risk else None
         self.decls = population.declarations(scenario, self.firms, population.read_goods(scenario.path(scenario.goods.table)),
                                              risk)
-        self.standing = Standing(self.firms, scenario.feedback, scenario.horizon.start)
+        self.standing = Standing(self.firms.credit, self.firms.history, scenario.feedback, scenario.horizon.start)
         self.propensity = self.firms.propensity.copy()
         self.screening = Screening(scenario, rules, self.decls, backend)
         self.rule_ids = [r.id for r in rules.rules]

@@ -18,10 +18,10 @@ from engine.declarations import CreditClass
 from engine.errors import InputError
 from engine.randomness import stream_generator
 from engine.selection import CREDIT_CLASSES  # integer codes index into it (the engine's one list)
+from engine.standing import DISHONEST
 from simulation.risk import RiskTable, centred_shift, expit, logit
 from simulation.scenario import Scenario
 
-DISHONEST = CREDIT_CLASSES.index(CreditClass.dishonest)
 CERTIFIED = [CREDIT_CLASSES.index(CreditClass.advanced_certified), CREDIT_CLASSES.index(CreditClass.general_certified)]
 
 
@@ -150,7 +150,7 @@ def from_log(scenario: Scenario, firms: Enterprises, risk_table: RiskTable | Non
     times (a log of dates only gets an hour from the scenario's hourly profile and a uniform minute),
     its importers as the enterprises (in order of first appearance), its goods, and its outcomes
     where it logged them; declarations it never inspected violate by the fitted risk model."""
-    from replay.log import read  # the one reader of an imported log
+    from engine.imported import read  # the one reader of an imported log
     seed, start = scenario.seed, pd.Timestamp(scenario.horizon.start)
     log = read(scenario.path(scenario.arrivals.log))
     log = log[(log["declared_at"] >= start) & (log["declared_at"] < start + pd.Timedelta(days=scenario.horizon.n_days))]

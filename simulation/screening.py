@@ -21,7 +21,7 @@ from engine.rules import RuleSet
 from engine.selection import INSPECTION_TYPES, Pacers, PolicyTable, SelectionPolicy, choose, lanes
 from simulation.population import Declarations
 from simulation.scenario import Scenario
-from simulation.standing import Standing
+from engine.standing import Standing
 
 
 @dataclass

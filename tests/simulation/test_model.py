@@ -170,11 +170,11 @@ def test_the_simulation_reads_every_enterprise_field_the_engine_defines():
     """One field registry: the simulation's standing supplies exactly the engine's enterprise fields,
     and its frame holds every declaration field a rule may read, computed the engine's way."""
     from engine.declarations import DERIVED, ENTERPRISE_FIELDS, RULE_FIELDS
-    from simulation.standing import Standing
+    from engine.standing import Standing
     from simulation import population
     spec = load("baseline.yaml", NO_WARMUP, "horizon.days=2", "population.enterprises=50")
     firms = population.enterprises(spec)
-    standing = Standing(firms, spec.feedback, spec.horizon.start)
+    standing = Standing(firms.credit, firms.history, spec.feedback, spec.horizon.start)
     assert sorted(standing.fields(np.array([0, 1]), np.array([0.0, 1.0]))) == sorted(ENTERPRISE_FIELDS)
     from engine.rules import RuleSet
     from simulation.screening import Screening

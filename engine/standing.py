@@ -1,7 +1,8 @@
-"""Enterprises' integrity standing during a run, kept in arrays so the rules can read a whole batch
-at once, and updated by the engine's own FeedbackPolicy after every inspection result.
+"""Enterprises' integrity standing over a batch of declarations (a simulated run, a replayed log),
+kept in arrays so the rules can read a whole batch at once, and updated by the engine's own
+FeedbackPolicy after every inspection result: the batch speed of `engine.integrity`.
 
-Dates are day numbers since the horizon start (floats); a high-risk flag without expiry is +inf.
+Dates are day numbers since the start (floats); a high-risk flag without expiry is +inf.
 """
 
 from __future__ import annotations
@@ -10,20 +11,23 @@ import datetime as dt
 
 import numpy as np
 
+from engine.declarations import CreditClass
 from engine.integrity import FeedbackPolicy
-from simulation.population import CREDIT_CLASSES, DISHONEST, Enterprises
+from engine.selection import CREDIT_CLASSES
 
 CREDIT_NAMES = np.array([c.value for c in CREDIT_CLASSES], dtype=object)
+DISHONEST = CREDIT_CLASSES.index(CreditClass.dishonest)
 NO_FLAG = -np.inf
 
 
 class Standing:
-    def __init__(self, firms: Enterprises, policy: FeedbackPolicy, start: dt.date):
-        n = len(firms)
+    def __init__(self, credit: np.ndarray, history: np.ndarray, policy: FeedbackPolicy, start: dt.date):
+        """`credit`: each firm's class code (into CREDIT_CLASSES); `history`: declarations lodged before."""
+        n = len(credit)
         self.policy, self.start = policy, start
-        self.credit = firms.credit.copy()
+        self.credit = np.asarray(credit).copy()
         self.flag_until = np.full(n, NO_FLAG)  # day number the high-risk flag lasts to (inclusive)
-        self.declarations = firms.history.astype(np.int64)
+        self.declarations = np.asarray(history).astype(np.int64)
         self.inspections = np.zeros(n, np.int64)
         self.problems = np.zeros(n, np.int64)
         self.clean_streak = np.zeros(n, np.int64)
