@@ -35,17 +35,37 @@ def rules_of_size(k: int) -> RuleSet:
     base = RuleSet.load(ROOT / "scenarios/rules/baseline.yaml")
     if k <= len(base.rules):
         return RuleSet(base.rules[:k], base.version)
-    extra = RuleSet.from_dict({"version": "bench", "rules": [
-        {"id": f"X{i:03d}", "description": "generated", "inspection": "document",
-         "when": {"all": [{"field": "hs_chapter", "eq": f"{(i % 97) + 1:02d}"},
-                          {"field": "declared_value", "gt": 1000 * (i % 7)}]}} for i in range(k - len(base.rules))]})
+    extra = RuleSet.from_dict(
+        {
+            "version": "bench",
+            "rules": [
+                {
+                    "id": f"X{i:03d}",
+                    "description": "generated",
+                    "inspection": "document",
+                    "when": {
+                        "all": [
+                            {"field": "hs_chapter", "eq": f"{(i % 97) + 1:02d}"},
+                            {"field": "declared_value", "gt": 1000 * (i % 7)},
+                        ]
+                    },
+                }
+                for i in range(k - len(base.rules))
+            ],
+        }
+    )
     return RuleSet(base.rules + extra.rules, "bench")
 
 
 def raw_durable_rate(rules: RuleSet, facts: list[dict]) -> float:
     host = _SyncHost()
-    defs = {r.id: {"all": [{"m": {"$and": [{"$ex": {"_decl": 1}}, conditions.to_durable(r.condition)]}}],
-                   "run": lambda c: None} for r in rules.rules}
+    defs = {
+        r.id: {
+            "all": [{"m": {"$and": [{"$ex": {"_decl": 1}}, conditions.to_durable(r.condition)]}}],
+            "run": lambda c: None,
+        }
+        for r in rules.rules
+    }
     defs["$all"] = {"all": [{"m": {"$ex": {"_decl": 1}}}], "run": lambda c: None}
     host.register_rulesets({"raw": defs})
     start = time.perf_counter()
@@ -69,20 +89,26 @@ def main(n: int) -> None:
     fields = [rule_fields(d, firm) for d in decls]
     frame = pd.DataFrame(fields)
     print(f"{n:,} declarations, one core; decisions per second")
-    print(f"{'rules':>5} {'raw durable':>12} {'evaluate':>10} {'decide':>10} {'decide/raw':>10} {'python':>10} {'mask':>12}")
+    print(
+        f"{'rules':>5} {'raw durable':>12} {'evaluate':>10} {'decide':>10} {'decide/raw':>10} "
+        f"{'python':>10} {'mask':>12}"
+    )
     for k in (1, 20, 100):
         rules = rules_of_size(k)
         used = set().union(*(conditions.fields_used(r.condition) for r in rules.rules))  # as the engine does
         facts = [{conditions.fact_key(f): rec[f] for f in used} | {"_decl": 1} for rec in fields]
         raw = raw_durable_rate(rules, facts)
-        evaluate = rate(lambda d: rules.evaluate(d, firm), decls)
+        evaluate = rate(lambda d: rules.evaluate(d, firm), decls)  # noqa: B023 - measured here, in this pass
         selector = Selector(rules, SelectionPolicy(random_ratio=0.03), SeededDraws(1))
-        decide = rate(lambda d: selector.decide(d, firm), decls)
+        decide = rate(lambda d: selector.decide(d, firm), decls)  # noqa: B023 - measured here, in this pass
         python = rate(rules.evaluate_python, fields)
         start = time.perf_counter()
         rules.masks(frame)
         mask = n / (time.perf_counter() - start)
-        print(f"{k:>5} {raw:>12,.0f} {evaluate:>10,.0f} {decide:>10,.0f} {decide / raw:>10.2f} {python:>10,.0f} {mask:>12,.0f}")
+        print(
+            f"{k:>5} {raw:>12,.0f} {evaluate:>10,.0f} {decide:>10,.0f} {decide / raw:>10.2f} "
+            f"{python:>10,.0f} {mask:>12,.0f}"
+        )
 
 
 if __name__ == "__main__":

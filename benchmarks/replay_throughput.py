@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def make(rows: int, path: Path) -> dict:
     import numpy as np
     import pandas as pd
+
     start = time.perf_counter()
     seed = pd.read_csv(ROOT / "tests/data/kcs_test_head.csv", dtype=str, keep_default_na=False)
     rng = np.random.default_rng(1)
@@ -42,6 +43,7 @@ def make(rows: int, path: Path) -> dict:
 
 def read(path: Path) -> dict:
     import pandas as pd
+
     start = time.perf_counter()
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     return {"rows": len(frame), "seconds": time.perf_counter() - start}
@@ -50,6 +52,7 @@ def read(path: Path) -> dict:
 def import_(path: Path, out: Path) -> dict:
     from replay.log import import_log
     from replay.mapping import Mapping
+
     start = time.perf_counter()
     report = import_log([path], Mapping.load(ROOT / "scenarios/mappings/kcs.yaml"), out)
     return {"rows": report.rows_kept, "seconds": time.perf_counter() - start}
@@ -60,9 +63,14 @@ def evaluate(out: Path) -> dict:
     from engine.selection import SelectionPolicy
     from replay import log as logs
     from replay.evaluate import evaluate as run
+
     start = time.perf_counter()
-    result = run(logs.read(out), RuleSet.load(ROOT / "scenarios/rules/kcs_derived.yaml"),
-                 SelectionPolicy(random_ratio=0.03), budget=0.084)
+    result = run(
+        logs.read(out),
+        RuleSet.load(ROOT / "scenarios/rules/kcs_derived.yaml"),
+        SelectionPolicy(random_ratio=0.03),
+        budget=0.084,
+    )
     return {"rows": result.rows, "seconds": time.perf_counter() - start}
 
 
@@ -90,11 +98,20 @@ def main(rows: int) -> None:
         imported = measured(import_, path, out)
         evaluated = measured(evaluate, out)
     print(f"{rows:,} rows ({size:.0f} MB of CSV), each step in its own process, one core:")
-    for name, f in (("pandas read_csv (reference)", reference), ("import", imported), ("evaluate", evaluated)):
-        print(f"  {name:28s} {f['seconds']:7.1f} s  {rows / f['seconds']:10,.0f} rows/s  peak {f['peak_mb']:7.0f} MB")
+    for name, f in (
+        ("pandas read_csv (reference)", reference),
+        ("import", imported),
+        ("evaluate", evaluated),
+    ):
+        print(
+            f"  {name:28s} {f['seconds']:7.1f} s  {rows / f['seconds']:10,.0f} rows/s  peak "
+            f"{f['peak_mb']:7.0f} MB"
+        )
     total = imported["seconds"] + evaluated["seconds"]
-    print(f"  import + evaluate: {total:.1f} s, {total / reference['seconds']:.1f}x the bare read "
-          f"(aim for 1,000,000 rows: under 60 s)")
+    print(
+        f"  import + evaluate: {total:.1f} s, {total / reference['seconds']:.1f}x the bare read "
+        f"(aim for 1,000,000 rows: under 60 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Load on the HTTP service over loopback: decisions per second and latency at a few concurrency levels.
 
 Starts `doublerandom serve` (one uvicorn process) on a temporary database with the baseline rules and
-the demo roster, then posts fresh declarations over N concurrent connections (one asyncio client process), bounded in count and
+the demo roster, then posts fresh declarations over N concurrent connections (one asyncio client process),
+bounded in count and
 time per level. Every decision is durably committed (SQLite WAL, synchronous=FULL) before it is answered.
 Decisions arriving together share one commit (group commit), so one fsync makes several durable.
 The reference, measured in the same run on the same disk: single-row SQLite transactions with the
@@ -23,12 +24,12 @@ import argparse
 import asyncio
 import json
 import os
-import uuid
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -44,10 +45,25 @@ def setup(folder: Path, db: str | None = None) -> tuple[list[str], str]:
     key.write_text("cd" * 32)
     keys = folder / "keys.yaml"
     from engine.service import key_digest
-    keys.write_text(json.dumps({"keys": [{"name": "loader", "role": "selector", "key_sha256": key_digest("load-key")}]}))
-    args = ["--rules", str(ROOT / "scenarios/rules/baseline.yaml"), "--db", db or str(folder / "load.db"),
-            "--key-file", str(key), "--api-keys", str(keys), "--roster", str(ROOT / "scenarios/roster.yaml"),
-            "--enterprises", str(ROOT / "scenarios/declarations/enterprises.csv"), *EXTRA]
+
+    keys.write_text(
+        json.dumps({"keys": [{"name": "loader", "role": "selector", "key_sha256": key_digest("load-key")}]})
+    )
+    args = [
+        "--rules",
+        str(ROOT / "scenarios/rules/baseline.yaml"),
+        "--db",
+        db or str(folder / "load.db"),
+        "--key-file",
+        str(key),
+        "--api-keys",
+        str(keys),
+        "--roster",
+        str(ROOT / "scenarios/roster.yaml"),
+        "--enterprises",
+        str(ROOT / "scenarios/declarations/enterprises.csv"),
+        *EXTRA,
+    ]
     return args, "load-key"
 
 
@@ -58,15 +74,26 @@ def free_port() -> int:
 
 
 def declarations() -> list[dict]:
-    return [json.loads(line) for line in (ROOT / "scenarios/declarations/sample.jsonl").read_text().splitlines()]
+    return [
+        json.loads(line) for line in (ROOT / "scenarios/declarations/sample.jsonl").read_text().splitlines()
+    ]
 
 
-def level(url: str | list[str], key: str, pool: list[dict], clients: int, total: int, offset: int,
-          health: bool = False) -> dict:
+def level(
+    url: str | list[str],
+    key: str,
+    pool: list[dict],
+    clients: int,
+    total: int,
+    offset: int,
+    health: bool = False,
+) -> dict:
     """`clients` concurrent connections from one asyncio client process (cheaper than threads),
     spread over the instances at `url`; `health` posts nothing and asks GET /health instead: the
     HTTP stack's own ceiling here."""
-    return asyncio.run(_level([url] if isinstance(url, str) else url, key, pool, clients, total, offset, health))
+    return asyncio.run(
+        _level([url] if isinstance(url, str) else url, key, pool, clients, total, offset, health)
+    )
 
 
 async def _level(urls, key, pool, clients, total, offset, health) -> dict:
@@ -95,7 +122,9 @@ async def _level(urls, key, pool, clients, total, offset, health) -> dict:
             errors += not ok
 
     start = time.perf_counter()
-    https = [httpx.AsyncClient(base_url=u, headers={"X-API-Key": key}, timeout=30, limits=limits) for u in urls]
+    https = [
+        httpx.AsyncClient(base_url=u, headers={"X-API-Key": key}, timeout=30, limits=limits) for u in urls
+    ]
     try:
         await asyncio.gather(*(worker(https[k % len(https)], k) for k in range(clients)))
     finally:
@@ -105,13 +134,20 @@ async def _level(urls, key, pool, clients, total, offset, health) -> dict:
     ms = np.array(latencies) * 1000
     if errors_seen:
         print("  errors:", "; ".join(sorted(errors_seen)[:3]), file=sys.stderr)
-    return {"clients": clients, "requests": len(ms), "per_s": len(ms) / wall, "p50": np.percentile(ms, 50),
-            "p99": np.percentile(ms, 99), "errors": errors}
+    return {
+        "clients": clients,
+        "requests": len(ms),
+        "per_s": len(ms) / wall,
+        "p50": np.percentile(ms, 50),
+        "p99": np.percentile(ms, 99),
+        "errors": errors,
+    }
 
 
 def fsync_reference(folder: Path, seconds: float = 3.0) -> float:
     """Commits per second of one-row transactions (WAL, synchronous=FULL) on this disk."""
     from engine import database
+
     db = database.open_database(folder / "reference.db")
     db.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
     n, start = 0, time.perf_counter()
@@ -153,16 +189,25 @@ def main(total: int, levels: list[int]) -> None:
             print(f"reference: {reference:,.0f} one-row commits/s (WAL, synchronous=FULL) on this disk")
             for clients in (1, 8):
                 ceiling = level(url, key, pool, clients, total, 0, health=True)
-                print(f"reference: GET /health (no database, no rules) at {clients} clients: "
-                      f"{ceiling['per_s']:,.0f} requests/s, p99 {ceiling['p99']:.1f} ms: the HTTP stack's ceiling")
+                print(
+                    f"reference: GET /health (no database, no rules) at {clients} clients: "
+                    f"{ceiling['per_s']:,.0f} requests/s, p99 {ceiling['p99']:.1f} ms: the HTTP stack's "
+                    f"ceiling"
+                )
             print(f"POST /declarations on loopback, one server process, {total} requests per level")
-            print(f"{'clients':>7} {'requests':>9} {'decisions/s':>12} {'x ref':>6} {'p50 ms':>8} {'p99 ms':>8} "
-                  f"{'errors':>7}")
+            print(
+                f"{'clients':>7} {'requests':>9} {'decisions/s':>12} {'x ref':>6} {'p50 ms':>8} "
+                f"{'p99 ms':>8} "
+                f"{'errors':>7}"
+            )
             for clients in levels:
                 r = level(url, key, pool, clients, total, offset)
                 offset += total
-                print(f"{r['clients']:>7} {r['requests']:>9} {r['per_s']:>12,.0f} {r['per_s'] / reference:>6.2f} "
-                      f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}")
+                print(
+                    f"{r['clients']:>7} {r['requests']:>9} {r['per_s']:>12,.0f} "
+                    f"{r['per_s'] / reference:>6.2f} "
+                    f"{r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>7}"
+                )
         finally:
             stop([server])
 
@@ -179,13 +224,15 @@ def cpu_seconds(pids: list[int]) -> float:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        comm, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        comm, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
         if int(entry.name) in pids or comm == "postgres":
             total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 
-def run_one(tmp: Path, backend: str, n: int, total: int, clients: int, postgres: str, pool: list[dict]) -> dict:
+def run_one(
+    tmp: Path, backend: str, n: int, total: int, clients: int, postgres: str, pool: list[dict]
+) -> dict:
     """One configuration on a new SQLite file or PostgreSQL schema: its rate, latencies and CPU."""
     import psycopg
 
@@ -221,29 +268,44 @@ def compare(total: int, clients: int, postgres: str, instances: list[int], repea
     range, and each round's ratio to that round's SQLite."""
     pool = declarations()
     configs = [("sqlite", 1), *(("postgresql", n) for n in instances)]
-    print(f"POST /declarations on loopback, {clients} clients spread over the instances, {total} requests each, "
-          f"{repeat} interleaved rounds; {os.cpu_count()} cores shared by the clients, the servers and PostgreSQL; "
-          "CPU: the servers' and PostgreSQL's, per decision")
+    print(
+        f"POST /declarations on loopback, {clients} clients spread over the instances, {total} requests "
+        f"each, "
+        f"{repeat} interleaved rounds; {os.cpu_count()} cores shared by the clients, the servers and "
+        f"PostgreSQL; "
+        "CPU: the servers' and PostgreSQL's, per decision"
+    )
     runs: dict[tuple, list[dict]] = {c: [] for c in configs}
     with tempfile.TemporaryDirectory() as tmp:
         for round_ in range(repeat):
             for backend, n in configs:
                 r = run_one(Path(tmp), backend, n, total, clients, postgres, pool)
-                r["ratio"] = r["per_s"] / (runs[("sqlite", 1)][-1]["per_s"] if backend != "sqlite" else r["per_s"])
+                r["ratio"] = r["per_s"] / (
+                    runs[("sqlite", 1)][-1]["per_s"] if backend != "sqlite" else r["per_s"]
+                )
                 runs[(backend, n)].append(r)
-                print(f"  round {round_ + 1}: {backend} x{n}: {r['per_s']:,.0f}/s, p99 {r['p99']:.1f} ms, "
-                      f"{r['errors']} errors", flush=True)
-    print(f"{'backend':>10} {'instances':>9} {'decisions/s':>16} {'x SQLite':>14} {'p50 ms':>7} {'p99 ms':>13} "
-          f"{'errors':>6} {'CPU ms/dec':>10}")
+                print(
+                    f"  round {round_ + 1}: {backend} x{n}: {r['per_s']:,.0f}/s, p99 {r['p99']:.1f} ms, "
+                    f"{r['errors']} errors",
+                    flush=True,
+                )
+    print(
+        f"{'backend':>10} {'instances':>9} {'decisions/s':>16} {'x SQLite':>14} {'p50 ms':>7} {'p99 ms':>13} "
+        f"{'errors':>6} {'CPU ms/dec':>10}"
+    )
     for (backend, n), rs in runs.items():
+
         def mid(key):
-            return float(np.median([r[key] for r in rs]))
+            return float(np.median([r[key] for r in rs]))  # noqa: B023 - used within this pass
 
         def span(key, fmt):
-            values = [r[key] for r in rs]
+            values = [r[key] for r in rs]  # noqa: B023 - used within this pass
             return f"{format(mid(key), fmt)} [{format(min(values), fmt)}-{format(max(values), fmt)}]"
-        print(f"{backend:>10} {n:>9} {span('per_s', '.0f'):>16} {span('ratio', '.2f'):>14} {mid('p50'):>7.1f} "
-              f"{span('p99', '.0f'):>13} {sum(r['errors'] for r in rs):>6} {mid('cpu'):>10.2f}")
+
+        print(
+            f"{backend:>10} {n:>9} {span('per_s', '.0f'):>16} {span('ratio', '.2f'):>14} {mid('p50'):>7.1f} "
+            f"{span('p99', '.0f'):>13} {sum(r['errors'] for r in rs):>6} {mid('cpu'):>10.2f}"
+        )
 
 
 if __name__ == "__main__":
@@ -259,7 +321,12 @@ if __name__ == "__main__":
     if options.expected_rate is not None:
         EXTRA += ["--expected-rate", str(options.expected_rate)]
     if options.db:
-        compare(options.requests, options.clients, options.db, [int(x) for x in options.instances.split(",")],
-                options.repeat)
+        compare(
+            options.requests,
+            options.clients,
+            options.db,
+            [int(x) for x in options.instances.split(",")],
+            options.repeat,
+        )
     else:
         main(options.requests, [int(x) for x in options.levels.split(",")])

@@ -28,11 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def batched(days: int, name: str = "baseline") -> dict:
     from simulation import run, scenario
+
     spec = scenario.load(ROOT / f"scenarios/{name}.yaml", ["horizon.warmup_months=0", f"horizon.days={days}"])
     start = time.perf_counter()
     result = run(spec)
-    return {"declarations": result.summary["declarations"], "inspections": result.summary["inspections"],
-            "seconds": time.perf_counter() - start}
+    return {
+        "declarations": result.summary["declarations"],
+        "inspections": result.summary["inspections"],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def naive(days: int) -> dict:
@@ -40,11 +44,13 @@ def naive(days: int) -> dict:
 
     from engine.declarations import InspectionType
     from engine.rules import RuleSet
+    from engine.standing import CREDIT_NAMES
     from simulation import population, scenario
     from simulation.model import draw_time
-    from engine.standing import CREDIT_NAMES
 
-    spec = scenario.load(ROOT / "scenarios/baseline.yaml", ["horizon.warmup_months=0", f"horizon.days={days}"])
+    spec = scenario.load(
+        ROOT / "scenarios/baseline.yaml", ["horizon.warmup_months=0", f"horizon.days={days}"]
+    )
     start = time.perf_counter()
     rules = RuleSet.load(spec.path(spec.rules))
     firms = population.enterprises(spec)
@@ -59,11 +65,23 @@ def naive(days: int) -> dict:
     def declaration(i: int):
         yield env.timeout(decls.arrival_h[i] - env.now)
         g, firm = goods[i], int(decls.enterprise[i])
-        record = {**g, "hs_chapter": g["hs_code"][:2], "hs_heading": g["hs_code"][:4], "customs_office": "PORT",
-                  "unit_value": g["declared_value"] / g["quantity"], "value_per_kg": g["declared_value"] / g["net_mass_kg"],
-                  "items": 1, "declared_date": "2026-01-01", "enterprise.credit_class": CREDIT_NAMES[firms.credit[firm]],
-                  "enterprise.high_risk": False, "enterprise.declarations": 1, "enterprise.inspections": 0,
-                  "enterprise.problems": 0, "id": str(i), "enterprise_id": str(firm)}
+        record = {
+            **g,
+            "hs_chapter": g["hs_code"][:2],
+            "hs_heading": g["hs_code"][:4],
+            "customs_office": "PORT",
+            "unit_value": g["declared_value"] / g["quantity"],
+            "value_per_kg": g["declared_value"] / g["net_mass_kg"],
+            "items": 1,
+            "declared_date": "2026-01-01",
+            "enterprise.credit_class": CREDIT_NAMES[firms.credit[firm]],
+            "enterprise.high_risk": False,
+            "enterprise.declarations": 1,
+            "enterprise.inspections": 0,
+            "enterprise.problems": 0,
+            "id": str(i),
+            "enterprise_id": str(firm),
+        }
         fired = rules.evaluate_python(record)
         credit = population.CREDIT_CLASSES[firms.credit[firm]]
         if not fired and decls.u_random[i] >= thresholds[credit]:
@@ -76,7 +94,11 @@ def naive(days: int) -> dict:
     for i in range(len(decls)):
         env.process(declaration(i))
     env.run()
-    return {"declarations": len(decls), "inspections": counts["inspections"], "seconds": time.perf_counter() - start}
+    return {
+        "declarations": len(decls),
+        "inspections": counts["inspections"],
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def bare(days: int, inspections: int) -> dict:
@@ -84,7 +106,10 @@ def bare(days: int, inspections: int) -> dict:
     import simpy
 
     from simulation import scenario
-    spec = scenario.load(ROOT / "scenarios/baseline.yaml", ["horizon.warmup_months=0", f"horizon.days={days}"])
+
+    spec = scenario.load(
+        ROOT / "scenarios/baseline.yaml", ["horizon.warmup_months=0", f"horizon.days={days}"]
+    )
     start = time.perf_counter()
     env, rng = simpy.Environment(), random.Random(1)
     servers = simpy.Resource(env, spec.sites[0].inspectors.count)
@@ -125,17 +150,30 @@ def main(days: int, with_national: bool) -> None:
         proc.start()
         results[name] = queue.get()
         proc.join()
-    print(f"{days} simulated days, one core (bare: M/M/c with the batched run's inspections; national: 10 sites)")
-    print(f"{'model':>8} {'declarations':>13} {'inspections':>12} {'seconds':>8} {'decl/s':>10} {'insp/s':>9} {'peak MiB':>9}")
+    print(
+        f"{days} simulated days, one core (bare: M/M/c with the batched run's inspections; national: 10 "
+        f"sites)"
+    )
+    print(
+        f"{'model':>8} {'declarations':>13} {'inspections':>12} {'seconds':>8} {'decl/s':>10} {'insp/s':>9} "
+        f"{'peak MiB':>9}"
+    )
     for name, r in results.items():
-        print(f"{name:>8} {r['declarations']:>13,} {r['inspections']:>12,} {r['seconds']:>8.2f} "
-              f"{r['declarations'] / r['seconds']:>10,.0f} {r['inspections'] / r['seconds']:>9,.0f} {r['peak_mib']:>9.0f}")
-    print(f"speed-up of the batched model over one process per declaration: "
-          f"{results['naive']['seconds'] / results['batched']['seconds']:.1f}x")
+        print(
+            f"{name:>8} {r['declarations']:>13,} {r['inspections']:>12,} {r['seconds']:>8.2f} "
+            f"{r['declarations'] / r['seconds']:>10,.0f} {r['inspections'] / r['seconds']:>9,.0f} "
+            f"{r['peak_mib']:>9.0f}"
+        )
+    print(
+        f"speed-up of the batched model over one process per declaration: "
+        f"{results['naive']['seconds'] / results['batched']['seconds']:.1f}x"
+    )
     ours = results["batched"]["inspections"] / results["batched"]["seconds"]
     floor = results["bare"]["inspections"] / results["bare"]["seconds"]
-    print(f"batched inspections/s as a share of bare SimPy's: {ours / floor:.2f} "
-          "(the rest of the time is the model: rules, draws, dispatch rules, feedback, records)")
+    print(
+        f"batched inspections/s as a share of bare SimPy's: {ours / floor:.2f} "
+        "(the rest of the time is the model: rules, draws, dispatch rules, feedback, records)"
+    )
 
 
 if __name__ == "__main__":

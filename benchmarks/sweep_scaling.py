@@ -51,8 +51,10 @@ def main(replications: int, days: int) -> None:
     print(f"{replications} replications x {days} baseline days, {os.cpu_count()} cores")
     print(f"serial                 {serial_s:8.2f} s")
     print(f"LocalCluster start     {up_s:8.2f} s")
-    print(f"LocalCluster runs      {parallel_s:8.2f} s   speed-up {serial_s / parallel_s:.2f}x "
-          f"({serial_s / (parallel_s + up_s + down_s):.2f}x with start and stop)")
+    print(
+        f"LocalCluster runs      {parallel_s:8.2f} s   speed-up {serial_s / parallel_s:.2f}x "
+        f"({serial_s / (parallel_s + up_s + down_s):.2f}x with start and stop)"
+    )
     print(f"LocalCluster stop      {down_s:8.2f} s")
     print(f"per-task overhead      {overhead_ms:8.2f} ms (no-op round trip)")
     print(f"parallel results equal serial: {same}")

@@ -13,8 +13,12 @@ from simulation import cli as simulation_cli
 
 
 def build() -> typer.Typer:
-    root = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                       help="doublerandom: double-random customs inspection (selection engine and simulation).")
+    root = typer.Typer(
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        help="doublerandom: double-random customs inspection (selection engine and simulation).",
+    )
     root.registered_callback = engine_cli.app.registered_callback  # --version
     for part in (engine_cli.app, simulation_cli.app, replay_cli.app):
         root.registered_commands.extend(part.registered_commands)

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from engine.declarations import Enterprise
 from engine.selection import Decision
 
 
@@ -31,7 +30,9 @@ class Inspection(_Answer):
     site: str
     inspection_type: Literal["document", "scan", "physical"]
     items: int
-    status: Literal["selected", "waiting", "dispatched", "awaiting_release", "transferred", "released", "checked"]
+    status: Literal[
+        "selected", "waiting", "dispatched", "awaiting_release", "transferred", "released", "checked"
+    ]
     inspector_id: str | None
     facility: str | None
     dispatched_at: str | None
@@ -163,9 +164,14 @@ DECIDED_LINKS = {
     "result": _link("result", inspection_id="$response.body#/decision/declaration_id"),
     "reassign": _link("reassign", inspection_id="$response.body#/decision/declaration_id"),
     "release": _link("release", declaration_id="$response.body#/decision/declaration_id"),
-    "instruct": {"operationId": "instruct",
-                 "requestBody": {"declaration_id": "$response.body#/decision/declaration_id",
-                                 "reason": "a tip-off", "inspection_type": "document"}},
+    "instruct": {
+        "operationId": "instruct",
+        "requestBody": {
+            "declaration_id": "$response.body#/decision/declaration_id",
+            "reason": "a tip-off",
+            "inspection_type": "document",
+        },
+    },
 }
 STEP_LINKS = {  # after a step on an inspection: its declaration's history and the next steps
     "history": _link("declaration", declaration_id="$request.path.inspection_id"),

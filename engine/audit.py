@@ -22,8 +22,20 @@ from typing import Any, Iterator
 from engine.database import Database, SqliteDatabase
 
 GENESIS = "0" * 64
-KINDS = ("selection", "dispatch", "dispatch_wait", "manual_reassignment", "result", "transfer",
-         "release", "recheck", "integrity_change", "rules_loaded", "enterprise_registered", "instruction")
+KINDS = (
+    "selection",
+    "dispatch",
+    "dispatch_wait",
+    "manual_reassignment",
+    "result",
+    "transfer",
+    "release",
+    "recheck",
+    "integrity_change",
+    "rules_loaded",
+    "enterprise_registered",
+    "instruction",
+)
 
 
 def canonical(payload: dict[str, Any]) -> str:
@@ -70,13 +82,17 @@ class AuditLog:
         when = (at or dt.datetime.now(dt.timezone.utc)).isoformat()
         body = canonical(payload)
         digest = record_hash(seq, when, kind, body, prev)
-        self.db.execute("INSERT INTO audit (seq, at, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
-                        (seq, when, kind, body, prev, digest))
+        self.db.execute(
+            "INSERT INTO audit (seq, at, kind, payload, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
+            (seq, when, kind, body, prev, digest),
+        )
         self.last = (seq, digest)  # a stale one cannot fork the chain: seq is the primary key
         return seq
 
     def records(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
-        query = "SELECT seq, at, kind, payload FROM audit" + (" WHERE kind = ?" if kind else "") + " ORDER BY seq"
+        query = (
+            "SELECT seq, at, kind, payload FROM audit" + (" WHERE kind = ?" if kind else "") + " ORDER BY seq"
+        )
         for seq, at, k, payload in self.db.execute(query, (kind,) if kind else ()):
             yield {"seq": seq, "at": at, "kind": k, "payload": json.loads(payload)}
 
@@ -86,7 +102,9 @@ class AuditLog:
         rows = self.db.execute("SELECT seq, at, kind, payload, prev_hash, hash FROM audit ORDER BY seq")
         for seq, at, kind, payload, prev_hash, stored in rows:
             if seq != expected_seq:
-                return Verdict(False, count, expected_seq, f"record {expected_seq} is missing (next is {seq})")
+                return Verdict(
+                    False, count, expected_seq, f"record {expected_seq} is missing (next is {seq})"
+                )
             if prev_hash != prev:
                 return Verdict(False, count, seq, "its previous-hash does not match the record before it")
             if record_hash(seq, at, kind, payload, prev_hash) != stored:

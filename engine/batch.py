@@ -23,6 +23,7 @@ from engine.rules import RuleSet
 def rule_frame(lodged: Mapping[str, Callable[[], Any]], used: set[str]) -> pd.DataFrame:
     """The static rule fields `used` (plus declared_date, which dated rules read), each built from
     the lodged columns (callables, so only the needed ones are built) or derived from them."""
+
     def column(name: str):
         if name in DERIVED:
             derivation = DERIVED[name]
@@ -44,8 +45,11 @@ class BatchRules:
         self.firm_fields_used = sorted(f for f in self.used if f.startswith("enterprise."))
         self.frame = rule_frame(lodged, self.used)
         self._static = self._static_subtrees()
-        self._active = {rule.id: rule.active_mask(self.frame["declared_date"])
-                        for rule in rules.rules if rule.valid_from or rule.valid_until}
+        self._active = {
+            rule.id: rule.active_mask(self.frame["declared_date"])
+            for rule in rules.rules
+            if rule.valid_from or rule.valid_until
+        }
 
     def _static_subtrees(self) -> dict[int, np.ndarray]:
         """Masks over the whole frame for every subtree that reads no `enterprise.*` field."""
@@ -53,7 +57,9 @@ class BatchRules:
 
         def visit(node) -> bool:  # True when the subtree is static
             children = getattr(node, "children", ())
-            static = all([visit(c) for c in children]) if children else not node.field.startswith("enterprise.")
+            static = (
+                all([visit(c) for c in children]) if children else not node.field.startswith("enterprise.")
+            )
             if static:
                 out[id(node)] = conditions.to_mask(node, self.frame)
             return static
@@ -64,6 +70,7 @@ class BatchRules:
 
     def fire(self, lo: int, hi: int, firm_fields: Mapping[str, np.ndarray]) -> np.ndarray:
         """Rows lo..hi x rules: which active rules match, given the `enterprise.*` fields of those rows."""
+
         def precomputed(node):
             whole = self._static.get(id(node))
             return None if whole is None else whole[lo:hi]

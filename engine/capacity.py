@@ -12,7 +12,8 @@ still bound certified firms' rates. A declaration no rule flagged (score 0), or 
 took, is never taken by this one. The random channel never looks at scores or at the pacer.
 
 The cutoff aims the next block at the expected rate plus GAIN times the window's shortfall (or
-minus its excess), less the share the other channels took in the window. Without that feedback the count over a day is binomial around the target (about
+minus its excess), less the share the other channels took in the window. Without that feedback the count over
+a day is binomial around the target (about
 ±9% for 135 inspections a day, one standard deviation); with GAIN = 0.3 it stays within a few
 percent, and a gain near 1 makes the blocks oscillate (a toy study of gains 0 to 0.8 chose 0.3).
 
@@ -51,7 +52,9 @@ class Pacer:
 
     def __init__(self, rate: float, window: int, refresh: int):
         if not 0 <= rate <= 1 or window < 1 or not 1 <= refresh <= window:
-            raise ValueError(f"expected rate in [0, 1] and 1 <= refresh <= window; got {rate}, {refresh}, {window}")
+            raise ValueError(
+                f"expected rate in [0, 1] and 1 <= refresh <= window; got {rate}, {refresh}, {window}"
+            )
         self.rate, self.window, self.refresh = rate, window, refresh
         self.score, self.weight = np.zeros(window), np.zeros(window)
         self.hit, self.taken = np.zeros(window, bool), np.zeros(window, bool)
@@ -76,21 +79,40 @@ class Pacer:
             i = j
         return out
 
-    def restore(self, seen: int, score: np.ndarray, multiplier: np.ndarray, hit: np.ndarray, taken: np.ndarray,
-                cutoff: float | None, tie: float) -> None:
+    def restore(
+        self,
+        seen: int,
+        score: np.ndarray,
+        multiplier: np.ndarray,
+        hit: np.ndarray,
+        taken: np.ndarray,
+        cutoff: float | None,
+        tie: float,
+    ) -> None:
         """Resume after a restart: the count of declarations decided, the last ones (in order, at most
         `window`), and the cutoff the last one used (None when it was decided without a pacer: a
         cutoff is then set from the window before the next declaration)."""
         self.seen = seen - len(score)
         self.absorb(score, multiplier, hit, taken, cutoff, tie)
 
-    def absorb(self, score: np.ndarray, multiplier: np.ndarray, hit: np.ndarray, taken: np.ndarray,
-               cutoff: float | None, tie: float) -> None:
+    def absorb(
+        self,
+        score: np.ndarray,
+        multiplier: np.ndarray,
+        hit: np.ndarray,
+        taken: np.ndarray,
+        cutoff: float | None,
+        tie: float,
+    ) -> None:
         """Declarations decided elsewhere (another instance on the same database), in order, after
         those this pacer has seen: the state is then the one `restore` would rebuild from them all."""
         self._refreshed_at = -1
-        self._remember(np.asarray(score, float), np.asarray(multiplier, float), np.asarray(hit, bool),
-                       np.asarray(taken, bool))
+        self._remember(
+            np.asarray(score, float),
+            np.asarray(multiplier, float),
+            np.asarray(hit, bool),
+            np.asarray(taken, bool),
+        )
         self.cutoff, self.tie, self._stale = cutoff or 0.0, tie, cutoff is None and self.seen > 0
 
     def _remember(self, score: np.ndarray, weight: np.ndarray, hit: np.ndarray, taken: np.ndarray) -> None:

@@ -51,14 +51,18 @@ def key_id(public: Ed25519PublicKey) -> str:
 def new_signing_key(path: str | Path) -> Path:
     """Write a new private signing key (0600) and its public key beside it (`<path>.pub`)."""
     private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     public = Path(f"{path}.pub")
     if public.exists():
         raise InputError(f"{public}: exists already; refusing to overwrite a public key")
     create_private(path, pem.decode())
-    public.write_bytes(private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                        serialization.PublicFormat.SubjectPublicKeyInfo))
+    public.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     return public
 
 
@@ -125,8 +129,13 @@ def _sync_folder(folder: Path) -> None:
 def read(path: str | Path) -> Checkpoint:
     try:
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        checkpoint = Checkpoint(seq=int(raw["seq"]), head=str(raw["head"]), at=str(raw["at"]),
-                                key_id=str(raw["key_id"]), signature=str(raw["signature"]))
+        checkpoint = Checkpoint(
+            seq=int(raw["seq"]),
+            head=str(raw["head"]),
+            at=str(raw["at"]),
+            key_id=str(raw["key_id"]),
+            signature=str(raw["signature"]),
+        )
     except OSError as err:
         raise InputError(f"{path}: cannot read checkpoint: {err.strerror}") from None
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
@@ -157,8 +166,10 @@ def contradiction(checkpoint: Checkpoint, public: Ed25519PublicKey, log) -> str:
     stored = log.hash_at(checkpoint.seq)
     if stored is None:
         last = log.head()
-        return (f"signed record {checkpoint.seq} (at {checkpoint.at}) is missing: the log ends at "
-                f"{last[0] if last else 0} (truncated)")
+        return (
+            f"signed record {checkpoint.seq} (at {checkpoint.at}) is missing: the log ends at "
+            f"{last[0] if last else 0} (truncated)"
+        )
     if stored != checkpoint.head:
         return f"record {checkpoint.seq} differs from the one signed at {checkpoint.at} (rewritten)"
     return ""

@@ -19,36 +19,45 @@ from rich.markup import escape
 
 from engine import __version__, checkpoint, database, schema
 from engine.audit import AuditLog
-from engine.reconciliation import reconcile
 from engine.declarations import ID_RULE, Enterprise, parse_declaration, read_enterprises_csv
-from engine.keys import create_private, replace_private
+from engine.dispatch import Roster
 from engine.errors import InputError, describe, redact
 from engine.files import read_model
-from engine.randomness import Draws, KeyedDraws, new_key_hex
-from engine.dispatch import Roster
+from engine.keys import create_private, replace_private
 from engine.office import Office
+from engine.randomness import Draws, KeyedDraws, new_key_hex
+from engine.reconciliation import reconcile
 from engine.replay import replay
 from engine.rules import RuleSet
 from engine.selection import SelectionPolicy, Selector
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="doublerandom: double-random customs inspection (selection engine and simulation).")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="doublerandom: double-random customs inspection (selection engine and simulation).",
+)
 err = Console(stderr=True, highlight=False)
 
 
 def fail(message: str, code: int = 2) -> None:
     """Print a user error without a traceback and exit."""
-    err.print(f"[bold red]error:[/] {escape(redact(message))}", markup=True, soft_wrap=True)  # '[sim]' is text
+    err.print(
+        f"[bold red]error:[/] {escape(redact(message))}", markup=True, soft_wrap=True
+    )  # '[sim]' is text
     raise typer.Exit(code)
 
 
 def need(extra: str, *modules: str) -> None:
     """Fail with the install command when an optional part (an extra) is not installed."""
     import importlib.util
+
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        fail(f"this command needs the '{extra}' extra ({', '.join(missing)} not installed): "
-             f"pip install 'doublerandom[{extra}]'")
+        fail(
+            f"this command needs the '{extra}' extra ({', '.join(missing)} not installed): "
+            f"pip install 'doublerandom[{extra}]'"
+        )
 
 
 def _print_version(value: bool) -> None:
@@ -58,8 +67,11 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                       help="print the package version")) -> None:
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="print the package version"
+    ),
+) -> None:
     """doublerandom: double-random customs inspection."""
 
 
@@ -114,15 +126,34 @@ def read_lines(source: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
 
 SEED = typer.Option(None, "--seed", help="draws keyed by this seed: reproducible, for demos and tests")
 KEY_FILE = typer.Option(None, "--key-file", help="draws keyed by a secret key file: live use")
-DbUrl = Annotated[str, typer.Argument(metavar="DB", help="the office's database: a SQLite file, sqlite:///path, "
-                                      "or postgresql://user@host/db?schema=s")]
+DbUrl = Annotated[
+    str,
+    typer.Argument(
+        metavar="DB",
+        help="the office's database: a SQLite file, sqlite:///path, or postgresql://user@host/db?schema=s",
+    ),
+]
 AT = typer.Option(None, "--at", help="when the step happens (ISO time; default now, UTC)")
-POLICY = typer.Option(None, "--policy", help="YAML selection policy (random_ratio, expected_rate, "
-                      "office_expected_rates, min_random_rate, credit multipliers...; README 'Capacity')")
-RATIO = typer.Option(None, "--ratio", min=0, max=1, help="pure random ratio over all declarations "
-                     "(default 0.03, or the policy file's)")
-EXPECTED_RATE = typer.Option(None, "--expected-rate", min=0, max=1, help="the targeted channel takes the highest "
-                             "risk scores, this share of each office's declarations")
+POLICY = typer.Option(
+    None,
+    "--policy",
+    help="YAML selection policy (random_ratio, expected_rate, "
+    "office_expected_rates, min_random_rate, credit multipliers...; README 'Capacity')",
+)
+RATIO = typer.Option(
+    None,
+    "--ratio",
+    min=0,
+    max=1,
+    help="pure random ratio over all declarations (default 0.03, or the policy file's)",
+)
+EXPECTED_RATE = typer.Option(
+    None,
+    "--expected-rate",
+    min=0,
+    max=1,
+    help="the targeted channel takes the highest risk scores, this share of each office's declarations",
+)
 
 
 def selection_policy(path: Path | None, ratio: float | None, expected_rate: float | None) -> SelectionPolicy:
@@ -145,9 +176,13 @@ def select(
     key_file: Optional[Path] = KEY_FILE,
     enterprises: Optional[Path] = typer.Option(None, "--enterprises", help="CSV of enterprise records"),
     input: Optional[Path] = typer.Option(None, "--input", help="declarations as JSON lines (default stdin)"),
-    db: Optional[str] = typer.Option(None, "--db", help="database (a SQLite file, sqlite:///…, or "
-                                     "postgresql://…): read and update the integrity store, record inspections "
-                                     "and the audit log"),
+    db: Optional[str] = typer.Option(
+        None,
+        "--db",
+        help="database (a SQLite file, sqlite:///…, or "
+        "postgresql://…): read and update the integrity store, record inspections "
+        "and the audit log",
+    ),
 ) -> None:
     """Decide declarations: one JSON decision per input line on stdout; bad lines on stderr."""
     try:
@@ -175,11 +210,18 @@ def select(
                 bad += 1
                 continue
             except Exception as e:  # a defect of ours must not leave the following lines undecided
-                err.print(f"{where}: could not be decided ({type(e).__name__}: {e}); nothing was recorded "
-                          "for it; please report this", markup=False, highlight=False, soft_wrap=True)
+                err.print(
+                    f"{where}: could not be decided ({type(e).__name__}: {e}); nothing was recorded "
+                    "for it; please report this",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
                 bad += 1
                 continue
-            print(json.dumps(decision.to_dict(), sort_keys=True), flush=bool(office))  # flushed = acknowledged
+            print(
+                json.dumps(decision.to_dict(), sort_keys=True), flush=bool(office)
+            )  # flushed = acknowledged
             decided += 1
     err.print(f"decided {decided} declarations, {bad} bad lines", highlight=False)
     if bad:
@@ -188,16 +230,19 @@ def select(
 
 def _in_memory(selector: Selector, firms: dict[str, Enterprise]):
     """Without a database: enterprises from the CSV, counting declarations as they come."""
+
     def decide(declaration):
         firm = firms.setdefault(declaration.enterprise_id, Enterprise(id=declaration.enterprise_id))
         decision = selector.decide(declaration, firm)
         firm.declarations += 1  # the firm's next declaration is no longer its first
         return decision
+
     return decide
 
 
-def _office(db: str, roster: Optional[Path] = None, seed: Optional[int] = None,
-            key_file: Optional[Path] = None) -> Office:
+def _office(
+    db: str, roster: Optional[Path] = None, seed: Optional[int] = None, key_file: Optional[Path] = None
+) -> Office:
     if not database.is_postgres(db) and not database.sqlite_path(db).exists():
         fail(f"{db}: no such database (create one with `doublerandom select --db {db}`)")
     try:
@@ -226,47 +271,73 @@ def _step(action) -> None:
 
 
 @app.command("dispatch")
-def dispatch_cmd(db: DbUrl, inspection: str, roster: Path = typer.Option(..., "--roster"),
-                 seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE, at: Optional[str] = AT) -> None:
+def dispatch_cmd(
+    db: DbUrl,
+    inspection: str,
+    roster: Path = typer.Option(..., "--roster"),
+    seed: Optional[int] = SEED,
+    key_file: Optional[Path] = KEY_FILE,
+    at: Optional[str] = AT,
+) -> None:
     """Pick an inspector at random among the eligible, or say why the inspection waits."""
     office = _office(db, roster, seed, key_file)
     _step(lambda: vars(office.dispatch(inspection, _when(at))))
 
 
 @app.command()
-def reassign(db: DbUrl, inspection: str, to: str = typer.Option(..., "--to"), by: str = typer.Option(..., "--by"),
-             reason: str = typer.Option(..., "--reason"), roster: Path = typer.Option(..., "--roster"),
-             at: Optional[str] = AT) -> None:
+def reassign(
+    db: DbUrl,
+    inspection: str,
+    to: str = typer.Option(..., "--to"),
+    by: str = typer.Option(..., "--by"),
+    reason: str = typer.Option(..., "--reason"),
+    roster: Path = typer.Option(..., "--roster"),
+    at: Optional[str] = AT,
+) -> None:
     """A chief moves an inspection to another eligible inspector; recorded as manual, with the reason."""
     office = _office(db, roster)
     _step(lambda: vars(office.reassign(inspection, to, by, reason, _when(at))))
 
 
 @app.command()
-def result(db: DbUrl, inspection: str, inspector: str = typer.Option(..., "--inspector"),
-           outcome: str = typer.Option(..., "--outcome", help="normal or problem"),
-           category: str = typer.Option("", "--category", help="what was found"),
-           department: str = typer.Option("", "--department", help="where a problem is transferred"),
-           roster: Optional[Path] = typer.Option(None, "--roster", help="for the random re-check share"),
-           seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE, at: Optional[str] = AT) -> None:
+def result(
+    db: DbUrl,
+    inspection: str,
+    inspector: str = typer.Option(..., "--inspector"),
+    outcome: str = typer.Option(..., "--outcome", help="normal or problem"),
+    category: str = typer.Option("", "--category", help="what was found"),
+    department: str = typer.Option("", "--department", help="where a problem is transferred"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="for the random re-check share"),
+    seed: Optional[int] = SEED,
+    key_file: Optional[Path] = KEY_FILE,
+    at: Optional[str] = AT,
+) -> None:
     """Record an inspection result; a problem is transferred and feeds the integrity store."""
     office = _office(db, roster, seed, key_file)
     _step(lambda: office.record_result(inspection, inspector, outcome, category, department, _when(at)))
 
 
 @app.command()
-def release(db: DbUrl, declaration: str, officer: str = typer.Option(..., "--officer"), at: Optional[str] = AT) -> None:
+def release(
+    db: DbUrl, declaration: str, officer: str = typer.Option(..., "--officer"), at: Optional[str] = AT
+) -> None:
     """Release a declaration with a normal result, by an officer who did not inspect it."""
     office = _office(db)
     _step(lambda: office.release(declaration, officer, _when(at)) or {"released": declaration, "by": officer})
 
 
 @app.command()
-def instruct(db: DbUrl, declaration: str, by: str = typer.Option(..., "--by", help="the risk officer ordering it"),
-             reason: str = typer.Option(..., "--reason", help="why (intelligence, a tip-off...)"),
-             inspection_type: str = typer.Option("physical", "--type", help="physical, scan or document"),
-             roster: Optional[Path] = typer.Option(None, "--roster", help="to dispatch it at once"),
-             seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE, at: Optional[str] = AT) -> None:
+def instruct(
+    db: DbUrl,
+    declaration: str,
+    by: str = typer.Option(..., "--by", help="the risk officer ordering it"),
+    reason: str = typer.Option(..., "--reason", help="why (intelligence, a tip-off...)"),
+    inspection_type: str = typer.Option("physical", "--type", help="physical, scan or document"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="to dispatch it at once"),
+    seed: Optional[int] = SEED,
+    key_file: Optional[Path] = KEY_FILE,
+    at: Optional[str] = AT,
+) -> None:
     """A risk officer orders the inspection of a declaration the computer did not select (the
     instruction channel), with a reason; audited like every step."""
     office = _office(db, roster, seed, key_file)
@@ -274,8 +345,11 @@ def instruct(db: DbUrl, declaration: str, by: str = typer.Option(..., "--by", he
 
 
 @app.command()
-def report(db: DbUrl, by: str = typer.Option("month", "--by", help="month (the only grouping so far)"),
-           output: str = typer.Option("table", "--format", help="table, json or csv")) -> None:
+def report(
+    db: DbUrl,
+    by: str = typer.Option("month", "--by", help="month (the only grouping so far)"),
+    output: str = typer.Option("table", "--format", help="table, json or csv"),
+) -> None:
     """The live office's monthly figures, as the simulation writes them: selections by channel and
     lane, random-dispatch share, hit rates per channel and per rule with 95% intervals."""
     from engine import report as monthly_report
@@ -310,24 +384,46 @@ def _print_report(months: list[dict]) -> None:
     from rich.table import Table
 
     table = Table(title="selections and inspections by month (hit rates: finished inspections, 95% Wilson)")
-    for name in ("month", "declarations", "random", "targeted", "credit", "instructed", "random-dispatch share",
-                 "hit rate random", "hit rate targeted", "hit rate instructed", "lanes G/Y/R/B"):
+    for name in (
+        "month",
+        "declarations",
+        "random",
+        "targeted",
+        "credit",
+        "instructed",
+        "random-dispatch share",
+        "hit rate random",
+        "hit rate targeted",
+        "hit rate instructed",
+        "lanes G/Y/R/B",
+    ):
         table.add_column(name)
     for m in months:
-        table.add_row(m["month"], f"{m['declarations']:,}", *(str(m[f"{c}_selected"]) for c in
-                                                              ("random", "targeted", "credit", "instructed")),
-                      "-" if m["inspections"] == 0 else f"{m['random_dispatch_share']:.1%}",
-                      *(_interval(m[f"hit_rate_{c}"], m[f"hit_rate_{c}_low"], m[f"hit_rate_{c}_high"])
-                        for c in ("random", "targeted", "instructed")),
-                      "/".join(str(m[f"lane_{x}"]) for x in ("green", "yellow", "red", "blue")))
+        table.add_row(
+            m["month"],
+            f"{m['declarations']:,}",
+            *(str(m[f"{c}_selected"]) for c in ("random", "targeted", "credit", "instructed")),
+            "-" if m["inspections"] == 0 else f"{m['random_dispatch_share']:.1%}",
+            *(
+                _interval(m[f"hit_rate_{c}"], m[f"hit_rate_{c}_low"], m[f"hit_rate_{c}_high"])
+                for c in ("random", "targeted", "instructed")
+            ),
+            "/".join(str(m[f"lane_{x}"]) for x in ("green", "yellow", "red", "blue")),
+        )
     Console().print(table)
     rules = Table(title="per rule and month: fired, inspected, found, hit rate [95%]")
     for name in ("month", "rule", "fired", "inspected", "found", "hit rate"):
         rules.add_column(name)
     for m in months:
         for rule, r in m["rules"].items():
-            rules.add_row(m["month"], rule, str(r["fired"]), str(r["inspected"]), str(r["found"]),
-                          _interval(r["hit_rate"], r["low"], r["high"]))
+            rules.add_row(
+                m["month"],
+                rule,
+                str(r["fired"]),
+                str(r["inspected"]),
+                str(r["found"]),
+                _interval(r["hit_rate"], r["low"], r["high"]),
+            )
     Console().print(rules)
 
 
@@ -346,9 +442,13 @@ def audit_keygen(out: Path = typer.Argument(..., help="where to write the privat
 
 
 @audit_app.command("checkpoint")
-def audit_checkpoint(db: DbUrl, key_file: Path = typer.Option(..., "--key-file", help="the private signing key"),
-                     out: Optional[Path] = typer.Option(None, "--out", help="a file, or a folder for "
-                                                        "checkpoint-<seq>.json (keep it outside the database)")) -> None:
+def audit_checkpoint(
+    db: DbUrl,
+    key_file: Path = typer.Option(..., "--key-file", help="the private signing key"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="a file, or a folder for checkpoint-<seq>.json (keep it outside the database)"
+    ),
+) -> None:
     """Sign the log's head (sequence number, hash, time); print the checkpoint and write it to --out."""
     try:
         key = checkpoint.load_signing_key(key_file)
@@ -363,11 +463,12 @@ def audit_checkpoint(db: DbUrl, key_file: Path = typer.Option(..., "--key-file",
 
 
 @audit_app.command("verify")
-def audit_verify(db: DbUrl,
-                 checkpoints: list[Path] = typer.Option([], "--checkpoint", help="a signed checkpoint (repeatable)"),
-                 folder: Optional[Path] = typer.Option(None, "--checkpoints", help="a folder of checkpoints"),
-                 public_key: Optional[Path] = typer.Option(None, "--public-key", help="the checkpoints' public key")
-                 ) -> None:
+def audit_verify(
+    db: DbUrl,
+    checkpoints: list[Path] = typer.Option([], "--checkpoint", help="a signed checkpoint (repeatable)"),
+    folder: Optional[Path] = typer.Option(None, "--checkpoints", help="a folder of checkpoints"),
+    public_key: Optional[Path] = typer.Option(None, "--public-key", help="the checkpoints' public key"),
+) -> None:
     """Walk the hash chain, check each signed checkpoint's head is on it, and reconcile the state
     tables with the log. Opens the database read-only."""
     try:
@@ -379,9 +480,14 @@ def audit_verify(db: DbUrl,
         key = checkpoint.load_public_key(public_key) if public_key else None
         verdict = log.verify()
         if not verdict.ok:
-            fail(f"{db}: audit log broken at record {verdict.broken_at}: {verdict.reason} "
-                 f"({verdict.count} records verified before it)", code=1)
-        problems = unreadable + [f"{p}: {why}" for p, c in signed if (why := checkpoint.contradiction(c, key, log))]
+            fail(
+                f"{db}: audit log broken at record {verdict.broken_at}: {verdict.reason} "
+                f"({verdict.count} records verified before it)",
+                code=1,
+            )
+        problems = unreadable + [
+            f"{p}: {why}" for p, c in signed if (why := checkpoint.contradiction(c, key, log))
+        ]
         problems += [str(d) for d in reconcile(log)]
     except InputError as e:
         fail(str(e))
@@ -390,7 +496,9 @@ def audit_verify(db: DbUrl,
     if problems:
         fail(f"{db}: {len(problems)} problems (the chain itself verifies: {verdict.count} records)", code=1)
     seq, head = log.head()
-    print(f"OK {verdict.count} records, head {seq} {head}" + (f", {len(signed)} checkpoints" if signed else ""))
+    print(
+        f"OK {verdict.count} records, head {seq} {head}" + (f", {len(signed)} checkpoints" if signed else "")
+    )
 
 
 def _read_only_log(db: str) -> AuditLog:
@@ -404,9 +512,14 @@ def _read_only_log(db: str) -> AuditLog:
 
 
 @audit_app.command("replay")
-def audit_replay(db: DbUrl, rules: Optional[Path] = typer.Option(
-                     None, "--rules", help="the rules file (default: the versions the log recorded)"),
-                 seed: Optional[int] = SEED, key_file: Optional[Path] = KEY_FILE) -> None:
+def audit_replay(
+    db: DbUrl,
+    rules: Optional[Path] = typer.Option(
+        None, "--rules", help="the rules file (default: the versions the log recorded)"
+    ),
+    seed: Optional[int] = SEED,
+    key_file: Optional[Path] = KEY_FILE,
+) -> None:
     """Recompute every logged selection decision from its logged inputs, rules and draws."""
     try:
         log = _read_only_log(db)
@@ -416,8 +529,11 @@ def audit_replay(db: DbUrl, rules: Optional[Path] = typer.Option(
     except InputError as e:
         fail(str(e))
     for m in mismatches:
-        err.print(f"record {m.seq} ({m.declaration_id}): {m.field} logged {m.logged!r}, replayed {m.replayed!r}",
-                  markup=False, highlight=False)
+        err.print(
+            f"record {m.seq} ({m.declaration_id}): {m.field} logged {m.logged!r}, replayed {m.replayed!r}",
+            markup=False,
+            highlight=False,
+        )
     if mismatches:
         fail(f"{len(mismatches)} mismatches in {count} decisions", code=1)
     print(f"OK {count} decisions replayed" + ("" if key else " (draws taken from the log: no key given)"))
@@ -437,17 +553,22 @@ def db_upgrade(db: DbUrl) -> None:
         opened.close()
     except InputError as e:
         fail(str(e))
-    print(f"{redact(db)}: schema {found} -> {now}" if found != now else
-          f"{redact(db)}: schema {now}, nothing to do")
+    print(
+        f"{redact(db)}: schema {found} -> {now}"
+        if found != now
+        else f"{redact(db)}: schema {now}, nothing to do"
+    )
 
 
 @db_app.command("init-roles")
-def db_init_roles(db: DbUrl,
-                  owner: str = typer.Option("doublerandom_owner", "--owner", help="the role that owns the tables"),
-                  app_role: str = typer.Option("doublerandom_app", "--app", help="the role the service connects as"),
-                  log_owner: str = typer.Option("doublerandom_log", "--log-owner",
-                                                help="the role that owns the audit log; nobody logs in as it")
-                  ) -> None:
+def db_init_roles(
+    db: DbUrl,
+    owner: str = typer.Option("doublerandom_owner", "--owner", help="the role that owns the tables"),
+    app_role: str = typer.Option("doublerandom_app", "--app", help="the role the service connects as"),
+    log_owner: str = typer.Option(
+        "doublerandom_log", "--log-owner", help="the role that owns the audit log; nobody logs in as it"
+    ),
+) -> None:
     """PostgreSQL: make the owner, application and log-owner roles and their grants; the application
     role may only INSERT and SELECT the audit log, the owner cannot touch what keeps it append-only.
     Run as a superuser after `db upgrade`."""
@@ -461,8 +582,10 @@ def db_init_roles(db: DbUrl,
 
 
 @db_app.command("copy")
-def db_copy(source: str = typer.Argument(..., metavar="SRC", help="the office's database now"),
-            destination: str = typer.Argument(..., metavar="DST", help="a new, empty database (or schema)")) -> None:
+def db_copy(
+    source: str = typer.Argument(..., metavar="SRC", help="the office's database now"),
+    destination: str = typer.Argument(..., metavar="DST", help="a new, empty database (or schema)"),
+) -> None:
     """Copy an office to another database (SQLite to PostgreSQL, or back), verifying the audit
     chain on both sides and reconciling the copy."""
     from engine.move import copy
@@ -493,24 +616,33 @@ def integrity_import(db: DbUrl, csv_file: Path) -> None:
 
 
 @integrity_app.command("import-results")
-def integrity_import_results(db: DbUrl, folder: Path = typer.Argument(..., metavar="DIR", help="an imported log")) -> None:
+def integrity_import_results(
+    db: DbUrl, folder: Path = typer.Argument(..., metavar="DIR", help="an imported log")
+) -> None:
     """Apply a log's past inspection results in time order through the feedback policy, so the
     enterprises' standing is what it would have been (unknown enterprises are registered)."""
     need("sim", "pandas", "pyarrow")
     from engine.imported import read
+
     office = _office(db)
 
     def apply():
         log = read(folder)
         done = log[log["inspected"] & log["violation"].notna()]
-        return office.import_results(zip(done["enterprise_id"], done["declared_at"].dt.date,
-                                         done["violation"].astype(bool), done["id"]), str(folder))
+        return office.import_results(
+            zip(
+                done["enterprise_id"], done["declared_at"].dt.date, done["violation"].astype(bool), done["id"]
+            ),
+            str(folder),
+        )
+
     _step(apply)
 
 
 @integrity_app.command("export")
-def integrity_export(db: DbUrl, csv_file: Path,
-                     on: str = typer.Option(None, "--on", help="date (default today)")) -> None:
+def integrity_export(
+    db: DbUrl, csv_file: Path, on: str = typer.Option(None, "--on", help="date (default today)")
+) -> None:
     """Write the enterprises customs holds dishonest or high-risk, for other agencies."""
     try:
         day = dt.date.fromisoformat(on) if on else dt.date.today()
@@ -523,10 +655,15 @@ def integrity_export(db: DbUrl, csv_file: Path,
 @app.command()
 def serve(
     rules: Path = typer.Option(..., "--rules", help="rules YAML file (reloaded when it changes)"),
-    db: str = typer.Option(..., "--db", help="database for the integrity store, inspections and audit log: a "
-                           "SQLite file, sqlite:///…, or postgresql://user@host/db?schema=s"),
-    workers: int = typer.Option(1, "--workers", min=1, help="service processes on one port (PostgreSQL only: "
-                                "SQLite takes one writer)"),
+    db: str = typer.Option(
+        ...,
+        "--db",
+        help="database for the integrity store, inspections and audit log: a "
+        "SQLite file, sqlite:///…, or postgresql://user@host/db?schema=s",
+    ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="service processes on one port (PostgreSQL only: SQLite takes one writer)"
+    ),
     key_file: Path = typer.Option(..., "--key-file", help="the secret key for verifiable random draws"),
     api_keys: Path = typer.Option(..., "--api-keys", help="YAML: name, role and key_sha256 per API key"),
     roster: Optional[Path] = typer.Option(None, "--roster", help="inspectors and facilities, to dispatch"),
@@ -534,18 +671,28 @@ def serve(
     ratio: Optional[float] = RATIO,
     expected_rate: Optional[float] = EXPECTED_RATE,
     policy_file: Optional[Path] = POLICY,
-    allow_new_enterprises: bool = typer.Option(False, "--allow-new-enterprises",
-                                               help="decide declarations of unregistered enterprises too"),
-    checkpoint_key: Optional[Path] = typer.Option(None, "--checkpoint-key", help="audit signing key: write "
-                                                  "signed checkpoints while serving"),
-    checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir", help="folder for them, outside "
-                                                  "the database's disk if you can"),
-    checkpoint_every: int = typer.Option(1000, "--checkpoint-every", min=1, help="records between checkpoints"),
-    request_timeout: float = typer.Option(10.0, "--request-timeout", min=0.1,
-                                          help="seconds a client has to send a whole request (slowloris guard)"),
+    allow_new_enterprises: bool = typer.Option(
+        False, "--allow-new-enterprises", help="decide declarations of unregistered enterprises too"
+    ),
+    checkpoint_key: Optional[Path] = typer.Option(
+        None, "--checkpoint-key", help="audit signing key: write signed checkpoints while serving"
+    ),
+    checkpoint_dir: Optional[Path] = typer.Option(
+        None, "--checkpoint-dir", help="folder for them, outside the database's disk if you can"
+    ),
+    checkpoint_every: int = typer.Option(
+        1000, "--checkpoint-every", min=1, help="records between checkpoints"
+    ),
+    request_timeout: float = typer.Option(
+        10.0,
+        "--request-timeout",
+        min=0.1,
+        help="seconds a client has to send a whole request (slowloris guard)",
+    ),
     max_connections: int = typer.Option(512, "--max-connections", min=1, help="open connections at most"),
-    max_per_client: int = typer.Option(64, "--max-per-client", min=1,
-                                       help="open connections at most from one client address"),
+    max_per_client: int = typer.Option(
+        64, "--max-per-client", min=1, help="open connections at most from one client address"
+    ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
 ) -> None:
@@ -564,10 +711,14 @@ def serve(
             office.register(read_enterprises_csv(str(enterprises)).values())
             office.store.close()
         if workers > 1 and not database.is_postgres(db):
-            raise InputError("--workers above 1 needs a PostgreSQL database (SQLite takes one writer); "
-                             "README 'Running in production'")
+            raise InputError(
+                "--workers above 1 needs a PostgreSQL database (SQLite takes one writer); "
+                "README 'Running in production'"
+            )
         policy = selection_policy(policy_file, ratio, expected_rate)
-        app_ = create_app(rules, db, key_file, api_keys, roster, policy, allow_new_enterprises, checkpoints=signing)
+        app_ = create_app(
+            rules, db, key_file, api_keys, roster, policy, allow_new_enterprises, checkpoints=signing
+        )
     except InputError as e:
         fail(str(e))
     GuardedHttp.request_timeout, GuardedHttp.max_connections = request_timeout, max_connections
@@ -576,22 +727,43 @@ def serve(
         uvicorn.run(app_, host=host, port=port, log_level="warning", http=GuardedHttp)
         return
     app_.state.live.close()  # checked here; each worker process opens its own
-    to_environment(dict(rules=str(rules), db=db, draw_key=str(key_file), api_keys=str(api_keys),
-                             roster=str(roster) if roster else None, policy=policy.model_dump(mode="json"),
-                             allow_new_enterprises=allow_new_enterprises, request_timeout=request_timeout,
-                             max_connections=max_connections, max_per_client=max_per_client,
-                             checkpoints=[str(checkpoint_key), str(checkpoint_dir), checkpoint_every]
-                             if checkpoint_key else None))
-    uvicorn.run("engine.service:app_from_environment", factory=True, workers=workers, host=host, port=port,
-                log_level="warning", http="engine.service:GuardedHttp")
+    to_environment(
+        dict(
+            rules=str(rules),
+            db=db,
+            draw_key=str(key_file),
+            api_keys=str(api_keys),
+            roster=str(roster) if roster else None,
+            policy=policy.model_dump(mode="json"),
+            allow_new_enterprises=allow_new_enterprises,
+            request_timeout=request_timeout,
+            max_connections=max_connections,
+            max_per_client=max_per_client,
+            checkpoints=[str(checkpoint_key), str(checkpoint_dir), checkpoint_every]
+            if checkpoint_key
+            else None,
+        )
+    )
+    uvicorn.run(
+        "engine.service:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+        http="engine.service:GuardedHttp",
+    )
 
 
 @app.command()
-def apikey(keys_file: Path = typer.Argument(..., help="the API keys YAML file (created if missing)"),
-           role: str = typer.Option(..., "--role", help="selector, inspector, chief, releasing_officer, auditor or risk_officer"),
-           name: str = typer.Option(..., "--name", help="who holds it; for an inspector, the inspector id"),
-           site: Optional[str] = typer.Option(None, "--site", help="the customs office it acts for (default: all)")
-           ) -> None:
+def apikey(
+    keys_file: Path = typer.Argument(..., help="the API keys YAML file (created if missing)"),
+    role: str = typer.Option(
+        ..., "--role", help="selector, inspector, chief, releasing_officer, auditor or risk_officer"
+    ),
+    name: str = typer.Option(..., "--name", help="who holds it; for an inspector, the inspector id"),
+    site: Optional[str] = typer.Option(None, "--site", help="the customs office it acts for (default: all)"),
+) -> None:
     """Make a new API key: its SHA-256 goes into the file, the key itself is printed once."""
     import secrets
 
@@ -604,11 +776,16 @@ def apikey(keys_file: Path = typer.Argument(..., help="the API keys YAML file (c
     try:
         entry = KeyEntry(name=name, role=role, key_sha256=key_digest(key), site=site)
     except ValueError:
-        fail(f"--role must be one of selector, inspector, chief, releasing_officer, auditor, risk_officer, and "
-             f"--name and --site ids ({ID_RULE}); got --role {role!r} --name {name!r} --site {site!r}")
+        fail(
+            f"--role must be one of selector, inspector, chief, releasing_officer, auditor, risk_officer, "
+            f"and "
+            f"--name and --site ids ({ID_RULE}); got --role {role!r} --name {name!r} --site {site!r}"
+        )
     try:
         entries = load_keys(keys_file) if keys_file.exists() else []
-        text = yaml.safe_dump({"keys": [e.model_dump(exclude_none=True) for e in entries + [entry]]}, sort_keys=False)
+        text = yaml.safe_dump(
+            {"keys": [e.model_dump(exclude_none=True) for e in entries + [entry]]}, sort_keys=False
+        )
         (replace_private if entries else create_private)(keys_file, text)
     except InputError as e:
         fail(str(e))

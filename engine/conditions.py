@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Union
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
 
 from engine.declarations import RULE_FIELDS
 
@@ -20,8 +18,18 @@ if TYPE_CHECKING:  # the vectorised path (the simulation's) needs numpy and pand
     import numpy as np
 
 OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "between", "prefix")
-_NEGATED = {"eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "le": "gt", "gt": "le",
-            "in": "not_in", "not_in": "in", "prefix": "not_prefix", "not_prefix": "prefix"}
+_NEGATED = {
+    "eq": "ne",
+    "ne": "eq",
+    "lt": "ge",
+    "ge": "lt",
+    "le": "gt",
+    "gt": "le",
+    "in": "not_in",
+    "not_in": "in",
+    "prefix": "not_prefix",
+    "not_prefix": "prefix",
+}
 _PREFIX_TEXT = re.compile(r"^[A-Za-z0-9_-]+$")  # literal inside durable's small regex dialect (no escapes)
 
 
@@ -60,6 +68,7 @@ class ConditionError(ValueError):
 
 # ---------------------------------------------------------------- parsing and validation
 
+
 def parse(raw: Any, lists: Mapping[str, list] | None = None, path: str = "when") -> Condition:
     """Validate a raw YAML condition and build the tree; `{list: NAME}` values refer to named lists."""
     lists = lists or {}
@@ -67,8 +76,10 @@ def parse(raw: Any, lists: Mapping[str, list] | None = None, path: str = "when")
         raise ConditionError(path, f"expected a mapping with all/any/not or field+operator, got {raw!r}")
     if "field" not in raw:
         if len(raw) != 1 or next(iter(raw)) not in ("all", "any", "not"):
-            raise ConditionError(path, f"expected exactly one of all/any/not, or a 'field', got keys {sorted(raw)}")
-        (key, body), = raw.items()
+            raise ConditionError(
+                path, f"expected exactly one of all/any/not, or a 'field', got keys {sorted(raw)}"
+            )
+        ((key, body),) = raw.items()
         if key == "not":
             return Not(parse(body, lists, f"{path}.not"))
         if not isinstance(body, list) or not body:
@@ -84,7 +95,9 @@ def _parse_compare(raw: dict, lists: Mapping[str, list], path: str) -> Compare:
         raise ConditionError(path, f"unknown field {field!r}; known fields: {', '.join(sorted(RULE_FIELDS))}")
     ops = [k for k in raw if k != "field"]
     if len(ops) != 1 or ops[0] not in OPERATORS:
-        raise ConditionError(path, f"field {field!r} needs exactly one operator of {', '.join(OPERATORS)}, got {ops}")
+        raise ConditionError(
+            path, f"field {field!r} needs exactly one operator of {', '.join(OPERATORS)}, got {ops}"
+        )
     op = ops[0]
     value = _resolve_list(raw[op], lists, f"{path}.{op}")
     return Compare(field, op, _check_value(field, op, value, f"{path}.{op}"))
@@ -96,7 +109,9 @@ def _resolve_list(value: Any, lists: Mapping[str, list], path: str) -> Any:
             raise ConditionError(path, f"a mapping value must be {{list: NAME}}, got {value!r}")
         name = value["list"]
         if name not in lists:
-            raise ConditionError(path, f"unknown list {name!r}; defined lists: {', '.join(sorted(lists)) or 'none'}")
+            raise ConditionError(
+                path, f"unknown list {name!r}; defined lists: {', '.join(sorted(lists)) or 'none'}"
+            )
         return list(lists[name])
     return value
 
@@ -132,7 +147,9 @@ def _check_value(field: str, op: str, value: Any, path: str) -> Any:
 
 def _check_scalar(field: str, kind: str, value: Any, path: str) -> None:
     if kind == "str" and not isinstance(value, str):
-        hint = " (quote codes in YAML, e.g. '0203', or leading zeros are lost)" if isinstance(value, int) else ""
+        hint = (
+            " (quote codes in YAML, e.g. '0203', or leading zeros are lost)" if isinstance(value, int) else ""
+        )
         raise ConditionError(path, f"{field!r} is text; {value!r} is not a string{hint}")
     if kind == "num" and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ConditionError(path, f"{field!r} is a number; {value!r} is not")
@@ -167,6 +184,7 @@ def simultaneous(node: Condition) -> int:
 
 # ---------------------------------------------------------------- negation normal form
 
+
 def normal_form(node: Condition, negate: bool = False) -> Condition:
     """Push every `not` down to the comparisons (De Morgan), since durable-rules cannot say `not`."""
     if isinstance(node, Not):
@@ -184,6 +202,7 @@ def normal_form(node: Condition, negate: bool = False) -> Condition:
 
 
 # ---------------------------------------------------------------- compiler: durable-rules
+
 
 def fact_key(field: str) -> str:
     """Fact keys never collide with durable's own `id`/`sid` and carry no dots."""
@@ -232,11 +251,17 @@ def _join(op: str, parts: list[dict]) -> dict:
 Predicate = Callable[[Mapping[str, Any]], bool]
 
 _SCALAR_TESTS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda x, v: x == v, "ne": lambda x, v: x != v, "lt": lambda x, v: x < v,
-    "le": lambda x, v: x <= v, "gt": lambda x, v: x > v, "ge": lambda x, v: x >= v,
-    "in": lambda x, v: x in v, "not_in": lambda x, v: x not in v,
+    "eq": lambda x, v: x == v,
+    "ne": lambda x, v: x != v,
+    "lt": lambda x, v: x < v,
+    "le": lambda x, v: x <= v,
+    "gt": lambda x, v: x > v,
+    "ge": lambda x, v: x >= v,
+    "in": lambda x, v: x in v,
+    "not_in": lambda x, v: x not in v,
     "between": lambda x, v: v[0] <= x <= v[1],
-    "prefix": lambda x, v: x.startswith(v), "not_prefix": lambda x, v: not x.startswith(v),
+    "prefix": lambda x, v: x.startswith(v),
+    "not_prefix": lambda x, v: not x.startswith(v),
 }
 
 
@@ -259,12 +284,17 @@ def to_predicate(node: Condition) -> Predicate:
 
 # ---------------------------------------------------------------- compiler: vectorised mask
 
-def to_mask(node: Condition, frame: Mapping[str, Any],
-            precomputed: Callable[[Condition], np.ndarray | None] | None = None) -> np.ndarray:
+
+def to_mask(
+    node: Condition,
+    frame: Mapping[str, Any],
+    precomputed: Callable[[Condition], np.ndarray | None] | None = None,
+) -> np.ndarray:
     """Boolean array: which rows of `frame` (columns named as in `rule_fields`) satisfy the tree.
     `precomputed` may answer for any node itself (the simulation precomputes the subtrees that read only
     fields that never change); it returns None for nodes it leaves to this function."""
     import numpy as np
+
     answer = precomputed(node) if precomputed else None
     if answer is not None:
         return answer
@@ -281,6 +311,7 @@ def compare_mask(node: Compare, column: Any) -> np.ndarray:
     """One comparison over a column (pandas Series or numpy array)."""
     import numpy as np
     import pandas as pd
+
     op, value = node.op, node.value
     if op in ("prefix", "not_prefix"):
         hit = pd.Series(column).str.startswith(value).to_numpy(dtype=bool)

@@ -34,8 +34,10 @@ _savepoints = itertools.count(1)
 # STATEMENT_LIMIT seconds, and a write transaction left idle IDLE_LIMIT seconds (its process stopped
 # or hung) is ended by the server, which frees the turn for the others.
 TURN_WAIT, STATEMENT_LIMIT, IDLE_LIMIT = 5, 30, 10
-_BUSY = (f"the office's turn to write did not come within {TURN_WAIT} s: another instance or connection "
-         "holds it (a stuck process?); send it again")
+_BUSY = (
+    f"the office's turn to write did not come within {TURN_WAIT} s: another instance or connection "
+    "holds it (a stuck process?); send it again"
+)
 
 
 class Database:
@@ -103,8 +105,12 @@ class SqliteDatabase(Database):
         conn.execute("COMMIT")
 
     def has_table(self, name: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                                 (name,)).fetchone() is not None
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+            ).fetchone()
+            is not None
+        )
 
     def json(self, column: str, path: str) -> str:
         return f"json_extract({column}, '$.{path}')"
@@ -169,7 +175,11 @@ class PostgresDatabase(Database):
         conninfo, self.schema = _split_schema(url)
         self._local = threading.local()
         # named, so an operator (and a test) can tell an office's connections in pg_stat_activity
-        settings = {} if "application_name" in url else {"application_name": f"doublerandom:{self.schema or 'public'}"}
+        settings = (
+            {}
+            if "application_name" in url
+            else {"application_name": f"doublerandom:{self.schema or 'public'}"}
+        )
         if read_only:
             settings["options"] = "-c default_transaction_read_only=on"
 
@@ -179,11 +189,19 @@ class PostgresDatabase(Database):
             conn.reused_cursor = conn.cursor()
             if self.schema:
                 conn.execute(f"SET search_path TO {identifier(self.schema)}")
+
         try:
             psycopg.connect(conninfo, connect_timeout=10).close()  # fails at once with the server's reason
-            self.pool = ConnectionPool(conninfo, min_size=1, max_size=size, configure=configure, open=True,
-                                       kwargs=settings, timeout=10,
-                                       name="doublerandom")
+            self.pool = ConnectionPool(
+                conninfo,
+                min_size=1,
+                max_size=size,
+                configure=configure,
+                open=True,
+                kwargs=settings,
+                timeout=10,
+                name="doublerandom",
+            )
             self.pool.wait(timeout=10)
         except Exception as err:  # psycopg's errors, or the pool's timeout
             raise InputError(f"{redact(url)}: cannot connect to PostgreSQL: {_reason(err)}") from None
@@ -206,11 +224,14 @@ class PostgresDatabase(Database):
         except self.busy:
             raise Unavailable(f"{self.url}: {_BUSY}") from None
         except self.lost as err:
-            raise Unavailable(f"{self.url}: the database did not answer ({_reason(err)}); "
-                              "send it again (a declaration already decided gets its first decision back)") from None
+            raise Unavailable(
+                f"{self.url}: the database did not answer ({_reason(err)}); "
+                "send it again (a declaration already decided gets its first decision back)"
+            ) from None
         except self.refused as err:  # the wrong role for the step, e.g. the app role running db upgrade
-            raise InputError(f"{self.url}: {_reason(err)} (README 'Running in production': which role "
-                             "does what)") from None
+            raise InputError(
+                f"{self.url}: {_reason(err)} (README 'Running in production': which role does what)"
+            ) from None
 
     def execute(self, sql: str, params: tuple | list = ()) -> Result:
         if params:
@@ -260,9 +281,11 @@ class PostgresDatabase(Database):
         self.pool.close()
 
 
-_TURN = (f"SET LOCAL lock_timeout = '{TURN_WAIT}s'; SET LOCAL statement_timeout = '{STATEMENT_LIMIT}s'; "
-         f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_LIMIT}s'; "
-         "SELECT pg_advisory_xact_lock(hashtext('doublerandom:' || current_schema()))")
+_TURN = (
+    f"SET LOCAL lock_timeout = '{TURN_WAIT}s'; SET LOCAL statement_timeout = '{STATEMENT_LIMIT}s'; "
+    f"SET LOCAL idle_in_transaction_session_timeout = '{IDLE_LIMIT}s'; "
+    "SELECT pg_advisory_xact_lock(hashtext('doublerandom:' || current_schema()))"
+)
 
 
 def _run(conn, sql: str, params) -> Result:
@@ -300,7 +323,7 @@ def is_postgres(url: str | Path) -> bool:
 
 def sqlite_path(url: str | Path) -> Path:
     text = str(url)
-    return Path(text[len("sqlite:///"):] if text.startswith("sqlite:///") else text)
+    return Path(text[len("sqlite:///") :] if text.startswith("sqlite:///") else text)
 
 
 def open_database(url: str | Path, read_only: bool = False) -> Database:
@@ -308,9 +331,12 @@ def open_database(url: str | Path, read_only: bool = False) -> Database:
     verifying: nothing is created or written."""
     if is_postgres(url):
         import importlib.util
+
         if importlib.util.find_spec("psycopg") is None or importlib.util.find_spec("psycopg_pool") is None:
-            raise InputError(f"{redact(str(url))}: PostgreSQL needs the 'postgres' extra: "
-                             "pip install 'doublerandom[postgres]'")
+            raise InputError(
+                f"{redact(str(url))}: PostgreSQL needs the 'postgres' extra: "
+                "pip install 'doublerandom[postgres]'"
+            )
         return PostgresDatabase(str(url), read_only=read_only)
     if str(url).startswith("sqlite://") and not str(url).startswith("sqlite:///"):
         raise InputError(f"{url}: a SQLite URL is sqlite:///path/to/office.db")

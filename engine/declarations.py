@@ -8,7 +8,16 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Any, Callable, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, computed_field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    computed_field,
+    field_validator,
+)
 
 from engine.errors import InputError, describe
 from engine.files import read_csv
@@ -89,11 +98,28 @@ _INTENSITY = {kind: i for i, kind in enumerate(InspectionType)}  # asked for eac
 class Declaration(BaseModel):
     """One import or export declaration as lodged; derived fields are what risk rules usually test."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra={"examples": [{
-        "id": "KR73239153", "declared_at": "2026-04-01T10:47:00", "enterprise_id": "IMP-LILE28O",
-        "hs_code": "930690", "origin_country": "CN", "departure_country": "CN", "trade_mode": "general",
-        "transport_mode": "sea", "customs_office": "OFF-40", "declared_value": 92880.0, "net_mass_kg": 75.0,
-        "quantity": 75.0}]})  # the OpenAPI document's example (HS 930690: WEAPONS-PARTS, always inspected)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "KR73239153",
+                    "declared_at": "2026-04-01T10:47:00",
+                    "enterprise_id": "IMP-LILE28O",
+                    "hs_code": "930690",
+                    "origin_country": "CN",
+                    "departure_country": "CN",
+                    "trade_mode": "general",
+                    "transport_mode": "sea",
+                    "customs_office": "OFF-40",
+                    "declared_value": 92880.0,
+                    "net_mass_kg": 75.0,
+                    "quantity": 75.0,
+                }
+            ]
+        },
+    )  # the OpenAPI document's example (HS 930690: WEAPONS-PARTS, always inspected)
 
     id: str = Id("the declaration number")
     declared_at: dt.datetime
@@ -221,12 +247,26 @@ def _attribute(name: str) -> Callable[[Declaration, Enterprise], Any]:
 # The one registry of rule fields: it drives rule validation (kinds), the live record (rule_fields),
 # and, through DERIVED and the `enterprise.` prefix, the simulation's vectorised frame.
 FIELDS: dict[str, RuleField] = {
-    **{name: RuleField("str", _attribute(name)) for name in (
-        "id", "enterprise_id", "hs_code", "hs_chapter", "hs_heading", "origin_country", "departure_country",
-        "trade_mode", "transport_mode", "customs_office")},
+    **{
+        name: RuleField("str", _attribute(name))
+        for name in (
+            "id",
+            "enterprise_id",
+            "hs_code",
+            "hs_chapter",
+            "hs_heading",
+            "origin_country",
+            "departure_country",
+            "trade_mode",
+            "transport_mode",
+            "customs_office",
+        )
+    },
     "declared_date": RuleField("str", lambda d, e: d.declared_at.date().isoformat()),
-    **{name: RuleField("num", _attribute(name)) for name in (
-        "declared_value", "net_mass_kg", "quantity", "unit_value", "value_per_kg", "items")},
+    **{
+        name: RuleField("num", _attribute(name))
+        for name in ("declared_value", "net_mass_kg", "quantity", "unit_value", "value_per_kg", "items")
+    },
     "enterprise.credit_class": RuleField("str", lambda d, e: e.credit_class.value),
     "enterprise.high_risk": RuleField("bool", lambda d, e: e.high_risk_on(d.declared_at.date())),
     "enterprise.declarations": RuleField("num", lambda d, e: e.declarations),

@@ -29,9 +29,11 @@ class FacilityType(str, Enum):
     laboratory = "laboratory"
 
 
-FACILITY_FOR = {InspectionType.document: FacilityType.document_desk,
-                InspectionType.scan: FacilityType.machine_scan,
-                InspectionType.physical: FacilityType.physical_bay}
+FACILITY_FOR = {
+    InspectionType.document: FacilityType.document_desk,
+    InspectionType.scan: FacilityType.machine_scan,
+    InspectionType.physical: FacilityType.physical_bay,
+}
 
 
 class Shift(BaseModel):
@@ -150,17 +152,23 @@ class Workload:
     facilities_busy: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, type) -> in use
 
 
-def eligible(roster: Roster, request: Request, at: dt.datetime, load: Workload) -> tuple[list[Inspector], str]:
+def eligible(
+    roster: Roster, request: Request, at: dt.datetime, load: Workload
+) -> tuple[list[Inspector], str]:
     """The inspectors who may take this request, or [] and the reason nobody may."""
     people = [p for p in roster.inspectors if p.site == request.site and p.id not in request.exclude]
     steps = [
         (f"no inspector works at {request.site}", lambda p: True),
         ("no inspector is on post", lambda p: p.on_post(at)),
         ("every inspector on post is suspended", lambda p: not p.suspended),
-        (f"nobody on post is qualified for {request.inspection_type.value} inspection",
-         lambda p: request.inspection_type in p.qualifications),
-        (f"every qualified inspector inspected {request.enterprise_id} within {roster.rotation_days} days",
-         lambda p: (p.id, request.enterprise_id) not in load.recent),
+        (
+            f"nobody on post is qualified for {request.inspection_type.value} inspection",
+            lambda p: request.inspection_type in p.qualifications,
+        ),
+        (
+            f"every qualified inspector inspected {request.enterprise_id} within {roster.rotation_days} days",
+            lambda p: (p.id, request.enterprise_id) not in load.recent,
+        ),
     ]
     for reason, keep in steps:
         people = [p for p in people if keep(p)]
@@ -190,14 +198,18 @@ def pick(weights_: list[float], u: float) -> int:
     return len(weights_) - 1
 
 
-def dispatch(roster: Roster, request: Request, at: dt.datetime, load: Workload, u: float) -> Assignment | Waiting:
+def dispatch(
+    roster: Roster, request: Request, at: dt.datetime, load: Workload, u: float
+) -> Assignment | Waiting:
     """Assign at random among the eligible, or say why the request must wait."""
     facility = FACILITY_FOR[request.inspection_type]
     capacity = roster.facilities.get(request.site, {}).get(facility, 0)
     if capacity == 0:
         return Waiting(request.declaration_id, f"no {facility.value} at {request.site}")
     if load.facilities_busy.get((request.site, facility.value), 0) >= capacity:
-        return Waiting(request.declaration_id, f"all {capacity} {facility.value} at {request.site} are in use")
+        return Waiting(
+            request.declaration_id, f"all {capacity} {facility.value} at {request.site} are in use"
+        )
     people, reason = eligible(roster, request, at, load)
     if not people:
         return Waiting(request.declaration_id, reason)

@@ -34,9 +34,11 @@ for _tag, _pattern, _first in [
     ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF")),
     ("tag:yaml.org,2002:int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789")),
-    ("tag:yaml.org,2002:float",
-     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-     list("-+.0123456789")),
+    (
+        "tag:yaml.org,2002:float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        list("-+.0123456789"),
+    ),
 ]:
     Yaml12Loader.add_implicit_resolver(_tag, re.compile(_pattern), _first)
 
@@ -93,8 +95,10 @@ def parse_yaml(text: str, source: str) -> Any:
     except RecursionError:
         raise InputError(f"{source}: nested too deeply to be a doublerandom file") from None
     if expanded > MAX_VALUES:
-        raise InputError(f"{source}: its aliases expand to more than {MAX_VALUES:,} values; "
-                         "write the values out, or use named lists")
+        raise InputError(
+            f"{source}: its aliases expand to more than {MAX_VALUES:,} values; "
+            "write the values out, or use named lists"
+        )
     return data
 
 
@@ -133,8 +137,10 @@ class QuotedCodes(yaml.SafeDumper):
     quoted, whatever YAML version reads them back."""
 
 
-QuotedCodes.add_representer(str, lambda dumper, s: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", s, style='"' if s.isdigit() else None))
+QuotedCodes.add_representer(
+    str,
+    lambda dumper, s: dumper.represent_scalar("tag:yaml.org,2002:str", s, style='"' if s.isdigit() else None),
+)
 
 
 def yaml_problem(err: Exception) -> str:

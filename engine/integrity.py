@@ -22,6 +22,7 @@ from engine.declarations import CreditClass, Enterprise, Id
 from engine.errors import InputError, describe
 from engine.files import read_csv
 
+
 class FeedbackPolicy(BaseModel):
     """How inspection results change an enterprise's standing."""
 
@@ -30,22 +31,40 @@ class FeedbackPolicy(BaseModel):
     high_risk_days: int = Field(default=180, ge=0, description="a problem flags the firm this long")
     downgrade_after_problems: int = Field(default=2, ge=1, description="k problems ...")
     downgrade_window_days: int = Field(default=365, ge=1, description="... within this window -> dishonest")
-    restore_after_clean: int = Field(default=10, ge=0, description="clean inspections in a row to restore; 0 never")
+    restore_after_clean: int = Field(
+        default=10, ge=0, description="clean inspections in a row to restore; 0 never"
+    )
     restore_to: CreditClass = CreditClass.general
 
-    def apply(self, firm: Enterprise, clean_streak: int, problem: bool, on: dt.date,
-              recent_problems: int) -> tuple[Enterprise, int]:
+    def apply(
+        self, firm: Enterprise, clean_streak: int, problem: bool, on: dt.date, recent_problems: int
+    ) -> tuple[Enterprise, int]:
         """The firm's standing after one inspection result; `recent_problems` counts earlier
         problems inside the window. Returns (new standing, new clean streak)."""
         new = firm.model_copy()
         new.inspections += 1
         new.problems += problem
         new.credit_class, new.high_risk, new.high_risk_until, clean_streak = self.step(
-            firm.credit_class, firm.high_risk, firm.high_risk_until, clean_streak, problem, on, recent_problems)
+            firm.credit_class,
+            firm.high_risk,
+            firm.high_risk_until,
+            clean_streak,
+            problem,
+            on,
+            recent_problems,
+        )
         return new, clean_streak
 
-    def step(self, credit: CreditClass, high_risk: bool, until: dt.date | None, clean_streak: int, problem: bool,
-             on: dt.date, recent_problems: int) -> tuple[CreditClass, bool, dt.date | None, int]:
+    def step(
+        self,
+        credit: CreditClass,
+        high_risk: bool,
+        until: dt.date | None,
+        clean_streak: int,
+        problem: bool,
+        on: dt.date,
+        recent_problems: int,
+    ) -> tuple[CreditClass, bool, dt.date | None, int]:
         """The rule itself on plain values, for the live store (through `apply`) and the simulation's
         arrays alike: (credit class, high-risk, flag expiry or None for no expiry, clean streak) after
         one result."""
@@ -58,7 +77,11 @@ class FeedbackPolicy(BaseModel):
                 credit = CreditClass.dishonest
             return credit, True, new_until, 0
         clean_streak += 1
-        if self.restore_after_clean and clean_streak >= self.restore_after_clean and credit == CreditClass.dishonest:
+        if (
+            self.restore_after_clean
+            and clean_streak >= self.restore_after_clean
+            and credit == CreditClass.dishonest
+        ):
             return self.restore_to, False, None, 0
         return credit, high_risk, until, clean_streak
 
@@ -96,12 +119,20 @@ class IntegrityStore:
         row = self.db.execute("SELECT * FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone()
         if row is None:
             return Enterprise(id=enterprise_id)
-        return Enterprise(id=row["id"], credit_class=row["credit_class"], high_risk=bool(row["high_risk"]),
-                          high_risk_until=row["high_risk_until"], declarations=row["declarations"],
-                          inspections=row["inspections"], problems=row["problems"])
+        return Enterprise(
+            id=row["id"],
+            credit_class=row["credit_class"],
+            high_risk=bool(row["high_risk"]),
+            high_risk_until=row["high_risk_until"],
+            declarations=row["declarations"],
+            inspections=row["inspections"],
+            problems=row["problems"],
+        )
 
     def registered(self, enterprise_id: str) -> bool:
-        return self.db.execute("SELECT 1 FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone() is not None
+        return (
+            self.db.execute("SELECT 1 FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone() is not None
+        )
 
     def put(self, firm: Enterprise, clean_streak: int | None = None) -> None:
         self.db.execute(
@@ -110,7 +141,8 @@ class IntegrityStore:
                  declarations = excluded.declarations, inspections = excluded.inspections,
                  problems = excluded.problems,
                  clean_streak = COALESCE(?, enterprises.clean_streak)""",
-            (*_row(firm), clean_streak, clean_streak))
+            (*_row(firm), clean_streak, clean_streak),
+        )
 
     def register(self, firms) -> list[Enterprise]:
         """Add enterprises not yet in the store (a starting list); known ones keep their history.
@@ -124,26 +156,34 @@ class IntegrityStore:
     def count_declaration(self, enterprise_id: str) -> None:
         """One more declaration; a firm not in the store yet enters it with this one (one statement:
         it runs for every declaration, and on a database server each statement is a round trip)."""
-        self.db.execute(f"{_INSERT} ON CONFLICT (id) DO UPDATE SET declarations = enterprises.declarations + 1",
-                        (*_row(Enterprise(id=enterprise_id, declarations=1)), None))
+        self.db.execute(
+            f"{_INSERT} ON CONFLICT (id) DO UPDATE SET declarations = enterprises.declarations + 1",
+            (*_row(Enterprise(id=enterprise_id, declarations=1)), None),
+        )
 
     def record_result(self, enterprise_id: str, problem: bool, on: dt.date, detail: str = "") -> list[Change]:
         """Apply the feedback policy to one inspection result; returns what changed."""
         before = self.get(enterprise_id)
         window_start = on - dt.timedelta(days=self.policy.downgrade_window_days)
         recent = self.db.execute(
-            "SELECT COUNT(*) FROM enterprise_events WHERE enterprise_id = ? AND kind = 'problem' AND on_date > ?",
-            (enterprise_id, window_start.isoformat())).fetchone()[0]
+            "SELECT COUNT(*) FROM enterprise_events WHERE enterprise_id = ? AND kind = 'problem' AND "
+            "on_date > ?",
+            (enterprise_id, window_start.isoformat()),
+        ).fetchone()[0]
         streak = self._clean_streak(enterprise_id)
         after, streak = self.policy.apply(before, streak, problem, on, recent)
         self.db.execute(
-            "INSERT INTO enterprise_events (enterprise_id, on_date, kind, source, detail) VALUES (?, ?, ?, 'customs', ?)",
-            (enterprise_id, on.isoformat(), "problem" if problem else "clean", detail))
+            "INSERT INTO enterprise_events (enterprise_id, on_date, kind, source, detail) VALUES (?, ?, ?, "
+            "'customs', ?)",
+            (enterprise_id, on.isoformat(), "problem" if problem else "clean", detail),
+        )
         self.put(after, streak)
         return _changes(before, after, "inspection problem" if problem else "clean inspection")
 
     def _clean_streak(self, enterprise_id: str) -> int:
-        row = self.db.execute("SELECT clean_streak FROM enterprises WHERE id = ?", (enterprise_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT clean_streak FROM enterprises WHERE id = ?", (enterprise_id,)
+        ).fetchone()
         return row[0] if row else 0
 
     def import_agency_list(self, path: str | Path, on: dt.date | None = None) -> list[Change]:
@@ -157,12 +197,20 @@ class IntegrityStore:
             elif row.status == "high_risk":
                 after.high_risk = True
                 after.high_risk_until = row.date + dt.timedelta(days=self.policy.high_risk_days)
-            elif before.credit_class == CreditClass.dishonest and self._listed_only_by(row.enterprise_id, row.source):
+            elif before.credit_class == CreditClass.dishonest and self._listed_only_by(
+                row.enterprise_id, row.source
+            ):
                 # cleared by the agency that listed it, and nobody else holds it dishonest
-                after.credit_class, after.high_risk, after.high_risk_until = self.policy.restore_to, False, None
+                after.credit_class, after.high_risk, after.high_risk_until = (
+                    self.policy.restore_to,
+                    False,
+                    None,
+                )
             self.db.execute(
-                "INSERT INTO enterprise_events (enterprise_id, on_date, kind, source, detail) VALUES (?, ?, ?, ?, ?)",
-                (row.enterprise_id, row.date.isoformat(), f"agency:{row.status}", row.source, where))
+                "INSERT INTO enterprise_events (enterprise_id, on_date, kind, source, detail) VALUES (?, ?, "
+                "?, ?, ?)",
+                (row.enterprise_id, row.date.isoformat(), f"agency:{row.status}", row.source, where),
+            )
             self.put(after)
             changes += _changes(before, after, f"{row.source} list: {row.status}")
         return changes
@@ -173,8 +221,10 @@ class IntegrityStore:
         another agency also lists, stays dishonest."""
         standing: set[str] = set()
         for kind, who in self.db.execute(
-                "SELECT kind, source FROM enterprise_events WHERE enterprise_id = ? AND kind IN "
-                "('agency:dishonest', 'agency:cleared') ORDER BY id", (enterprise_id,)):
+            "SELECT kind, source FROM enterprise_events WHERE enterprise_id = ? AND kind IN "
+            "('agency:dishonest', 'agency:cleared') ORDER BY id",
+            (enterprise_id,),
+        ):
             (standing.add if kind == "agency:dishonest" else standing.discard)(who)
         return standing == {source}
 
@@ -182,14 +232,23 @@ class IntegrityStore:
         """Enterprises customs holds dishonest or high-risk on a date, for other agencies."""
         rows = self.db.execute(
             "SELECT id, credit_class, high_risk, high_risk_until FROM enterprises "
-            "WHERE credit_class = 'dishonest' OR (high_risk = 1 AND (high_risk_until IS NULL OR high_risk_until >= ?)) "
-            "ORDER BY id", (on.isoformat(),)).fetchall()
+            "WHERE credit_class = 'dishonest' OR (high_risk = 1 AND (high_risk_until IS NULL OR "
+            "high_risk_until >= ?)) "
+            "ORDER BY id",
+            (on.isoformat(),),
+        ).fetchall()
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["enterprise_id", "status", "source", "date"])
             for r in rows:
-                writer.writerow([r["id"], "dishonest" if r["credit_class"] == "dishonest" else "high_risk",
-                                 "customs", on.isoformat()])
+                writer.writerow(
+                    [
+                        r["id"],
+                        "dishonest" if r["credit_class"] == "dishonest" else "high_risk",
+                        "customs",
+                        on.isoformat(),
+                    ]
+                )
         return len(rows)
 
 
@@ -199,9 +258,15 @@ _INSERT = """INSERT INTO enterprises (id, credit_class, high_risk, high_risk_unt
 
 
 def _row(firm: Enterprise) -> tuple:
-    return (firm.id, firm.credit_class.value, int(firm.high_risk),
-            firm.high_risk_until.isoformat() if firm.high_risk_until else None,
-            firm.declarations, firm.inspections, firm.problems)
+    return (
+        firm.id,
+        firm.credit_class.value,
+        int(firm.high_risk),
+        firm.high_risk_until.isoformat() if firm.high_risk_until else None,
+        firm.declarations,
+        firm.inspections,
+        firm.problems,
+    )
 
 
 def _read_agency_rows(path: str | Path):
@@ -213,8 +278,10 @@ def _read_agency_rows(path: str | Path):
             raise describe(f"{path}:{line}", err) from None
         key = (row.enterprise_id, row.source)
         if key in seen:
-            raise InputError(f"{path}:{line}: enterprise {row.enterprise_id!r} is listed twice by {row.source} "
-                             f"(first at line {seen[key]}); one row per enterprise and agency")
+            raise InputError(
+                f"{path}:{line}: enterprise {row.enterprise_id!r} is listed twice by {row.source} "
+                f"(first at line {seen[key]}); one row per enterprise and agency"
+            )
         seen[key] = line
         parsed.append((f"{Path(path).name}:{line}", row))
     return parsed  # all rows checked before any is applied: a bad list changes nothing

@@ -48,8 +48,9 @@ def _check_source(source: Database) -> tuple[int, str]:
     log = AuditLog(source)
     verdict = log.verify()
     if not verdict.ok:
-        raise InputError(f"{source.url}: audit log broken at record {verdict.broken_at}: {verdict.reason}; "
-                         "nothing copied")
+        raise InputError(
+            f"{source.url}: audit log broken at record {verdict.broken_at}: {verdict.reason}; nothing copied"
+        )
     head = log.head()
     if head is None:
         raise InputError(f"{source.url}: no audit log to copy")
@@ -59,7 +60,9 @@ def _check_source(source: Database) -> tuple[int, str]:
 def _check_empty(destination: Database) -> None:
     for table in schema.TABLES:
         if destination.execute(f"SELECT count(*) FROM {table}").fetchone()[0]:
-            raise InputError(f"{destination.url}: table {table} is not empty; copy into a new database or schema")
+            raise InputError(
+                f"{destination.url}: table {table} is not empty; copy into a new database or schema"
+            )
 
 
 def _copy_tables(source: Database, destination: Database) -> dict[str, int]:
@@ -73,10 +76,14 @@ def _copy_tables(source: Database, destination: Database) -> dict[str, int]:
         _check_storable(destination, table, rows, columns)
         insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         for start in range(0, len(rows), CHUNK):
-            destination.executemany(insert, [tuple(r[c] for c in columns) for r in rows[start:start + CHUNK]])
+            destination.executemany(
+                insert, [tuple(r[c] for c in columns) for r in rows[start : start + CHUNK]]
+            )
     if destination.dialect == "postgresql":  # ids copied as they were: the identity carries on after them
-        destination.execute("SELECT setval(pg_get_serial_sequence('enterprise_events', 'id'), "
-                            "greatest((SELECT max(id) FROM enterprise_events), 1))")
+        destination.execute(
+            "SELECT setval(pg_get_serial_sequence('enterprise_events', 'id'), "
+            "greatest((SELECT max(id) FROM enterprise_events), 1))"
+        )
     return counts
 
 
@@ -90,8 +97,10 @@ def _check_storable(destination: Database, table: str, rows: list, columns: list
             for text in texts:
                 problem = isinstance(text, str) and unstorable(text)
                 if problem:
-                    raise InputError(f"{destination.url}: cannot copy {table} row {row[0]!r}: its {column} "
-                                     f"{problem}; nothing copied (mend the source by hand, or keep it on SQLite)")
+                    raise InputError(
+                        f"{destination.url}: cannot copy {table} row {row[0]!r}: its {column} "
+                        f"{problem}; nothing copied (mend the source by hand, or keep it on SQLite)"
+                    )
 
 
 def _strings(value) -> list:
@@ -107,11 +116,14 @@ def _check_copy(destination: Database, head: tuple[int, str], counts: dict[str, 
     log = AuditLog(destination)
     verdict = log.verify()
     if not verdict.ok or log.head() != head:
-        raise InputError(f"{destination.url}: the copied audit log does not verify ({verdict.reason or 'head differs'})")
+        raise InputError(
+            f"{destination.url}: the copied audit log does not verify ({verdict.reason or 'head differs'})"
+        )
     for table, count in counts.items():
         if destination.execute(f"SELECT count(*) FROM {table}").fetchone()[0] != count:
             raise InputError(f"{destination.url}: table {table} does not hold the {count} rows copied")
     differences = reconcile(log)
     if differences:
-        raise InputError(f"{destination.url}: copied, but {len(differences)} rows differ from the log: "
-                         f"{differences[0]}")
+        raise InputError(
+            f"{destination.url}: copied, but {len(differences)} rows differ from the log: {differences[0]}"
+        )

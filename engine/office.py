@@ -20,11 +20,20 @@ from typing import Any, Literal
 from engine import lifecycle
 from engine.audit import canonical
 from engine.declarations import Declaration, Enterprise, InspectionType, says_something, unstorable
-from engine.dispatch import (FACILITY_FOR, Assignment, Request, Roster, Waiting, Workload, dispatch, eligible,
-                             workload_points)
+from engine.dispatch import (
+    FACILITY_FOR,
+    Assignment,
+    Request,
+    Roster,
+    Waiting,
+    Workload,
+    dispatch,
+    eligible,
+    workload_points,
+)
 from engine.errors import Conflict, InputError, NotFound
-from engine.lifecycle import Status, Step, after_result
 from engine.integrity import FeedbackPolicy
+from engine.lifecycle import Status, Step, after_result
 from engine.randomness import Draws
 from engine.rules import RuleSet
 from engine.selection import Decision, Pacers, SelectionPolicy, Selector
@@ -57,14 +66,23 @@ def _same_declaration(declaration_id: str, lodged: dict[str, Any], text: str, ro
         return  # decided before fingerprints were kept: the first decision stands, as it always did
     before = json.loads(row["input"])
     differ = sorted(k for k in set(before) | set(lodged) if before.get(k) != lodged.get(k))
-    raise Conflict(f"declaration {declaration_id!r} was decided before with different content "
-                   f"({', '.join(differ)} differ); an amended declaration needs a new id")
+    raise Conflict(
+        f"declaration {declaration_id!r} was decided before with different content "
+        f"({', '.join(differ)} differ); an amended declaration needs a new id"
+    )
 
 
 class Office:
-    def __init__(self, db: str | Path | Store, *, rules: RuleSet | None = None,
-                 policy: SelectionPolicy | None = None, draws: Draws | None = None,
-                 roster: Roster | None = None, feedback: FeedbackPolicy | None = None):
+    def __init__(
+        self,
+        db: str | Path | Store,
+        *,
+        rules: RuleSet | None = None,
+        policy: SelectionPolicy | None = None,
+        draws: Draws | None = None,
+        roster: Roster | None = None,
+        feedback: FeedbackPolicy | None = None,
+    ):
         self.store: Store = open_store(db, feedback) if isinstance(db, (str, Path)) else db
         self.integrity, self.audit = self.store.integrity, self.store.audit
         self.rules, self.policy, self.draws, self.roster = rules, policy or SelectionPolicy(), draws, roster
@@ -73,8 +91,9 @@ class Office:
 
     # ------------------------------------------------------------ selection
 
-    def admit(self, declaration: Declaration, at: dt.datetime | None = None,
-              registered_only: bool = False) -> Decision:
+    def admit(
+        self, declaration: Declaration, at: dt.datetime | None = None, registered_only: bool = False
+    ) -> Decision:
         """Decide one declaration and, when it is selected and a roster is loaded, dispatch it (or
         record why it waits): one transaction, so a crash leaves neither a decision without its
         dispatch nor half of either. Idempotent on the id: the same declaration again gets its first
@@ -91,8 +110,10 @@ class Office:
                 _same_declaration(declaration.id, lodged, text, row)
                 return Decision(**json.loads(row["decision"]))
             if registered_only and not self.integrity.registered(declaration.enterprise_id):
-                raise NotFound(f"unknown enterprise {declaration.enterprise_id!r}: register it in the "
-                               "integrity store first")
+                raise NotFound(
+                    f"unknown enterprise {declaration.enterprise_id!r}: register it in the "
+                    "integrity store first"
+                )
             try:
                 decision = self._record_decision(declaration, lodged, text)
                 if decision.selected and self.roster is not None:
@@ -104,31 +125,58 @@ class Office:
 
     def _record_decision(self, declaration: Declaration, lodged: dict[str, Any], text: str) -> Decision:
         firm = self.integrity.get(declaration.enterprise_id)
-        decision = Selector(self.rules, self.policy, self.draws, self._pacers_at(declaration.customs_office)
-                            ).decide(declaration, firm)
+        decision = Selector(
+            self.rules, self.policy, self.draws, self._pacers_at(declaration.customs_office)
+        ).decide(declaration, firm)
         decided = decision.to_dict()
-        self.audit.append("selection", {
-            "declaration": lodged, "enterprise": firm.model_dump(mode="json"),
-            "policy": self.policy.model_dump(mode="json"), "verifiable_draws": self.draws.verifiable,
-            "decision": decided})
-        self.store.add_declaration(declaration.id, declaration.enterprise_id, declaration.customs_office,
-                                   declaration.declared_at.isoformat(), json.dumps(decided), decision.selected,
-                                   fingerprint(text), text)
+        self.audit.append(
+            "selection",
+            {
+                "declaration": lodged,
+                "enterprise": firm.model_dump(mode="json"),
+                "policy": self.policy.model_dump(mode="json"),
+                "verifiable_draws": self.draws.verifiable,
+                "decision": decided,
+            },
+        )
+        self.store.add_declaration(
+            declaration.id,
+            declaration.enterprise_id,
+            declaration.customs_office,
+            declaration.declared_at.isoformat(),
+            json.dumps(decided),
+            decision.selected,
+            fingerprint(text),
+            text,
+        )
         if self.policy.paced:
             self._last_decided = self.store.last_decided()
         self.integrity.count_declaration(declaration.enterprise_id)
         if decision.selected:
-            self.store.add_inspection(declaration.id, "first", declaration.id, declaration.enterprise_id,
-                                      declaration.customs_office, decision.inspection_type, declaration.items,
-                                      Status.selected.value)
+            self.store.add_inspection(
+                declaration.id,
+                "first",
+                declaration.id,
+                declaration.enterprise_id,
+                declaration.customs_office,
+                decision.inspection_type,
+                declaration.items,
+                Status.selected.value,
+            )
         return decision
 
     def reset_pacers(self) -> None:
         """After a rollback: the pacers are rebuilt from what the store kept."""
         self._pacers, self._last_decided = Pacers(), None
 
-    def instruct(self, declaration_id: str, by: str, reason: str, inspection_type: str = "physical",
-                 at: dt.datetime | None = None) -> dict[str, Any]:
+    def instruct(
+        self,
+        declaration_id: str,
+        by: str,
+        reason: str,
+        inspection_type: str = "physical",
+        at: dt.datetime | None = None,
+    ) -> dict[str, Any]:
         """A risk officer's order to inspect a declaration the computer did not select (the
         instruction channel: intelligence, a tip-off), with a reason; dispatched like any other
         inspection when a roster is loaded, and audited, so the random-dispatch share can be told."""
@@ -139,8 +187,10 @@ class Office:
         try:
             kind = InspectionType(inspection_type)
         except ValueError:
-            raise InputError(f"inspection type must be one of {', '.join(t.value for t in InspectionType)}, "
-                             f"got {inspection_type!r}") from None
+            raise InputError(
+                f"inspection type must be one of {', '.join(t.value for t in InspectionType)}, "
+                f"got {inspection_type!r}"
+            ) from None
         with self.store.transaction():
             row = self.store.lodged(declaration_id)
             if row is None:
@@ -148,13 +198,25 @@ class Office:
             if self.store.inspection(declaration_id) is not None:
                 raise Conflict(f"{declaration_id} is already selected for inspection")
             if row["input"] is None:
-                raise Conflict(f"{declaration_id} was decided before declarations were kept whole; order it by hand")
+                raise Conflict(
+                    f"{declaration_id} was decided before declarations were kept whole; order it by hand"
+                )
             lodged = json.loads(row["input"])
-            self.store.add_inspection(declaration_id, "first", declaration_id, lodged["enterprise_id"],
-                                      lodged["customs_office"], kind.value, lodged.get("items", 1),
-                                      Status.selected.value)
-            self.audit.append("instruction", {"declaration": declaration_id, "by": by, "reason": reason,
-                                              "inspection_type": kind.value}, at)
+            self.store.add_inspection(
+                declaration_id,
+                "first",
+                declaration_id,
+                lodged["enterprise_id"],
+                lodged["customs_office"],
+                kind.value,
+                lodged.get("items", 1),
+                Status.selected.value,
+            )
+            self.audit.append(
+                "instruction",
+                {"declaration": declaration_id, "by": by, "reason": reason, "inspection_type": kind.value},
+                at,
+            )
             if self.roster is not None:
                 self.dispatch(declaration_id, at)
         return {"instructed": declaration_id, "by": by, "inspection": self.store.inspection(declaration_id)}
@@ -202,16 +264,20 @@ class Office:
             u = draws.uniform(f"{inspection_id}#{attempt}", "dispatch")
             outcome = dispatch(roster, self._request(task), at, self._workload(at), u)
             if isinstance(outcome, Waiting):
-                self.store.update_inspection(inspection_id, status=Status.waiting.value,
-                                             attempts=attempt, wait_reason=outcome.reason)
-                self.audit.append("dispatch_wait", {"inspection": inspection_id, "reason": outcome.reason}, at)
+                self.store.update_inspection(
+                    inspection_id, status=Status.waiting.value, attempts=attempt, wait_reason=outcome.reason
+                )
+                self.audit.append(
+                    "dispatch_wait", {"inspection": inspection_id, "reason": outcome.reason}, at
+                )
                 return outcome
             self._assign(inspection_id, outcome, at, attempt)
             self.audit.append("dispatch", {"inspection": inspection_id, **vars(outcome)}, at)
         return outcome
 
-    def reassign(self, inspection_id: str, to: str, by: str, reason: str,
-                 at: dt.datetime | None = None) -> Assignment:
+    def reassign(
+        self, inspection_id: str, to: str, by: str, reason: str, at: dt.datetime | None = None
+    ) -> Assignment:
         """A chief's manual reassignment: needs a reason, must still go to an eligible inspector."""
         at = at or _now()
         _check_text(to=to, by=by, reason=reason)
@@ -223,24 +289,47 @@ class Office:
             load = self._workload(at)
             people, why = eligible(roster, self._request(task), at, load)
             if to not in {p.id for p in people}:
-                raise Conflict(f"{to} may not take {inspection_id}: " + (why or "not eligible (site, shift, "
-                               "qualification, suspension or rotation)"))
+                raise Conflict(
+                    f"{to} may not take {inspection_id}: "
+                    + (why or "not eligible (site, shift, qualification, suspension or rotation)")
+                )
             facility = FACILITY_FOR[InspectionType(task["inspection_type"])].value
             moved = Assignment(inspection_id, to, facility, 0.0, [to], [1.0], manual=True, reason=reason)
             self._assign(inspection_id, moved, at, task["attempts"])
-            self.audit.append("manual_reassignment", {"inspection": inspection_id, "from": task["inspector_id"],
-                                                      "to": to, "by": by, "reason": reason}, at)
+            self.audit.append(
+                "manual_reassignment",
+                {
+                    "inspection": inspection_id,
+                    "from": task["inspector_id"],
+                    "to": to,
+                    "by": by,
+                    "reason": reason,
+                },
+                at,
+            )
         return moved
 
     def _assign(self, inspection_id: str, a: Assignment, at: dt.datetime, attempt: int) -> None:
-        self.store.update_inspection(inspection_id, status=Status.dispatched.value, inspector_id=a.inspector_id,
-                                     facility=a.facility, dispatched_at=at.isoformat(), attempts=attempt,
-                                     wait_reason=None)
+        self.store.update_inspection(
+            inspection_id,
+            status=Status.dispatched.value,
+            inspector_id=a.inspector_id,
+            facility=a.facility,
+            dispatched_at=at.isoformat(),
+            attempts=attempt,
+            wait_reason=None,
+        )
 
     def _request(self, task: dict[str, Any]) -> Request:
         exclude = frozenset(x for x in task["exclude"].split(",") if x)
-        return Request(task["id"], task["enterprise_id"], task["site"], InspectionType(task["inspection_type"]),
-                       task["items"], exclude)
+        return Request(
+            task["id"],
+            task["enterprise_id"],
+            task["site"],
+            InspectionType(task["inspection_type"]),
+            task["items"],
+            exclude,
+        )
 
     def _workload(self, at: dt.datetime) -> Workload:
         roster, load = self._need_roster(), Workload()
@@ -252,29 +341,52 @@ class Office:
 
     # ------------------------------------------------------------ results and release
 
-    def record_result(self, inspection_id: str, inspector_id: str, outcome: Literal["normal", "problem"],
-                      category: str = "", department: str = "", at: dt.datetime | None = None) -> dict[str, Any]:
+    def record_result(
+        self,
+        inspection_id: str,
+        inspector_id: str,
+        outcome: Literal["normal", "problem"],
+        category: str = "",
+        department: str = "",
+        at: dt.datetime | None = None,
+    ) -> dict[str, Any]:
         """The assigned inspector's finding: a problem is transferred and flags the enterprise."""
         at = at or _now()
         _check_text(inspector=inspector_id, category=category, department=department)
         if outcome not in ("normal", "problem"):
             raise InputError(f"outcome must be normal or problem, got {outcome!r}")
         if outcome == "problem" and department not in DEPARTMENTS:
-            raise InputError(f"a problem is transferred to one of {', '.join(DEPARTMENTS)}; got {department!r}")
+            raise InputError(
+                f"a problem is transferred to one of {', '.join(DEPARTMENTS)}; got {department!r}"
+            )
         with self.store.transaction():
             task = self._inspection(inspection_id, Step.result)
             if task["inspector_id"] != inspector_id:
                 raise Conflict(f"{inspection_id} is assigned to {task['inspector_id']}, not {inspector_id}")
             recheck = task["kind"] == "recheck"
             status = after_result(recheck, outcome == "problem").value
-            self.store.update_inspection(inspection_id, status=status, outcome=outcome, category=category,
-                                         department=department or None)
-            self.audit.append("result", {"inspection": inspection_id, "inspector": inspector_id,
-                                         "outcome": outcome, "category": category}, at)
+            self.store.update_inspection(
+                inspection_id,
+                status=status,
+                outcome=outcome,
+                category=category,
+                department=department or None,
+            )
+            self.audit.append(
+                "result",
+                {
+                    "inspection": inspection_id,
+                    "inspector": inspector_id,
+                    "outcome": outcome,
+                    "category": category,
+                },
+                at,
+            )
             if outcome == "problem":
                 self.audit.append("transfer", {"inspection": inspection_id, "department": department}, at)
-            changes = self.integrity.record_result(task["enterprise_id"], outcome == "problem", at.date(),
-                                                   detail=inspection_id)
+            changes = self.integrity.record_result(
+                task["enterprise_id"], outcome == "problem", at.date(), detail=inspection_id
+            )
             for change in changes:
                 self.audit.append("integrity_change", vars(change), at)
             ordered = not recheck and self._order_recheck(task, inspector_id, at)
@@ -286,9 +398,17 @@ class Office:
             return False
         if self.draws.uniform(task["id"], "recheck") >= self.roster.recheck_share:
             return False
-        self.store.add_inspection(task["id"] + RECHECK, "recheck", task["declaration_id"], task["enterprise_id"],
-                                  task["site"], task["inspection_type"], task["items"], Status.selected.value,
-                                  exclude=inspector_id)
+        self.store.add_inspection(
+            task["id"] + RECHECK,
+            "recheck",
+            task["declaration_id"],
+            task["enterprise_id"],
+            task["site"],
+            task["inspection_type"],
+            task["items"],
+            Status.selected.value,
+            exclude=inspector_id,
+        )
         self.audit.append("recheck", {"inspection": task["id"], "excluded": inspector_id}, at)
         return True
 
@@ -299,12 +419,16 @@ class Office:
         with self.store.transaction():
             task = self._inspection(declaration_id, Step.release)
             if task["inspector_id"] == officer_id:
-                raise Conflict(f"{officer_id} inspected {declaration_id} and may not also release it "
-                               "(separation of duties)")
-            self.store.update_inspection(declaration_id, status=Status.released.value,
-                                         released_by=officer_id)
-            self.audit.append("release", {"declaration": declaration_id, "officer": officer_id,
-                                          "inspector": task["inspector_id"]}, at)
+                raise Conflict(
+                    f"{officer_id} inspected {declaration_id} and may not also release it "
+                    "(separation of duties)"
+                )
+            self.store.update_inspection(declaration_id, status=Status.released.value, released_by=officer_id)
+            self.audit.append(
+                "release",
+                {"declaration": declaration_id, "officer": officer_id, "inspector": task["inspector_id"]},
+                at,
+            )
 
     def import_agency_list(self, path: str | Path, at: dt.datetime | None = None) -> list[dict[str, Any]]:
         """Joint discipline: another agency's list, applied whole or not at all, and audited."""
@@ -326,7 +450,9 @@ class Office:
                 self.audit.append("enterprise_registered", {"enterprise": firm.model_dump(mode="json")}, at)
             changed = 0
             for enterprise_id, on, problem, declaration_id in results:
-                for change in self.integrity.record_result(enterprise_id, problem, on, f"{source}: {declaration_id}"):
+                for change in self.integrity.record_result(
+                    enterprise_id, problem, on, f"{source}: {declaration_id}"
+                ):
                     self.audit.append("integrity_change", vars(change), at)
                     changed += 1
         return {"results": len(results), "registered": len(firms), "changes": changed}
@@ -345,8 +471,9 @@ class Office:
         version), so every version ever used stays replayable."""
         with self.store.transaction():
             if not self.store.rules_logged(rules.version):
-                self.audit.append("rules_loaded", {"version": rules.version, "source": rules.source,
-                                                   "content": content}, at)
+                self.audit.append(
+                    "rules_loaded", {"version": rules.version, "source": rules.source, "content": content}, at
+                )
         self.rules = rules
 
     def history(self, declaration_id: str) -> list[dict[str, Any]]:

@@ -21,10 +21,26 @@ import numpy as np
 from engine.errors import InputError
 
 # Stream numbers are part of the reproducibility contract: never renumber, only append.
-STREAMS = {"random": 0, "rule_sampling": 1, "dispatch": 2, "recheck": 3, "credit": 4, "capacity": 5,
-           # simulation only: the world the engine acts in
-           "population": 10, "arrivals": 11, "goods": 12, "violation": 13, "instruction": 14,
-           "service": 15, "detection": 16, "release": 17, "roster": 18, "turnover": 19, "site": 20}
+STREAMS = {
+    "random": 0,
+    "rule_sampling": 1,
+    "dispatch": 2,
+    "recheck": 3,
+    "credit": 4,
+    "capacity": 5,
+    # simulation only: the world the engine acts in
+    "population": 10,
+    "arrivals": 11,
+    "goods": 12,
+    "violation": 13,
+    "instruction": 14,
+    "service": 15,
+    "detection": 16,
+    "release": 17,
+    "roster": 18,
+    "turnover": 19,
+    "site": 20,
+}
 
 
 class Draws(Protocol):
@@ -42,8 +58,10 @@ class KeyedDraws:
 
     def __init__(self, key: bytes):
         if len(key) < 16:
-            raise InputError(f"the draw key is {len(key)} bytes; it must be at least 16 bytes "
-                             "(make one with `doublerandom keygen`)")
+            raise InputError(
+                f"the draw key is {len(key)} bytes; it must be at least 16 bytes "
+                "(make one with `doublerandom keygen`)"
+            )
         self._key = key
 
     @classmethod
@@ -53,8 +71,10 @@ class KeyedDraws:
         except OSError as err:
             raise InputError(f"{path}: cannot read key file: {err.strerror}") from None
         except ValueError:  # not ASCII (UnicodeDecodeError is a ValueError) or not hexadecimal
-            raise InputError(f"{path}: a key file holds one line of hexadecimal digits; "
-                             "make one with `doublerandom keygen`") from None
+            raise InputError(
+                f"{path}: a key file holds one line of hexadecimal digits; "
+                "make one with `doublerandom keygen`"
+            ) from None
         try:
             return cls(key)
         except InputError as err:

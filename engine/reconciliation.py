@@ -35,7 +35,10 @@ from engine.office import RECHECK, fingerprint
 # Columns of the state tables that are not rebuilt from the log, each with its reason.
 NOT_RECONCILED = {
     ("declarations", "rowid"): "the order decided in (PostgreSQL's identity column), not state",
-    ("enterprises", "clean_streak"): "the feedback policy's bookkeeping; a forged streak shows as a logged change",
+    (
+        "enterprises",
+        "clean_streak",
+    ): "the feedback policy's bookkeeping; a forged streak shows as a logged change",
 }
 UNKNOWN = "(a column the reconciliation does not rebuild)"
 
@@ -49,7 +52,9 @@ class Difference:
     logged: Any
 
     def __str__(self) -> str:
-        return f"{self.table} {self.row!r}: {self.field} is {self.stored!r}, the audit log says {self.logged!r}"
+        return (
+            f"{self.table} {self.row!r}: {self.field} is {self.stored!r}, the audit log says {self.logged!r}"
+        )
 
 
 def reconcile(log: AuditLog) -> list[Difference]:
@@ -57,23 +62,42 @@ def reconcile(log: AuditLog) -> list[Difference]:
     for record in log.records():
         replayed.apply(record)
     conn = log.db
-    return (replayed.seen + _compare(conn, "enterprises", replayed.firms, _enterprise)
-            + _compare(conn, "declarations", replayed.declarations, _declaration)
-            + _compare(conn, "inspections", replayed.inspections, _plain))
+    return (
+        replayed.seen
+        + _compare(conn, "enterprises", replayed.firms, _enterprise)
+        + _compare(conn, "declarations", replayed.declarations, _declaration)
+        + _compare(conn, "inspections", replayed.inspections, _plain)
+    )
 
 
 def _fresh(enterprise_id: str) -> dict[str, Any]:
     return Enterprise(id=enterprise_id).model_dump(mode="json")
 
 
-def _task(inspection_id: str, kind: str, declaration: dict[str, Any], inspection_type: str,
-          exclude: str = "") -> dict[str, Any]:
+def _task(
+    inspection_id: str, kind: str, declaration: dict[str, Any], inspection_type: str, exclude: str = ""
+) -> dict[str, Any]:
     """An inspection row as the office adds it (engine.office: `add_inspection`)."""
-    return {"id": inspection_id, "kind": kind, "declaration_id": declaration["declaration_id"],
-            "enterprise_id": declaration["enterprise_id"], "site": declaration["site"],
-            "inspection_type": inspection_type, "items": declaration["items"], "status": Status.selected.value,
-            "inspector_id": None, "facility": None, "dispatched_at": None, "attempts": 0, "exclude": exclude,
-            "wait_reason": None, "outcome": None, "category": None, "department": None, "released_by": None}
+    return {
+        "id": inspection_id,
+        "kind": kind,
+        "declaration_id": declaration["declaration_id"],
+        "enterprise_id": declaration["enterprise_id"],
+        "site": declaration["site"],
+        "inspection_type": inspection_type,
+        "items": declaration["items"],
+        "status": Status.selected.value,
+        "inspector_id": None,
+        "facility": None,
+        "dispatched_at": None,
+        "attempts": 0,
+        "exclude": exclude,
+        "wait_reason": None,
+        "outcome": None,
+        "category": None,
+        "department": None,
+        "released_by": None,
+    }
 
 
 class _Replay:
@@ -93,7 +117,9 @@ class _Replay:
             if step is not None:
                 step(p, seq, at)
         except (KeyError, TypeError, ValueError, AttributeError, InputError) as err:
-            self.seen.append(Difference("audit", f"record {seq}", kind, "unreadable", f"{type(err).__name__}: {err}"))
+            self.seen.append(
+                Difference("audit", f"record {seq}", kind, "unreadable", f"{type(err).__name__}: {err}")
+            )
 
     def _enterprise_registered(self, p, seq, at):
         self.firms[p["enterprise"]["id"]] = dict(p["enterprise"])
@@ -105,17 +131,34 @@ class _Replay:
         expected = self.firms.setdefault(firm_id, _fresh(firm_id))
         for field, value in p["enterprise"].items():
             if expected.get(field) != value:  # the decision read a standing the log never gave
-                self.seen.append(Difference("audit", f"record {seq}", f"enterprise.{field} seen by the decision",
-                                            value, expected.get(field)))
+                self.seen.append(
+                    Difference(
+                        "audit",
+                        f"record {seq}",
+                        f"enterprise.{field} seen by the decision",
+                        value,
+                        expected.get(field),
+                    )
+                )
         expected["declarations"] += 1
         text = canonical(lodged)
         did = decision["declaration_id"]
         self.declarations[did] = {
-            "id": did, "enterprise_id": firm_id, "customs_office": declaration.customs_office,
-            "declared_at": declaration.declared_at.isoformat(), "decision": decision,
-            "selected": decision["selected"], "fingerprint": fingerprint(text), "input": text}
-        self.lodged[did] = {"declaration_id": did, "enterprise_id": firm_id, "site": declaration.customs_office,
-                            "items": declaration.items}
+            "id": did,
+            "enterprise_id": firm_id,
+            "customs_office": declaration.customs_office,
+            "declared_at": declaration.declared_at.isoformat(),
+            "decision": decision,
+            "selected": decision["selected"],
+            "fingerprint": fingerprint(text),
+            "input": text,
+        }
+        self.lodged[did] = {
+            "declaration_id": did,
+            "enterprise_id": firm_id,
+            "site": declaration.customs_office,
+            "items": declaration.items,
+        }
         if decision["selected"]:
             self.inspections[did] = _task(did, "first", self.lodged[did], decision["inspection_type"])
 
@@ -130,12 +173,19 @@ class _Replay:
     def _recheck(self, p, seq, at):
         first = self.inspections[p["inspection"]]
         self.inspections[p["inspection"] + RECHECK] = _task(
-            p["inspection"] + RECHECK, "recheck", first, first["inspection_type"], exclude=p["excluded"])
+            p["inspection"] + RECHECK, "recheck", first, first["inspection_type"], exclude=p["excluded"]
+        )
 
     def _dispatch(self, p, seq, at):
         task = self.inspections[p["inspection"]]
-        task.update(status=Status.dispatched.value, inspector_id=p["inspector_id"], facility=p["facility"],
-                    dispatched_at=at, attempts=task["attempts"] + 1, wait_reason=None)
+        task.update(
+            status=Status.dispatched.value,
+            inspector_id=p["inspector_id"],
+            facility=p["facility"],
+            dispatched_at=at,
+            attempts=task["attempts"] + 1,
+            wait_reason=None,
+        )
 
     def _dispatch_wait(self, p, seq, at):
         task = self.inspections[p["inspection"]]
@@ -143,13 +193,22 @@ class _Replay:
 
     def _manual_reassignment(self, p, seq, at):
         task = self.inspections[p["inspection"]]
-        task.update(status=Status.dispatched.value, inspector_id=p["to"], dispatched_at=at, wait_reason=None,
-                    facility=FACILITY_FOR[InspectionType(task["inspection_type"])].value)
+        task.update(
+            status=Status.dispatched.value,
+            inspector_id=p["to"],
+            dispatched_at=at,
+            wait_reason=None,
+            facility=FACILITY_FOR[InspectionType(task["inspection_type"])].value,
+        )
 
     def _result(self, p, seq, at):
         task = self.inspections[p["inspection"]]
-        task.update(status=after_result(task["kind"] == "recheck", p["outcome"] == "problem").value,
-                    outcome=p["outcome"], category=p["category"], department=None)
+        task.update(
+            status=after_result(task["kind"] == "recheck", p["outcome"] == "problem").value,
+            outcome=p["outcome"],
+            category=p["category"],
+            department=None,
+        )
 
     def _transfer(self, p, seq, at):
         self.inspections[p["inspection"]]["department"] = p["department"] or None
@@ -204,9 +263,15 @@ def _compare(conn: Database, table: str, logged_rows: dict[str, dict], read) -> 
             if stored == expected:
                 continue
             if isinstance(stored, dict) and isinstance(expected, dict):  # a decision: say which of its fields
-                out += [Difference(table, row_id, f"{column}.{f}", stored.get(f), expected.get(f))
-                        for f in sorted(set(stored) | set(expected)) if stored.get(f) != expected.get(f)]
+                out += [
+                    Difference(table, row_id, f"{column}.{f}", stored.get(f), expected.get(f))
+                    for f in sorted(set(stored) | set(expected))
+                    if stored.get(f) != expected.get(f)
+                ]
             else:
                 out.append(Difference(table, row_id, column, stored, expected))
-    out += [Difference(table, row_id, "row", None, "in the log") for row_id in sorted(set(logged_rows) - stored_ids)]
+    out += [
+        Difference(table, row_id, "row", None, "in the log")
+        for row_id in sorted(set(logged_rows) - stored_ids)
+    ]
     return out

@@ -56,7 +56,9 @@ class _LoggedDraws:
         return self.decision["rule_draws"][declaration_id.rsplit("/", 1)[1]][0]
 
 
-def replay(log: AuditLog, rules: RuleSet | None = None, key: KeyedDraws | None = None) -> tuple[int, list[Mismatch]]:
+def replay(
+    log: AuditLog, rules: RuleSet | None = None, key: KeyedDraws | None = None
+) -> tuple[int, list[Mismatch]]:
     """(selection records replayed, mismatches found). Without `rules`, each decision is replayed with
     the rules text the log itself recorded for its version (`rules_loaded` records, from the service)."""
     logged = {} if rules is not None else logged_rules(log)
@@ -71,14 +73,22 @@ def replay(log: AuditLog, rules: RuleSet | None = None, key: KeyedDraws | None =
     return count, mismatches
 
 
-def _replay_record(record: dict, rules: RuleSet | None, logged: dict[str, RuleSet], key: KeyedDraws | None,
-                   pacing: _Pacing) -> list[Mismatch]:
+def _replay_record(
+    record: dict, rules: RuleSet | None, logged: dict[str, RuleSet], key: KeyedDraws | None, pacing: _Pacing
+) -> list[Mismatch]:
     payload = record["payload"]
     version = payload["decision"]["rules_version"]
     use = rules if rules is not None else logged.get(version)
     if use is None:
-        found = [Mismatch(record["seq"], payload["decision"]["declaration_id"], "rules_version", version,
-                          "no rules text for this version in the log")]
+        found = [
+            Mismatch(
+                record["seq"],
+                payload["decision"]["declaration_id"],
+                "rules_version",
+                version,
+                "no rules text for this version in the log",
+            )
+        ]
     else:
         found = _replay_one(record["seq"], payload, use, key, pacing)
     pacing.decided(payload)
@@ -106,7 +116,7 @@ class _Pacing:
             self.pacers, self.policy = Pacers(), policy
         office = payload["declaration"].get("customs_office", "")
         if policy.paced and office not in self.pacers.by_office:
-            recent = list(self.recent[office])[-policy.rate_window:]
+            recent = list(self.recent[office])[-policy.rate_window :]
             self.pacers.restore(policy, office, self.count[office], recent)
         return self.pacers
 
@@ -124,7 +134,9 @@ def logged_rules(log: AuditLog) -> dict[str, RuleSet]:
     return out
 
 
-def _replay_one(seq: int, payload: dict, rules: RuleSet, key: KeyedDraws | None, pacing: _Pacing) -> list[Mismatch]:
+def _replay_one(
+    seq: int, payload: dict, rules: RuleSet, key: KeyedDraws | None, pacing: _Pacing
+) -> list[Mismatch]:
     logged = payload["decision"]
     did = logged["declaration_id"]
     if logged["rules_version"] != rules.version:
@@ -132,13 +144,23 @@ def _replay_one(seq: int, payload: dict, rules: RuleSet, key: KeyedDraws | None,
     declaration = parse_declaration(payload["declaration"], f"audit record {seq}")
     firm = Enterprise.model_validate(payload["enterprise"])
     if key is not None and payload.get("verifiable_draws") is not True:  # the record's word is not taken
-        return [Mismatch(seq, did, "verifiable_draws", payload.get("verifiable_draws"),
-                         "the office draws with its key; this record's draws cannot be recomputed")]
+        return [
+            Mismatch(
+                seq,
+                did,
+                "verifiable_draws",
+                payload.get("verifiable_draws"),
+                "the office draws with its key; this record's draws cannot be recomputed",
+            )
+        ]
     draws = key if key is not None else _LoggedDraws(logged)
     policy = SelectionPolicy.model_validate(payload["policy"])
     selector = Selector(rules, policy, draws, pacing.before(payload, policy))
     again: Decision = selector.decide(declaration, firm)
     redone = again.to_dict()
     # every field, both ways: a record cannot escape a check by leaving a field out or adding one
-    return [Mismatch(seq, did, f, logged.get(f, _ABSENT), redone.get(f, _ABSENT))
-            for f in sorted(set(logged) | set(redone)) if logged.get(f, _ABSENT) != redone.get(f, _ABSENT)]
+    return [
+        Mismatch(seq, did, f, logged.get(f, _ABSENT), redone.get(f, _ABSENT))
+        for f in sorted(set(logged) | set(redone))
+        if logged.get(f, _ABSENT) != redone.get(f, _ABSENT)
+    ]

@@ -49,8 +49,9 @@ def lane_of(decision: dict[str, Any], inspection_type: str | None) -> str:
     return LANES[int(lanes(np.array([code]), np.array([0.0]), np.array([0]))[0])]
 
 
-def monthly(rows: Iterable[tuple[str, str | dict, str | None, str | None]],
-            rule_ids: Iterable[str] = ()) -> list[dict[str, Any]]:
+def monthly(
+    rows: Iterable[tuple[str, str | dict, str | None, str | None]], rule_ids: Iterable[str] = ()
+) -> list[dict[str, Any]]:
     """One dict per month from (declared_at, decision as JSON or a dict, inspection type, outcome)
     rows; `rule_ids` are listed in every month even where they never fired."""
     months: dict[str, dict[str, Any]] = defaultdict(_empty)
@@ -79,21 +80,32 @@ def monthly(rows: Iterable[tuple[str, str | dict, str | None, str | None]],
 
 def _empty() -> dict[str, Any]:
     counts = {f"{k}_{c}": 0 for c in CHANNELS for k in ("finished", "hits")}
-    return {"declarations": 0, **{f"{c}_selected": 0 for c in CHANNELS}, **counts,
-            **{f"lane_{lane}": 0 for lane in LANES}, "rules": {}}
+    return {
+        "declarations": 0,
+        **{f"{c}_selected": 0 for c in CHANNELS},
+        **counts,
+        **{f"lane_{lane}": 0 for lane in LANES},
+        "rules": {},
+    }
 
 
 def _figures(month: str, m: dict[str, Any]) -> dict[str, Any]:
     inspections = sum(m[f"{c}_selected"] for c in CHANNELS)
-    out = {"month": month, **{k: v for k, v in m.items() if k != "rules"}, "inspections": inspections,
-           "inspection_rate": _share(inspections, m["declarations"]),
-           "random_dispatch_share": _share(inspections - m["instructed_selected"], inspections),
-           "pure_random_share": _share(m["random_selected"], inspections)}
+    out = {
+        "month": month,
+        **{k: v for k, v in m.items() if k != "rules"},
+        "inspections": inspections,
+        "inspection_rate": _share(inspections, m["declarations"]),
+        "random_dispatch_share": _share(inspections - m["instructed_selected"], inspections),
+        "pure_random_share": _share(m["random_selected"], inspections),
+    }
     for c in CHANNELS:
         rate = proportion(m[f"hits_{c}"], m[f"finished_{c}"])
         out[f"hit_rate_{c}"], out[f"hit_rate_{c}_low"], out[f"hit_rate_{c}_high"] = rate
-    out["rules"] = {rule: {**r, **dict(zip(("hit_rate", "low", "high"), proportion(r["found"], r["finished"])))}
-                    for rule, r in sorted(m["rules"].items())}
+    out["rules"] = {
+        rule: {**r, **dict(zip(("hit_rate", "low", "high"), proportion(r["found"], r["finished"])))}
+        for rule, r in sorted(m["rules"].items())
+    }
     return out
 
 
@@ -121,21 +133,41 @@ def rule_summary(months: list[dict[str, Any]]) -> list[dict[str, Any]]:
     that never finds, and one whose hit rate is below the random channel's (its whole interval
     under the random channel's rate: GAO's point that targeting without measured hit rates may
     do no better than chance)."""
-    totals: dict[str, dict[str, int]] = defaultdict(lambda: {"fired": 0, "inspected": 0, "finished": 0, "found": 0})
+    totals: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"fired": 0, "inspected": 0, "finished": 0, "found": 0}
+    )
     for m in months:
         for rule, r in m["rules"].items():
             for key in totals[rule]:
                 totals[rule][key] += r[key]
     found_all = sum(m[f"hits_{c}"] for m in months for c in CHANNELS)
-    random_found, random_done = sum(m["hits_random"] for m in months), sum(m["finished_random"] for m in months)
+    random_found, random_done = (
+        sum(m["hits_random"] for m in months),
+        sum(m["finished_random"] for m in months),
+    )
     random_rate = random_found / random_done if random_done else math.nan
     out = []
     for rule, t in sorted(totals.items()):
         rate, low, high = proportion(t["found"], t["finished"])
-        flags = [flag for flag, on in (("never fires", t["fired"] == 0),
-                                       ("never finds", t["finished"] > 0 and t["found"] == 0),
-                                       ("below random", high < random_rate)) if on]
-        out.append({"rule": rule, **t, "hit_rate": rate, "low": low, "high": high,
-                    "share_of_detections": _share(t["found"], found_all), "random_hit_rate": random_rate,
-                    "flags": flags})
+        flags = [
+            flag
+            for flag, on in (
+                ("never fires", t["fired"] == 0),
+                ("never finds", t["finished"] > 0 and t["found"] == 0),
+                ("below random", high < random_rate),
+            )
+            if on
+        ]
+        out.append(
+            {
+                "rule": rule,
+                **t,
+                "hit_rate": rate,
+                "low": low,
+                "high": high,
+                "share_of_detections": _share(t["found"], found_all),
+                "random_hit_rate": random_rate,
+                "flags": flags,
+            }
+        )
     return out

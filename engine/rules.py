@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-import re
 import json
+import re
 import threading
 import weakref
 from dataclasses import dataclass
@@ -55,7 +55,9 @@ class RuleSpec(BaseModel):
     sampling_rate: float = Field(default=1.0, gt=0, le=1)
     valid_from: dt.date | None = None
     valid_until: dt.date | None = None
-    weight: float = Field(default=1.0, ge=0, le=1e6, description="what the rule adds to a declaration's risk score")
+    weight: float = Field(
+        default=1.0, ge=0, le=1e6, description="what the rule adds to a declaration's risk score"
+    )
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> RuleSpec:
@@ -87,11 +89,13 @@ class Rule:
 
     def active_on(self, day: dt.date) -> bool:
         return (self.valid_from is None or day >= self.valid_from) and (
-            self.valid_until is None or day <= self.valid_until)
+            self.valid_until is None or day <= self.valid_until
+        )
 
     def active_mask(self, dates: pd.Series) -> np.ndarray:
         """`active_on` over a column of ISO dates (YYYY-MM-DD sorts as text)."""
         import numpy as np  # the vectorised path only: the live engine starts without numpy and pandas
+
         active = np.ones(len(dates), bool)
         if self.valid_from:
             active &= (dates >= self.valid_from.isoformat()).to_numpy(dtype=bool)
@@ -183,27 +187,42 @@ class RuleSet:
 
     def catalogue(self) -> list[dict[str, str]]:
         """What may be published: ids, descriptions and inspection types, never the thresholds."""
-        return [{"id": r.id, "description": r.description, "inspection": r.inspection.value}
-                for r in self.rules]
+        return [
+            {"id": r.id, "description": r.description, "inspection": r.inspection.value} for r in self.rules
+        ]
 
     def close(self) -> None:
         self._session.close()
 
 
 def _build_rule(raw: dict, index: int, lists: Mapping[str, list], source: str) -> Rule:
-    name = f"rule '{raw['id']}'" if isinstance(raw, dict) and isinstance(raw.get("id"), str) else f"rules[{index}]"
+    name = (
+        f"rule '{raw['id']}'"
+        if isinstance(raw, dict) and isinstance(raw.get("id"), str)
+        else f"rules[{index}]"
+    )
     try:
         spec = RuleSpec.model_validate(raw)
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
         where = field_path(first["loc"])
-        raise InputError(f"{source}: {name}: field '{where}': {first['msg'].removeprefix('Value error, ')}") from None
+        raise InputError(
+            f"{source}: {name}: field '{where}': {first['msg'].removeprefix('Value error, ')}"
+        ) from None
     try:
         tree = conditions.parse(spec.when, lists)
     except conditions.ConditionError as err:
         raise InputError(f"{source}: {name}: field '{err.path}': {err.problem}") from None
-    return Rule(spec.id, spec.description, spec.inspection, conditions.normal_form(tree),
-                spec.sampling_rate, spec.valid_from, spec.valid_until, spec.weight)
+    return Rule(
+        spec.id,
+        spec.description,
+        spec.inspection,
+        conditions.normal_form(tree),
+        spec.sampling_rate,
+        spec.valid_from,
+        spec.valid_until,
+        spec.weight,
+    )
 
 
 _NUMBER_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|-?Infinity|NaN')
@@ -285,6 +304,7 @@ class _DurableSession:
     def _recorder(self, rule_id: str):
         def action(c):  # exactly one parameter: durable treats two-parameter actions as async
             self._fired.append(rule_id)
+
         return action
 
     def fire(self, fields: Mapping[str, Any]) -> list[str]:
@@ -312,9 +332,11 @@ def _durable_session(rules: list[Rule], source: str) -> _DurableSession:
     except Exception as err:  # durable raises a bare Exception carrying its C error code
         culprit = next((r for r in rules if not _compiles(r)), None)
         which = f"rule '{culprit.id}'" if culprit else "the rules together"
-        raise InputError(f"{source}: {which}: the rules engine cannot run this condition ({err}); durable-rules "
-                         "takes at most 32 comparisons and connectives along one path: split it into "
-                         "several rules or simplify it") from None
+        raise InputError(
+            f"{source}: {which}: the rules engine cannot run this condition ({err}); durable-rules "
+            "takes at most 32 comparisons and connectives along one path: split it into "
+            "several rules or simplify it"
+        ) from None
 
 
 def _compiles(rule: Rule) -> bool:

@@ -26,6 +26,7 @@ from engine.declarations import CreditClass, Declaration, Enterprise, Inspection
 from engine.randomness import Draws
 from engine.rules import RuleSet
 
+
 class SelectionPolicy(BaseModel):
     """The sampling percentages policy staff set; defaults follow the customs credit measures."""
 
@@ -36,8 +37,11 @@ class SelectionPolicy(BaseModel):
     # scaled, and channels combine as 1 - prod(1 - p), which is a little over the scaled sum's share:
     # multipliers at the bounds themselves land just above them, so the defaults keep a margin.
     credit_multipliers: dict[CreditClass, float] = {
-        CreditClass.advanced_certified: 0.15, CreditClass.general_certified: 0.4,
-        CreditClass.general: 1.0, CreditClass.dishonest: 1.0}
+        CreditClass.advanced_certified: 0.15,
+        CreditClass.general_certified: 0.4,
+        CreditClass.general: 1.0,
+        CreditClass.dishonest: 1.0,
+    }
     credit_floors: dict[CreditClass, float] = {CreditClass.dishonest: 0.8}
     rule_sampling: dict[str, float] = Field(default={}, description="rule id -> rate, overrides the file")
     random_inspection: InspectionType = InspectionType.physical
@@ -45,8 +49,12 @@ class SelectionPolicy(BaseModel):
     # the random channel and the credit floor take theirs, and the targeted channel tops them up
     # with the highest risk scores (engine.capacity), instead of sampling each rule at its rate.
     expected_rate: float | None = Field(default=None, ge=0, le=1)
-    office_expected_rates: dict[str, float] = Field(default={}, description="customs office -> its expected rate")
-    rate_window: int = Field(default=2000, ge=1, le=100_000, description="declarations the online cutoff looks back over")
+    office_expected_rates: dict[str, float] = Field(
+        default={}, description="customs office -> its expected rate"
+    )
+    rate_window: int = Field(
+        default=2000, ge=1, le=100_000, description="declarations the online cutoff looks back over"
+    )
     rate_refresh: int = Field(default=200, ge=1, description="declarations between two cutoffs")
     # A floor under the random ratio that no setting (nor the tuner) goes below.
     min_random_rate: float = Field(default=0.0, ge=0, le=1)
@@ -54,7 +62,9 @@ class SelectionPolicy(BaseModel):
     @model_validator(mode="after")
     def _refresh_inside_window(self) -> SelectionPolicy:
         if self.rate_refresh > self.rate_window:
-            raise ValueError(f"rate_refresh ({self.rate_refresh}) must not exceed rate_window ({self.rate_window})")
+            raise ValueError(
+                f"rate_refresh ({self.rate_refresh}) must not exceed rate_window ({self.rate_window})"
+            )
         if any(not 0 <= r <= 1 for r in self.office_expected_rates.values()):
             raise ValueError("office_expected_rates must lie in [0, 1]")
         return self
@@ -122,7 +132,9 @@ NOT_INSPECTED = -1
 # rule flagged; the credit measures favour audit over border checks for certified firms), green
 # (released). Codes index into this.
 LANES = ("green", "yellow", "red", "blue")
-_CERTIFIED = np.array([c in (CreditClass.advanced_certified, CreditClass.general_certified) for c in CREDIT_CLASSES])
+_CERTIFIED = np.array(
+    [c in (CreditClass.advanced_certified, CreditClass.general_certified) for c in CREDIT_CLASSES]
+)
 
 
 def lanes(inspection: np.ndarray, score: np.ndarray, credit: np.ndarray) -> np.ndarray:
@@ -153,13 +165,16 @@ class PolicyTable:
 
     @classmethod
     def of(cls, policy: SelectionPolicy, rules: RuleSet) -> PolicyTable:
-        return cls(np.array([policy.random_threshold(c) for c in CREDIT_CLASSES]),
-                   np.array([policy.multiplier(c) for c in CREDIT_CLASSES]),
-                   np.array([policy.floor(c) for c in CREDIT_CLASSES]),
-                   np.array([policy.rule_sampling.get(r.id, r.sampling_rate) for r in rules.rules]),
-                   np.array([r.inspection.intensity for r in rules.rules], dtype=int),
-                   policy.random_inspection.intensity, np.array([r.weight for r in rules.rules], dtype=float),
-                   policy.paced)
+        return cls(
+            np.array([policy.random_threshold(c) for c in CREDIT_CLASSES]),
+            np.array([policy.multiplier(c) for c in CREDIT_CLASSES]),
+            np.array([policy.floor(c) for c in CREDIT_CLASSES]),
+            np.array([policy.rule_sampling.get(r.id, r.sampling_rate) for r in rules.rules]),
+            np.array([r.inspection.intensity for r in rules.rules], dtype=int),
+            policy.random_inspection.intensity,
+            np.array([r.weight for r in rules.rules], dtype=float),
+            policy.paced,
+        )
 
     def rule_rates(self, credit: np.ndarray) -> np.ndarray:
         """n x rules: each rule's sampling rate scaled by the declaration's credit multiplier."""
@@ -191,11 +206,20 @@ class Choices:
         return self.credit_hit & ~(self.random_hit | self.targeted)
 
 
-Pace = Callable[[np.ndarray, np.ndarray, np.ndarray], Paced]  # (scores, multipliers, taken) -> capacity cutoffs
+Pace = Callable[
+    [np.ndarray, np.ndarray, np.ndarray], Paced
+]  # (scores, multipliers, taken) -> capacity cutoffs
 
 
-def choose(table: PolicyTable, credit: np.ndarray, hits: np.ndarray, u_random: np.ndarray,
-           u_rules: np.ndarray, u_credit: np.ndarray, pace: Pace | None = None) -> Choices:
+def choose(
+    table: PolicyTable,
+    credit: np.ndarray,
+    hits: np.ndarray,
+    u_random: np.ndarray,
+    u_rules: np.ndarray,
+    u_credit: np.ndarray,
+    pace: Pace | None = None,
+) -> Choices:
     """The one definition of the selection arithmetic, for one declaration (arrays of length 1, live)
     or a batch (simulation, replay). `credit`: codes into CREDIT_CLASSES; `hits`: n x rules, which
     rules fired; `u_random`: the random channel's draws; `u_rules`: n x rules sampling draws (any
@@ -217,7 +241,9 @@ def choose(table: PolicyTable, credit: np.ndarray, hits: np.ndarray, u_random: n
     inspection = np.where(sampled, table.intensity, NOT_INSPECTED).max(axis=1, initial=NOT_INSPECTED)
     inspection = np.where(random_hit | credit_hit, np.maximum(inspection, table.random_intensity), inspection)
     miss = (1 - threshold) * (1 - floor) * rule_miss
-    return Choices(threshold, random_hit, sampled, targeted, floor, credit_hit, inspection, 1 - miss, score, paced)
+    return Choices(
+        threshold, random_hit, sampled, targeted, floor, credit_hit, inspection, 1 - miss, score, paced
+    )
 
 
 class Pacers:
@@ -229,17 +255,22 @@ class Pacers:
 
     def pacer(self, policy: SelectionPolicy, office: str) -> Pacer:
         if office not in self.by_office:
-            self.by_office[office] = Pacer(policy.expected_rate_for(office), policy.rate_window, policy.rate_refresh)
+            self.by_office[office] = Pacer(
+                policy.expected_rate_for(office), policy.rate_window, policy.rate_refresh
+            )
         pacer = self.by_office[office]
         pacer.rate = policy.expected_rate_for(office)
         return pacer
 
-    def restore(self, policy: SelectionPolicy, office: str, count: int, decisions: list[dict[str, Any]]) -> None:
+    def restore(
+        self, policy: SelectionPolicy, office: str, count: int, decisions: list[dict[str, Any]]
+    ) -> None:
         """Rebuild an office's pacer from its stored decisions (its last `rate_window`, oldest first, as
         Decision dicts) and their total count: after a restart or a change of policy, the pacer
         carries on as if it had never stopped."""
-        pacer = self.by_office[office] = Pacer(policy.expected_rate_for(office), policy.rate_window,
-                                               policy.rate_refresh)
+        pacer = self.by_office[office] = Pacer(
+            policy.expected_rate_for(office), policy.rate_window, policy.rate_refresh
+        )
         pacer.restore(count, *_history(policy, decisions))
 
     def absorb(self, policy: SelectionPolicy, office: str, decisions: list[dict[str, Any]]) -> None:
@@ -250,15 +281,24 @@ class Pacers:
 
     def pace(self, policy: SelectionPolicy, offices: np.ndarray, u: np.ndarray) -> Pace:
         """`choose`'s pace for declarations lodged at `offices` (in arrival order) with draws `u`."""
+
         def run(score: np.ndarray, multiplier: np.ndarray, taken: np.ndarray) -> Paced:
             if len(offices) and (offices == offices[0]).all():  # one office (the common case): no split
                 return self.pacer(policy, str(offices[0])).run(score, multiplier, u, taken)
-            out = Paced(np.zeros(len(score), bool), np.zeros(len(score)), np.zeros(len(score)), np.zeros(len(score)))
+            out = Paced(
+                np.zeros(len(score), bool), np.zeros(len(score)), np.zeros(len(score)), np.zeros(len(score))
+            )
             for office in np.unique(offices):
                 at = np.flatnonzero(offices == office)  # keeps arrival order within the office
                 part = self.pacer(policy, str(office)).run(score[at], multiplier[at], u[at], taken[at])
-                out.hit[at], out.chance[at], out.cutoff[at], out.tie[at] = part.hit, part.chance, part.cutoff, part.tie
+                out.hit[at], out.chance[at], out.cutoff[at], out.tie[at] = (
+                    part.hit,
+                    part.chance,
+                    part.cutoff,
+                    part.tie,
+                )
             return out
+
         return run
 
 
@@ -266,11 +306,14 @@ def _history(policy: SelectionPolicy, decisions: list[dict[str, Any]]) -> tuple:
     """What a pacer remembers of stored decisions: scores, credit multipliers, targeted hits, those
     another channel took, and the last one's cutoff and tie."""
     last = decisions[-1] if decisions else {"cutoff": 0.0, "tie": 0.0}
-    return ([d.get("score", 0.0) for d in decisions],
-            [policy.multiplier(CreditClass(d.get("credit_class", "general"))) for d in decisions],
-            [d["channel"] == "targeted" for d in decisions],
-            [d["channel"] in ("random", "both", "credit") for d in decisions],
-            last.get("cutoff"), last.get("tie", 0.0))
+    return (
+        [d.get("score", 0.0) for d in decisions],
+        [policy.multiplier(CreditClass(d.get("credit_class", "general"))) for d in decisions],
+        [d["channel"] == "targeted" for d in decisions],
+        [d["channel"] in ("random", "both", "credit") for d in decisions],
+        last.get("cutoff"),
+        last.get("tie", 0.0),
+    )
 
 
 def channel(random_hit: bool, targeted: bool, credit_only: bool) -> str:
@@ -294,7 +337,9 @@ class Selector:
         fired = self.rules.evaluate(declaration, enterprise)
         return self.decide_fired(declaration.id, enterprise.credit_class, fired, declaration.customs_office)
 
-    def decide_fired(self, declaration_id: str, credit: CreditClass, fired: list[str], office: str = "") -> Decision:
+    def decide_fired(
+        self, declaration_id: str, credit: CreditClass, fired: list[str], office: str = ""
+    ) -> Decision:
         """The decision once the rules have spoken."""
         u = self.draws.uniform(declaration_id, "random")  # drawn for every declaration: CRN
         u_credit = self.draws.uniform(declaration_id, "credit")
@@ -316,18 +361,27 @@ class Selector:
         c = choose(self.table, code, hits, np.array([u]), u_rules, np.array([u_credit]), pace)
         inspection = int(c.inspection[0])
         return Decision(
-            declaration_id=declaration_id, selected=bool(c.selected[0]),
+            declaration_id=declaration_id,
+            selected=bool(c.selected[0]),
             channel=channel(c.random_hit[0], c.targeted[0], c.credit_only[0]),
-            rules=list(fired), sampled_rules=[r for r in fired if c.sampled[0, self._column[r]]],
-            random_draw=u, random_threshold=float(c.threshold[0]), rule_draws=rule_draws,
+            rules=list(fired),
+            sampled_rules=[r for r in fired if c.sampled[0, self._column[r]]],
+            random_draw=u,
+            random_threshold=float(c.threshold[0]),
+            rule_draws=rule_draws,
             inclusion_probability=float(c.inclusion[0]),
             inspection_type=INSPECTION_TYPES[inspection].value if inspection != NOT_INSPECTED else None,
-            credit_class=CreditClass(credit).value, rules_version=self.rules.version,
-            credit_draw=u_credit, credit_threshold=float(c.floor[0]), score=float(c.score[0]),
+            credit_class=CreditClass(credit).value,
+            rules_version=self.rules.version,
+            credit_draw=u_credit,
+            credit_threshold=float(c.floor[0]),
+            score=float(c.score[0]),
             lane=LANES[int(lanes(c.inspection, c.score, code)[0])],
             contributions={r: float(self.table.weights[self._column[r]]) for r in fired},
-            cutoff=float(c.paced.cutoff[0]) if c.paced else None, tie=float(c.paced.tie[0]) if c.paced else 0.0,
-            capacity_draw=u_capacity)
+            cutoff=float(c.paced.cutoff[0]) if c.paced else None,
+            tie=float(c.paced.tie[0]) if c.paced else 0.0,
+            capacity_draw=u_capacity,
+        )
 
     def sampling_rate(self, rule_id: str) -> float:
         return float(self.table.rates[self._column[rule_id]])

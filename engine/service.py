@@ -30,22 +30,22 @@ from typing import Annotated, Callable, Literal
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine import __version__, answers, checkpoint, report
 from engine.audit import AuditLog
-from engine.reconciliation import reconcile
+from engine.database import open_database
 from engine.declarations import ID_PATTERN, SAYS_SOMETHING, Declaration, Enterprise, Id, InspectionType, Text
 from engine.dispatch import Roster, Waiting
 from engine.errors import Conflict, InputError, NotFound, Unavailable, public
 from engine.files import read_model, read_text
 from engine.office import DEPARTMENTS, Office
 from engine.randomness import KeyedDraws
+from engine.reconciliation import reconcile
 from engine.rules import RuleSet
 from engine.selection import SelectionPolicy
-from engine.database import open_database
 from engine.store import open_store
 
 ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer")
@@ -59,8 +59,11 @@ class KeyEntry(BaseModel):
     name: str = Id("who: the inspector id for inspectors")
     role: Literal["selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer"]
     key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    site: str | None = Field(default=None, pattern=ID_PATTERN,
-                             description="the customs office (site) the key acts for; none: every site")
+    site: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="the customs office (site) the key acts for; none: every site",
+    )
 
 
 class KeysFile(BaseModel):
@@ -74,7 +77,9 @@ class KeysFile(BaseModel):
         seen = set()
         for entry in value:
             if entry.key_sha256 in seen:  # one key under two roles would take the more powerful one
-                raise ValueError(f"the key of {entry.name!r} ({entry.role}) is listed twice; one entry per key")
+                raise ValueError(
+                    f"the key of {entry.name!r} ({entry.role}) is listed twice; one entry per key"
+                )
             seen.add(entry.key_sha256)
         return value
 
@@ -135,8 +140,15 @@ class LiveOffice:
     readers never wait for the writer). Keeps deciding with the last good rules when the file goes
     missing or turns invalid, and reports that in /health and the log."""
 
-    def __init__(self, office: Office, rules_path: Path, allow_new_enterprises: bool, db: str | Path,
-                 checkpoints: Checkpointing | None = None, settle: float = 0.05):
+    def __init__(
+        self,
+        office: Office,
+        rules_path: Path,
+        allow_new_enterprises: bool,
+        db: str | Path,
+        checkpoints: Checkpointing | None = None,
+        settle: float = 0.05,
+    ):
         self.office, self.rules_path = office, rules_path
         self.allow_new = allow_new_enterprises
         self.lock = threading.Lock()
@@ -145,7 +157,9 @@ class LiveOffice:
         self.checkpoints, self.settle = checkpoints, settle
         self.problem: str | None = None  # the rules file's
         self.checkpoint_problem: str | None = None
-        self.unavailable: tuple[float, str] | None = None  # when a write last found the database unavailable, why
+        self.unavailable: tuple[float, str] | None = (
+            None  # when a write last found the database unavailable, why
+        )
         self._seen: tuple[int, int] | None = None
         self.reload()
 
@@ -204,8 +218,11 @@ class LiveOffice:
     def health(self) -> dict[str, str | None]:
         """What is wrong now: the rules file, the database's write turn (in the last minute), checkpoints."""
         busy = self.unavailable if self.unavailable and time.monotonic() - self.unavailable[0] < 60 else None
-        problems = {"rules_problem": self.problem, "database_problem": busy[1] if busy else None,
-                    "checkpoint_problem": self.checkpoint_problem}
+        problems = {
+            "rules_problem": self.problem,
+            "database_problem": busy[1] if busy else None,
+            "checkpoint_problem": self.checkpoint_problem,
+        }
         return {k: public(v) if v else None for k, v in problems.items()}  # /health answers anyone
 
 
@@ -251,19 +268,24 @@ class GroupCommit:
         try:
             while self.pending:
                 await asyncio.sleep(0)  # let requests already read from their sockets join this batch
-                batch, self.pending = self.pending[:self.MAX_BATCH], self.pending[self.MAX_BATCH:]
+                batch, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
                 try:
                     declarations = [d for d, _ in batch]
                     # SQLite: on the loop, no thread hop (nothing else writes to the file). PostgreSQL:
                     # off it, so that while another instance has its turn this one goes on reading
                     # requests, which join the next batch.
-                    outcomes = (await asyncio.to_thread(self._commit, declarations) if self.off_loop
-                                else self._commit(declarations))
+                    outcomes = (
+                        await asyncio.to_thread(self._commit, declarations)
+                        if self.off_loop
+                        else self._commit(declarations)
+                    )
                 except Exception as err:  # the commit itself failed: nobody's decision is durable
                     outcomes = [err] * len(batch)
                 for (_, future), outcome in zip(batch, outcomes):
                     if not future.done():
-                        (future.set_exception if isinstance(outcome, Exception) else future.set_result)(outcome)
+                        (future.set_exception if isinstance(outcome, Exception) else future.set_result)(
+                            outcome
+                        )
         finally:
             self.running = False
 
@@ -277,9 +299,15 @@ class GroupCommit:
                     for declaration in declarations:
                         try:
                             with office.store.transaction():  # a savepoint
-                                decision = office.admit(declaration, self.clock(), registered_only=not live.allow_new)
-                            outcomes.append({"decision": decision.to_dict(),
-                                             "inspection": office.inspection(declaration.id)})
+                                decision = office.admit(
+                                    declaration, self.clock(), registered_only=not live.allow_new
+                                )
+                            outcomes.append(
+                                {
+                                    "decision": decision.to_dict(),
+                                    "inspection": office.inspection(declaration.id),
+                                }
+                            )
                         except Exception as err:
                             outcomes.append(err)
             except BaseException:
@@ -309,7 +337,10 @@ class GuardedHttp(HttpToolsProtocol):
         super().connection_made(transport)
         self._deadline, self._counted, self._head = None, None, 0
         address = self.client[0] if self.client else ""
-        if len(self.connections) > self.max_connections or self.per_client.get(address, 0) >= self.max_per_client:
+        if (
+            len(self.connections) > self.max_connections
+            or self.per_client.get(address, 0) >= self.max_per_client
+        ):
             transport.close()
             return
         self.per_client[address] = self.per_client.get(address, 0) + 1
@@ -327,9 +358,13 @@ class GuardedHttp(HttpToolsProtocol):
     def _refuse_head(self) -> None:
         self._head = None
         if not self.transport.is_closing():
-            body = json.dumps({"detail": f"request line and headers over {self.max_head_bytes} bytes"}).encode()
-            self.transport.write(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+            body = json.dumps(
+                {"detail": f"request line and headers over {self.max_head_bytes} bytes"}
+            ).encode()
+            self.transport.write(
+                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+            )
             self.transport.close()
 
     def on_headers_complete(self) -> None:
@@ -376,11 +411,17 @@ class Problem(BaseModel):
 
 
 def _problems(*codes: int) -> dict:
-    text = {401: "no or unknown X-API-Key", 403: "this role may not do this", 404: "not found",
-            409: "the rules forbid this step now, or the id was decided with other content",
-            411: "a body needs a Content-Length", 413: "body over 64 KiB", 422: "invalid request, naming the field",
-            503: "the database did not answer, or the write turn did not come within a few seconds; "
-                 "send the request again after Retry-After seconds"}
+    text = {
+        401: "no or unknown X-API-Key",
+        403: "this role may not do this",
+        404: "not found",
+        409: "the rules forbid this step now, or the id was decided with other content",
+        411: "a body needs a Content-Length",
+        413: "body over 64 KiB",
+        422: "invalid request, naming the field",
+        503: "the database did not answer, or the write turn did not come within a few seconds; "
+        "send the request again after Retry-After seconds",
+    }
     return {code: {"model": Problem, "description": text[code]} for code in codes}
 
 
@@ -390,24 +431,40 @@ WRITE = _problems(401, 403, 404, 409, 411, 413, 422, 503)
 
 def _answers(model: type, problems: dict, links: dict | None = None) -> dict:
     """An operation's documented answers: the body of a 200 (and where its ids lead), and the refusals."""
-    ok: dict = {"model": model, "description": model.__doc__.strip().splitlines()[0] if model.__doc__ else "done"}
+    ok: dict = {
+        "model": model,
+        "description": model.__doc__.strip().splitlines()[0] if model.__doc__ else "done",
+    }
     if links:
         ok["links"] = links
     return {200: ok, **problems}
 
 
-def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys: str | Path,
-               roster: str | Path | None = None, policy: SelectionPolicy | None = None,
-               allow_new_enterprises: bool = False,
-               clock: Callable[[], dt.datetime] = dt.datetime.now,
-               checkpoints: Checkpointing | None = None) -> FastAPI:
+def create_app(
+    rules: str | Path,
+    db: str | Path,
+    draw_key: str | Path,
+    api_keys: str | Path,
+    roster: str | Path | None = None,
+    policy: SelectionPolicy | None = None,
+    allow_new_enterprises: bool = False,
+    clock: Callable[[], dt.datetime] = dt.datetime.now,
+    checkpoints: Checkpointing | None = None,
+) -> FastAPI:
     """The app; `clock` gives the office's local time (shifts are in local time)."""
     keys = load_keys(api_keys)
-    office = Office(db, policy=policy or SelectionPolicy(), draws=KeyedDraws.from_file(draw_key),
-                    roster=Roster.load(roster) if roster else None)
+    office = Office(
+        db,
+        policy=policy or SelectionPolicy(),
+        draws=KeyedDraws.from_file(draw_key),
+        roster=Roster.load(roster) if roster else None,
+    )
     live = LiveOffice(office, Path(rules), allow_new_enterprises, db, checkpoints)
-    app = FastAPI(title="doublerandom", version=__version__,
-                  description="Double-random customs inspection: selection, dispatch, results, release, audit.")
+    app = FastAPI(
+        title="doublerandom",
+        version=__version__,
+        description="Double-random customs inspection: selection, dispatch, results, release, audit.",
+    )
     app.state.live = live
     group = GroupCommit(live, clock)
     app.middleware("http")(_limit_body)
@@ -433,6 +490,7 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
             if who.role not in roles:
                 raise HTTPException(403, f"role {who.role} may not do this; allowed: {', '.join(roles)}")
             return who
+
         return check
 
     def at_site(who: Caller, site: str | None, what: str) -> None:
@@ -454,83 +512,132 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
         live.wrote()
         return answer
 
-    @app.post("/declarations", summary="Decide a declaration (selector system); idempotent on its id",
-              operation_id="decide", responses=_answers(answers.Decided, WRITE, answers.DECIDED_LINKS))
+    @app.post(
+        "/declarations",
+        summary="Decide a declaration (selector system); idempotent on its id",
+        operation_id="decide",
+        responses=_answers(answers.Decided, WRITE, answers.DECIDED_LINKS),
+    )
     async def decide(declaration: Declaration, who: Caller = Depends(allow("selector"))) -> JSONResponse:
         at_site(who, declaration.customs_office, f"declaration {declaration.id}")
         answer = await group.admit(declaration)  # answered once the commit holding it is durable
         return JSONResponse(answer)  # plain dicts of JSON types: skip FastAPI's re-encoding
 
-    @app.post("/inspections/{inspection_id}/dispatch", summary="Try again to dispatch a waiting inspection",
-              operation_id="redispatch", responses=_answers(answers.Dispatched, WRITE, answers.STEP_LINKS))
+    @app.post(
+        "/inspections/{inspection_id}/dispatch",
+        summary="Try again to dispatch a waiting inspection",
+        operation_id="redispatch",
+        responses=_answers(answers.Dispatched, WRITE, answers.STEP_LINKS),
+    )
     def redispatch(inspection_id: str, who: Caller = Depends(allow("selector", "chief"))) -> dict:
         at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
         with live.lock:
             outcome = office.dispatch(inspection_id, clock())
             return written({"waiting": isinstance(outcome, Waiting), **vars(outcome)})
 
-    @app.post("/inspections/{inspection_id}/result", summary="Record the result (the assigned inspector)",
-              operation_id="result", responses=_answers(answers.Recorded, WRITE, answers.STEP_LINKS))
+    @app.post(
+        "/inspections/{inspection_id}/result",
+        summary="Record the result (the assigned inspector)",
+        operation_id="result",
+        responses=_answers(answers.Recorded, WRITE, answers.STEP_LINKS),
+    )
     def result(inspection_id: str, body: ResultBody, who: Caller = Depends(allow("inspector"))) -> dict:
         at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
         with live.lock:
-            return written(office.record_result(inspection_id, who.name, body.outcome, body.category,
-                                                body.department))
+            return written(
+                office.record_result(inspection_id, who.name, body.outcome, body.category, body.department)
+            )
 
-    @app.post("/declarations/{declaration_id}/release", summary="Release after a normal result (not the inspector)",
-              operation_id="release", responses=_answers(answers.Released, WRITE, answers.RELEASED_LINKS))
+    @app.post(
+        "/declarations/{declaration_id}/release",
+        summary="Release after a normal result (not the inspector)",
+        operation_id="release",
+        responses=_answers(answers.Released, WRITE, answers.RELEASED_LINKS),
+    )
     def release(declaration_id: str, who: Caller = Depends(allow("releasing_officer"))) -> dict:
         at_site(who, inspection_site(declaration_id), f"declaration {declaration_id}")
         with live.lock:
             office.release(declaration_id, who.name)
             return written({"released": declaration_id, "by": who.name})
 
-    @app.post("/inspections/{inspection_id}/reassign", summary="Manual reassignment with a reason (chief)",
-              operation_id="reassign", responses=_answers(answers.Reassigned, WRITE, answers.STEP_LINKS))
+    @app.post(
+        "/inspections/{inspection_id}/reassign",
+        summary="Manual reassignment with a reason (chief)",
+        operation_id="reassign",
+        responses=_answers(answers.Reassigned, WRITE, answers.STEP_LINKS),
+    )
     def reassign(inspection_id: str, body: ReassignBody, who: Caller = Depends(allow("chief"))) -> dict:
         at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
         with live.lock:
             return written(vars(office.reassign(inspection_id, body.to, who.name, body.reason, clock())))
 
-    @app.post("/instructions", summary="A risk officer's order to inspect a declaration the computer did not "
-              "select (chief or risk_officer)", operation_id="instruct",
-              responses=_answers(answers.Instructed, WRITE, answers.INSTRUCTED_LINKS))
+    @app.post(
+        "/instructions",
+        summary="A risk officer's order to inspect a declaration the computer did not "
+        "select (chief or risk_officer)",
+        operation_id="instruct",
+        responses=_answers(answers.Instructed, WRITE, answers.INSTRUCTED_LINKS),
+    )
     def instruct(body: InstructionBody, who: Caller = Depends(allow("chief", "risk_officer"))) -> dict:
         at_site(who, declaration_site(body.declaration_id), f"declaration {body.declaration_id}")
         with live.lock:
-            return written(office.instruct(body.declaration_id, who.name, body.reason, body.inspection_type.value,
-                                           clock()))
+            return written(
+                office.instruct(
+                    body.declaration_id, who.name, body.reason, body.inspection_type.value, clock()
+                )
+            )
 
-    @app.get("/reports/monthly", summary="The monthly figures: selections by channel and lane, random-dispatch "
-             "share, hit rates per channel and rule with 95% intervals (auditor, chief)", operation_id="monthly_report",
-             responses=_answers(answers.Monthly, READ))
+    @app.get(
+        "/reports/monthly",
+        summary="The monthly figures: selections by channel and lane, random-dispatch "
+        "share, hit rates per channel and rule with 95% intervals (auditor, chief)",
+        operation_id="monthly_report",
+        responses=_answers(answers.Monthly, READ),
+    )
     def monthly_report(who: Caller = Depends(allow("auditor", "chief"))) -> dict:
         with live.read_lock:
             months = report.monthly(live.reader.store.report_rows())
         return {"months": report.jsonable(months)}
 
-    @app.get("/declarations/{declaration_id}", summary="A decision, its inspection and its audit history",
-             operation_id="declaration", responses=_answers(answers.DeclarationHistory, READ))
-    def declaration(declaration_id: str, who: Caller = Depends(allow("selector", "chief", "auditor"))) -> dict:
+    @app.get(
+        "/declarations/{declaration_id}",
+        summary="A decision, its inspection and its audit history",
+        operation_id="declaration",
+        responses=_answers(answers.DeclarationHistory, READ),
+    )
+    def declaration(
+        declaration_id: str, who: Caller = Depends(allow("selector", "chief", "auditor"))
+    ) -> dict:
         at_site(who, declaration_site(declaration_id), f"declaration {declaration_id}")
         with live.read_lock:
             reader = live.reader
             decision = reader.decision(declaration_id)
             if decision is None:
                 raise NotFound(f"no declaration {declaration_id!r} has been decided")
-            return {"decision": decision.to_dict(), "inspection": reader.inspection(declaration_id),
-                    "history": reader.history(declaration_id)}
+            return {
+                "decision": decision.to_dict(),
+                "inspection": reader.inspection(declaration_id),
+                "history": reader.history(declaration_id),
+            }
 
-    @app.get("/enterprises/{enterprise_id}", summary="An enterprise's standing as the rules see it",
-             operation_id="enterprise", responses=_answers(Enterprise, READ))
+    @app.get(
+        "/enterprises/{enterprise_id}",
+        summary="An enterprise's standing as the rules see it",
+        operation_id="enterprise",
+        responses=_answers(Enterprise, READ),
+    )
     def enterprise(enterprise_id: str, who: Caller = Depends(allow("selector", "chief", "auditor"))) -> dict:
         with live.read_lock:
             if not live.reader.integrity.registered(enterprise_id):
                 raise NotFound(f"unknown enterprise {enterprise_id!r}")
             return live.reader.integrity.get(enterprise_id).model_dump(mode="json")
 
-    @app.get("/audit/verify", summary="Walk the audit log's hash chain and reconcile the state (auditor)",
-             operation_id="verify", responses=_answers(answers.Verified, READ))
+    @app.get(
+        "/audit/verify",
+        summary="Walk the audit log's hash chain and reconcile the state (auditor)",
+        operation_id="verify",
+        responses=_answers(answers.Verified, READ),
+    )
     def verify(who: Caller = Depends(allow("auditor"))) -> dict:
         # its own read-only connection: the writers carry on while the chain is walked
         log = AuditLog(open_database(db, read_only=True))
@@ -540,12 +647,21 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
             head = log.head()
         finally:
             log.db.close()
-        return {"ok": verdict.ok and not differences, "records": verdict.count, "broken_at": verdict.broken_at,
-                "reason": verdict.reason, "differences": differences,
-                "head": {"seq": head[0], "hash": head[1]} if head else None}
+        return {
+            "ok": verdict.ok and not differences,
+            "records": verdict.count,
+            "broken_at": verdict.broken_at,
+            "reason": verdict.reason,
+            "differences": differences,
+            "head": {"seq": head[0], "hash": head[1]} if head else None,
+        }
 
-    @app.get("/rules", summary="The published catalogue of inspection matters (no thresholds, no lists)",
-             operation_id="catalogue", responses=_answers(answers.Catalogue, _problems(413)))
+    @app.get(
+        "/rules",
+        summary="The published catalogue of inspection matters (no thresholds, no lists)",
+        operation_id="catalogue",
+        responses=_answers(answers.Catalogue, _problems(413)),
+    )
     def catalogue() -> dict:
         rules = office.rules
         return {"version": rules.version, "rules": rules.catalogue()}
@@ -553,8 +669,12 @@ def create_app(rules: str | Path, db: str | Path, draw_key: str | Path, api_keys
     @app.get("/health", operation_id="health", responses=_answers(answers.Health, _problems(413)))
     def health() -> dict:
         problems = live.health()
-        return {"status": "degraded" if any(problems.values()) else "ok", "version": __version__,
-                "rules_version": office.rules.version, **problems}
+        return {
+            "status": "degraded" if any(problems.values()) else "ok",
+            "version": __version__,
+            "rules_version": office.rules.version,
+            **problems,
+        }
 
     return app
 
@@ -609,7 +729,8 @@ async def _http_error(request: Request, err: StarletteHTTPException) -> JSONResp
 async def _input_error(request: Request, err: InputError) -> JSONResponse:
     if isinstance(err, Unavailable):  # shown in /health; a client waits a little and sends it again
         request.app.state.live.unavailable = (time.monotonic(), str(err))
-        return JSONResponse({"detail": public(str(err))}, status_code=503, headers={"Retry-After": str(RETRY_AFTER)})
+        return JSONResponse(
+            {"detail": public(str(err))}, status_code=503, headers={"Retry-After": str(RETRY_AFTER)}
+        )
     status = 404 if isinstance(err, NotFound) else 409 if isinstance(err, Conflict) else 422
     return JSONResponse({"detail": public(str(err))}, status_code=status)
-

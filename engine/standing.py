@@ -33,7 +33,9 @@ class Standing:
         self.clean_streak = np.zeros(n, np.int64)
         self.problem_days: dict[int, list[float]] = {}
 
-    def fields(self, firms: np.ndarray, day: np.ndarray, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    def fields(
+        self, firms: np.ndarray, day: np.ndarray, names: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
         """The `enterprise.*` rule fields (all, or those named) for these declarations: the engine's
         ENTERPRISE_FIELDS read from the run's arrays (a test holds the two lists equal)."""
         build = {
@@ -69,8 +71,14 @@ class Standing:
         recent = sum(1 for d in past if d > today - self.policy.downgrade_window_days) if problem else 0
         until = self.flag_until[firm]
         credit, high_risk, expiry, self.clean_streak[firm] = self.policy.step(
-            CREDIT_CLASSES[self.credit[firm]], bool(until > NO_FLAG), self._date(until), int(self.clean_streak[firm]),
-            problem, self.start + dt.timedelta(days=today), recent)
+            CREDIT_CLASSES[self.credit[firm]],
+            bool(until > NO_FLAG),
+            self._date(until),
+            int(self.clean_streak[firm]),
+            problem,
+            self.start + dt.timedelta(days=today),
+            recent,
+        )
         if problem:
             past.append(today)
             self.problem_days[firm] = past

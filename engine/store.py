@@ -19,8 +19,20 @@ from engine.audit import AuditLog
 from engine.database import Database, open_database
 from engine.integrity import FeedbackPolicy, IntegrityStore
 
-INSPECTION_COLUMNS = ("kind", "status", "inspector_id", "facility", "dispatched_at", "attempts", "exclude",
-                      "wait_reason", "outcome", "category", "department", "released_by")  # the ones that change
+INSPECTION_COLUMNS = (
+    "kind",
+    "status",
+    "inspector_id",
+    "facility",
+    "dispatched_at",
+    "attempts",
+    "exclude",
+    "wait_reason",
+    "outcome",
+    "category",
+    "department",
+    "released_by",
+)  # the ones that change
 
 
 class Store(Protocol):
@@ -31,24 +43,49 @@ class Store(Protocol):
     def close(self) -> None: ...
     def lodged(self, declaration_id: str) -> dict[str, Any] | None:
         """The stored decision (JSON text), fingerprint and input of a declaration, or None."""
-    def add_declaration(self, declaration_id: str, enterprise_id: str, customs_office: str, declared_at: str,
-                        decision: str, selected: bool, fingerprint: str, lodged: str) -> None: ...
-    def add_inspection(self, inspection_id: str, kind: str, declaration_id: str, enterprise_id: str, site: str,
-                       inspection_type: str, items: int, status: str, exclude: str = "") -> None: ...
+
+    def add_declaration(
+        self,
+        declaration_id: str,
+        enterprise_id: str,
+        customs_office: str,
+        declared_at: str,
+        decision: str,
+        selected: bool,
+        fingerprint: str,
+        lodged: str,
+    ) -> None: ...
+    def add_inspection(
+        self,
+        inspection_id: str,
+        kind: str,
+        declaration_id: str,
+        enterprise_id: str,
+        site: str,
+        inspection_type: str,
+        items: int,
+        status: str,
+        exclude: str = "",
+    ) -> None: ...
     def inspection(self, inspection_id: str) -> dict[str, Any] | None: ...
     def update_inspection(self, inspection_id: str, **fields: Any) -> None: ...
     def open_work(self, status: str) -> Iterable[tuple[str, str, str, int]]:
         """(inspector, site, facility, items) of every inspection in this status."""
+
     def visits_since(self, since: str) -> set[tuple[str, str]]:
         """(inspector, enterprise) pairs dispatched after this ISO time."""
+
     def rules_logged(self, version: str) -> bool: ...
     def office_decisions(self, office: str, last: int) -> tuple[int, list[dict[str, Any]]]:
         """How many declarations lodged at this customs office were decided, and the last `last` of
         their decisions, oldest first (what an office's pacer is rebuilt from)."""
+
     def last_decided(self) -> int:
         """The newest declaration's place in the order decided."""
+
     def decided_since(self, after: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
         """(customs office, decision) of the declarations decided after place `after`, in order."""
+
     def history(self, declaration_id: str, recheck_suffix: str) -> list[dict[str, Any]]: ...
     def report_rows(self) -> Iterable[tuple[str, str, str | None, str | None]]:
         """(declared_at, decision JSON, first inspection's type or None, its outcome or None) per
@@ -92,23 +129,65 @@ class SqlStore:
         self.db.close()
 
     def lodged(self, declaration_id: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT decision, fingerprint, input FROM declarations WHERE id = ?",
-                              (declaration_id,)).fetchone()
+        row = self.db.execute(
+            "SELECT decision, fingerprint, input FROM declarations WHERE id = ?", (declaration_id,)
+        ).fetchone()
         return {"decision": row[0], "fingerprint": row[1], "input": row[2]} if row else None
 
-    def add_declaration(self, declaration_id: str, enterprise_id: str, customs_office: str, declared_at: str,
-                        decision: str, selected: bool, fingerprint: str, lodged: str) -> None:
-        self.db.execute("INSERT INTO declarations (id, enterprise_id, customs_office, declared_at, decision, "
-                        "selected, fingerprint, input) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (declaration_id, enterprise_id, customs_office, declared_at, decision, int(selected),
-                         fingerprint, lodged))
-
-    def add_inspection(self, inspection_id: str, kind: str, declaration_id: str, enterprise_id: str, site: str,
-                       inspection_type: str, items: int, status: str, exclude: str = "") -> None:
+    def add_declaration(
+        self,
+        declaration_id: str,
+        enterprise_id: str,
+        customs_office: str,
+        declared_at: str,
+        decision: str,
+        selected: bool,
+        fingerprint: str,
+        lodged: str,
+    ) -> None:
         self.db.execute(
-            "INSERT INTO inspections (id, kind, declaration_id, enterprise_id, site, inspection_type, items, status,"
+            "INSERT INTO declarations (id, enterprise_id, customs_office, declared_at, decision, "
+            "selected, fingerprint, input) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                declaration_id,
+                enterprise_id,
+                customs_office,
+                declared_at,
+                decision,
+                int(selected),
+                fingerprint,
+                lodged,
+            ),
+        )
+
+    def add_inspection(
+        self,
+        inspection_id: str,
+        kind: str,
+        declaration_id: str,
+        enterprise_id: str,
+        site: str,
+        inspection_type: str,
+        items: int,
+        status: str,
+        exclude: str = "",
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO inspections (id, kind, declaration_id, enterprise_id, site, inspection_type, "
+            "items, status,"
             " exclude) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (inspection_id, kind, declaration_id, enterprise_id, site, inspection_type, items, status, exclude))
+            (
+                inspection_id,
+                kind,
+                declaration_id,
+                enterprise_id,
+                site,
+                inspection_type,
+                items,
+                status,
+                exclude,
+            ),
+        )
 
     def inspection(self, inspection_id: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT * FROM inspections WHERE id = ?", (inspection_id,)).fetchone()
@@ -119,25 +198,46 @@ class SqlStore:
         if unknown:  # column names go into the SQL text: only the known ones ever do
             raise ValueError(f"not an inspection column: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        self.db.execute(f"UPDATE inspections SET {assignments} WHERE id = ?", (*fields.values(), inspection_id))
+        self.db.execute(
+            f"UPDATE inspections SET {assignments} WHERE id = ?", (*fields.values(), inspection_id)
+        )
 
     def open_work(self, status: str) -> list[tuple[str, str, str, int]]:
-        return [tuple(r) for r in self.db.execute(
-            "SELECT inspector_id, site, facility, items FROM inspections WHERE status = ?", (status,))]
+        return [
+            tuple(r)
+            for r in self.db.execute(
+                "SELECT inspector_id, site, facility, items FROM inspections WHERE status = ?", (status,)
+            )
+        ]
 
     def visits_since(self, since: str) -> set[tuple[str, str]]:
-        return {(r[0], r[1]) for r in self.db.execute(
-            "SELECT inspector_id, enterprise_id FROM inspections WHERE dispatched_at > ? "
-            "AND inspector_id IS NOT NULL", (since,))}
+        return {
+            (r[0], r[1])
+            for r in self.db.execute(
+                "SELECT inspector_id, enterprise_id FROM inspections WHERE dispatched_at > ? "
+                "AND inspector_id IS NOT NULL",
+                (since,),
+            )
+        }
 
     def rules_logged(self, version: str) -> bool:
-        return self.db.execute(f"SELECT 1 FROM audit WHERE kind = 'rules_loaded' AND "
-                               f"{self.db.json('payload', 'version')} = ?", (version,)).fetchone() is not None
+        return (
+            self.db.execute(
+                f"SELECT 1 FROM audit WHERE kind = 'rules_loaded' AND "
+                f"{self.db.json('payload', 'version')} = ?",
+                (version,),
+            ).fetchone()
+            is not None
+        )
 
     def office_decisions(self, office: str, last: int) -> tuple[int, list[dict[str, Any]]]:
-        count = self.db.execute("SELECT count(*) FROM declarations WHERE customs_office = ?", (office,)).fetchone()[0]
-        rows = self.db.execute("SELECT decision FROM declarations WHERE customs_office = ? ORDER BY rowid DESC "
-                               "LIMIT ?", (office, last)).fetchall()
+        count = self.db.execute(
+            "SELECT count(*) FROM declarations WHERE customs_office = ?", (office,)
+        ).fetchone()[0]
+        rows = self.db.execute(
+            "SELECT decision FROM declarations WHERE customs_office = ? ORDER BY rowid DESC LIMIT ?",
+            (office, last),
+        ).fetchall()
         return count, [json.loads(r[0]) for r in reversed(rows)]
 
     def last_decided(self) -> int:
@@ -146,19 +246,27 @@ class SqlStore:
         return self.db.execute("SELECT max(rowid) FROM declarations").fetchone()[0] or 0
 
     def decided_since(self, after: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
-        return [(r[0], json.loads(r[1])) for r in self.db.execute(
-            "SELECT customs_office, decision FROM declarations WHERE rowid > ? ORDER BY rowid LIMIT ?",
-            (after, limit))]
+        return [
+            (r[0], json.loads(r[1]))
+            for r in self.db.execute(
+                "SELECT customs_office, decision FROM declarations WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, limit),
+            )
+        ]
 
     def report_rows(self) -> Iterable[tuple[str, str, str | None, str | None]]:
         return self.db.execute(
             "SELECT d.declared_at, d.decision, i.inspection_type, i.outcome FROM declarations d "
-            "LEFT JOIN inspections i ON i.id = d.id ORDER BY d.rowid")
+            "LEFT JOIN inspections i ON i.id = d.id ORDER BY d.rowid"
+        )
 
     def history(self, declaration_id: str, recheck_suffix: str) -> list[dict[str, Any]]:
         json_ = self.db.json
         rows = self.db.execute(
-            f"SELECT seq, at, kind, payload FROM audit WHERE {json_('payload', 'decision.declaration_id')} = ? "
-            f"OR {json_('payload', 'inspection')} IN (?, ?) OR {json_('payload', 'declaration')} = ? ORDER BY seq",
-            (declaration_id, declaration_id, declaration_id + recheck_suffix, declaration_id))
+            f"SELECT seq, at, kind, payload FROM audit WHERE {json_('payload', 'decision.declaration_id')} "
+            f"= ? "
+            f"OR {json_('payload', 'inspection')} IN (?, ?) OR {json_('payload', 'declaration')} = ? ORDER "
+            f"BY seq",
+            (declaration_id, declaration_id, declaration_id + recheck_suffix, declaration_id),
+        )
         return [{"seq": r[0], "at": r[1], "kind": r[2], "payload": json.loads(r[3])} for r in rows]

@@ -17,77 +17,119 @@ NEEDS = ("pandas", "pyarrow", "scipy")  # the [sim] extra
 
 
 @app.command("import")
-def import_cmd(logs: List[Path] = typer.Argument(..., metavar="LOG...", help="CSV or Parquet files of one log"),
-               mapping: Path = typer.Option(..., "--mapping", help="YAML: columns to fields (scenarios/mappings/)"),
-               out: Path = typer.Option(..., "--out", help="folder for declarations.parquet and the import report")) -> None:
+def import_cmd(
+    logs: List[Path] = typer.Argument(..., metavar="LOG...", help="CSV or Parquet files of one log"),
+    mapping: Path = typer.Option(..., "--mapping", help="YAML: columns to fields (scenarios/mappings/)"),
+    out: Path = typer.Option(..., "--out", help="folder for declarations.parquet and the import report"),
+) -> None:
     """Import a declaration log: map, check and keep its outcomes; bad rows are reported and skipped."""
     need("sim", *NEEDS)
     from replay.log import REFUSED, REPORT, import_log
     from replay.mapping import Mapping
+
     try:
         report = import_log(logs, Mapping.load(mapping), out)
     except InputError as e:
         fail(str(e))
-    err.print(f"read {report.rows_read:,} rows, kept {report.rows_kept:,}, refused {report.rows_refused:,} "
-              f"in {report.seconds:.1f} s; report in {out / REPORT}" + (f", refused rows in {out / REFUSED}"
-                                                                       if report.rows_refused else ""), highlight=False)
+    err.print(
+        f"read {report.rows_read:,} rows, kept {report.rows_kept:,}, refused {report.rows_refused:,} "
+        f"in {report.seconds:.1f} s; report in {out / REPORT}"
+        + (f", refused rows in {out / REFUSED}" if report.rows_refused else ""),
+        highlight=False,
+    )
     for reason, count in sorted(report.reasons.items(), key=lambda kv: -kv[1])[:10]:
         err.print(f"  {count:,} x {reason}", markup=False, highlight=False)
 
 
 @app.command()
-def evaluate(folder: Path = typer.Argument(..., metavar="DIR", help="an imported log"),
-             rules: List[Path] = typer.Option(..., "--rules", help="rules file; repeat to compare policies"),
-             ratio: Optional[float] = typer.Option(None, "--ratio", min=0, max=1, help="pure random ratio"),
-             expected_rate: Optional[float] = typer.Option(None, "--expected-rate", min=0, max=1),
-             policy_file: Optional[Path] = typer.Option(None, "--policy", help="YAML selection policy"),
-             budget: Optional[float] = typer.Option(None, "--budget", min=0, max=1,
-                                                    help="also the top scores within this share of declarations"),
-             start: Optional[str] = typer.Option(None, "--from", help="evaluate declarations from this date "
-                                                 "(earlier ones only build the standing)"),
-             seed: int = typer.Option(1, "--seed"),
-             explain: bool = typer.Option(False, "--explain", help="list each rule's hits and hit rate"),
-             out: Optional[Path] = typer.Option(None, "--out", help="folder for evaluation.csv and the plot")) -> None:
+def evaluate(
+    folder: Path = typer.Argument(..., metavar="DIR", help="an imported log"),
+    rules: List[Path] = typer.Option(..., "--rules", help="rules file; repeat to compare policies"),
+    ratio: Optional[float] = typer.Option(None, "--ratio", min=0, max=1, help="pure random ratio"),
+    expected_rate: Optional[float] = typer.Option(None, "--expected-rate", min=0, max=1),
+    policy_file: Optional[Path] = typer.Option(None, "--policy", help="YAML selection policy"),
+    budget: Optional[float] = typer.Option(
+        None, "--budget", min=0, max=1, help="also the top scores within this share of declarations"
+    ),
+    start: Optional[str] = typer.Option(
+        None, "--from", help="evaluate declarations from this date (earlier ones only build the standing)"
+    ),
+    seed: int = typer.Option(1, "--seed"),
+    explain: bool = typer.Option(False, "--explain", help="list each rule's hits and hit rate"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for evaluation.csv and the plot"),
+) -> None:
     """Replay the log through each rules file under the policy: per channel, precision, recall, lift
     and revenue recall with 95% intervals, and the same at a fixed budget."""
     need("sim", *NEEDS)
     from engine.rules import RuleSet
     from replay import log as logs
     from replay.evaluate import evaluate as run
+
     try:
         frame = logs.read(folder)
         policy = selection_policy(policy_file, ratio, expected_rate)
         since = dt.date.fromisoformat(start) if start else None
-        results = [run(frame, RuleSet.load(r), policy, budget=budget, start=since, seed=seed, name=r.stem) for r in rules]
+        results = [
+            run(frame, RuleSet.load(r), policy, budget=budget, start=since, seed=seed, name=r.stem)
+            for r in rules
+        ]
     except InputError as e:
         fail(str(e))
     except ValueError:
         fail(f"--from {start!r}: expected a date such as 2021-04-01")
     import pandas as pd
+
     table = pd.concat([r.table() for r in results], ignore_index=True)
     first = results[0]
-    print(f"{first.rows:,} declarations from {start or 'the start'}; the log's violation rate {first.base_rate:.1%}"
-          + (" (inverse-probability weighted)" if first.weighted else "")
-          + ("; every row was inspected, so precision is among declarations someone chose to inspect, "
-             "and recall is of the violations those inspections found" if first.only_inspected else ""))
-    columns = ["policy", "channel", "selected", "found", "selection_rate", "precision", "precision_low",
-               "precision_high", "recall", "recall_low", "recall_high", "lift", "revenue_recall"]
+    print(
+        f"{first.rows:,} declarations from {start or 'the start'}; the log's violation rate "
+        f"{first.base_rate:.1%}"
+        + (" (inverse-probability weighted)" if first.weighted else "")
+        + (
+            "; every row was inspected, so precision is among declarations someone chose to inspect, "
+            "and recall is of the violations those inspections found"
+            if first.only_inspected
+            else ""
+        )
+    )
+    columns = [
+        "policy",
+        "channel",
+        "selected",
+        "found",
+        "selection_rate",
+        "precision",
+        "precision_low",
+        "precision_high",
+        "recall",
+        "recall_low",
+        "recall_high",
+        "lift",
+        "revenue_recall",
+    ]
     print(table[columns].round(3).to_string(index=False))
     if explain:
         for r in results:
             rows = sorted(r.rules.items(), key=lambda kv: -kv[1]["found"])
             print(f"\n{r.policy}: rules by violations found")
             for rule, f in rows:
-                print(f"  {rule:32s} fired {f['fired']:6d}  found {f['found']:6d}  hit rate "
-                      + (f"{f['hit_rate']:.1%} [{f['low']:.1%}, {f['high']:.1%}]" if f["fired"] else "-"))
+                print(
+                    f"  {rule:32s} fired {f['fired']:6d}  found {f['found']:6d}  hit rate "
+                    + (f"{f['hit_rate']:.1%} [{f['low']:.1%}, {f['high']:.1%}]" if f["fired"] else "-")
+                )
     if out is not None:
         from replay.plots import precision_recall
+
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "evaluation.csv", index=False, float_format="%.6g")
-        (out / "rules.json").write_text(json.dumps({r.policy: r.rules for r in results}, indent=1, default=str))
+        (out / "rules.json").write_text(
+            json.dumps({r.policy: r.rules for r in results}, indent=1, default=str)
+        )
         precision_recall(table, first.base_rate, out / "precision_recall.png")
-        err.print(f"wrote {out / 'evaluation.csv'}, {out / 'rules.json'} and {out / 'precision_recall.png'}",
-                  highlight=False)
+        err.print(
+            f"wrote {out / 'evaluation.csv'}, {out / 'rules.json'} and {out / 'precision_recall.png'}",
+            highlight=False,
+        )
 
 
 rules_app = typer.Typer(no_args_is_help=True, help="Monitor and draft risk rules.")
@@ -95,15 +137,18 @@ app.add_typer(rules_app, name="rules")
 
 
 @rules_app.command("report")
-def rules_report(source: Path = typer.Argument(..., metavar="DIR|DB", help="an imported log, or a live office's database"),
-                 rules: Optional[Path] = typer.Option(None, "--rules", help="the rules to replay the log through"),
-                 ratio: Optional[float] = typer.Option(None, "--ratio", min=0, max=1, help="pure random ratio"),
-                 policy_file: Optional[Path] = typer.Option(None, "--policy", help="YAML selection policy"),
-                 seed: int = typer.Option(1, "--seed"),
-                 output: str = typer.Option("table", "--format", help="table, or json (per rule and month)")) -> None:
+def rules_report(
+    source: Path = typer.Argument(..., metavar="DIR|DB", help="an imported log, or a live office's database"),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="the rules to replay the log through"),
+    ratio: Optional[float] = typer.Option(None, "--ratio", min=0, max=1, help="pure random ratio"),
+    policy_file: Optional[Path] = typer.Option(None, "--policy", help="YAML selection policy"),
+    seed: int = typer.Option(1, "--seed"),
+    output: str = typer.Option("table", "--format", help="table, or json (per rule and month)"),
+) -> None:
     """Per rule: fired, selected, found, hit rate with its 95% interval, share of all detections, and
     flags for rules that never fire, never find, or find less than the random channel."""
     from engine import report
+
     if output not in ("table", "json"):
         fail(f"--format: table or json, not {output!r}")
     try:
@@ -113,44 +158,67 @@ def rules_report(source: Path = typer.Argument(..., metavar="DIR|DB", help="an i
             from engine.rules import RuleSet
             from replay import log as logs
             from replay.evaluate import decide, report_rows
+
             if rules is None:
                 fail("replaying a log needs --rules")
             ruleset, frame = RuleSet.load(rules), logs.read(source)
-            decided = decide(frame, ruleset, selection_policy(policy_file, ratio, None), seed, FeedbackPolicy())
+            decided = decide(
+                frame, ruleset, selection_policy(policy_file, ratio, None), seed, FeedbackPolicy()
+            )
             months = report.monthly(report_rows(frame, decided, ruleset), [r.id for r in ruleset.rules])
         else:
             from engine.cli import _office
+
             months = report.monthly(_office(source).store.report_rows())
     except InputError as e:
         fail(str(e))
     summary = report.rule_summary(months)
     if output == "json":
-        print(json.dumps(report.jsonable({"rules": summary, "months": [
-            {"month": m["month"], "rules": m["rules"]} for m in months]}), indent=1))
+        print(
+            json.dumps(
+                report.jsonable(
+                    {"rules": summary, "months": [{"month": m["month"], "rules": m["rules"]} for m in months]}
+                ),
+                indent=1,
+            )
+        )
         return
     random_rate = summary[0]["random_hit_rate"] if summary else float("nan")
-    print(f"the random channel's hit rate: {random_rate:.1%}" if random_rate == random_rate else
-          "the random channel has no finished inspections: nothing to compare the rules with")
-    print(f"{'rule':32s} {'fired':>7s} {'selected':>8s} {'found':>6s}  {'hit rate [95%]':22s} {'of all found':>12s}  flags")
+    print(
+        f"the random channel's hit rate: {random_rate:.1%}"
+        if random_rate == random_rate
+        else "the random channel has no finished inspections: nothing to compare the rules with"
+    )
+    print(
+        f"{'rule':32s} {'fired':>7s} {'selected':>8s} {'found':>6s}  {'hit rate [95%]':22s} "
+        f"{'of all found':>12s}  flags"
+    )
     for r in summary:
         rate = f"{r['hit_rate']:.1%} [{r['low']:.1%}, {r['high']:.1%}]" if r["finished"] else "-"
-        share = f"{r['share_of_detections']:.1%}" if r["share_of_detections"] == r["share_of_detections"] else "-"
-        print(f"{r['rule']:32s} {r['fired']:7d} {r['inspected']:8d} {r['found']:6d}  {rate:22s} {share:>12s}  "
-              + ", ".join(r["flags"]))
+        share = (
+            f"{r['share_of_detections']:.1%}" if r["share_of_detections"] == r["share_of_detections"] else "-"
+        )
+        print(
+            f"{r['rule']:32s} {r['fired']:7d} {r['inspected']:8d} {r['found']:6d}  {rate:22s} {share:>12s}  "
+            + ", ".join(r["flags"])
+        )
 
 
 @rules_app.command("derive")
-def rules_derive(folder: Path = typer.Argument(..., metavar="DIR", help="an imported log"),
-                 train_until: str = typer.Option(..., "--train-until", help="last date of the training period"),
-                 min_support: int = typer.Option(30, "--min-support", min=1, help="rows a group needs"),
-                 min_rate: float = typer.Option(0.4, "--min-rate", min=0, max=1, help="violation rate a group needs"),
-                 out: Path = typer.Option(..., "--out", help="the draft rules file to write")) -> None:
+def rules_derive(
+    folder: Path = typer.Argument(..., metavar="DIR", help="an imported log"),
+    train_until: str = typer.Option(..., "--train-until", help="last date of the training period"),
+    min_support: int = typer.Option(30, "--min-support", min=1, help="rows a group needs"),
+    min_rate: float = typer.Option(0.4, "--min-rate", min=0, max=1, help="violation rate a group needs"),
+    out: Path = typer.Option(..., "--out", help="the draft rules file to write"),
+) -> None:
     """Draft a rules file from the training period (HS6, headings, origins, heading x origin), each
     rule's description giving its support and rate, for an analyst to review."""
     need("sim", *NEEDS)
     from engine.rules import RuleSet
     from replay import log as logs
     from replay.derive import draft, to_yaml
+
     try:
         until = dt.date.fromisoformat(train_until)
     except ValueError:
@@ -158,11 +226,17 @@ def rules_derive(folder: Path = typer.Argument(..., metavar="DIR", help="an impo
     try:
         rules = draft(logs.read(folder), until, min_support, min_rate)
         if not rules["rules"]:
-            fail(f"no group of the training period has {min_support} rows at {min_rate:.0%}: lower the thresholds")
+            fail(
+                f"no group of the training period has {min_support} rows at {min_rate:.0%}: lower the "
+                f"thresholds"
+            )
         text = to_yaml(rules)
         RuleSet.from_text(text, str(out))  # the draft must load as any rules file does
     except InputError as e:
         fail(str(e))
     out.write_text(text)
-    err.print(f"wrote {len(rules['rules'])} draft rules to {out}; evaluate them on the later period with "
-              f"`doublerandom evaluate {folder} --rules {out} --from {until + dt.timedelta(days=1)}`", highlight=False)
+    err.print(
+        f"wrote {len(rules['rules'])} draft rules to {out}; evaluate them on the later period with "
+        f"`doublerandom evaluate {folder} --rules {out} --from {until + dt.timedelta(days=1)}`",
+        highlight=False,
+    )

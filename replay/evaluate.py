@@ -26,14 +26,23 @@ import numpy as np
 import pandas as pd
 
 from engine.batch import BatchRules
-from engine.standing import Standing
+from engine.declarations import CreditClass
 from engine.integrity import FeedbackPolicy
 from engine.randomness import stream_generator
 from engine.report import proportion, wilson
 from engine.rules import RuleSet
-from engine.selection import (CREDIT_CLASSES, INSPECTION_TYPES, LANES, NOT_INSPECTED, Pacers, PolicyTable,
-                              SelectionPolicy, choose, lanes)
-from engine.declarations import CreditClass
+from engine.selection import (
+    CREDIT_CLASSES,
+    INSPECTION_TYPES,
+    LANES,
+    NOT_INSPECTED,
+    Pacers,
+    PolicyTable,
+    SelectionPolicy,
+    choose,
+    lanes,
+)
+from engine.standing import Standing
 
 CHANNELS = ("random", "targeted", "credit")
 
@@ -52,16 +61,25 @@ class Evaluation:
         return pd.DataFrame([{"policy": self.policy, "channel": k, **v} for k, v in self.figures.items()])
 
 
-def evaluate(log: pd.DataFrame, rules: RuleSet, policy: SelectionPolicy, *, budget: float | None = None,
-             start: dt.date | None = None, seed: int = 1, feedback: FeedbackPolicy | None = None,
-             name: str = "policy") -> Evaluation:
+def evaluate(
+    log: pd.DataFrame,
+    rules: RuleSet,
+    policy: SelectionPolicy,
+    *,
+    budget: float | None = None,
+    start: dt.date | None = None,
+    seed: int = 1,
+    feedback: FeedbackPolicy | None = None,
+    name: str = "policy",
+) -> Evaluation:
     decided = decide(log, rules, policy, seed, feedback or FeedbackPolicy())
     keep = (log["declared_at"].dt.date >= start).to_numpy() if start else np.ones(len(log), bool)
     return measure(log[keep], {k: v[keep] for k, v in decided.items()}, budget, name, seed, rules)
 
 
-def decide(log: pd.DataFrame, rules: RuleSet, policy: SelectionPolicy, seed: int,
-           feedback: FeedbackPolicy) -> dict[str, np.ndarray]:
+def decide(
+    log: pd.DataFrame, rules: RuleSet, policy: SelectionPolicy, seed: int, feedback: FeedbackPolicy
+) -> dict[str, np.ndarray]:
     """Every declaration's channel flags, score and rule hits, deciding a day at a time."""
     n = len(log)
     firms, firm_ids = pd.factorize(log["enterprise_id"])
@@ -69,18 +87,29 @@ def decide(log: pd.DataFrame, rules: RuleSet, policy: SelectionPolicy, seed: int
     first = log["declared_at"].iloc[0].date() if n else dt.date.today()
     m = len(firm_ids)  # every importer starts general, with no record: the log is all we know of them
     standing = Standing(np.full(m, general, np.int8), np.zeros(m, np.int64), feedback, first)
-    batch = BatchRules(rules, {name: (lambda name=name: log[name]) for name in log.columns} | {
-        "declared_date": lambda: log["declared_at"].dt.strftime("%Y-%m-%d"),
-        "items": lambda: np.ones(n, np.int64)})
+    batch = BatchRules(
+        rules,
+        {name: (lambda name=name: log[name]) for name in log.columns}
+        | {
+            "declared_date": lambda: log["declared_at"].dt.strftime("%Y-%m-%d"),
+            "items": lambda: np.ones(n, np.int64),
+        },
+    )
     table = PolicyTable.of(policy, rules)
     u = {p: stream_generator(seed, p).random(n) for p in ("random", "credit", "capacity")}
     u_rules = np.zeros((n, len(rules.rules)))  # draws only where a rule's scaled rate can fall under 1
-    for k in ([] if table.paced else np.flatnonzero(table.rates * table.multipliers.min() < 1)):
+    for k in [] if table.paced else np.flatnonzero(table.rates * table.multipliers.min() < 1):
         u_rules[:, k] = stream_generator(seed, "rule_sampling", k).random(n)
     day = (log["declared_at"].dt.normalize() - pd.Timestamp(first)).dt.days.to_numpy()
-    out = {"random": np.zeros(n, bool), "targeted": np.zeros(n, bool), "credit": np.zeros(n, bool),
-           "score": np.zeros(n), "hits": np.zeros((n, len(rules.rules)), bool),
-           "inspection": np.full(n, NOT_INSPECTED, np.int8), "lane": np.zeros(n, np.int8)}
+    out = {
+        "random": np.zeros(n, bool),
+        "targeted": np.zeros(n, bool),
+        "credit": np.zeros(n, bool),
+        "score": np.zeros(n),
+        "hits": np.zeros((n, len(rules.rules)), bool),
+        "inspection": np.full(n, NOT_INSPECTED, np.int8),
+        "lane": np.zeros(n, np.int8),
+    }
     pacers, offices = Pacers(), log["customs_office"].to_numpy()
     logged = log["inspected"].to_numpy(bool) & log["violation"].notna().to_numpy()
     violated = log["violation"].fillna(False).to_numpy(bool)
@@ -91,7 +120,11 @@ def decide(log: pd.DataFrame, rules: RuleSet, policy: SelectionPolicy, seed: int
         credit = standing.credit[codes].copy()
         pace = pacers.pace(policy, offices[lo:hi], u["capacity"][lo:hi]) if table.paced else None
         c = choose(table, credit, hits, u["random"][lo:hi], u_rules[lo:hi], u["credit"][lo:hi], pace)
-        out["random"][lo:hi], out["targeted"][lo:hi], out["credit"][lo:hi] = c.random_hit, c.targeted, c.credit_only
+        out["random"][lo:hi], out["targeted"][lo:hi], out["credit"][lo:hi] = (
+            c.random_hit,
+            c.targeted,
+            c.credit_only,
+        )
         out["score"][lo:hi], out["hits"][lo:hi] = c.score, hits
         out["inspection"][lo:hi], out["lane"][lo:hi] = c.inspection, lanes(c.inspection, c.score, credit)
         standing.count_declarations(codes)
@@ -100,8 +133,9 @@ def decide(log: pd.DataFrame, rules: RuleSet, policy: SelectionPolicy, seed: int
     return out
 
 
-def measure(log: pd.DataFrame, d: dict[str, np.ndarray], budget: float | None, name: str, seed: int,
-            rules: RuleSet) -> Evaluation:
+def measure(
+    log: pd.DataFrame, d: dict[str, np.ndarray], budget: float | None, name: str, seed: int, rules: RuleSet
+) -> Evaluation:
     y = log["violation"].fillna(False).to_numpy(bool)
     revenue = log["revenue"].fillna(0.0).to_numpy(float) * y
     p = log["inclusion_probability"].to_numpy(float)
@@ -118,8 +152,11 @@ def measure(log: pd.DataFrame, d: dict[str, np.ndarray], budget: float | None, n
         result.figures["random at budget"] = figures(top(np.zeros(len(y)), budget, seed), y, revenue, w, base)
     for k, rule in enumerate(rules.rules):
         fired, found = int(d["hits"][:, k].sum()), int((d["hits"][:, k] & y).sum())
-        result.rules[rule.id] = {"fired": fired, "found": found,
-                                 **dict(zip(("hit_rate", "low", "high"), proportion(found, fired)))}
+        result.rules[rule.id] = {
+            "fired": fired,
+            "found": found,
+            **dict(zip(("hit_rate", "low", "high"), proportion(found, fired))),
+        }
     return result
 
 
@@ -131,10 +168,17 @@ def figures(chosen: np.ndarray, y: np.ndarray, revenue: np.ndarray, w: np.ndarra
     k_sel, k_viol = int(chosen.sum()), int(y.sum())
     precision = found / n_sel if n_sel else math.nan
     recall = found / violations if violations else math.nan
-    out = {"selected": k_sel, "found": int((chosen & y).sum()),
-           "selection_rate": n_sel / n if n else math.nan,
-           "precision": precision, "recall": recall, "lift": precision / base if base else math.nan,
-           "revenue_recall": float((w * revenue * chosen).sum() / (w * revenue).sum()) if revenue.any() else math.nan}
+    out = {
+        "selected": k_sel,
+        "found": int((chosen & y).sum()),
+        "selection_rate": n_sel / n if n else math.nan,
+        "precision": precision,
+        "recall": recall,
+        "lift": precision / base if base else math.nan,
+        "revenue_recall": float((w * revenue * chosen).sum() / (w * revenue).sum())
+        if revenue.any()
+        else math.nan,
+    }
     out["selection_rate_low"], out["selection_rate_high"] = wilson(out["selection_rate"], len(y))
     out["precision_low"], out["precision_high"] = wilson(precision, k_sel) if k_sel else (math.nan, math.nan)
     out["recall_low"], out["recall_high"] = wilson(recall, k_viol) if k_viol else (math.nan, math.nan)
@@ -151,7 +195,6 @@ def top(score: np.ndarray, budget: float, seed: int) -> np.ndarray:
     return chosen
 
 
-
 def report_rows(log: pd.DataFrame, decided: dict[str, np.ndarray], rules: RuleSet):
     """The replayed decisions as the live store's report rows (engine.report.monthly): a declaration
     the policy selected counts as inspected, with the outcome the log recorded for it."""
@@ -159,11 +202,22 @@ def report_rows(log: pd.DataFrame, decided: dict[str, np.ndarray], rules: RuleSe
     months = log["declared_at"].dt.strftime("%Y-%m-%d").to_numpy()
     violation = log["violation"].to_numpy()
     for k in range(len(log)):
-        channel = ("random" if decided["random"][k] else "targeted" if decided["targeted"][k]
-                   else "credit" if decided["credit"][k] else "none")
+        channel = (
+            "random"
+            if decided["random"][k]
+            else "targeted"
+            if decided["targeted"][k]
+            else "credit"
+            if decided["credit"][k]
+            else "none"
+        )
         selected = channel != "none"
         fired = [ids[j] for j in np.flatnonzero(decided["hits"][k])]
         outcome = None if not selected or pd.isna(violation[k]) else ("problem" if violation[k] else "normal")
         kind = INSPECTION_TYPES[decided["inspection"][k]].value if selected else None
-        yield (months[k], {"selected": selected, "channel": channel, "rules": fired,
-                           "lane": LANES[decided["lane"][k]]}, kind, outcome)
+        yield (
+            months[k],
+            {"selected": selected, "channel": channel, "rules": fired, "lane": LANES[decided["lane"][k]]},
+            kind,
+            outcome,
+        )

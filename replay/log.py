@@ -28,8 +28,14 @@ REPORT = "import_report.json"
 REFUSED = "refused.csv"
 TRADE_MODES = {"general", "processing", "bonded", "ecommerce", "other"}
 TRANSPORT_MODES = {"sea", "air", "road", "rail", "post", "other"}
-PATTERNS = {"id": ID_PATTERN, "enterprise_id": ID_PATTERN, "customs_office": ID_PATTERN,
-            "hs_code": HS_PATTERN, "origin_country": COUNTRY_PATTERN, "departure_country": COUNTRY_PATTERN}
+PATTERNS = {
+    "id": ID_PATTERN,
+    "enterprise_id": ID_PATTERN,
+    "customs_office": ID_PATTERN,
+    "hs_code": HS_PATTERN,
+    "origin_country": COUNTRY_PATTERN,
+    "departure_country": COUNTRY_PATTERN,
+}
 
 
 @dataclass
@@ -80,11 +86,31 @@ def import_log(paths: list[str | Path], mapping: Mapping, out: str | Path) -> Im
     return report
 
 
-SCHEMA = pa.schema([("id", pa.string()), ("declared_at", pa.timestamp("us")), *[(f, pa.string()) for f in (
-    "enterprise_id", "hs_code", "origin_country", "departure_country", "trade_mode", "transport_mode",
-    "customs_office")], *[(f, pa.float64()) for f in NUMBERS], ("violation", pa.bool_()), ("critical", pa.bool_()),
-    ("category", pa.string()), ("revenue", pa.float64()), ("inspected", pa.bool_()),
-    ("inclusion_probability", pa.float64())])
+SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("declared_at", pa.timestamp("us")),
+        *[
+            (f, pa.string())
+            for f in (
+                "enterprise_id",
+                "hs_code",
+                "origin_country",
+                "departure_country",
+                "trade_mode",
+                "transport_mode",
+                "customs_office",
+            )
+        ],
+        *[(f, pa.float64()) for f in NUMBERS],
+        ("violation", pa.bool_()),
+        ("critical", pa.bool_()),
+        ("category", pa.string()),
+        ("revenue", pa.float64()),
+        ("inspected", pa.bool_()),
+        ("inclusion_probability", pa.float64()),
+    ]
+)
 
 
 def _chunks(path: Path, mapping: Mapping) -> Iterator[tuple[int, pd.DataFrame]]:
@@ -100,7 +126,9 @@ def _chunks(path: Path, mapping: Mapping) -> Iterator[tuple[int, pd.DataFrame]]:
             start += len(chunk)
         return
     try:
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], chunksize=mapping.chunk_rows)
+        reader = pd.read_csv(
+            path, dtype=str, keep_default_na=False, na_values=[""], chunksize=mapping.chunk_rows
+        )
         start = 2  # line 1 is the header
         for chunk in reader:
             if start == 2:
@@ -147,10 +175,13 @@ def _checks(frame: pd.DataFrame) -> dict[str, pd.Series]:
         missing = values.isna()
         why[missing] = f"{name}: missing"
         if name in PATTERNS:
-            why[~missing & ~values.astype("string").str.fullmatch(PATTERNS[name][1:-1]).fillna(False)] = \
+            why[~missing & ~values.astype("string").str.fullmatch(PATTERNS[name][1:-1]).fillna(False)] = (
                 f"{name}: does not match {PATTERNS[name]}"
+            )
         elif name in NUMBERS:
-            why[~missing & ~((values > 0) & (values < float("inf")))] = f"{name}: must be a positive finite number"
+            why[~missing & ~((values > 0) & (values < float("inf")))] = (
+                f"{name}: must be a positive finite number"
+            )
         elif name in ("trade_mode", "transport_mode"):
             allowed = TRADE_MODES if name == "trade_mode" else TRANSPORT_MODES
             why[~missing & ~values.isin(allowed)] = f"{name}: one of {', '.join(sorted(allowed))}"

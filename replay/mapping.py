@@ -18,8 +18,20 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from engine.files import read_model
 
-DECLARATION_FIELDS = ("id", "declared_at", "enterprise_id", "hs_code", "origin_country", "departure_country",
-                      "trade_mode", "transport_mode", "customs_office", "declared_value", "net_mass_kg", "quantity")
+DECLARATION_FIELDS = (
+    "id",
+    "declared_at",
+    "enterprise_id",
+    "hs_code",
+    "origin_country",
+    "departure_country",
+    "trade_mode",
+    "transport_mode",
+    "customs_office",
+    "declared_value",
+    "net_mass_kg",
+    "quantity",
+)
 NUMBERS = ("declared_value", "net_mass_kg", "quantity")
 # outcomes kept beside the declarations: violation found (0/1), its category, revenue (duty) at stake,
 # whether it was inspected, and its inclusion probability when the log recorded one
@@ -62,9 +74,11 @@ class Mapping(BaseModel):
         missing = [f for f in DECLARATION_FIELDS if f not in value]
         unknown = [f for f in value if f not in DECLARATION_FIELDS]
         if missing or unknown:
-            raise ValueError(f"fields must map exactly {', '.join(DECLARATION_FIELDS)}"
-                             + (f"; missing {', '.join(missing)}" if missing else "")
-                             + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+            raise ValueError(
+                f"fields must map exactly {', '.join(DECLARATION_FIELDS)}"
+                + (f"; missing {', '.join(missing)}" if missing else "")
+                + (f"; unknown {', '.join(unknown)}" if unknown else "")
+            )
         return value
 
     @field_validator("outcomes")
@@ -72,8 +86,10 @@ class Mapping(BaseModel):
     def _known_outcomes(cls, value: dict) -> dict:
         unknown = [f for f in value if f not in OUTCOMES]
         if unknown or "violation" not in value:
-            raise ValueError(f"outcomes are {', '.join(OUTCOMES)} and must include violation"
-                             + (f"; unknown {', '.join(unknown)}" if unknown else ""))
+            raise ValueError(
+                f"outcomes are {', '.join(OUTCOMES)} and must include violation"
+                + (f"; unknown {', '.join(unknown)}" if unknown else "")
+            )
         return value
 
     @classmethod
@@ -122,7 +138,11 @@ def convert(spec: Column, chunk: pd.DataFrame, name: str) -> tuple[pd.Series, pd
         text = mapped.astype("string")
     if spec.pad:
         text = text.str.zfill(spec.pad)
-    text = (spec.prefix + text).where(text.notna() & (text != ""), pd.NA) if spec.prefix else text.replace("", pd.NA)
+    text = (
+        (spec.prefix + text).where(text.notna() & (text != ""), pd.NA)
+        if spec.prefix
+        else text.replace("", pd.NA)
+    )
     return text, bad
 
 

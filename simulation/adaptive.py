@@ -28,8 +28,9 @@ def target_share(spec: Adaptive, month: int, months: int) -> float:
     return spec.start_share + (spec.end_share - spec.start_share) * month / (months - 1)
 
 
-def next_settings(spec: Adaptive, month: int, months: int, last: MonthCounts, ratio: float,
-                  instruction_rate: float) -> tuple[float, float]:
+def next_settings(
+    spec: Adaptive, month: int, months: int, last: MonthCounts, ratio: float, instruction_rate: float
+) -> tuple[float, float]:
     """(random ratio, instruction rate) for `month`, from last month's counts."""
     total = last.random + last.targeted + last.instructed
     if total == 0:
@@ -40,7 +41,9 @@ def next_settings(spec: Adaptive, month: int, months: int, last: MonthCounts, ra
     wanted_random = max(share * total - last.targeted, 0.0)
     wanted_instructed = (1 - share) * total
     ideal_ratio = ratio * wanted_random / last.random if last.random else spec.max_ratio
-    ideal_rate = instruction_rate * wanted_instructed / last.instructed if last.instructed else instruction_rate
+    ideal_rate = (
+        instruction_rate * wanted_instructed / last.instructed if last.instructed else instruction_rate
+    )
     new_ratio = ratio + spec.gain * (min(ideal_ratio, spec.max_ratio) - ratio)
     new_rate = instruction_rate + spec.gain * (min(ideal_rate, 1.0) - instruction_rate)
     return max(new_ratio, 0.0), max(new_rate, 0.0)

@@ -32,11 +32,17 @@ class Target:
 
 
 TARGETS = [
-    Target("inspection rate", "inspection_rate", 0.03, 0.08, "US physical inspection 4.29% (World Bank LPI 2016)"),
+    Target(
+        "inspection rate", "inspection_rate", 0.03, 0.08, "US physical inspection 4.29% (World Bank LPI 2016)"
+    ),
     Target("random-dispatch share", "random_dispatch_share", 0.50, 0.60, "China Customs H1 2015: 55%"),
     Target("inspector utilization", "inspector_utilization", 0.60, 0.85, "busy but not saturated (queueing)"),
-    Target("p95 clearance, inspected (h)", "p95_clearance_h", 0.0, 48.0, "2 days with inspection (US, LPI 2016)"),
-    Target("targeted / random hit rate", "hit_ratio", 3.0, 10.0, "CORE project: about 14% targeted, 2% random"),
+    Target(
+        "p95 clearance, inspected (h)", "p95_clearance_h", 0.0, 48.0, "2 days with inspection (US, LPI 2016)"
+    ),
+    Target(
+        "targeted / random hit rate", "hit_ratio", 3.0, 10.0, "CORE project: about 14% targeted, 2% random"
+    ),
 ]
 
 
@@ -123,6 +129,8 @@ def steady_state(monthly: pd.DataFrame) -> list[Drift]:
     a stable office and grows by days of work a month in an overloaded one, within half a day's
     inspections."""
     per_day = float((monthly["inspections"] / 30.4).mean())
-    return [drift(monthly["inspection_rate"], "inspection_rate"),
-            drift(monthly["dishonest_enterprises"], "dishonest_enterprises"),
-            drift(monthly["backlog_end"], "backlog_end", tolerance=max(1.0, 0.5 * per_day))]
+    return [
+        drift(monthly["inspection_rate"], "inspection_rate"),
+        drift(monthly["dishonest_enterprises"], "dishonest_enterprises"),
+        drift(monthly["backlog_end"], "backlog_end", tolerance=max(1.0, 0.5 * per_day)),
+    ]

@@ -20,8 +20,12 @@ from simulation import scenario as scenarios
 SIM_MODULES = ("simpy", "pandas", "scipy", "pyarrow")  # what the [sim] extra installs that a run needs
 
 out = Console(highlight=False)
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Simulate an office over months, sweep settings, tune the random ratio.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Simulate an office over months, sweep settings, tune the random ratio.",
+)
 
 
 @app.command("run")
@@ -29,14 +33,21 @@ def run_cmd(
     scenario_file: Path = typer.Argument(..., metavar="SCENARIO", help="scenario YAML file"),
     out_dir: Optional[Path] = typer.Option(None, "--out", help="output folder (default out/<scenario name>)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="override the scenario's seed"),
-    months: Optional[int] = typer.Option(None, "--months", help="measured months (after the scenario's warm-up)"),
-    overrides: List[str] = typer.Option([], "--set", help="override a field: path=value, e.g. policy.random_ratio=0.05"),
-    rules_backend: str = typer.Option("vector", "--rules-backend", help="vector (fast) or durable (the live engine)"),
+    months: Optional[int] = typer.Option(
+        None, "--months", help="measured months (after the scenario's warm-up)"
+    ),
+    overrides: List[str] = typer.Option(
+        [], "--set", help="override a field: path=value, e.g. policy.random_ratio=0.05"
+    ),
+    rules_backend: str = typer.Option(
+        "vector", "--rules-backend", help="vector (fast) or durable (the live engine)"
+    ),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
 ) -> None:
     """Simulate a scenario; write events.parquet, monthly.csv, summary.json and plots."""
     need("sim", *SIM_MODULES)
     from simulation.model import run as simulate
+
     if rules_backend not in ("vector", "durable"):
         fail(f"--rules-backend: {rules_backend!r} is not vector or durable")
     if months is not None:
@@ -47,11 +58,20 @@ def run_cmd(
         fail(str(e))
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("day {task.completed:.0f}/{task.total:.0f}"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=False) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("day {task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as bar:
         task = bar.add_task(f"simulating {scenario.name}", total=scenario.horizon.n_days)
-        results = simulate(scenario, rules_backend=rules_backend,
-                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+        results = simulate(
+            scenario,
+            rules_backend=rules_backend,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     folder = out_dir or Path("out") / scenario.name
     written = results.write(folder, plots=plots)
     print_summary(results)
@@ -62,8 +82,11 @@ def print_summary(results) -> None:
     s = results.summary
     table = Table(title=f"{s['scenario']}  seed {s['seed']}  rules {s['rules_version']}", show_header=False)
     low, high = s["noncompliance_ci"]
-    estimate = (f"{100 * s['noncompliance_estimate']:.2f}% [{100 * low:.2f}, {100 * high:.2f}]"
-                if s.get("noncompliance_defined", True) else "undefined")
+    estimate = (
+        f"{100 * s['noncompliance_estimate']:.2f}% [{100 * low:.2f}, {100 * high:.2f}]"
+        if s.get("noncompliance_defined", True)
+        else "undefined"
+    )
     rows = [
         ("declarations", f"{s['declarations']:,}"),
         ("inspections (rate)", f"{s['inspections']:,} ({100 * s['inspection_rate']:.2f}%)"),
@@ -78,9 +101,13 @@ def print_summary(results) -> None:
     ]
     for rule in s.get("credit_rules", []):
         verdict = "met" if rule["met"] else "NOT met" if rule["met"] is False else "no data"
-        rows.append((f"inspection rate {rule['class']} ({rule['rule']})",
-                     f"{100 * rule['rate']:.2f}% [{100 * rule['low']:.2f}, {100 * rule['high']:.2f}] "
-                     f"vs {100 * rule['limit']:.2f}%: {verdict}"))
+        rows.append(
+            (
+                f"inspection rate {rule['class']} ({rule['rule']})",
+                f"{100 * rule['rate']:.2f}% [{100 * rule['low']:.2f}, {100 * rule['high']:.2f}] "
+                f"vs {100 * rule['limit']:.2f}%: {verdict}",
+            )
+        )
     for k, v in rows:
         table.add_row(k, v)
     out.print(table)
@@ -92,16 +119,26 @@ def print_summary(results) -> None:
 def print_calibration(s: dict) -> None:
     """The calibration targets and the steady state, each with its interval and verdict (the sources
     are in summary.json and the README)."""
-    table = Table(title="calibration: monthly means [95% batch-means interval]; met = interval inside the band")
+    table = Table(
+        title="calibration: monthly means [95% batch-means interval]; met = interval inside the band"
+    )
     for column in ("target", "band", "value [95%]", "met"):
         table.add_column(column)
     for row in s.get("calibration", []):
         fmt = (lambda v: f"{100 * v:.1f}%") if row["high"] <= 1 else (lambda v: f"{v:.1f}")
-        table.add_row(row["name"], f"{fmt(row['low'])} to {fmt(row['high'])}",
-                      f"{fmt(row['value'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]", _verdict(row["met"]))
+        table.add_row(
+            row["name"],
+            f"{fmt(row['low'])} to {fmt(row['high'])}",
+            f"{fmt(row['value'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]",
+            _verdict(row["met"]),
+        )
     for d in s.get("steady_state", []):  # the least-squares change, interval widened for autocorrelation
-        table.add_row(f"change in {d['column']}", f"within +-{d['tolerance']:.3g}",
-                      f"{d['change']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]", _verdict(d["stable"]))
+        table.add_row(
+            f"change in {d['column']}",
+            f"within +-{d['tolerance']:.3g}",
+            f"{d['change']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]",
+            _verdict(d["stable"]),
+        )
     out.print(table)
 
 
@@ -121,7 +158,9 @@ def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[st
     return raw
 
 
-WORKERS = typer.Option(None, "--workers", help="local dask workers (default: all cores); 0 runs serially here")
+WORKERS = typer.Option(
+    None, "--workers", help="local dask workers (default: all cores); 0 runs serially here"
+)
 SCHEDULER = typer.Option(None, "--scheduler", help="an existing dask scheduler, e.g. tcp://10.0.0.5:8786")
 
 
@@ -129,9 +168,13 @@ SCHEDULER = typer.Option(None, "--scheduler", help="an existing dask scheduler, 
 def sweep_cmd(
     scenario_file: Path = typer.Argument(..., metavar="SCENARIO"),
     grid: List[str] = typer.Option(..., "--grid", help="path=start:stop:step or path=v1,v2 (repeatable)"),
-    replications: int = typer.Option(5, "--replications", "-r", min=1, help="runs per grid point (CRN seeds)"),
+    replications: int = typer.Option(
+        5, "--replications", "-r", min=1, help="runs per grid point (CRN seeds)"
+    ),
     out_dir: Path = typer.Option(Path("out/sweep"), "--out"),
-    months: Optional[int] = typer.Option(None, "--months", help="measured months (after the scenario's warm-up)"),
+    months: Optional[int] = typer.Option(
+        None, "--months", help="measured months (after the scenario's warm-up)"
+    ),
     overrides: List[str] = typer.Option([], "--set", help="fixed override for every run: path=value"),
     workers: Optional[int] = WORKERS,
     scheduler: Optional[str] = SCHEDULER,
@@ -139,6 +182,7 @@ def sweep_cmd(
     """Run the scenario over a grid with replications; write runs, summaries with intervals, and plots."""
     need("sim", *SIM_MODULES, "dask")
     from simulation import sweep as sweeps
+
     raw = _sweep_inputs(scenario_file, months, overrides)
     try:
         axes = [sweeps.parse_axis(g) for g in grid]
@@ -147,14 +191,29 @@ def sweep_cmd(
     total = len(sweeps.grid(axes)) * replications
     with sweeps.Runner(workers, scheduler) as runner, _bar() as bar:
         task = bar.add_task(f"sweeping {total} runs", total=total)
-        results = sweeps.sweep(raw, scenario_file.parent.resolve(), axes, replications, runner,
-                               progress=lambda done, n: bar.update(task, completed=done))
+        results = sweeps.sweep(
+            raw,
+            scenario_file.parent.resolve(),
+            axes,
+            replications,
+            runner,
+            progress=lambda done, n: bar.update(task, completed=done),
+        )
     written = sweeps.write(results, out_dir)
     for failure in results.failures:
-        err.print(f"run failed: point {failure.task.point} {failure.task.params} seed {failure.task.seed}: "
-                  f"{failure.error}", markup=False)
-    shown = [a.path for a in axes] + ["inspector_utilization", "inspector_utilization_high", "p95_clearance_h",
-                                      "violations_found", "noncompliance_ci_width", "random_dispatch_share"]
+        err.print(
+            f"run failed: point {failure.task.point} {failure.task.params} seed {failure.task.seed}: "
+            f"{failure.error}",
+            markup=False,
+        )
+    shown = [a.path for a in axes] + [
+        "inspector_utilization",
+        "inspector_utilization_high",
+        "p95_clearance_h",
+        "violations_found",
+        "noncompliance_ci_width",
+        "random_dispatch_share",
+    ]
     if len(results.summary):
         print(results.summary[shown].round(4).to_string(index=False))
     out.print(f"wrote {len(written)} files to {out_dir}/: " + ", ".join(p.name for p in written))
@@ -165,26 +224,45 @@ def sweep_cmd(
 @app.command("tune")
 def tune_cmd(
     scenario_file: Path = typer.Argument(..., metavar="SCENARIO"),
-    max_utilization: Optional[float] = typer.Option(None, "--max-utilization", help="inspector utilization, share"),
+    max_utilization: Optional[float] = typer.Option(
+        None, "--max-utilization", help="inspector utilization, share"
+    ),
     max_p95_clearance_hours: Optional[float] = typer.Option(None, "--max-p95-clearance-hours"),
     max_mean_wait_hours: Optional[float] = typer.Option(None, "--max-mean-wait-hours"),
     vary: str = typer.Option("policy.random_ratio", "--vary", help="the ratio to tune"),
     ratio_range: str = typer.Option("0:0.2", "--range", help="low:high of the ratio searched"),
-    capacity: Optional[str] = typer.Option(None, "--capacity", help="e.g. inspectors.count=20:60:5, or on any "
-                                           "scenario (several sites too) inspectors.scale=0.8:1.2:0.1"),
+    capacity: Optional[str] = typer.Option(
+        None,
+        "--capacity",
+        help="e.g. inspectors.count=20:60:5, or on any "
+        "scenario (several sites too) inspectors.scale=0.8:1.2:0.1",
+    ),
     ratio: Optional[float] = typer.Option(None, "--ratio", help="fix the ratio; find the smallest capacity"),
     replications: int = typer.Option(4, "--replications", "-r", min=2),
     tolerance: float = typer.Option(0.0025, "--tolerance", help="ratio precision of the search"),
-    months: Optional[int] = typer.Option(None, "--months", help="measured months (after the scenario's warm-up)"),
+    months: Optional[int] = typer.Option(
+        None, "--months", help="measured months (after the scenario's warm-up)"
+    ),
     overrides: List[str] = typer.Option([], "--set"),
     workers: Optional[int] = WORKERS,
     scheduler: Optional[str] = SCHEDULER,
     fixed_capacity: Optional[float] = typer.Option(
-        None, "--fixed-capacity", min=0.0001, max=1, help="hold the computer's selections at this share of "
-        "declarations (policy.expected_rate) and vary the random share of it (--shares)"),
-    shares: str = typer.Option("0:0.9:0.1", "--shares", help="random shares of the fixed capacity, start:stop:step"),
-    precision: float = typer.Option(0.005, "--precision", min=0, help="required 95%% half-width of the monthly "
-                                    "compliance estimate (0.005 = ±0.5 percentage points)"),
+        None,
+        "--fixed-capacity",
+        min=0.0001,
+        max=1,
+        help="hold the computer's selections at this share of "
+        "declarations (policy.expected_rate) and vary the random share of it (--shares)",
+    ),
+    shares: str = typer.Option(
+        "0:0.9:0.1", "--shares", help="random shares of the fixed capacity, start:stop:step"
+    ),
+    precision: float = typer.Option(
+        0.005,
+        "--precision",
+        min=0,
+        help="required 95%% half-width of the monthly compliance estimate (0.005 = ±0.5 percentage points)",
+    ),
     out: Path = typer.Option(Path("out/frontier"), "--out", help="folder for frontier.csv and frontier.png"),
 ) -> None:
     """The largest random ratio each capacity can carry within the limits, or the smallest capacity for a
@@ -192,16 +270,32 @@ def tune_cmd(
     need("sim", *SIM_MODULES, "dask")
     from simulation import sweep as sweeps
     from simulation import tuning
+
     limits = tuning.Limits(max_utilization, max_p95_clearance_hours, max_mean_wait_hours)
     if fixed_capacity is not None:
-        return _fixed_capacity(scenario_file, months, overrides, limits, fixed_capacity, shares, precision,
-                               replications, out, workers, scheduler)
+        return _fixed_capacity(
+            scenario_file,
+            months,
+            overrides,
+            limits,
+            fixed_capacity,
+            shares,
+            precision,
+            replications,
+            out,
+            workers,
+            scheduler,
+        )
     if not limits.items():
         fail("give at least one limit: --max-utilization, --max-p95-clearance-hours or --max-mean-wait-hours")
     raw = _sweep_inputs(scenario_file, months, overrides)
     horizon = raw.get("horizon") or {}
     default_months = scenarios.Horizon.model_fields["months"].default
-    if months is None and not horizon.get("days") and int(horizon.get("months", default_months)) < tuning.MIN_MONTHS:
+    if (
+        months is None
+        and not horizon.get("days")
+        and int(horizon.get("months", default_months)) < tuning.MIN_MONTHS
+    ):
         scenarios.set_path(raw, "horizon.months", tuning.MIN_MONTHS)  # a steady state needs months to show
     try:
         axis = sweeps.parse_axis(capacity) if capacity else None
@@ -216,33 +310,76 @@ def tune_cmd(
     with sweeps.Runner(workers, scheduler) as runner:
         say = lambda line: err.print(f"  probe {line}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
         if ratio is None:
-            table = tuning.tune_ratio(raw, base, runner, limits, vary, low, high, axis, replications, tolerance, say)
+            table = tuning.tune_ratio(
+                raw, base, runner, limits, vary, low, high, axis, replications, tolerance, say
+            )
         else:
             table = tuning.tune_capacity(raw, base, runner, limits, vary, ratio, axis, replications, say)
     print(table.round(4).to_string(index=False))
     print(_decision(table, limits, vary, ratio, axis, replications))
 
 
-def _fixed_capacity(scenario_file, months, overrides, limits, capacity, shares_text, precision, replications, out,
-                    workers, scheduler) -> None:
-    from simulation import plots, sweep as sweeps, tuning
+def _fixed_capacity(
+    scenario_file,
+    months,
+    overrides,
+    limits,
+    capacity,
+    shares_text,
+    precision,
+    replications,
+    out,
+    workers,
+    scheduler,
+) -> None:
+    from simulation import plots, tuning
+    from simulation import sweep as sweeps
+
     raw = _sweep_inputs(scenario_file, months, overrides)
     try:
         start, stop, step = (float(x) for x in shares_text.split(":"))
-        shares = [round(start + k * step, 6) for k in range(int(round((stop - start) / step)) + 1)] if step > 0 else []
+        shares = (
+            [round(start + k * step, 6) for k in range(int(round((stop - start) / step)) + 1)]
+            if step > 0
+            else []
+        )
     except ValueError:
         fail(f"--shares {shares_text!r}: expected start:stop:step, e.g. 0:0.9:0.1")
     if not shares or min(shares) < 0 or max(shares) > 1:
         fail(f"--shares {shares_text!r}: shares lie in [0, 1], with a positive step")
     base = str(scenario_file.parent.resolve())
     with sweeps.Runner(workers, scheduler) as runner, _bar() as bar:
-        task = bar.add_task(f"{len(shares)} shares x {replications} replications", total=len(shares) * replications)
-        result = tuning.fixed_capacity(raw, base, runner, capacity, shares, precision, limits, replications,
-                                       lambda done, total: bar.update(task, completed=done))
+        task = bar.add_task(
+            f"{len(shares)} shares x {replications} replications", total=len(shares) * replications
+        )
+        result = tuning.fixed_capacity(
+            raw,
+            base,
+            runner,
+            capacity,
+            shares,
+            precision,
+            limits,
+            replications,
+            lambda done, total: bar.update(task, completed=done),
+        )
     out.mkdir(parents=True, exist_ok=True)
-    columns = ["share", "random_ratio", "random_of_selections", "computer_rate", "violations_found_per_month", "violations_found_per_month_low",
-               "violations_found_per_month_high", "monthly_half_width", "monthly_half_width_high",
-               "inspections", "pure_random_share", "p95_clearance_h", "inspector_utilization", "meets"]
+    columns = [
+        "share",
+        "random_ratio",
+        "random_of_selections",
+        "computer_rate",
+        "violations_found_per_month",
+        "violations_found_per_month_low",
+        "violations_found_per_month_high",
+        "monthly_half_width",
+        "monthly_half_width_high",
+        "inspections",
+        "pure_random_share",
+        "p95_clearance_h",
+        "inspector_utilization",
+        "meets",
+    ]
     result.table.to_csv(out / "frontier.csv", index=False, float_format="%.6g")
     plots.frontier(result, out / "frontier.png")
     print(result.table[columns].round(4).to_string(index=False))
@@ -254,24 +391,34 @@ def _decision(table, limits, vary, ratio, axis, replications) -> str:
     limit_text = ", ".join(f"{m} <= {v:g}" for m, v in limits.items())
     if ratio is not None:
         safe = table.iloc[0][f"{axis.path} (recommended)"]
-        return (f"decision: with {vary} = {ratio:g}, the smallest {axis.path} whose 95% intervals keep "
-                f"{limit_text} is {safe:g}" if safe == safe else f"decision: no {axis.path} tried is enough")
+        return (
+            f"decision: with {vary} = {ratio:g}, the smallest {axis.path} whose 95% intervals keep "
+            f"{limit_text} is {safe:g}"
+            if safe == safe
+            else f"decision: no {axis.path} tried is enough"
+        )
     lines = []
     for _, row in table.iterrows():
         where = f"with {axis.path} = {row[axis.path]:g}: " if axis else ""
         if row["recommended"] != row["recommended"]:
             lines.append(f"decision: {where}even the lowest {vary} breaks {limit_text}")
         else:
-            lines.append(f"decision: {where}{vary} up to {row['recommended']:.4g} keeps {limit_text} at 95% "
-                         f"({replications} replications); the boundary lies in [{row['recommended']:.4g}, "
-                         f"{row['optimistic']:.4g}], best estimate {row['estimate']:.4g}")
+            lines.append(
+                f"decision: {where}{vary} up to {row['recommended']:.4g} keeps {limit_text} at 95% "
+                f"({replications} replications); the boundary lies in [{row['recommended']:.4g}, "
+                f"{row['optimistic']:.4g}], best estimate {row['estimate']:.4g}"
+            )
     return "\n".join(lines)
 
 
 def _bar() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                    TextColumn("{task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),
-                    console=Console(stderr=True))
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
 
 
 def main() -> None:

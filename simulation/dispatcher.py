@@ -25,7 +25,6 @@ from simulation.recorder import Case
 from simulation.scenario import Scenario
 
 
-
 def build_roster(scenario: Scenario) -> Roster:
     """Each site's inspectors split over its shifts by share; in each shift a share qualified for each
     type. One site keeps the ids INS-001...; several are prefixed with the site's name."""
@@ -40,24 +39,44 @@ def build_roster(scenario: Scenario) -> Roster:
             sizes[k] += 1  # largest remainders
         number = 0
         for shift, size in zip(spec.shifts, sizes):
-            qualified = {t: set(rng.permutation(size)[: max(1, round(share * size))]) for t, share in spec.qualified.items()}
+            qualified = {
+                t: set(rng.permutation(size)[: max(1, round(share * size))])
+                for t, share in spec.qualified.items()
+            }
             for k in range(size):
                 number += 1
                 kinds = [t for t in InspectionType if k in qualified.get(t, ())] or [InspectionType.document]
-                people.append(Inspector(id=f"{prefix}INS-{number:03d}", site=site.name, qualifications=set(kinds),
-                                        shifts=[Shift.parse(shift.hours, frozenset(shift.weekdays))]))
+                people.append(
+                    Inspector(
+                        id=f"{prefix}INS-{number:03d}",
+                        site=site.name,
+                        qualifications=set(kinds),
+                        shifts=[Shift.parse(shift.hours, frozenset(shift.weekdays))],
+                    )
+                )
     first = sites[0].inspectors  # each site's Dispatcher applies its own dispatch settings (site_rules)
-    return Roster(per_declaration=first.per_declaration, per_item=first.per_item, weighting=first.weighting,
-                  rotation_days=int(first.rotation_days), inspectors=people,
-                  facilities={site.name: dict(site.facilities) for site in sites})
+    return Roster(
+        per_declaration=first.per_declaration,
+        per_item=first.per_item,
+        weighting=first.weighting,
+        rotation_days=int(first.rotation_days),
+        inspectors=people,
+        facilities={site.name: dict(site.facilities) for site in sites},
+    )
 
 
 def site_rules(roster: Roster, scenario: Scenario, site: str) -> Roster:
     """The roster with this site's dispatch settings (weighting, workload points, rotation): every
     site honours its own, as the scenario says (the office's template unless the site overrides it)."""
     spec = next(s.inspectors for s in scenario.sites if s.name == site)
-    return roster.model_copy(update={"per_declaration": spec.per_declaration, "per_item": spec.per_item,
-                                     "weighting": spec.weighting, "rotation_days": int(spec.rotation_days)})
+    return roster.model_copy(
+        update={
+            "per_declaration": spec.per_declaration,
+            "per_item": spec.per_item,
+            "weighting": spec.weighting,
+            "rotation_days": int(spec.rotation_days),
+        }
+    )
 
 
 class Dispatcher:
@@ -68,7 +87,9 @@ class Dispatcher:
     exactly the engine's workload-weighted choice in O(1) instead of weighing everyone each time.
     """
 
-    def __init__(self, env: simpy.Environment, roster: Roster, scenario: Scenario, rng: random.Random, site: str):
+    def __init__(
+        self, env: simpy.Environment, roster: Roster, scenario: Scenario, rng: random.Random, site: str
+    ):
         self.env, self.roster, self.rng, self.site = env, site_rules(roster, scenario, site), rng, site
         self.start = dt.datetime.combine(scenario.horizon.start, dt.time())
         self.people = [p for p in roster.inspectors if p.site == site]  # nobody works outside their site
@@ -120,8 +141,11 @@ class Dispatcher:
     def try_dispatch(self) -> None:
         """Serve the oldest waiting inspection that a free facility and an eligible inspector allow."""
         while True:
-            heads = sorted((q[0][0].arrival_h, t) for t, q in self.queues.items()
-                           if q and self.free[t] > 0 and self.available[t])
+            heads = sorted(
+                (q[0][0].arrival_h, t)
+                for t, q in self.queues.items()
+                if q and self.free[t] > 0 and self.available[t]
+            )
             if not heads or not any([self._serve(kind) for _, kind in heads]):
                 return
 
@@ -133,7 +157,7 @@ class Dispatcher:
             case, done = queue.popleft()
             chosen = self._pick(self.available[kind].items)
         else:  # the rotation rule may rule out some pairs: first waiting inspection that can go
-            for position, (case, done) in enumerate(queue):
+            for position, (case, done) in enumerate(queue):  # noqa: B007 - done is used after the break
                 allowed = [i for i in self.available[kind].items if not self._rotated(i, case)]
                 if allowed:
                     del queue[position]

@@ -33,6 +33,7 @@ from engine.declarations import CreditClass
 from engine.report import RANDOM_CHANNELS, proportion, wilson
 from engine.selection import LANES
 
+
 @dataclass(frozen=True)
 class Metric:
     """A monthly.csv column (or columns defined together): its unit and definition, stated once."""
@@ -42,76 +43,117 @@ class Metric:
     definition: str
 
 
-METRICS = [  # one entry per monthly.csv column (or group of columns defined together); drives COLUMNS and the README table
-    Metric(('month',), 'YYYY-MM',
-           'calendar month of arrival'),
-    Metric(('declarations',), 'count',
-           'declarations that arrived'),
-    Metric(('selected',), 'count',
-           'selected by the computer: `random_selected + targeted_selected + credit_selected`'),
-    Metric(('random_selected',), 'count',
-           'picked by the random draw (channel `random` or `both`)'),
-    Metric(('targeted_selected',), 'count',
-           'picked by a rule only (channel `targeted`)'),
-    Metric(('instructed_selected',), 'count',
-           'ordered by intelligence, not selected by the computer'),
-    Metric(('inspections',), 'count',
-           'all inspected: `selected + instructed_selected`'),
-    Metric(('random_dispatch_share',), 'share',
-           'computer selection (rules + random draw + credit floor) / all inspections: China\'s "55%"'),
-    Metric(('pure_random_share',), 'share',
-           '`random_selected / inspections`'),
-    Metric(('inspection_rate',), 'share',
-           '`inspections / declarations`'),
-    Metric(('hits_random', 'hits_targeted', 'hits_instructed'), 'count',
-           'violations found per channel'),
-    Metric(('hit_rate_random', 'hit_rate_targeted'), 'share',
-           'hits / finished inspections of the channel (the random channel samples each credit class at ratio x multiplier, so its raw hit rate is not quite the population rate: see the stratified estimate)'),
-    Metric(('violations_true',), 'count',
-           'declarations that really violate (ground truth)'),
-    Metric(('violations_found',), 'count',
-           'violations detected'),
-    Metric(('violations_missed',), 'count',
-           '`violations_true - violations_found` (not inspected, or inspected and missed)'),
-    Metric(('noncompliance_true',), 'share',
-           '`violations_true / declarations`'),
-    Metric(('noncompliance_estimate',), 'share',
-           "from the random channel only, stratified by credit class: per class, violations found / (random inspections x their mean detection probability), weighted by the class's share of the month's declarations; **empty** when some declarations had no chance of random selection or a class over 1% of declarations went unsampled"),
-    Metric(('noncompliance_ci_low', 'noncompliance_ci_high'), 'share',
-           "95% Wilson interval on the effective sample size p(1-p)/Var, Var = sum over classes of (N_h/N)^2 p_h (1 - f_h d_h) / (n_h d_h) (Poisson sampling of the month's declarations, with the finite-population term f_h d_h, f_h = n_h/N_h)"),
-    Metric(('inspector_utilization',), 'share',
-           'inspection hours worked in the month / inspector on-post hours'),
-    Metric(('facility_utilization',), 'share',
-           'inspection hours / (document desks + scanners + physical bays) x hours in the month'),
-    Metric(('mean_wait_h',), 'hours',
-           'mean time from arrival to dispatch, inspected declarations'),
-    Metric(('p95_clearance_h',), 'hours',
-           '95th percentile of arrival to release or transfer, inspected declarations'),
-    Metric(('mean_clearance_released_h',), 'hours',
-           'mean arrival to release, inspected declarations with a normal result'),
-    Metric(('backlog_end',), 'count',
-           "inspections waiting for dispatch at the month's end"),
-    Metric(('random_ratio',), 'share',
-           'the pure random ratio in force'),
-    Metric(('hit_rate_instructed',), 'share',
-           'hits / finished instructed inspections'),
-    Metric(('instruction_rate',), 'share',
-           "the instruction channel's rate in force"),
-    Metric(('target_share',), 'share',
-           "the adaptive policy's target random-dispatch share (empty without one)"),
-    Metric(('noncompliance_defined',), 'bool',
-           'false when the estimate is undefined (the summary then carries `noncompliance_warning` and the printed summary a warning)'),
-    Metric(('credit_selected',), 'count',
-           'selected by a credit floor alone (channel `credit`)'),
-    Metric(('inspection_rate_advanced_certified', 'inspection_rate_general_certified', 'inspection_rate_general', 'inspection_rate_dishonest'), 'share',
-           "inspections / declarations of the class (by the class when decided); `summary.json` has `credit_rules`: each class's whole-run rate with its 95% interval against its rule, and whether the whole interval meets it"),
-    Metric(('dishonest_enterprises', 'high_risk_enterprises'), 'count',
-           "enterprises in the dishonest class / flagged high-risk at the month's end"),
-    Metric(tuple(f"lane_{name}" for name in LANES), 'count',
-           'declarations per lane: red (physical or scan inspection), yellow (documents only), blue (released, '
-           'referred to post-clearance audit: a certified firm some rule flagged), green (released)'),
-    Metric(('enterprises_entered',), 'count',
-           "new enterprises that replaced leavers at the month's start (`population.turnover`)"),
+# one entry per monthly.csv column (or group of columns defined together); drives COLUMNS and the README table
+METRICS = [
+    Metric(("month",), "YYYY-MM", "calendar month of arrival"),
+    Metric(("declarations",), "count", "declarations that arrived"),
+    Metric(
+        ("selected",),
+        "count",
+        "selected by the computer: `random_selected + targeted_selected + credit_selected`",
+    ),
+    Metric(("random_selected",), "count", "picked by the random draw (channel `random` or `both`)"),
+    Metric(("targeted_selected",), "count", "picked by a rule only (channel `targeted`)"),
+    Metric(("instructed_selected",), "count", "ordered by intelligence, not selected by the computer"),
+    Metric(("inspections",), "count", "all inspected: `selected + instructed_selected`"),
+    Metric(
+        ("random_dispatch_share",),
+        "share",
+        'computer selection (rules + random draw + credit floor) / all inspections: China\'s "55%"',
+    ),
+    Metric(("pure_random_share",), "share", "`random_selected / inspections`"),
+    Metric(("inspection_rate",), "share", "`inspections / declarations`"),
+    Metric(("hits_random", "hits_targeted", "hits_instructed"), "count", "violations found per channel"),
+    Metric(
+        ("hit_rate_random", "hit_rate_targeted"),
+        "share",
+        "hits / finished inspections of the channel (the random channel samples each credit class at ratio "
+        "x multiplier, so its raw hit rate is not quite the population rate: see the stratified estimate)",
+    ),
+    Metric(("violations_true",), "count", "declarations that really violate (ground truth)"),
+    Metric(("violations_found",), "count", "violations detected"),
+    Metric(
+        ("violations_missed",),
+        "count",
+        "`violations_true - violations_found` (not inspected, or inspected and missed)",
+    ),
+    Metric(("noncompliance_true",), "share", "`violations_true / declarations`"),
+    Metric(
+        ("noncompliance_estimate",),
+        "share",
+        "from the random channel only, stratified by credit class: per class, violations found / (random "
+        "inspections x their mean detection probability), weighted by the class's share of the month's "
+        "declarations; **empty** when some declarations had no chance of random selection or a class over "
+        "1% of declarations went unsampled",
+    ),
+    Metric(
+        ("noncompliance_ci_low", "noncompliance_ci_high"),
+        "share",
+        "95% Wilson interval on the effective sample size p(1-p)/Var, Var = sum over classes of (N_h/N)^2 "
+        "p_h (1 - f_h d_h) / (n_h d_h) (Poisson sampling of the month's declarations, with the "
+        "finite-population term f_h d_h, f_h = n_h/N_h)",
+    ),
+    Metric(
+        ("inspector_utilization",), "share", "inspection hours worked in the month / inspector on-post hours"
+    ),
+    Metric(
+        ("facility_utilization",),
+        "share",
+        "inspection hours / (document desks + scanners + physical bays) x hours in the month",
+    ),
+    Metric(("mean_wait_h",), "hours", "mean time from arrival to dispatch, inspected declarations"),
+    Metric(
+        ("p95_clearance_h",),
+        "hours",
+        "95th percentile of arrival to release or transfer, inspected declarations",
+    ),
+    Metric(
+        ("mean_clearance_released_h",),
+        "hours",
+        "mean arrival to release, inspected declarations with a normal result",
+    ),
+    Metric(("backlog_end",), "count", "inspections waiting for dispatch at the month's end"),
+    Metric(("random_ratio",), "share", "the pure random ratio in force"),
+    Metric(("hit_rate_instructed",), "share", "hits / finished instructed inspections"),
+    Metric(("instruction_rate",), "share", "the instruction channel's rate in force"),
+    Metric(
+        ("target_share",), "share", "the adaptive policy's target random-dispatch share (empty without one)"
+    ),
+    Metric(
+        ("noncompliance_defined",),
+        "bool",
+        "false when the estimate is undefined (the summary then carries `noncompliance_warning` and the "
+        "printed summary a warning)",
+    ),
+    Metric(("credit_selected",), "count", "selected by a credit floor alone (channel `credit`)"),
+    Metric(
+        (
+            "inspection_rate_advanced_certified",
+            "inspection_rate_general_certified",
+            "inspection_rate_general",
+            "inspection_rate_dishonest",
+        ),
+        "share",
+        "inspections / declarations of the class (by the class when decided); `summary.json` has "
+        "`credit_rules`: each class's whole-run rate with its 95% interval against its rule, and whether "
+        "the whole interval meets it",
+    ),
+    Metric(
+        ("dishonest_enterprises", "high_risk_enterprises"),
+        "count",
+        "enterprises in the dishonest class / flagged high-risk at the month's end",
+    ),
+    Metric(
+        tuple(f"lane_{name}" for name in LANES),
+        "count",
+        "declarations per lane: red (physical or scan inspection), yellow (documents only), blue (released, "
+        "referred to post-clearance audit: a certified firm some rule flagged), green (released)",
+    ),
+    Metric(
+        ("enterprises_entered",),
+        "count",
+        "new enterprises that replaced leavers at the month's start (`population.turnover`)",
+    ),
 ]
 COLUMNS = [name for metric in METRICS for name in metric.names]
 
@@ -122,20 +164,28 @@ RUN_METRICS = [
     Metric(("declarations",), "count", "declarations in the measured months"),
     Metric(("inspections",), "count", "inspections of declarations that arrived in the measured months"),
     Metric(("inspection_rate",), "share", "inspections / declarations"),
-    Metric(("random_dispatch_share",), "share", "random-selection share of dispatches (all computer channels)"),
+    Metric(
+        ("random_dispatch_share",), "share", "random-selection share of dispatches (all computer channels)"
+    ),
     Metric(("pure_random_share",), "share", "pure random channel's share of dispatches"),
     Metric(("violations_true",), "count", "declarations that violate (ground truth)"),
     Metric(("violations_found",), "declarations per run", "violations found"),
     Metric(("noncompliance_true",), "share", "true non-compliance rate"),
     Metric(("noncompliance_estimate",), "share", "stratified random-sample estimate of non-compliance"),
     Metric(("noncompliance_ci_width",), "share", "width of the compliance estimate's 95% interval"),
-    Metric(("monthly_half_width",), "share", "the monthly compliance estimate's 95% interval half-width, mean over months"),
+    Metric(
+        ("monthly_half_width",),
+        "share",
+        "the monthly compliance estimate's 95% interval half-width, mean over months",
+    ),
     Metric(("violations_found_per_month",), "declarations per month", "violations found per measured month"),
     Metric(("inspector_utilization",), "share of on-post hours", "inspector utilization"),
     Metric(("mean_wait_h",), "hours", "mean wait for dispatch"),
     Metric(("p95_clearance_h",), "hours", "95th percentile clearance"),
     Metric(("backlog_end",), "count", "inspections waiting at the end"),
-    Metric(("backlog_growth",), "share of a month's inspections per month", "growth of the month-end backlog"),
+    Metric(
+        ("backlog_growth",), "share of a month's inspections per month", "growth of the month-end backlog"
+    ),
     Metric(("p95_clearance_trend",), "share of its level", "significant rise of p95 clearance over the run"),
 ]
 RUN = {metric.names[0]: metric for metric in RUN_METRICS}
@@ -149,6 +199,8 @@ def readme_table() -> str:
 
 
 CREDIT_COLUMNS = {c.value: f"declarations_{c.value}" for c in CreditClass}  # per-class totals of a month
+
+
 @dataclass(frozen=True)
 class Estimate:
     value: float
@@ -169,7 +221,9 @@ def random_sample_estimate(events: pd.DataFrame, totals: Mapping) -> Estimate:
     return stratified_estimate(sample, population(totals), int(totals["zero_chance"]))
 
 
-def stratified_estimate(sample: pd.DataFrame, population: Mapping[str, int], zero_chance: int = 0) -> Estimate:
+def stratified_estimate(
+    sample: pd.DataFrame, population: Mapping[str, int], zero_chance: int = 0
+) -> Estimate:
     """The population violation share from finished random-channel inspections, stratified by
     credit class. `sample` needs credit_class, detected and detection (probability); `population`
     gives each class's declarations; `zero_chance` counts declarations the random channel could not
@@ -217,38 +271,62 @@ def monthly(events: pd.DataFrame, totals: pd.DataFrame, capacity: pd.DataFrame) 
 def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -> dict:
     channel = ev["channel"]
     random_mask = channel.isin(RANDOM_CHANNELS)
-    targeted_mask, instructed_mask, credit_mask = channel == "targeted", channel == "instructed", channel == "credit"
+    targeted_mask, instructed_mask, credit_mask = (
+        channel == "targeted",
+        channel == "instructed",
+        channel == "credit",
+    )
     finished = ev["done_h"].notna()
     found = ev["detected"]
-    n_random, n_targeted, n_instructed = int(random_mask.sum()), int(targeted_mask.sum()), int(instructed_mask.sum())
+    n_random, n_targeted, n_instructed = (
+        int(random_mask.sum()),
+        int(targeted_mask.sum()),
+        int(instructed_mask.sum()),
+    )
     n_credit = int(credit_mask.sum())
     inspections = len(ev)
     declarations, violations = int(total["declarations"]), int(total["violations_true"])
     estimate = random_sample_estimate(ev, total)
-    hits = {name: int((mask & found).sum()) for name, mask in
-            (("random", random_mask), ("targeted", targeted_mask), ("instructed", instructed_mask))}
+    hits = {
+        name: int((mask & found).sum())
+        for name, mask in (
+            ("random", random_mask),
+            ("targeted", targeted_mask),
+            ("instructed", instructed_mask),
+        )
+    }
     clearance = (ev["cleared_h"] - ev["arrival_h"]).dropna()
     released = ev[ev["outcome"] == "normal"]
     return {
-        "month": month, "declarations": declarations, "selected": n_random + n_targeted + n_credit,
-        "random_selected": n_random, "targeted_selected": n_targeted, "instructed_selected": n_instructed,
+        "month": month,
+        "declarations": declarations,
+        "selected": n_random + n_targeted + n_credit,
+        "random_selected": n_random,
+        "targeted_selected": n_targeted,
+        "instructed_selected": n_instructed,
         "inspections": inspections,
         **dict(zip(("random_dispatch_share", "pure_random_share"), dispatch_shares(channel))),
         "inspection_rate": _ratio(inspections, declarations),
-        "hits_random": hits["random"], "hits_targeted": hits["targeted"], "hits_instructed": hits["instructed"],
+        "hits_random": hits["random"],
+        "hits_targeted": hits["targeted"],
+        "hits_instructed": hits["instructed"],
         "hit_rate_random": _ratio(hits["random"], int((random_mask & finished).sum())),
         "hit_rate_targeted": _ratio(hits["targeted"], int((targeted_mask & finished).sum())),
-        "violations_true": violations, "violations_found": int(found.sum()),
+        "violations_true": violations,
+        "violations_found": int(found.sum()),
         "violations_missed": violations - int(found.sum()),
         "noncompliance_true": _ratio(violations, declarations),
-        "noncompliance_estimate": estimate.value, "noncompliance_ci_low": estimate.low,
-        "noncompliance_ci_high": estimate.high, "noncompliance_defined": estimate.defined,
+        "noncompliance_estimate": estimate.value,
+        "noncompliance_ci_low": estimate.low,
+        "noncompliance_ci_high": estimate.high,
+        "noncompliance_defined": estimate.defined,
         "inspector_utilization": _ratio(cap["busy_hours"], cap["on_post_hours"]),
         "facility_utilization": _ratio(cap["busy_hours"], cap["facility_hours"]),
         "mean_wait_h": float((ev["dispatched_h"] - ev["arrival_h"]).mean()) if inspections else math.nan,
         "p95_clearance_h": float(np.percentile(clearance, 95)) if len(clearance) else math.nan,
         "mean_clearance_released_h": float((released["cleared_h"] - released["arrival_h"]).mean())
-        if len(released) else math.nan,
+        if len(released)
+        else math.nan,
         "backlog_end": int(cap["backlog_end"]),
         "random_ratio": float(cap["random_ratio"]),
         "hit_rate_instructed": _ratio(hits["instructed"], int((instructed_mask & finished).sum())),
@@ -256,32 +334,50 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
         "target_share": float(cap.get("target_share", math.nan)),
         "credit_selected": n_credit,
         **{f"lane_{name}": int(total[f"lane_{name}"]) for name in LANES},
-        **{name: int(cap[name]) for name in ("dishonest_enterprises", "high_risk_enterprises", "enterprises_entered")},
-        **{f"inspection_rate_{credit}": _ratio(int((ev["credit_class"] == credit).sum()), int(total[column]))
-           for credit, column in CREDIT_COLUMNS.items()},
+        **{
+            name: int(cap[name])
+            for name in ("dishonest_enterprises", "high_risk_enterprises", "enterprises_entered")
+        },
+        **{
+            f"inspection_rate_{credit}": _ratio(int((ev["credit_class"] == credit).sum()), int(total[column]))
+            for credit, column in CREDIT_COLUMNS.items()
+        },
     }
 
 
 # The credit measures (2018): advanced certified under 0.2x, general certified under 0.5x the
 # general-credit average inspection rate; dishonest at least 0.8 absolute.
-CREDIT_RULES = {"advanced_certified": ("relative", 0.2, "under"), "general_certified": ("relative", 0.5, "under"),
-                "dishonest": ("absolute", 0.8, "at least")}
+CREDIT_RULES = {
+    "advanced_certified": ("relative", 0.2, "under"),
+    "general_certified": ("relative", 0.5, "under"),
+    "dishonest": ("absolute", 0.8, "at least"),
+}
 
 
 def credit_rules(events: pd.DataFrame, population: Mapping[str, int]) -> list[dict]:
     """Each class's whole-run inspection rate (all channels, instruction included) against its rule,
     with a 95% Wilson interval."""
+
     def rate(credit: str) -> tuple[float, float, float]:
         return proportion(int((events["credit_class"] == credit).sum()), population[credit])
+
     general = rate("general")[0]
     rows = []
     for credit, (kind, bound, sense) in CREDIT_RULES.items():
         value, low, high = rate(credit)
         limit = bound * general if kind == "relative" else bound
         met = (high < limit) if sense == "under" else (low >= limit)
-        rows.append({"class": credit, "rate": value, "low": low, "high": high,
-                     "rule": f"{sense} {bound:g}" + (" x general" if kind == "relative" else ""),
-                     "limit": limit, "met": bool(met) if value == value else None})
+        rows.append(
+            {
+                "class": credit,
+                "rate": value,
+                "low": low,
+                "high": high,
+                "rule": f"{sense} {bound:g}" + (" x general" if kind == "relative" else ""),
+                "limit": limit,
+                "met": bool(met) if value == value else None,
+            }
+        )
     return rows
 
 
@@ -289,7 +385,9 @@ def dispatch_shares(channel: pd.Series) -> tuple[float, float]:
     """Of all inspections: the computer's selections (rules, random draw and credit floor: all but the
     officers' orders, China's "55%"), and the pure random channel's."""
     n = len(channel)
-    return _ratio(int((channel != "instructed").sum()), n), _ratio(int(channel.isin(RANDOM_CHANNELS).sum()), n)
+    return _ratio(int((channel != "instructed").sum()), n), _ratio(
+        int(channel.isin(RANDOM_CHANNELS).sum()), n
+    )
 
 
 def population(totals: Mapping) -> dict[str, int]:

@@ -30,16 +30,16 @@ from engine.dispatch import FACILITY_FOR, Roster
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
 from engine.selection import channel
+from engine.standing import Standing
 from simulation import population
 from simulation.adaptive import MonthCounts, next_settings
+from simulation.dispatcher import Dispatcher, build_roster
 from simulation.population import CREDIT_CLASSES
-from simulation.risk import RiskTable
 from simulation.recorder import Case, Recorder
 from simulation.results import Results, build_results
+from simulation.risk import RiskTable
 from simulation.scenario import Scenario, ServiceTime
-from simulation.dispatcher import Dispatcher, build_roster
 from simulation.screening import INSPECTION_TYPES, Batch, Screening
-from engine.standing import Standing
 
 Progress = Callable[[int, int], None]
 
@@ -51,19 +51,27 @@ class OfficeModel:
         self.scenario, self.env = scenario, simpy.Environment()
         self.firms = population.enterprises(scenario)
         risk = RiskTable.read(scenario.path(scenario.goods.risk)) if scenario.goods.risk else None
-        self.decls = population.declarations(scenario, self.firms, population.read_goods(scenario.path(scenario.goods.table)),
-                                             risk)
-        self.standing = Standing(self.firms.credit, self.firms.history, scenario.feedback, scenario.horizon.start)
+        self.decls = population.declarations(
+            scenario, self.firms, population.read_goods(scenario.path(scenario.goods.table)), risk
+        )
+        self.standing = Standing(
+            self.firms.credit, self.firms.history, scenario.feedback, scenario.horizon.start
+        )
         self.propensity = self.firms.propensity.copy()
         self.screening = Screening(scenario, rules, self.decls, backend)
         self.rule_ids = [r.id for r in rules.rules]
         self.roster = build_roster(scenario)
         self.sites = scenario.sites
-        seeds = {name: int(stream_generator(scenario.seed, name).integers(2**63)) for name in
-                 ("dispatch", "service", "detection", "release")}
+        seeds = {
+            name: int(stream_generator(scenario.seed, name).integers(2**63))
+            for name in ("dispatch", "service", "detection", "release")
+        }
         self.dispatchers = {  # one per site: its own people, facilities and queues
-            site.name: Dispatcher(self.env, self.roster, scenario, random.Random(seeds["dispatch"] + k), site.name)
-            for k, site in enumerate(self.sites)}
+            site.name: Dispatcher(
+                self.env, self.roster, scenario, random.Random(seeds["dispatch"] + k), site.name
+            )
+            for k, site in enumerate(self.sites)
+        }
         self.service_rng = random.Random(seeds["service"])
         self.detect_rng = random.Random(seeds["detection"])
         self.release_rng = random.Random(seeds["release"])
@@ -71,8 +79,12 @@ class OfficeModel:
         self.instruction_rate = scenario.instruction.rate
         n_hours = scenario.horizon.n_days * 24
         self.month_of_hour = month_index(scenario.horizon.start, n_hours)
-        self.record = Recorder(self.month_of_hour, [site.name for site in self.sites], scenario.policy.random_ratio,
-                               scenario.instruction.rate)
+        self.record = Recorder(
+            self.month_of_hour,
+            [site.name for site in self.sites],
+            scenario.policy.random_ratio,
+            scenario.instruction.rate,
+        )
 
     # ------------------------------------------------------------ processes
 
@@ -98,16 +110,27 @@ class OfficeModel:
     def _arrivals(self, hour: int, lo: int, hi: int):
         firms = self.decls.enterprise[lo:hi]
         violating = self.decls.u_violation[lo:hi] < population.violation_probability(
-            self.propensity[firms], self.decls.risk[lo:hi])
+            self.propensity[firms], self.decls.risk[lo:hi]
+        )
         if self.decls.logged is not None:  # a real log: its outcome wherever it recorded one
             logged = self.decls.logged[lo:hi]
             violating = np.where(np.isnan(logged), violating, logged == 1)
         batch = self.screening.screen(lo, hi, self.standing, self.policy, self.instruction_rate, violating)
         self.standing.count_declarations(firms)
-        channels = (int(batch.random_hit.sum()), int(((batch.targeted | batch.credit_only) & ~batch.random_hit).sum()),
-                    int(batch.instructed.sum()))  # credit floors count with the rules
-        self.record.arrivals(self.month_of_hour[hour], self.decls.site[lo:hi], violating, batch.credit,
-                             batch.threshold, channels, batch.lane)
+        channels = (
+            int(batch.random_hit.sum()),
+            int(((batch.targeted | batch.credit_only) & ~batch.random_hit).sum()),
+            int(batch.instructed.sum()),
+        )  # credit floors count with the rules
+        self.record.arrivals(
+            self.month_of_hour[hour],
+            self.decls.site[lo:hi],
+            violating,
+            batch.credit,
+            batch.threshold,
+            channels,
+            batch.lane,
+        )
         for k in np.flatnonzero(batch.selected | batch.instructed):
             case = self._case(batch, int(k))
             if case.arrival_h > self.env.now:
@@ -120,10 +143,18 @@ class OfficeModel:
         chosen_by = channel(batch.random_hit[k], batch.targeted[k], batch.credit_only[k])
         chosen_by = "instructed" if chosen_by == "none" else chosen_by  # the officers' order
         firm = int(self.decls.enterprise[i])
-        return Case(i, float(self.decls.arrival_h[i]), self.sites[self.decls.site[i]].name, firm,
-                    CREDIT_CLASSES[batch.credit[k]].value,
-                    chosen_by, ";".join(batch.fired(k, self.rule_ids)), INSPECTION_TYPES[batch.inspection[k]].value,
-                    bool(batch.violating[k]), float(batch.threshold[k]))
+        return Case(
+            i,
+            float(self.decls.arrival_h[i]),
+            self.sites[self.decls.site[i]].name,
+            firm,
+            CREDIT_CLASSES[batch.credit[k]].value,
+            chosen_by,
+            ";".join(batch.fired(k, self.rule_ids)),
+            INSPECTION_TYPES[batch.inspection[k]].value,
+            bool(batch.violating[k]),
+            float(batch.threshold[k]),
+        )
 
     def inspection(self, case: Case):
         env, kind = self.env, InspectionType(case.inspection_type)
@@ -168,10 +199,13 @@ class OfficeModel:
             return
         last = month - 1
         record = self.record
-        counts = MonthCounts(*(int(x) for x in record.channel_counts[last]),
-                             utilization=record.busy_hours[last].sum() / max(record.on_post_hours[last].sum(), 1e-9))
-        ratio, rate = next_settings(spec, month, record.n_months, counts, self.policy.random_ratio,
-                                    self.instruction_rate)
+        counts = MonthCounts(
+            *(int(x) for x in record.channel_counts[last]),
+            utilization=record.busy_hours[last].sum() / max(record.on_post_hours[last].sum(), 1e-9),
+        )
+        ratio, rate = next_settings(
+            spec, month, record.n_months, counts, self.policy.random_ratio, self.instruction_rate
+        )
         self.policy = self.policy.model_copy(update={"random_ratio": ratio})
         self.instruction_rate = rate
         record.ratio_used[month], record.instruction_used[month] = ratio, rate
@@ -231,8 +265,12 @@ def shift_boundaries(roster: Roster, scenario: Scenario, n_hours: int) -> list[f
     return sorted(t for t in times if 0 <= t <= n_hours)
 
 
-def run(scenario: Scenario, seed: int | None = None, rules_backend: str = "vector",
-        progress: Progress | None = None) -> Results:
+def run(
+    scenario: Scenario,
+    seed: int | None = None,
+    rules_backend: str = "vector",
+    progress: Progress | None = None,
+) -> Results:
     """Simulate the scenario's horizon once; the same scenario and seed give identical results."""
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
@@ -243,8 +281,13 @@ def run(scenario: Scenario, seed: int | None = None, rules_backend: str = "vecto
     office.env.process(office.source(progress))
     office.env.run(until=len(office.month_of_hour))
     office.close_month(office.record.n_months - 1, float(len(office.month_of_hour)))
-    meta = {"scenario": scenario.name, "scenario_hash": scenario.digest(), "rules_version": rules.version,
-            "package_version": __version__, "seed": scenario.seed, "rules_backend": rules_backend,
-            "wall_seconds": round(time.perf_counter() - started, 3)}
+    meta = {
+        "scenario": scenario.name,
+        "scenario_hash": scenario.digest(),
+        "rules_version": rules.version,
+        "package_version": __version__,
+        "seed": scenario.seed,
+        "rules_backend": rules_backend,
+        "wall_seconds": round(time.perf_counter() - started, 3),
+    }
     return build_results(office.record, scenario, meta)
-

@@ -18,18 +18,27 @@ BAND = {t.column: t for t in TARGETS}  # the calibration bands, drawn where thei
 def band(ax, column: str, scale: float = 1.0) -> None:
     """Shade a calibration target's band and say where it comes from."""
     t = BAND[column]
-    ax.axhspan(scale * t.low, scale * t.high, color="green", alpha=0.08,
-               label=f"target {scale * t.low:g}-{scale * t.high:g} ({t.source})")
+    ax.axhspan(
+        scale * t.low,
+        scale * t.high,
+        color="green",
+        alpha=0.08,
+        label=f"target {scale * t.low:g}-{scale * t.high:g} ({t.source})",
+    )
 
 
 def write_all(results, out: Path) -> list[Path]:
     monthly = results.monthly
     name = results.summary.get("scenario", "")
     written = []
-    for draw, filename in ((random_dispatch_share, "random_dispatch_share.png"),
-                           (hit_rates, "hit_rates.png"), (utilization, "utilization.png"),
-                           (clearance, "clearance.png"), (compliance_estimate, "compliance_estimate.png"),
-                           (inspection_rates, "inspection_rates.png")):
+    for draw, filename in (
+        (random_dispatch_share, "random_dispatch_share.png"),
+        (hit_rates, "hit_rates.png"),
+        (utilization, "utilization.png"),
+        (clearance, "clearance.png"),
+        (compliance_estimate, "compliance_estimate.png"),
+        (inspection_rates, "inspection_rates.png"),
+    ):
         fig = Figure(figsize=(8, 4.5))
         ax = fig.subplots()
         draw(ax, monthly)
@@ -43,34 +52,59 @@ def write_all(results, out: Path) -> list[Path]:
 
 
 def random_dispatch_share(ax, monthly: pd.DataFrame) -> None:
-    ax.plot(monthly["month"], monthly["random_dispatch_share"], marker="o",
-            label="computer random selection (rules + pure random)")
+    ax.plot(
+        monthly["month"],
+        monthly["random_dispatch_share"],
+        marker="o",
+        label="computer random selection (rules + pure random)",
+    )
     ax.plot(monthly["month"], monthly["pure_random_share"], marker="s", label="pure random channel")
     ax.axhline(CHINA_H1_2015, color="grey", ls="--", label="China Customs H1 2015: 55%")
     band(ax, "random_dispatch_share")
-    ax.set(title="Share of dispatched inspections by selection channel", xlabel="month",
-           ylabel="share of all dispatches", ylim=(0, 1))
+    ax.set(
+        title="Share of dispatched inspections by selection channel",
+        xlabel="month",
+        ylabel="share of all dispatches",
+        ylim=(0, 1),
+    )
     ax.legend()
 
 
 def hit_rates(ax, monthly: pd.DataFrame) -> None:
     """Each channel's monthly hit rate with its 95% Wilson interval (n = the channel's inspections)."""
-    for hits, selected, label in (("hits_random", "random_selected", "random"),
-                                  ("hits_targeted", "targeted_selected", "targeted (rules)"),
-                                  ("hits_instructed", "instructed_selected", "instruction")):
+    for hits, selected, label in (
+        ("hits_random", "random_selected", "random"),
+        ("hits_targeted", "targeted_selected", "targeted (rules)"),
+        ("hits_instructed", "instructed_selected", "instruction"),
+    ):
         n = monthly[selected].to_numpy(float)
         p = np.divide(monthly[hits].to_numpy(float), n, out=np.full(len(n), np.nan), where=n > 0)
         low, high = np.array([wilson(a, b) for a, b in zip(p, n)]).T
-        line, = ax.plot(monthly["month"], 100 * p, marker="o", label=label)
+        (line,) = ax.plot(monthly["month"], 100 * p, marker="o", label=label)
         ax.fill_between(monthly["month"], 100 * low, 100 * high, color=line.get_color(), alpha=0.15)
-    ax.plot(monthly["month"], 100 * monthly["noncompliance_true"], color="black", ls=":", label="true non-compliance")
-    ax.set(title="Hit rate by channel, with 95% intervals", xlabel="month",
-           ylabel="violations found per inspection (%)", ylim=(0, None))
+    ax.plot(
+        monthly["month"],
+        100 * monthly["noncompliance_true"],
+        color="black",
+        ls=":",
+        label="true non-compliance",
+    )
+    ax.set(
+        title="Hit rate by channel, with 95% intervals",
+        xlabel="month",
+        ylabel="violations found per inspection (%)",
+        ylim=(0, None),
+    )
     ax.legend()
 
 
 def utilization(ax, monthly: pd.DataFrame) -> None:
-    ax.plot(monthly["month"], 100 * monthly["inspector_utilization"], marker="o", label="inspectors (of on-post hours)")
+    ax.plot(
+        monthly["month"],
+        100 * monthly["inspector_utilization"],
+        marker="o",
+        label="inspectors (of on-post hours)",
+    )
     ax.plot(monthly["month"], 100 * monthly["facility_utilization"], marker="s", label="facilities")
     band(ax, "inspector_utilization", 100)
     ax.set(title="Utilization", xlabel="month", ylabel="busy share of available hours (%)", ylim=(0, 105))
@@ -79,12 +113,20 @@ def utilization(ax, monthly: pd.DataFrame) -> None:
 
 def clearance(ax, monthly: pd.DataFrame) -> None:
     ax.plot(monthly["month"], monthly["mean_wait_h"], marker="o", label="mean wait for dispatch")
-    ax.plot(monthly["month"], monthly["mean_clearance_released_h"], marker="s", label="mean clearance, released")
-    ax.plot(monthly["month"], monthly["p95_clearance_h"], marker="^", label="95th percentile clearance, inspected")
+    ax.plot(
+        monthly["month"], monthly["mean_clearance_released_h"], marker="s", label="mean clearance, released"
+    )
+    ax.plot(
+        monthly["month"], monthly["p95_clearance_h"], marker="^", label="95th percentile clearance, inspected"
+    )
     limit = BAND["p95_clearance_h"]
     ax.axhline(limit.high, color="red", ls="--", label=f"p95 limit {limit.high:g} h ({limit.source})")
-    ax.set(title="Waiting and clearance times of inspected declarations", xlabel="month", ylabel="hours",
-           ylim=(0, None))
+    ax.set(
+        title="Waiting and clearance times of inspected declarations",
+        xlabel="month",
+        ylabel="hours",
+        ylim=(0, None),
+    )
     ax.legend()
 
 
@@ -92,17 +134,34 @@ def inspection_rates(ax, monthly: pd.DataFrame) -> None:
     """Each credit class's inspection rate against its rule: certified classes relative to the general
     class's rate of the same month (0.2x, 0.5x), dishonest absolute (0.8), all on a log scale."""
     general = monthly["inspection_rate_general"]
-    ax.plot(monthly["month"], 100 * monthly["inspection_rate"], marker="o", color="black", label="all declarations")
+    ax.plot(
+        monthly["month"],
+        100 * monthly["inspection_rate"],
+        marker="o",
+        color="black",
+        label="all declarations",
+    )
     band(ax, "inspection_rate", 100)
     for credit, (kind, bound, _) in CREDIT_RULES.items():
-        line, = ax.plot(monthly["month"], 100 * monthly[f"inspection_rate_{credit}"], marker="s", label=credit)
+        (line,) = ax.plot(
+            monthly["month"], 100 * monthly[f"inspection_rate_{credit}"], marker="s", label=credit
+        )
         limit = bound * general if kind == "relative" else pd.Series(bound, index=monthly.index)
-        ax.plot(monthly["month"], 100 * limit, ls="--", color=line.get_color(),
-                label=f"rule: {'under' if kind == 'relative' else 'at least'} {bound:g}"
-                      + (" x general" if kind == "relative" else ""))
+        ax.plot(
+            monthly["month"],
+            100 * limit,
+            ls="--",
+            color=line.get_color(),
+            label=f"rule: {'under' if kind == 'relative' else 'at least'} {bound:g}"
+            + (" x general" if kind == "relative" else ""),
+        )
     ax.plot(monthly["month"], 100 * general, marker=".", label="general")
-    ax.set(title="Inspection rate by credit class against the credit rules", xlabel="month",
-           ylabel="inspected (% of the class's declarations)", yscale="log")
+    ax.set(
+        title="Inspection rate by credit class against the credit rules",
+        xlabel="month",
+        ylabel="inspected (% of the class's declarations)",
+        yscale="log",
+    )
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(0, 0.9))  # below the dishonest line
 
 
@@ -111,15 +170,33 @@ def compliance_estimate(ax, monthly: pd.DataFrame) -> None:
     low, high = 100 * monthly["noncompliance_ci_low"], 100 * monthly["noncompliance_ci_high"]
     ax.fill_between(monthly["month"], low, high, alpha=0.25, label="95% interval (random sample)")
     ax.plot(monthly["month"], est, marker="o", label="estimate from the random sample")
-    ax.plot(monthly["month"], 100 * monthly["noncompliance_true"], color="black", ls=":", label="true rate (simulated)")
-    ax.set(title="Non-compliance: random-sample estimate against the truth", xlabel="month",
-           ylabel="violating declarations (%)", ylim=(0, None))
+    ax.plot(
+        monthly["month"],
+        100 * monthly["noncompliance_true"],
+        color="black",
+        ls=":",
+        label="true rate (simulated)",
+    )
+    ax.set(
+        title="Non-compliance: random-sample estimate against the truth",
+        xlabel="month",
+        ylabel="violating declarations (%)",
+        ylim=(0, None),
+    )
     ax.legend()
 
 
-SWEEP_METRICS = [(name, RUN[name].definition, RUN[name].unit) for name in (  # titles and units: the registry's
-    "inspector_utilization", "p95_clearance_h", "mean_wait_h", "violations_found", "noncompliance_ci_width",
-    "random_dispatch_share")]
+SWEEP_METRICS = [
+    (name, RUN[name].definition, RUN[name].unit)
+    for name in (  # titles and units: the registry's
+        "inspector_utilization",
+        "p95_clearance_h",
+        "mean_wait_h",
+        "violations_found",
+        "noncompliance_ci_width",
+        "random_dispatch_share",
+    )
+]
 
 
 def _curves(summary: pd.DataFrame, axes) -> list[tuple[str, pd.DataFrame]]:
@@ -153,17 +230,38 @@ def write_sweep(results, out: Path) -> list[Path]:
     left, right = fig.subplots(1, 2)
     for label, part in _curves(summary, axes):
         part = part.sort_values(x)
-        left.errorbar(part["p95_clearance_h"], part["violations_found"], marker="o", capsize=3, label=label or None,
-                      yerr=[part["violations_found"] - part["violations_found_low"],
-                            part["violations_found_high"] - part["violations_found"]])
-        right.plot(part["inspector_utilization"], part["noncompliance_ci_width"], marker="o", label=label or None)
+        left.errorbar(
+            part["p95_clearance_h"],
+            part["violations_found"],
+            marker="o",
+            capsize=3,
+            label=label or None,
+            yerr=[
+                part["violations_found"] - part["violations_found_low"],
+                part["violations_found_high"] - part["violations_found"],
+            ],
+        )
+        right.plot(
+            part["inspector_utilization"], part["noncompliance_ci_width"], marker="o", label=label or None
+        )
         for _, row in part.iterrows():
-            left.annotate(f"{row[x]:g}", (row["p95_clearance_h"], row["violations_found"]), fontsize=7,
-                          textcoords="offset points", xytext=(4, 4))
-    left.set(title=f"Detections against clearance time (points labelled by {x})",
-             xlabel="95th percentile clearance of inspected declarations (hours)", ylabel="violations found per run")
-    right.set(title="Compliance-estimate precision against utilization",
-              xlabel="inspector utilization (share)", ylabel="95% interval width of non-compliance (share)")
+            left.annotate(
+                f"{row[x]:g}",
+                (row["p95_clearance_h"], row["violations_found"]),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(4, 4),
+            )
+    left.set(
+        title=f"Detections against clearance time (points labelled by {x})",
+        xlabel="95th percentile clearance of inspected declarations (hours)",
+        ylabel="violations found per run",
+    )
+    right.set(
+        title="Compliance-estimate precision against utilization",
+        xlabel="inspector utilization (share)",
+        ylabel="95% interval width of non-compliance (share)",
+    )
     for ax in (left, right):
         ax.grid(alpha=0.3)
         if len(axes) > 1:
@@ -181,22 +279,43 @@ def frontier(result, out: Path) -> Path:
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
     x, y = 100 * t["monthly_half_width"], t["violations_found_per_month"]
-    ax.errorbar(x, y, xerr=[100 * (t["monthly_half_width"] - t["monthly_half_width_low"]),
-                            100 * (t["monthly_half_width_high"] - t["monthly_half_width"])],
-                yerr=[y - t["violations_found_per_month_low"], t["violations_found_per_month_high"] - y],
-                marker="o", capsize=3, label="one random share of the capacity (95% intervals)")
+    ax.errorbar(
+        x,
+        y,
+        xerr=[
+            100 * (t["monthly_half_width"] - t["monthly_half_width_low"]),
+            100 * (t["monthly_half_width_high"] - t["monthly_half_width"]),
+        ],
+        yerr=[y - t["violations_found_per_month_low"], t["violations_found_per_month_high"] - y],
+        marker="o",
+        capsize=3,
+        label="one random share of the capacity (95% intervals)",
+    )
     for share, xi, yi in zip(t["share"], x, y):
         ax.annotate(f"{share:.0%}", (xi, yi), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax.axvline(100 * result.precision, color="red", ls="--",
-               label=f"required precision: ±{100 * result.precision:.2g} points a month")
+    ax.axvline(
+        100 * result.precision,
+        color="red",
+        ls="--",
+        label=f"required precision: ±{100 * result.precision:.2g} points a month",
+    )
     if result.recommended == result.recommended:
         row = t.set_index("share").loc[result.recommended]
-        ax.scatter([100 * row["monthly_half_width"]], [row["violations_found_per_month"]], s=160,
-                   facecolors="none", edgecolors="green", linewidths=2,
-                   label=f"recommended: {result.recommended:.0%} random")
-    ax.set(title=f"Detection against estimate precision at a fixed capacity ({result.capacity:.1%} of declarations)",
-           xlabel="monthly compliance estimate: 95% interval half-width (percentage points)",
-           ylabel="violations found per month")
+        ax.scatter(
+            [100 * row["monthly_half_width"]],
+            [row["violations_found_per_month"]],
+            s=160,
+            facecolors="none",
+            edgecolors="green",
+            linewidths=2,
+            label=f"recommended: {result.recommended:.0%} random",
+        )
+    ax.set(
+        title=f"Detection against estimate precision at a fixed capacity ({result.capacity:.1%} of "
+        f"declarations)",
+        xlabel="monthly compliance estimate: 95% interval half-width (percentage points)",
+        ylabel="violations found per month",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -22,7 +22,10 @@ from engine.standing import DISHONEST
 from simulation.risk import RiskTable, centred_shift, expit, logit
 from simulation.scenario import Scenario
 
-CERTIFIED = [CREDIT_CLASSES.index(CreditClass.advanced_certified), CREDIT_CLASSES.index(CreditClass.general_certified)]
+CERTIFIED = [
+    CREDIT_CLASSES.index(CreditClass.advanced_certified),
+    CREDIT_CLASSES.index(CreditClass.general_certified),
+]
 
 
 @dataclass
@@ -68,7 +71,9 @@ def draw_propensity(pop, credit: np.ndarray, rng: np.random.Generator) -> np.nda
     return propensity
 
 
-def newcomers(scenario: Scenario, firms: Enterprises, month: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def newcomers(
+    scenario: Scenario, firms: Enterprises, month: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The enterprises that leave at the start of `month`, and the class and propensity of the new
     firm that takes over each one's trade (its volume and goods): the class it started in, or
     general where that was dishonest (a new firm has no record yet). One sub-stream per month, so a
@@ -89,7 +94,9 @@ class Declarations:
 
     arrival_h: np.ndarray
     enterprise: np.ndarray
-    goods: pd.DataFrame  # one row per declaration: hs_code, origins, transport, mass, value, quantity, trade_mode
+    goods: (
+        pd.DataFrame
+    )  # one row per declaration: hs_code, origins, transport, mass, value, quantity, trade_mode
     risk: np.ndarray  # log-odds the goods add to the firm's propensity (simulation.risk), centred per class
     site: np.ndarray  # index into scenario.sites: where it is lodged and inspected
     u_violation: np.ndarray  # violates when below violation_probability at arrival
@@ -108,13 +115,18 @@ def arrival_rates(scenario: Scenario) -> np.ndarray:
     a, start = scenario.arrivals, scenario.horizon.start
     profile = np.asarray(a.hourly_profile, float) / sum(a.hourly_profile)
     days = [start + dt.timedelta(days=d) for d in range(scenario.horizon.n_days)]
-    per_day = np.array([a.per_day * (a.weekend_factor if d.weekday() >= 5 else 1.0)
-                        * a.monthly_factor.get(d.month, 1.0) for d in days])
+    per_day = np.array(
+        [
+            a.per_day * (a.weekend_factor if d.weekday() >= 5 else 1.0) * a.monthly_factor.get(d.month, 1.0)
+            for d in days
+        ]
+    )
     return (per_day[:, None] * profile[None, :]).ravel()
 
 
-def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFrame,
-                 risk_table: RiskTable | None = None) -> Declarations:
+def declarations(
+    scenario: Scenario, firms: Enterprises, goods_table: pd.DataFrame, risk_table: RiskTable | None = None
+) -> Declarations:
     if scenario.arrivals.log:
         return from_log(scenario, firms, risk_table)
     seed = scenario.seed
@@ -128,21 +140,37 @@ def declarations(scenario: Scenario, firms: Enterprises, goods_table: pd.DataFra
     lines = goods_rng.integers(0, len(goods_table), n)
     goods = goods_table.iloc[lines].reset_index(drop=True)
     modes = scenario.goods.trade_modes
-    goods["trade_mode"] = goods_rng.choice(list(modes), size=n, p=np.asarray(list(modes.values())) / sum(modes.values()))
+    goods["trade_mode"] = goods_rng.choice(
+        list(modes), size=n, p=np.asarray(list(modes.values())) / sum(modes.values())
+    )
     return Declarations(
-        arrival_h=arrival, enterprise=enterprise, goods=goods,
+        arrival_h=arrival,
+        enterprise=enterprise,
+        goods=goods,
         risk=goods_risk(scenario, firms, enterprise, goods_table, lines, risk_table),
-        site=sites(scenario, n), **draws(seed, n))
+        site=sites(scenario, n),
+        **draws(seed, n),
+    )
 
 
 def draws(seed: int, n: int) -> dict[str, np.ndarray]:
     """Each declaration's draws, one stream per purpose (common random numbers across scenarios)."""
-    return {f"u_{purpose}": stream_generator(seed, purpose).random(n)
-            for purpose in ("violation", "random", "instruction", "credit", "capacity")}
+    return {
+        f"u_{purpose}": stream_generator(seed, purpose).random(n)
+        for purpose in ("violation", "random", "instruction", "credit", "capacity")
+    }
 
 
-GOODS = ["hs_code", "origin_country", "departure_country", "transport_mode", "net_mass_kg", "declared_value",
-         "quantity", "trade_mode"]
+GOODS = [
+    "hs_code",
+    "origin_country",
+    "departure_country",
+    "transport_mode",
+    "net_mass_kg",
+    "declared_value",
+    "quantity",
+    "trade_mode",
+]
 
 
 def from_log(scenario: Scenario, firms: Enterprises, risk_table: RiskTable | None) -> Declarations:
@@ -151,11 +179,17 @@ def from_log(scenario: Scenario, firms: Enterprises, risk_table: RiskTable | Non
     its importers as the enterprises (in order of first appearance), its goods, and its outcomes
     where it logged them; declarations it never inspected violate by the fitted risk model."""
     from engine.imported import read  # the one reader of an imported log
+
     seed, start = scenario.seed, pd.Timestamp(scenario.horizon.start)
     log = read(scenario.path(scenario.arrivals.log))
-    log = log[(log["declared_at"] >= start) & (log["declared_at"] < start + pd.Timedelta(days=scenario.horizon.n_days))]
+    log = log[
+        (log["declared_at"] >= start)
+        & (log["declared_at"] < start + pd.Timedelta(days=scenario.horizon.n_days))
+    ]
     if log.empty:
-        raise InputError(f"{scenario.arrivals.log}: no declarations inside the horizon from {scenario.horizon.start}")
+        raise InputError(
+            f"{scenario.arrivals.log}: no declarations inside the horizon from {scenario.horizon.start}"
+        )
     hours = (log["declared_at"] - start).dt.total_seconds().to_numpy() / 3600
     rng = stream_generator(seed, "arrivals")
     if (hours % 24 == 0).all():  # dates only
@@ -165,23 +199,32 @@ def from_log(scenario: Scenario, firms: Enterprises, risk_table: RiskTable | Non
     log, hours = log.iloc[order].reset_index(drop=True), hours[order]
     enterprise, importers = pd.factorize(log["enterprise_id"])
     if len(importers) > len(firms):
-        raise InputError(f"{scenario.arrivals.log}: {len(importers)} importers in the horizon; set "
-                         f"population.enterprises to at least that")
+        raise InputError(
+            f"{scenario.arrivals.log}: {len(importers)} importers in the horizon; set "
+            f"population.enterprises to at least that"
+        )
     names = [site.name for site in scenario.sites]
     if len(names) == 1:
         site = np.zeros(len(log), np.int64)
     else:
         unknown = sorted(set(log["customs_office"]) - set(names))
         if unknown:
-            raise InputError(f"{scenario.arrivals.log}: offices {', '.join(unknown[:5])} are not sites of the scenario")
+            raise InputError(
+                f"{scenario.arrivals.log}: offices {', '.join(unknown[:5])} are not sites of the scenario"
+            )
         site = log["customs_office"].map({n: k for k, n in enumerate(names)}).to_numpy()
     goods = log[GOODS].reset_index(drop=True)
     n = len(log)
     enterprise = enterprise.astype(np.int32)
     return Declarations(
-        arrival_h=hours, enterprise=enterprise, goods=goods,
-        risk=goods_risk(scenario, firms, enterprise, goods, np.arange(n), risk_table), site=site,
-        logged=log["violation"].astype(float).to_numpy(), **draws(seed, n))
+        arrival_h=hours,
+        enterprise=enterprise,
+        goods=goods,
+        risk=goods_risk(scenario, firms, enterprise, goods, np.arange(n), risk_table),
+        site=site,
+        logged=log["violation"].astype(float).to_numpy(),
+        **draws(seed, n),
+    )
 
 
 def sites(scenario: Scenario, n: int) -> np.ndarray:
@@ -189,11 +232,21 @@ def sites(scenario: Scenario, n: int) -> np.ndarray:
     shares = np.array([site.share for site in scenario.sites])
     if len(shares) == 1:
         return np.zeros(n, np.int16)
-    return stream_generator(scenario.seed, "site").choice(len(shares), size=n, p=shares / shares.sum()).astype(np.int16)
+    return (
+        stream_generator(scenario.seed, "site")
+        .choice(len(shares), size=n, p=shares / shares.sum())
+        .astype(np.int16)
+    )
 
 
-def goods_risk(scenario: Scenario, firms: Enterprises, enterprise: np.ndarray, goods_table: pd.DataFrame,
-               lines: np.ndarray, risk_table: RiskTable | None) -> np.ndarray:
+def goods_risk(
+    scenario: Scenario,
+    firms: Enterprises,
+    enterprise: np.ndarray,
+    goods_table: pd.DataFrame,
+    lines: np.ndarray,
+    risk_table: RiskTable | None,
+) -> np.ndarray:
     """Each declaration's goods log-odds (scaled by `goods.risk_strength`), shifted per credit class so
     the class's mean violation rate stays the scenario's: the data give relative risks, not the level."""
     if risk_table is None or scenario.goods.risk_strength == 0:
@@ -211,12 +264,14 @@ def propensity_logodds(propensity: np.ndarray) -> np.ndarray:
 
 
 def violation_probability(propensity: np.ndarray, risk: np.ndarray) -> np.ndarray:
-    """A declaration's chance of violating: its firm's propensity and its goods' risk on the log-odds scale."""
+    """A declaration's chance of violating: its firm's propensity and its goods' risk, on the log-odds
+    scale."""
     return expit(propensity_logodds(propensity) + risk)
 
 
 def read_goods(path) -> pd.DataFrame:
-    table = pd.read_csv(path, dtype={"hs_code": str, "origin_country": str, "departure_country": str,
-                                     "transport_mode": str})
+    table = pd.read_csv(
+        path, dtype={"hs_code": str, "origin_country": str, "departure_country": str, "transport_mode": str}
+    )
     table["hs_code"] = table["hs_code"].str.zfill(6)
     return table

@@ -52,7 +52,9 @@ class Recorder:
         self.declarations = np.zeros((n_months, n_sites), np.int64)
         self.violations = np.zeros((n_months, n_sites), np.int64)
         self.by_class = np.zeros((n_months, n_sites, len(CREDIT_CLASSES)), np.int64)  # declarations per class
-        self.zero_chance = np.zeros((n_months, n_sites), np.int64)  # declarations the random channel could not pick
+        self.zero_chance = np.zeros(
+            (n_months, n_sites), np.int64
+        )  # declarations the random channel could not pick
         self.lanes = np.zeros((n_months, n_sites, len(LANES)), np.int64)  # declarations per lane
         self.on_post_hours = np.zeros((n_months, n_sites))
         self.backlog_end = np.zeros((n_months, n_sites), np.int64)
@@ -60,7 +62,9 @@ class Recorder:
         self.dishonest_end = np.zeros(n_months, np.int64)  # enterprises in the dishonest class at month end
         self.high_risk_end = np.zeros(n_months, np.int64)  # ... flagged high-risk at month end
         self.entered = np.zeros(n_months, np.int64)  # new enterprises replacing leavers at the month's start
-        self.channel_counts = np.zeros((n_months, 3), np.int64)  # random, targeted, instructed (the controller's)
+        self.channel_counts = np.zeros(
+            (n_months, 3), np.int64
+        )  # random, targeted, instructed (the controller's)
         self.busy_hours = np.zeros((n_months, n_sites))  # inspection hours worked in the month (utilization)
         self.ratio_used = np.full(n_months, ratio)
         self.instruction_used = np.full(n_months, instruction_rate)
@@ -76,14 +80,27 @@ class Recorder:
             self.busy_hours[month, k] += min(end_h, edges[month + 1]) - max(start_h, edges[month])
             month += 1
 
-    def arrivals(self, month: int, site: np.ndarray, violating: np.ndarray, credit: np.ndarray,
-                 threshold: np.ndarray, channels: tuple[int, int, int], lane: np.ndarray) -> None:
+    def arrivals(
+        self,
+        month: int,
+        site: np.ndarray,
+        violating: np.ndarray,
+        credit: np.ndarray,
+        threshold: np.ndarray,
+        channels: tuple[int, int, int],
+        lane: np.ndarray,
+    ) -> None:
         """One hour's declarations: counted by site and class, by channel for the controller."""
         n_sites, n_classes = len(self.sites), len(CREDIT_CLASSES)
         self.channel_counts[month] += channels
         self.declarations[month] += np.bincount(site, minlength=n_sites)
         self.violations[month] += np.bincount(site, weights=violating, minlength=n_sites).astype(np.int64)
-        self.by_class[month] += np.bincount(site * n_classes + credit,
-                                            minlength=n_sites * n_classes).reshape(n_sites, n_classes)
-        self.zero_chance[month] += np.bincount(site, weights=threshold <= 0, minlength=n_sites).astype(np.int64)
-        self.lanes[month] += np.bincount(site * len(LANES) + lane, minlength=n_sites * len(LANES)).reshape(n_sites, -1)
+        self.by_class[month] += np.bincount(site * n_classes + credit, minlength=n_sites * n_classes).reshape(
+            n_sites, n_classes
+        )
+        self.zero_chance[month] += np.bincount(site, weights=threshold <= 0, minlength=n_sites).astype(
+            np.int64
+        )
+        self.lanes[month] += np.bincount(site * len(LANES) + lane, minlength=n_sites * len(LANES)).reshape(
+            n_sites, -1
+        )

@@ -23,7 +23,6 @@ from simulation.population import CREDIT_CLASSES
 from simulation.recorder import Recorder
 from simulation.scenario import Scenario
 
-
 EVENT_COLUMNS = {
     "declaration": "row number of the declaration in the run's arrival order",
     "arrival_h": "arrival, hours since the horizon start",
@@ -31,7 +30,8 @@ EVENT_COLUMNS = {
     "month": "calendar month of arrival, YYYY-MM",
     "enterprise": "enterprise number",
     "credit_class": "the enterprise's credit class when decided",
-    "channel": "random | targeted | both | credit (the class's floor alone) | instructed (a risk officer's order)",
+    "channel": "random | targeted | both | credit (the class's floor alone) | instructed (a risk officer's "
+    "order)",
     "rules": "rules that matched, ';'-separated",
     "inspection_type": "document | scan | physical",
     "violating": "ground truth: the declaration violates",
@@ -61,11 +61,17 @@ class Results:
     monthly_by_site: pd.DataFrame = field(default_factory=pd.DataFrame)  # monthly, one block per site
 
     def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
-        """events.parquet, monthly.csv, monthly_by_site.csv, hourly.csv, summary.json (+ PNG plots) in out_dir."""
+        """events.parquet, monthly.csv, monthly_by_site.csv, hourly.csv, summary.json (+ PNG plots) in
+        out_dir."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        written = [out / "events.parquet", out / "monthly.csv", out / "hourly.csv", out / "summary.json",
-                   out / "monthly_by_site.csv"]
+        written = [
+            out / "events.parquet",
+            out / "monthly.csv",
+            out / "hourly.csv",
+            out / "summary.json",
+            out / "monthly_by_site.csv",
+        ]
         self.events.to_parquet(written[0], index=False)
         self.monthly.to_csv(written[1], index=False, float_format="%.6g")
         self.monthly_by_site.to_csv(written[4], index=False, float_format="%.6g")
@@ -73,6 +79,7 @@ class Results:
         written[3].write_text(json.dumps(self.summary, indent=2, sort_keys=True, default=str) + "\n")
         if plots:
             from simulation import plots as plotting  # matplotlib only when plots are wanted
+
             written += plotting.write_all(self, out)
         return written
 
@@ -90,35 +97,62 @@ def build_results(record: Recorder, scenario: Scenario, meta: dict[str, Any]) ->
     measured = events[events["arrival_h"] >= warm_hours].reset_index(drop=True)
     totals, capacity = measured_tables(None)
     monthly = metrics.monthly(measured, totals, capacity)
-    by_site = [metrics.monthly(measured[measured["site"] == site], *measured_tables(k)).assign(site=site)
-               for k, site in enumerate(record.sites)]
+    by_site = [
+        metrics.monthly(measured[measured["site"] == site], *measured_tables(k)).assign(site=site)
+        for k, site in enumerate(record.sites)
+    ]
     monthly_by_site = pd.concat(by_site, ignore_index=True)[["site", *metrics.COLUMNS]]
-    hourly = pd.DataFrame({"hour": np.arange(len(record.hourly_waiting)), "waiting": record.hourly_waiting}).iloc[warm_hours:]
-    summary = {**meta, **_totals(measured, monthly, capacity, totals), "scenario_settings": scenario.canonical()}
+    hourly = pd.DataFrame(
+        {"hour": np.arange(len(record.hourly_waiting)), "waiting": record.hourly_waiting}
+    ).iloc[warm_hours:]
+    summary = {
+        **meta,
+        **_totals(measured, monthly, capacity, totals),
+        "scenario_settings": scenario.canonical(),
+    }
     return Results(measured, monthly, hourly, summary, scenario, monthly_by_site)
 
 
-def _tables(record: Recorder, scenario: Scenario, months: list[str], site: int | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tables(
+    record: Recorder, scenario: Scenario, months: list[str], site: int | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per month, the declaration totals and the capacity figures of one site, or of all (None).
     Busy hours count every inspection, warm-up arrivals included, in the month the work was done."""
     pick = (lambda a: a.sum(axis=1)) if site is None else (lambda a: a[:, site])
     sites = scenario.sites if site is None else [scenario.sites[site]]
-    totals = pd.DataFrame({"declarations": pick(record.declarations), "violations_true": pick(record.violations),
-                           "zero_chance": pick(record.zero_chance),
-                           **{f"lane_{name}": pick(record.lanes[:, :, k]) for k, name in enumerate(LANES)},
-                           **{metrics.CREDIT_COLUMNS[c.value]: pick(record.by_class[:, :, k])
-                              for k, c in enumerate(CREDIT_CLASSES)}}, index=months)
+    totals = pd.DataFrame(
+        {
+            "declarations": pick(record.declarations),
+            "violations_true": pick(record.violations),
+            "zero_chance": pick(record.zero_chance),
+            **{f"lane_{name}": pick(record.lanes[:, :, k]) for k, name in enumerate(LANES)},
+            **{
+                metrics.CREDIT_COLUMNS[c.value]: pick(record.by_class[:, :, k])
+                for k, c in enumerate(CREDIT_CLASSES)
+            },
+        },
+        index=months,
+    )
     facility_count = sum(s.facilities.get(f, 0) for s in sites for f in FACILITY_FOR.values())
     hours_in_month = np.diff(record.month_edges)
-    capacity = pd.DataFrame({
-        "busy_hours": pick(record.busy_hours),
-        "on_post_hours": pick(record.on_post_hours), "facility_hours": facility_count * hours_in_month,
-        "backlog_end": pick(record.backlog_end), "random_ratio": record.ratio_used,
-        "dishonest_enterprises": record.dishonest_end, "high_risk_enterprises": record.high_risk_end,
-        "enterprises_entered": record.entered,
-        "instruction_rate": record.instruction_used,
-        "target_share": [adaptive.target_share(scenario.adaptive, m, len(months)) if scenario.adaptive else np.nan
-                         for m in range(len(months))]}, index=months)
+    capacity = pd.DataFrame(
+        {
+            "busy_hours": pick(record.busy_hours),
+            "on_post_hours": pick(record.on_post_hours),
+            "facility_hours": facility_count * hours_in_month,
+            "backlog_end": pick(record.backlog_end),
+            "random_ratio": record.ratio_used,
+            "dishonest_enterprises": record.dishonest_end,
+            "high_risk_enterprises": record.high_risk_end,
+            "enterprises_entered": record.entered,
+            "instruction_rate": record.instruction_used,
+            "target_share": [
+                adaptive.target_share(scenario.adaptive, m, len(months)) if scenario.adaptive else np.nan
+                for m in range(len(months))
+            ],
+        },
+        index=months,
+    )
     return totals, capacity
 
 
@@ -141,7 +175,9 @@ def _events(record: Recorder, scenario: Scenario) -> pd.DataFrame:
     return frame[list(EVENT_COLUMNS)]
 
 
-def _totals(events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame, totals: pd.DataFrame) -> dict[str, Any]:
+def _totals(
+    events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame, totals: pd.DataFrame
+) -> dict[str, Any]:
     whole = totals.sum()
     estimate = metrics.random_sample_estimate(events, whole)
     declarations, inspections = int(monthly["declarations"].sum()), len(events)
@@ -149,17 +185,24 @@ def _totals(events: pd.DataFrame, monthly: pd.DataFrame, capacity: pd.DataFrame,
     busy = float(capacity["busy_hours"].sum())
     clearance = events["clearance_h"].dropna()
     return {
-        "declarations": declarations, "inspections": inspections,
+        "declarations": declarations,
+        "inspections": inspections,
         "inspection_rate": inspections / declarations if declarations else None,
         "random_dispatch_share": computer_share if inspections else None,
         "pure_random_share": random_share if inspections else None,
         "violations_true": int(monthly["violations_true"].sum()),
         "violations_found": int(events["detected"].sum()),
-        "noncompliance_true": float(monthly["violations_true"].sum() / declarations) if declarations else None,
+        "noncompliance_true": float(monthly["violations_true"].sum() / declarations)
+        if declarations
+        else None,
         "noncompliance_estimate": estimate.value if estimate.defined else None,
         "noncompliance_ci": [estimate.low, estimate.high] if estimate.defined else [None, None],
         "noncompliance_defined": estimate.defined,
-        **({} if estimate.defined else {"noncompliance_warning": f"the compliance estimate is undefined: {estimate.why}"}),
+        **(
+            {}
+            if estimate.defined
+            else {"noncompliance_warning": f"the compliance estimate is undefined: {estimate.why}"}
+        ),
         "inspector_utilization": busy / float(capacity["on_post_hours"].sum()),
         "mean_wait_h": float(events["wait_h"].mean()) if inspections else None,
         "p95_clearance_h": float(np.percentile(clearance, 95)) if len(clearance) else None,

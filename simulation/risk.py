@@ -41,8 +41,10 @@ def expit(x):
 
 
 def log_unit_value(goods: pd.DataFrame) -> np.ndarray:
-    return np.log(goods["declared_value"].clip(lower=0.01).to_numpy(float)
-                  / goods["net_mass_kg"].clip(lower=0.01).to_numpy(float))
+    return np.log(
+        goods["declared_value"].clip(lower=0.01).to_numpy(float)
+        / goods["net_mass_kg"].clip(lower=0.01).to_numpy(float)
+    )
 
 
 def references(goods: pd.DataFrame) -> pd.DataFrame:
@@ -52,8 +54,10 @@ def references(goods: pd.DataFrame) -> pd.DataFrame:
     for level, codes in goods_codes(goods).items():
         stats = lv.groupby(codes).agg(["median", "size"])
         stats = stats[stats["size"] >= REFERENCE_MIN_ROWS]
-        rows += [{"level": f"reference_{level}", "code": code, "effect": m, "rows": n}
-                 for code, (m, n) in stats.iterrows()]
+        rows += [
+            {"level": f"reference_{level}", "code": code, "effect": m, "rows": n}
+            for code, (m, n) in stats.iterrows()
+        ]
     rows.append({"level": "reference_all", "code": "", "effect": float(lv.median()), "rows": len(lv)})
     return pd.DataFrame(rows)
 
@@ -86,7 +90,11 @@ class RiskTable:
             reference = known.where(known.notna(), reference)
         anomaly = log_unit_value(goods) - reference.to_numpy()
         band = pd.cut(anomaly, BAND_EDGES, labels=BANDS).astype(str)
-        return {**codes, "origin": goods["origin_country"].astype(str), "value_band": pd.Series(band, index=goods.index)}
+        return {
+            **codes,
+            "origin": goods["origin_country"].astype(str),
+            "value_band": pd.Series(band, index=goods.index),
+        }
 
     def logodds(self, goods: pd.DataFrame) -> np.ndarray:
         """The sum of the effects of each declaration's codes (unknown codes add 0), without the intercept."""
@@ -100,13 +108,17 @@ class RiskTable:
 
     @classmethod
     def read(cls, path: str | Path) -> RiskTable:
-        table = pd.read_csv(path, dtype={"level": str, "code": str}, keep_default_na=False)  # code "NA" is Namibia
+        table = pd.read_csv(
+            path, dtype={"level": str, "code": str}, keep_default_na=False
+        )  # code "NA" is Namibia
         for column in ("effect", "rows", "rate"):
             table[column] = pd.to_numeric(table[column], errors="coerce")
         return cls(table)
 
 
-def fit(goods: pd.DataFrame, violated: np.ndarray, penalty: float, refs: pd.DataFrame | None = None) -> RiskTable:
+def fit(
+    goods: pd.DataFrame, violated: np.ndarray, penalty: float, refs: pd.DataFrame | None = None
+) -> RiskTable:
     """Ridge-penalised logistic regression of `violated` on the goods' codes at every level."""
     refs = references(goods) if refs is None else refs
     features = RiskTable(refs).features(goods)
@@ -115,8 +127,11 @@ def fit(goods: pd.DataFrame, violated: np.ndarray, penalty: float, refs: pd.Data
         codes = features[level].astype(str)
         levels = np.sort(codes.unique())
         index = np.searchsorted(levels, codes.to_numpy())
-        blocks.append(sparse.csr_matrix((np.ones(len(codes)), (np.arange(len(codes)), index)),
-                                        shape=(len(codes), len(levels))))
+        blocks.append(
+            sparse.csr_matrix(
+                (np.ones(len(codes)), (np.arange(len(codes)), index)), shape=(len(codes), len(levels))
+            )
+        )
         columns += [(level, code) for code in levels]
     x = sparse.hstack(blocks).tocsr()
     y = np.asarray(violated, float)
@@ -129,13 +144,23 @@ def fit(goods: pd.DataFrame, violated: np.ndarray, penalty: float, refs: pd.Data
         grad = np.concatenate([[r.sum()], x.T @ r + 2 * penalty * w[1:]])
         return nll + penalty * float(w[1:] @ w[1:]), grad
 
-    w = optimize.minimize(loss, np.zeros(1 + x.shape[1]), jac=True, method="L-BFGS-B",
-                          options={"maxiter": 2000}).x
+    w = optimize.minimize(
+        loss, np.zeros(1 + x.shape[1]), jac=True, method="L-BFGS-B", options={"maxiter": 2000}
+    ).x
     rows = pd.Series(np.asarray(x.sum(axis=0)).ravel())
     rates = pd.Series(np.asarray(x.T @ y).ravel()) / rows
-    table = pd.DataFrame({"level": [c[0] for c in columns], "code": [c[1] for c in columns],
-                          "effect": w[1:], "rows": rows.astype(int), "rate": rates})
-    head = pd.DataFrame([{"level": "intercept", "code": "", "effect": b0 + w[0], "rows": len(y), "rate": y.mean()}])
+    table = pd.DataFrame(
+        {
+            "level": [c[0] for c in columns],
+            "code": [c[1] for c in columns],
+            "effect": w[1:],
+            "rows": rows.astype(int),
+            "rate": rates,
+        }
+    )
+    head = pd.DataFrame(
+        [{"level": "intercept", "code": "", "effect": b0 + w[0], "rows": len(y), "rate": y.mean()}]
+    )
     return RiskTable(pd.concat([head, table, refs.assign(rate=math.nan)], ignore_index=True))
 
 
@@ -163,5 +188,5 @@ def centred_shift(firm_logodds: np.ndarray, goods_logodds: np.ndarray, group: np
     for k in np.unique(group):
         f, g = firm_logodds[group == k], goods_logodds[group == k]
         target = float(expit(f).mean())
-        shift[k] = optimize.brentq(lambda c: float(expit(f + g + c).mean()) - target, -30, 30)
+        shift[k] = optimize.brentq(lambda c: float(expit(f + g + c).mean()) - target, -30, 30)  # noqa: B023
     return shift

@@ -38,7 +38,9 @@ class Horizon(Strict):
     standing settle and are simulated but left out of every metric; `months` (or `days`) are measured."""
 
     start: dt.date = dt.date(2026, 1, 1)
-    warmup_months: int = Field(default=0, ge=0, le=60, description="simulated, then discarded from every metric")
+    warmup_months: int = Field(
+        default=0, ge=0, le=60, description="simulated, then discarded from every metric"
+    )
     months: int = Field(default=12, ge=1, le=120, description="measured after the warm-up")
     days: int | None = Field(default=None, ge=1, le=3660, description="instead of months, for short runs")
 
@@ -66,13 +68,21 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 class Arrivals(Strict):
     per_day: float = Field(default=4000, gt=0, description="mean declarations on a weekday")
-    weekend_factor: float = Field(default=0.4, ge=0, description="Saturday/Sunday volume relative to a weekday")
+    weekend_factor: float = Field(
+        default=0.4, ge=0, description="Saturday/Sunday volume relative to a weekday"
+    )
     hourly_profile: list[float] = Field(
         default=[1, 1, 1, 1, 1, 1, 2, 4, 8, 10, 10, 10, 9, 9, 10, 10, 9, 8, 6, 4, 3, 2, 1, 1],
-        min_length=24, max_length=24, description="relative volume per hour of day")
+        min_length=24,
+        max_length=24,
+        description="relative volume per hour of day",
+    )
     monthly_factor: dict[int, float] = Field(default={2: 0.7}, description="month number -> volume factor")
-    log: str | None = Field(default=None, description="an imported log's folder (doublerandom import): take the "
-                            "declarations, their times and firms, and where logged their outcomes from it")
+    log: str | None = Field(
+        default=None,
+        description="an imported log's folder (doublerandom import): take the "
+        "declarations, their times and firms, and where logged their outcomes from it",
+    )
 
     @field_validator("hourly_profile")
     @classmethod
@@ -103,17 +113,28 @@ class Population(Strict):
     new_share: float = Field(default=0.05, ge=0, le=1, description="firms with no earlier declaration")
     certified_by_volume: bool = Field(default=True, description="certified classes go to the biggest traders")
     credit_mix: dict[CreditClass, float] = {
-        CreditClass.advanced_certified: 0.03, CreditClass.general_certified: 0.07,
-        CreditClass.general: 0.88, CreditClass.dishonest: 0.02}
+        CreditClass.advanced_certified: 0.03,
+        CreditClass.general_certified: 0.07,
+        CreditClass.general: 0.88,
+        CreditClass.dishonest: 0.02,
+    }
     violation: dict[CreditClass, Propensity] = {
         CreditClass.advanced_certified: Propensity(mean=0.005, concentration=20),
         CreditClass.general_certified: Propensity(mean=0.01, concentration=10),
         CreditClass.general: Propensity(mean=0.03, concentration=1.5),
-        CreditClass.dishonest: Propensity(mean=0.15, concentration=3)}
-    deterrence: float = Field(default=0.0, ge=0, lt=1, description="propensity x (1 - this) after each inspection")
+        CreditClass.dishonest: Propensity(mean=0.15, concentration=3),
+    }
+    deterrence: float = Field(
+        default=0.0, ge=0, lt=1, description="propensity x (1 - this) after each inspection"
+    )
     overrides: dict[int, float] = Field(default={}, description="enterprise number -> fixed propensity")
-    turnover: float = Field(default=0.0, ge=0, le=1, description="share of enterprises leaving each year, each "
-                            "replaced by a new one (no history, the class it started in, dishonest -> general)")
+    turnover: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of enterprises leaving each year, each "
+        "replaced by a new one (no history, the class it started in, dishonest -> general)",
+    )
 
     @field_validator("credit_mix")
     @classmethod
@@ -129,15 +150,24 @@ class Population(Strict):
             raise ValueError(f"violation has no propensity for credit classes {missing}")
         bad = [k for k, p in self.overrides.items() if not (0 <= k < self.enterprises and 0 <= p <= 1)]
         if bad:
-            raise ValueError(f"overrides need enterprise numbers 0..{self.enterprises - 1} and propensities in [0, 1]: {bad}")
+            raise ValueError(
+                f"overrides need enterprise numbers 0..{self.enterprises - 1} and propensities in [0, 1]: "
+                f"{bad}"
+            )
         return self
 
 
 class Goods(Strict):
-    table: str = Field(default="goods/kcs_mix.csv", description="CSV of goods lines to draw from, relative to the scenario")
-    risk: str | None = Field(default="risk/kcs_effects.csv",
-                             description="fitted goods/origin/value effects (simulation.risk); null: goods carry no risk")
-    risk_strength: float = Field(default=1.0, ge=0, description="multiplies the fitted effects (sensitivity checks)")
+    table: str = Field(
+        default="goods/kcs_mix.csv", description="CSV of goods lines to draw from, relative to the scenario"
+    )
+    risk: str | None = Field(
+        default="risk/kcs_effects.csv",
+        description="fitted goods/origin/value effects (simulation.risk); null: goods carry no risk",
+    )
+    risk_strength: float = Field(
+        default=1.0, ge=0, description="multiplies the fitted effects (sensitivity checks)"
+    )
     trade_modes: dict[str, float] = {"general": 0.8, "processing": 0.08, "bonded": 0.07, "ecommerce": 0.05}
 
 
@@ -173,11 +203,14 @@ class ShiftShare(Strict):
 
 class Inspectors(Strict):
     count: int = Field(default=100, ge=1)
-    shifts: list[ShiftShare] = Field(default=[ShiftShare(hours="08:00-16:00", share=0.6),
-                                              ShiftShare(hours="16:00-00:00", share=0.4)], min_length=1)
+    shifts: list[ShiftShare] = Field(
+        default=[ShiftShare(hours="08:00-16:00", share=0.6), ShiftShare(hours="16:00-00:00", share=0.4)],
+        min_length=1,
+    )
     qualified: dict[InspectionType, float] = Field(
         default={InspectionType.document: 1.0, InspectionType.scan: 0.7, InspectionType.physical: 0.8},
-        description="share of inspectors qualified for each inspection type")
+        description="share of inspectors qualified for each inspection type",
+    )
     weighting: Literal["workload", "uniform"] = "workload"
     per_declaration: float = Field(default=10, ge=0)
     per_item: float = Field(default=5, ge=0)
@@ -200,8 +233,12 @@ class Site(Strict):
     name: str = Field(pattern=ID_PATTERN, description="the customs_office code declarations carry")
     share: float = Field(gt=0, description="relative share of all declarations")
     inspectors: Inspectors = Inspectors()
-    facilities: dict[FacilityType, int] = {FacilityType.document_desk: 20, FacilityType.machine_scan: 6,
-                                           FacilityType.physical_bay: 20, FacilityType.laboratory: 2}
+    facilities: dict[FacilityType, int] = {
+        FacilityType.document_desk: 20,
+        FacilityType.machine_scan: 6,
+        FacilityType.physical_bay: 20,
+        FacilityType.laboratory: 2,
+    }
 
 
 DEFAULT_SITE = "PORT"  # the one site of a scenario without `sites:`
@@ -217,6 +254,7 @@ class ServiceTime(Strict):
         if self.mean_h == 0 and self.dist != "fixed":
             raise ValueError(f"a {self.dist} time needs mean_h > 0 (only a fixed time may be 0)")
         return self
+
     cv: float = Field(default=0.5, ge=0, description="coefficient of variation (lognormal)")
 
 
@@ -224,14 +262,24 @@ class Inspection(Strict):
     service: dict[InspectionType, ServiceTime] = {
         InspectionType.document: ServiceTime(mean_h=0.5, cv=0.5),
         InspectionType.scan: ServiceTime(mean_h=0.4, cv=0.4),
-        InspectionType.physical: ServiceTime(mean_h=2.0, cv=0.6)}
+        InspectionType.physical: ServiceTime(mean_h=2.0, cv=0.6),
+    }
     detection: dict[InspectionType, float] = {
-        InspectionType.document: 0.5, InspectionType.scan: 0.7, InspectionType.physical: 0.9}
+        InspectionType.document: 0.5,
+        InspectionType.scan: 0.7,
+        InspectionType.physical: 0.9,
+    }
     instructed_type: InspectionType = InspectionType.physical
     departments: dict[str, float] = Field(
-        default={"duties": 0.5, "anti_smuggling": 0.2, "health_quarantine": 0.15,
-                 "intellectual_property": 0.1, "other": 0.05},
-        description="where problems are transferred, as shares")
+        default={
+            "duties": 0.5,
+            "anti_smuggling": 0.2,
+            "health_quarantine": 0.15,
+            "intellectual_property": 0.1,
+            "other": 0.05,
+        },
+        description="where problems are transferred, as shares",
+    )
 
     @model_validator(mode="after")
     def _every_type(self) -> Inspection:
@@ -241,7 +289,9 @@ class Inspection(Strict):
                 raise ValueError(f"{name} needs an entry for {missing}")
         unknown = set(self.departments) - set(DEPARTMENTS)
         if unknown or not self.departments or min(self.departments.values()) < 0:
-            raise ValueError(f"departments are shares >= 0 over {', '.join(DEPARTMENTS)}; got {sorted(self.departments)}")
+            raise ValueError(
+                f"departments are shares >= 0 over {', '.join(DEPARTMENTS)}; got {sorted(self.departments)}"
+            )
         bad = {t.value: p for t, p in self.detection.items() if not 0 <= p <= 1}
         if bad:
             raise ValueError(f"detection probabilities must be in [0, 1]: {bad}")
@@ -263,8 +313,11 @@ class Scenario(Strict):
     policy: SelectionPolicy = SelectionPolicy()
     instruction: Instruction = Instruction()
     adaptive: Adaptive | None = None
-    sites: list[Site] = Field(min_length=1, description="the offices: each with its share of the declarations, "
-                              "its inspectors and its facilities (`normalise` makes them from the file)")
+    sites: list[Site] = Field(
+        min_length=1,
+        description="the offices: each with its share of the declarations, "
+        "its inspectors and its facilities (`normalise` makes them from the file)",
+    )
     inspection: Inspection = Inspection()
     feedback: FeedbackPolicy = FeedbackPolicy()
     release: Release = Release()
@@ -315,14 +368,25 @@ def normalise(raw: dict, source: str) -> dict:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < 1e6:
         raise InputError(f"{source}: field 'inspectors.scale': a positive number, got {scale!r}")
     if out.get("sites") is None:
-        out["sites"] = [{"name": DEFAULT_SITE, "share": 1.0, "inspectors": template,
-                         **({"facilities": facilities} if facilities is not None else {})}]
+        out["sites"] = [
+            {
+                "name": DEFAULT_SITE,
+                "share": 1.0,
+                "inspectors": template,
+                **({"facilities": facilities} if facilities is not None else {}),
+            }
+        ]
     else:
-        for field, present in (("inspectors.count", "count" in template), ("facilities", facilities is not None)):
+        for field, present in (
+            ("inspectors.count", "count" in template),
+            ("facilities", facilities is not None),
+        ):
             if present:
-                raise InputError(f"{source}: field '{field}': with sites, each site has its own: set "
-                                 f"sites[NAME].{field}" + (", or scale every site's with inspectors.scale"
-                                                            if field == "inspectors.count" else ""))
+                raise InputError(
+                    f"{source}: field '{field}': with sites, each site has its own: set "
+                    f"sites[NAME].{field}"
+                    + (", or scale every site's with inspectors.scale" if field == "inspectors.count" else "")
+                )
         for site in out["sites"] if isinstance(out["sites"], list) else []:
             if isinstance(site, dict) and isinstance(site.get("inspectors", {}), dict):
                 site["inspectors"] = merged(template, site.get("inspectors") or {})
@@ -344,10 +408,14 @@ def validate(raw: dict, source: str, base_dir: Path) -> Scenario:
         message = str(describe(source, err))
         if one_site:  # name the field as the file wrote it
             message = message.replace("field 'sites[0].inspectors", "field 'inspectors").replace(
-                "field 'sites[0].facilities", "field 'facilities")
+                "field 'sites[0].facilities", "field 'facilities"
+            )
         raise InputError(message) from None
-    for name, relative in (("rules", scenario.rules), ("goods.table", scenario.goods.table),
-                           ("goods.risk", scenario.goods.risk)):
+    for name, relative in (
+        ("rules", scenario.rules),
+        ("goods.table", scenario.goods.table),
+        ("goods.risk", scenario.goods.risk),
+    ):
         if relative is not None and not scenario.path(relative).is_file():
             raise InputError(f"{source}: field '{name}': no such file {scenario.path(relative)}")
     return scenario
@@ -380,10 +448,14 @@ def set_path(raw: dict, dotted: str, value: Any, where: str = "") -> None:
 
 
 def _named(items: Any, name: str, where: str) -> dict:
-    found = [x for x in items if isinstance(x, dict) and x.get("name") == name] if isinstance(items, list) else []
+    found = (
+        [x for x in items if isinstance(x, dict) and x.get("name") == name] if isinstance(items, list) else []
+    )
     if not found:
         names = [x.get("name") for x in items if isinstance(x, dict)] if isinstance(items, list) else []
-        raise InputError(f"{where}: no element named {name!r} (names: {', '.join(map(str, names)) or 'none'})")
+        raise InputError(
+            f"{where}: no element named {name!r} (names: {', '.join(map(str, names)) or 'none'})"
+        )
     return found[0]
 
 
@@ -397,7 +469,9 @@ def read_raw(path: str | Path) -> dict:
         base_file = path.parent / str(raw.pop("extends"))
         if not base_file.is_file():
             raise InputError(f"{path}: field 'extends': no such file {base_file}")
-        raw = merged(_without_one_site(_rebased(read_raw(base_file), base_file.parent, path.parent), raw), raw)
+        raw = merged(
+            _without_one_site(_rebased(read_raw(base_file), base_file.parent, path.parent), raw), raw
+        )
     return raw
 
 
@@ -414,9 +488,11 @@ def _without_one_site(base: dict, top: dict) -> dict:
 
 
 # File settings and their defaults, relative to the scenario file that names them (or inherits them).
-FILE_SETTINGS = {("rules",): Scenario.model_fields["rules"].default,
-                 ("goods", "table"): Goods.model_fields["table"].default,
-                 ("goods", "risk"): Goods.model_fields["risk"].default}
+FILE_SETTINGS = {
+    ("rules",): Scenario.model_fields["rules"].default,
+    ("goods", "table"): Goods.model_fields["table"].default,
+    ("goods", "risk"): Goods.model_fields["risk"].default,
+}
 
 
 def _rebased(raw: dict, base_dir: Path, top_dir: Path) -> dict:
@@ -441,5 +517,7 @@ def merged(base: dict, top: dict) -> dict:
     """`top`'s settings over `base`'s, section by section."""
     out = copy.deepcopy(base)
     for key, value in top.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
     return out

@@ -19,9 +19,9 @@ from engine.batch import BatchRules
 from engine.randomness import stream_generator
 from engine.rules import RuleSet
 from engine.selection import INSPECTION_TYPES, Pacers, PolicyTable, SelectionPolicy, choose, lanes
+from engine.standing import Standing
 from simulation.population import Declarations
 from simulation.scenario import Scenario
-from engine.standing import Standing
 
 
 @dataclass
@@ -74,8 +74,11 @@ class Screening:
         for one live declaration."""
         goods, n = self.decls.goods, len(self.decls)
         return {
-            "customs_office": lambda: self.site_names[self.decls.site], "items": lambda: np.ones(n, np.int64),
-            "declared_date": lambda: (self.start + pd.to_timedelta(np.floor(self.day), unit="D")).strftime("%Y-%m-%d"),
+            "customs_office": lambda: self.site_names[self.decls.site],
+            "items": lambda: np.ones(n, np.int64),
+            "declared_date": lambda: (self.start + pd.to_timedelta(np.floor(self.day), unit="D")).strftime(
+                "%Y-%m-%d"
+            ),
             "enterprise_id": lambda: "E" + pd.Series(self.decls.enterprise).astype(str).str.zfill(6),
             "id": lambda: "S" + pd.Series(np.arange(n)).astype(str).str.zfill(8),
             **{name: (lambda name=name: goods[name]) for name in goods.columns},
@@ -89,8 +92,15 @@ class Screening:
 
     # ------------------------------------------------------------ one batch
 
-    def screen(self, lo: int, hi: int, standing: Standing, policy: SelectionPolicy, instruction_rate: float,
-               violating: np.ndarray) -> Batch:
+    def screen(
+        self,
+        lo: int,
+        hi: int,
+        standing: Standing,
+        policy: SelectionPolicy,
+        instruction_rate: float,
+        violating: np.ndarray,
+    ) -> Batch:
         """The engine's selection arithmetic (`engine.selection.choose`) over one batch, then the
         instruction channel, which the simulation adds for the officers' intelligence."""
         firms = self.decls.enterprise[lo:hi]
@@ -100,17 +110,35 @@ class Screening:
         credit = standing.credit[firms].copy()  # results later in the hour may change the standing
         u_rules, pace = np.zeros(hits.shape), None
         if table.paced:
-            pace = self.pacers.pace(policy, self.site_names[self.decls.site[lo:hi]], self.decls.u_capacity[lo:hi])
+            pace = self.pacers.pace(
+                policy, self.site_names[self.decls.site[lo:hi]], self.decls.u_capacity[lo:hi]
+            )
         else:
             for k in np.flatnonzero(table.rule_rates(credit).min(axis=0, initial=1.0) < 1):
                 u_rules[:, k] = self._sampling_draw(k)[lo:hi]
-        chosen = choose(table, credit, hits, self.decls.u_random[lo:hi], u_rules, self.decls.u_credit[lo:hi], pace)
+        chosen = choose(
+            table, credit, hits, self.decls.u_random[lo:hi], u_rules, self.decls.u_credit[lo:hi], pace
+        )
         flag_p = np.where(violating, min(1.0, instruction_rate * self.instruction.lift), instruction_rate)
-        flag_p = flag_p * table.multipliers[credit]  # the credit measures bound the total rate, orders included
+        flag_p = (
+            flag_p * table.multipliers[credit]
+        )  # the credit measures bound the total rate, orders included
         instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~chosen.selected
         inspection = np.where(instructed, self.instructed_type, chosen.inspection)
-        return Batch(lo, hi, hits, chosen.random_hit, chosen.targeted, instructed, inspection, chosen.threshold,
-                     violating, credit, chosen.credit_only, lanes(inspection, chosen.score, credit))
+        return Batch(
+            lo,
+            hi,
+            hits,
+            chosen.random_hit,
+            chosen.targeted,
+            instructed,
+            inspection,
+            chosen.threshold,
+            violating,
+            credit,
+            chosen.credit_only,
+            lanes(inspection, chosen.score, credit),
+        )
 
     def _table(self, policy: SelectionPolicy) -> PolicyTable:
         """The policy as arrays, worked out once per policy (the adaptive controller changes it

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from engine.files import parse_yaml
 from engine.errors import InputError
+from engine.files import parse_yaml
 from simulation import calibration, metrics
 from simulation import scenario as scenarios
 
@@ -40,7 +40,8 @@ class Axis:
 
 
 def parse_axis(text: str) -> Axis:
-    """'policy.random_ratio=0.01:0.05:0.01' (start:stop:step, stop included) or 'inspectors.count=20,30,40'."""
+    """'policy.random_ratio=0.01:0.05:0.01' (start:stop:step, stop included) or
+    'inspectors.count=20,30,40'."""
     if "=" not in text:
         raise InputError(f"--grid {text!r}: expected path=values, e.g. policy.random_ratio=0.01:0.10:0.01")
     path, spec = (part.strip() for part in text.split("=", 1))
@@ -71,10 +72,13 @@ def _range(text: str, spec: str) -> tuple:
 
 def grid(axes: list[Axis]) -> list[dict[str, Any]]:
     """Every combination of the axes' values, as {path: value}."""
-    return [dict(zip([a.path for a in axes], combo)) for combo in itertools.product(*(a.values for a in axes))]
+    return [
+        dict(zip([a.path for a in axes], combo)) for combo in itertools.product(*(a.values for a in axes))
+    ]
 
 
 # ------------------------------------------------------------------ one run, anywhere
+
 
 def run_one(raw: dict, base_dir: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
     """Validate the scenario with these settings and simulate it; plain data back (picklable)."""
@@ -86,28 +90,36 @@ def run_one(raw: dict, base_dir: str, params: dict[str, Any], seed: int) -> dict
     spec = scenarios.validate(varied, "scenario", Path(base_dir))
     result = run(spec, seed=seed)
     provenance = {k: result.summary[k] for k in ("scenario_hash", "rules_version", "package_version")}
-    return {"whole": whole_run(result.summary, result.monthly), "monthly": result.monthly.to_dict("records"),
-            "provenance": provenance}
+    return {
+        "whole": whole_run(result.summary, result.monthly),
+        "monthly": result.monthly.to_dict("records"),
+        "provenance": provenance,
+    }
 
 
 def whole_run(summary: dict, monthly: pd.DataFrame) -> dict[str, float]:
     low, high = summary["noncompliance_ci"]
     out = {k: summary[k] for k in WHOLE_RUN if k in summary}
     out["noncompliance_ci_width"] = high - low if summary.get("noncompliance_defined", True) else math.nan
-    out["monthly_half_width"] = float(((monthly["noncompliance_ci_high"] - monthly["noncompliance_ci_low"]) / 2).mean())
+    out["monthly_half_width"] = float(
+        ((monthly["noncompliance_ci_high"] - monthly["noncompliance_ci_low"]) / 2).mean()
+    )
     out["violations_found_per_month"] = summary["violations_found"] / max(len(monthly), 1)
     per_month = summary["inspections"] / max(len(monthly), 1)
     out["backlog_growth"] = backlog_slope(monthly["backlog_end"].to_numpy(float)) / max(per_month, 1.0)
     # the change over the run relative to its level where it rises significantly, else 0 (a month's
     # noise, or February's dip, is not a trend; too few months to fit a line judge nothing)
     clearance = calibration.drift(monthly["p95_clearance_h"])
-    out["p95_clearance_trend"] = clearance.change / clearance.level if clearance.rising and clearance.level else 0.0
+    out["p95_clearance_trend"] = (
+        clearance.change / clearance.level if clearance.rising and clearance.level else 0.0
+    )
     return {k: (math.nan if v is None else float(v)) for k, v in out.items()}
 
 
 def backlog_slope(backlog: np.ndarray) -> float:
     """Least-squares growth of the month-end backlog, per month (the first month is warm-up).
-    `backlog_growth` divides it by a month's inspections: 0.02 = the queue grows by 2% of a month's work a month."""
+    `backlog_growth` divides it by a month's inspections: 0.02 = the queue grows by 2% of a month's work a
+    month."""
     later = backlog[1:]
     if len(later) < 2:
         return 0.0
@@ -115,6 +127,7 @@ def backlog_slope(backlog: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------ where runs execute
+
 
 @dataclass
 class Task:
@@ -147,8 +160,9 @@ class Runner:
             self._client = Client(self.scheduler)
         else:
             n = self.workers or os.cpu_count() or 1
-            self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, silence_logs=40)
+            self._cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            )
             self._client = Client(self._cluster)
         return self
 
@@ -158,8 +172,9 @@ class Runner:
         if self._cluster is not None:
             self._cluster.close()
 
-    def map(self, raw: dict, base_dir: str, tasks: list[Task],
-            progress: Callable[[int, int], None] | None = None) -> list[Outcome]:
+    def map(
+        self, raw: dict, base_dir: str, tasks: list[Task], progress: Callable[[int, int], None] | None = None
+    ) -> list[Outcome]:
         """All outcomes in task order; a failing run becomes an Outcome with its error."""
         outcomes: list[Outcome | None] = [None] * len(tasks)
         done = 0
@@ -180,8 +195,10 @@ class Runner:
             return
         from dask.distributed import as_completed
 
-        futures = {self._client.submit(run_one, raw, base_dir, t.params, t.seed, pure=False): i
-                   for i, t in enumerate(tasks)}  # the scenario is a small mapping: sent with each task
+        futures = {
+            self._client.submit(run_one, raw, base_dir, t.params, t.seed, pure=False): i
+            for i, t in enumerate(tasks)
+        }  # the scenario is a small mapping: sent with each task
         for future in as_completed(futures):
             index, task = futures[future], tasks[futures[future]]
             try:
@@ -198,6 +215,7 @@ def _describe(err: BaseException) -> str:
 
 # ------------------------------------------------------------------ a sweep and its tables
 
+
 @dataclass
 class SweepResults:
     runs: pd.DataFrame  # one row per (point, replication): settings, seed, whole-run figures
@@ -212,8 +230,14 @@ def tasks_for(points: list[dict], replications: int, base_seed: int) -> list[Tas
     return [Task(p, params, k, base_seed + k) for p, params in enumerate(points) for k in range(replications)]
 
 
-def sweep(raw: dict, base_dir: str | Path, axes: list[Axis], replications: int, runner: Runner,
-          progress: Callable[[int, int], None] | None = None) -> SweepResults:
+def sweep(
+    raw: dict,
+    base_dir: str | Path,
+    axes: list[Axis],
+    replications: int,
+    runner: Runner,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResults:
     base_seed = int(raw.get("seed", 1))
     tasks = tasks_for(grid(axes), replications, base_seed)
     outcomes = runner.map(raw, str(base_dir), tasks, progress)
@@ -222,15 +246,41 @@ def sweep(raw: dict, base_dir: str | Path, axes: list[Axis], replications: int, 
 
 def tabulate(outcomes: list[Outcome], axes: list[Axis]) -> SweepResults:
     good = [o for o in outcomes if o.value is not None]
-    runs = pd.DataFrame([{"point": o.task.point, **o.task.params, "replication": o.task.replication,
-                          "seed": o.task.seed, **o.value["whole"], **o.value["provenance"]} for o in good])
-    monthly = pd.DataFrame([{"point": o.task.point, **o.task.params, "replication": o.task.replication,
-                             "seed": o.task.seed, **row} for o in good for row in o.value["monthly"]])
+    runs = pd.DataFrame(
+        [
+            {
+                "point": o.task.point,
+                **o.task.params,
+                "replication": o.task.replication,
+                "seed": o.task.seed,
+                **o.value["whole"],
+                **o.value["provenance"],
+            }
+            for o in good
+        ]
+    )
+    monthly = pd.DataFrame(
+        [
+            {
+                "point": o.task.point,
+                **o.task.params,
+                "replication": o.task.replication,
+                "seed": o.task.seed,
+                **row,
+            }
+            for o in good
+            for row in o.value["monthly"]
+        ]
+    )
     keys = ["point", *[a.path for a in axes]]
     summary = interval_table(runs, keys, WHOLE_RUN) if len(runs) else pd.DataFrame()
     metric_columns = [c for c in monthly.columns if c not in (*keys, "replication", "seed", "month")]
-    monthly_summary = interval_table(monthly, [*keys, "month"], metric_columns) if len(monthly) else pd.DataFrame()
-    return SweepResults(runs, monthly, summary, monthly_summary, [o for o in outcomes if o.value is None], axes)
+    monthly_summary = (
+        interval_table(monthly, [*keys, "month"], metric_columns) if len(monthly) else pd.DataFrame()
+    )
+    return SweepResults(
+        runs, monthly, summary, monthly_summary, [o for o in outcomes if o.value is None], axes
+    )
 
 
 def interval_table(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
@@ -257,17 +307,27 @@ def mean_interval(values: np.ndarray, name: str) -> dict[str, float]:
 
 def write(results: SweepResults, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / "runs.parquet", out / "monthly.parquet", out / "summary.csv", out / "monthly_summary.csv"]
+    written = [
+        out / "runs.parquet",
+        out / "monthly.parquet",
+        out / "summary.csv",
+        out / "monthly_summary.csv",
+    ]
     results.runs.to_parquet(written[0], index=False)
     results.monthly.to_parquet(written[1], index=False)
     results.summary.to_csv(written[2], index=False, float_format="%.6g")
     results.monthly_summary.to_csv(written[3], index=False, float_format="%.6g")
     if results.failures:
         failures = out / "failures.csv"
-        pd.DataFrame([{"point": f.task.point, **f.task.params, "seed": f.task.seed, "error": f.error}
-                      for f in results.failures]).to_csv(failures, index=False)
+        pd.DataFrame(
+            [
+                {"point": f.task.point, **f.task.params, "seed": f.task.seed, "error": f.error}
+                for f in results.failures
+            ]
+        ).to_csv(failures, index=False)
         written.append(failures)
     if len(results.summary):
         from simulation import plots
+
         written += plots.write_sweep(results, out)
     return written

@@ -11,7 +11,8 @@ come out of the same probes:
 - optimistic: the largest ratio whose intervals' *lower* ends meet every limit.
 The true boundary lies in [recommended, optimistic] (up to the search tolerance). A backlog that
 grows month over month (by more than 2% of a month's inspections per month) or a p95 clearance that
-rises by more than 10% of its level over the run (judged on the mean over replications) also breaks the limits:
+rises by more than 10% of its level over the run (judged on the mean over replications) also breaks the
+limits:
 an office that only keeps up because the run ended is not within them. Runs are judged on the
 measured months only (the scenario's `horizon.warmup_months` are discarded); `tune` measures 6
 months by default.
@@ -42,8 +43,11 @@ class Limits:
     max_mean_wait_h: float | None = None
 
     def items(self) -> list[tuple[str, float]]:
-        pairs = [("inspector_utilization", self.max_utilization), ("p95_clearance_h", self.max_p95_clearance_h),
-                 ("mean_wait_h", self.max_mean_wait_h)]
+        pairs = [
+            ("inspector_utilization", self.max_utilization),
+            ("p95_clearance_h", self.max_p95_clearance_h),
+            ("mean_wait_h", self.max_mean_wait_h),
+        ]
         return [(metric, limit) for metric, limit in pairs if limit is not None]
 
 
@@ -63,15 +67,23 @@ class Probe:
         # steady state at all, not how close to a limit it runs (a 3-replication upper bound on a
         # 6-month slope would reject every ratio)
         trends = [("backlog_growth", MAX_BACKLOG_GROWTH), ("p95_clearance_trend", MAX_CLEARANCE_TREND)]
-        return (all(self.figures[f"{metric}{suffix}"] <= limit for metric, limit in limits.items())
-                and all(self.figures[metric] <= limit for metric, limit in trends))
+        return all(self.figures[f"{metric}{suffix}"] <= limit for metric, limit in limits.items()) and all(
+            self.figures[metric] <= limit for metric, limit in trends
+        )
 
 
 class Search:
     """Probes one setting of the scenario at a time, caching each probe."""
 
-    def __init__(self, raw: dict, base_dir: str, runner: Runner, replications: int,
-                 fixed: dict[str, object], progress: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        raw: dict,
+        base_dir: str,
+        runner: Runner,
+        replications: int,
+        fixed: dict[str, object],
+        progress: Callable[[str], None] | None = None,
+    ):
         self.raw, self.base_dir, self.runner, self.replications = raw, base_dir, runner, replications
         self.fixed, self.progress = fixed, progress
         self.seed = int(raw.get("seed", 1))
@@ -89,7 +101,9 @@ class Search:
                 figures.update(mean_interval(np.array([g[metric] for g in good], float), metric))
             self.cache[key] = Probe(value, figures, [o.error for o in outcomes if o.error])
             if self.progress:
-                self.progress(f"{path}={value:g} " + ", ".join(self.fixed_text()) + f": {self._line(figures)}")
+                self.progress(
+                    f"{path}={value:g} " + ", ".join(self.fixed_text()) + f": {self._line(figures)}"
+                )
         return self.cache[key]
 
     def fixed_text(self) -> list[str]:
@@ -97,13 +111,16 @@ class Search:
 
     @staticmethod
     def _line(f: dict) -> str:
-        return (f"utilization {f['inspector_utilization']:.3f} [{f['inspector_utilization_low']:.3f}, "
-                f"{f['inspector_utilization_high']:.3f}], p95 clearance {f['p95_clearance_h']:.1f} h, "
-                f"mean wait {f['mean_wait_h']:.2f} h")
+        return (
+            f"utilization {f['inspector_utilization']:.3f} [{f['inspector_utilization_low']:.3f}, "
+            f"{f['inspector_utilization_high']:.3f}], p95 clearance {f['p95_clearance_h']:.1f} h, "
+            f"mean wait {f['mean_wait_h']:.2f} h"
+        )
 
 
-def largest_ratio(search: Search, path: str, low: float, high: float, limits: Limits,
-                  tolerance: float) -> dict[str, float]:
+def largest_ratio(
+    search: Search, path: str, low: float, high: float, limits: Limits, tolerance: float
+) -> dict[str, float]:
     """For each level, the largest value in [low, high] meeting the limits (nan if even `low` fails)."""
     out = {}
     for level in LEVELS:
@@ -143,12 +160,22 @@ def smallest_capacity(search: Search, capacity: Axis, limits: Limits) -> dict[st
     return out
 
 
-def tune_ratio(raw: dict, base_dir: str, runner: Runner, limits: Limits, vary: str, low: float, high: float,
-               capacity: Axis | None, replications: int, tolerance: float,
-               progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+def tune_ratio(
+    raw: dict,
+    base_dir: str,
+    runner: Runner,
+    limits: Limits,
+    vary: str,
+    low: float,
+    high: float,
+    capacity: Axis | None,
+    replications: int,
+    tolerance: float,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     """One row per capacity value: the recommended, estimated and optimistic largest ratio."""
     rows = []
-    for value in (capacity.values if capacity else [None]):
+    for value in capacity.values if capacity else [None]:
         fixed = {capacity.path: value} if capacity else {}
         search = Search(raw, base_dir, runner, replications, fixed, progress)
         found = largest_ratio(search, vary, low, high, limits, tolerance)
@@ -156,22 +183,46 @@ def tune_ratio(raw: dict, base_dir: str, runner: Runner, limits: Limits, vary: s
         row.update(found)
         if not math.isnan(found["recommended"]):
             at = search.probe(vary, found["recommended"]).figures
-            row.update({k: at[k] for k in ("inspector_utilization", "inspector_utilization_high",
-                                           "p95_clearance_h", "p95_clearance_h_high", "random_dispatch_share")})
+            row.update(
+                {
+                    k: at[k]
+                    for k in (
+                        "inspector_utilization",
+                        "inspector_utilization_high",
+                        "p95_clearance_h",
+                        "p95_clearance_h_high",
+                        "random_dispatch_share",
+                    )
+                }
+            )
         row["probes"] = len(search.cache)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def tune_capacity(raw: dict, base_dir: str, runner: Runner, limits: Limits, vary: str, ratio: float,
-                  capacity: Axis, replications: int, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+def tune_capacity(
+    raw: dict,
+    base_dir: str,
+    runner: Runner,
+    limits: Limits,
+    vary: str,
+    ratio: float,
+    capacity: Axis,
+    replications: int,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
     search = Search(raw, base_dir, runner, replications, {vary: ratio}, progress)
     found = smallest_capacity(search, capacity, limits)
-    row = {vary: ratio, **{f"{capacity.path} ({level})": v for level, v in found.items()}, "probes": len(search.cache)}
+    row = {
+        vary: ratio,
+        **{f"{capacity.path} ({level})": v for level, v in found.items()},
+        "probes": len(search.cache),
+    }
     return pd.DataFrame([row])
 
 
 # ------------------------------------------------------------------ the policy question at fixed capacity
+
 
 @dataclass(frozen=True)
 class Frontier:
@@ -185,29 +236,50 @@ class Frontier:
     def sentence(self) -> str:
         """The answer in one sentence a policy officer can quote."""
         if math.isnan(self.recommended):
-            return (f"At a capacity of {self.capacity:.1%} of declarations, no random share tried gives a monthly "
-                    f"compliance estimate within ±{self.precision * 100:.2g} points within the limits: add capacity "
-                    f"or accept a wider estimate.")
+            return (
+                f"At a capacity of {self.capacity:.1%} of declarations, no random share tried gives a "
+                f"monthly "
+                f"compliance estimate within ±{self.precision * 100:.2g} points within the limits: add "
+                f"capacity "
+                f"or accept a wider estimate."
+            )
         row = self.table.set_index("share").loc[self.recommended]
         best = self.table.loc[self.table["violations_found_per_month"].idxmax()]
         lost = best["violations_found_per_month"] - row["violations_found_per_month"]
-        cost = ("cannot estimate compliance at all (no random sample)" if math.isnan(best["monthly_half_width"])
-                else f"estimates to only ±{best['monthly_half_width'] * 100:.2f}")
-        return (f"At a capacity of {self.capacity:.1%} of declarations, set the random ratio to "
-                f"{row['random_ratio']:.2%} ({self.recommended:.0%} of the capacity before the credit multipliers; "
-                f"{row['random_of_selections']:.0%} of the computer's selections end up random): that finds {row['violations_found_per_month']:.0f} violations a month "
-                f"[{row['violations_found_per_month_low']:.0f}, {row['violations_found_per_month_high']:.0f}] and "
-                f"estimates compliance to ±{row['monthly_half_width'] * 100:.2f} points a month (required "
-                f"±{self.precision * 100:.2g}); the share that finds most ({best['share']:.0%}) finds {lost:.0f} more "
-                f"a month but {cost}.")
+        cost = (
+            "cannot estimate compliance at all (no random sample)"
+            if math.isnan(best["monthly_half_width"])
+            else f"estimates to only ±{best['monthly_half_width'] * 100:.2f}"
+        )
+        return (
+            f"At a capacity of {self.capacity:.1%} of declarations, set the random ratio to "
+            f"{row['random_ratio']:.2%} ({self.recommended:.0%} of the capacity before the credit "
+            f"multipliers; "
+            f"{row['random_of_selections']:.0%} of the computer's selections end up random): that finds "
+            f"{row['violations_found_per_month']:.0f} violations a month "
+            f"[{row['violations_found_per_month_low']:.0f}, {row['violations_found_per_month_high']:.0f}] "
+            f"and "
+            f"estimates compliance to ±{row['monthly_half_width'] * 100:.2f} points a month (required "
+            f"±{self.precision * 100:.2g}); the share that finds most ({best['share']:.0%}) finds "
+            f"{lost:.0f} more "
+            f"a month but {cost}."
+        )
 
 
 OVER_CAPACITY = 1.05  # a share whose selections run more than 5% over the capacity does not hold it
 
 
-def fixed_capacity(raw: dict, base_dir: str, runner: Runner, capacity: float, shares: list[float],
-                   precision: float, limits: Limits, replications: int,
-                   progress: Callable[[int, int], None] | None = None) -> Frontier:
+def fixed_capacity(
+    raw: dict,
+    base_dir: str,
+    runner: Runner,
+    capacity: float,
+    shares: list[float],
+    precision: float,
+    limits: Limits,
+    replications: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Frontier:
     """Hold the computer's selections at `capacity` (policy.expected_rate) and give `share` of it to
     the random channel (random_ratio = share x capacity; the targeted channel tops up the rest with
     the highest scores). Common random numbers across shares: replication k of every share sees the
@@ -218,7 +290,9 @@ def fixed_capacity(raw: dict, base_dir: str, runner: Runner, capacity: float, sh
 
     ratios = [round(s * capacity, 10) for s in shares]
     varied = {**raw, "policy": {**(raw.get("policy") or {}), "expected_rate": capacity}}
-    results = sweeps.sweep(varied, base_dir, [Axis("policy.random_ratio", tuple(ratios))], replications, runner, progress)
+    results = sweeps.sweep(
+        varied, base_dir, [Axis("policy.random_ratio", tuple(ratios))], replications, runner, progress
+    )
     table = results.summary.rename(columns={"policy.random_ratio": "random_ratio"}).drop(columns="point")
     table.insert(0, "share", [shares[ratios.index(r)] for r in table["random_ratio"]])
     # the credit multipliers thin the random channel (certified firms' 0.15 and 0.4): the share of the
@@ -228,9 +302,12 @@ def fixed_capacity(raw: dict, base_dir: str, runner: Runner, capacity: float, sh
     # the credit floor alone exceed it (the targeted channel can only shrink to nothing)
     table.insert(3, "computer_rate", table["inspection_rate"] * table["random_dispatch_share"])
     probe = {row["share"]: Probe(row["share"], row) for row in table.to_dict("records")}
-    table["meets"] = [probe[s].meets(limits, "recommended") and probe[s].figures["monthly_half_width_high"]
-                      <= precision and probe[s].figures["computer_rate"] <= OVER_CAPACITY * capacity
-                      for s in table["share"]]
+    table["meets"] = [
+        probe[s].meets(limits, "recommended")
+        and probe[s].figures["monthly_half_width_high"] <= precision
+        and probe[s].figures["computer_rate"] <= OVER_CAPACITY * capacity
+        for s in table["share"]
+    ]
     ok = table[table["meets"]]
     best = float(ok.loc[ok["violations_found_per_month"].idxmax(), "share"]) if len(ok) else math.nan
     return Frontier(capacity, precision, table, best)

@@ -16,10 +16,18 @@ BASELINE_RULES = ROOT / "scenarios" / "rules" / "baseline.yaml"
 def declaration_data(**overrides) -> dict:
     """A valid declaration as raw JSON-like data; override any field."""
     data = {
-        "id": "D1", "declared_at": "2026-06-01T09:30:00", "enterprise_id": "E1", "hs_code": "610910",
-        "origin_country": "VN", "departure_country": "VN", "trade_mode": "general",
-        "transport_mode": "sea", "customs_office": "OFF-40", "declared_value": 12000.0,
-        "net_mass_kg": 1000.0, "quantity": 4000.0,
+        "id": "D1",
+        "declared_at": "2026-06-01T09:30:00",
+        "enterprise_id": "E1",
+        "hs_code": "610910",
+        "origin_country": "VN",
+        "departure_country": "VN",
+        "trade_mode": "general",
+        "transport_mode": "sea",
+        "customs_office": "OFF-40",
+        "declared_value": 12000.0,
+        "net_mass_kg": 1000.0,
+        "quantity": 4000.0,
     }
     data.update(overrides)
     return data
@@ -33,8 +41,11 @@ def root() -> Path:
 # ---------------------------------------------------------------- the two database backends
 
 POSTGRES = os.environ.get("DOUBLERANDOM_TEST_POSTGRES")  # .ci/run sets it; unset, those tests skip
-HOW = ("PostgreSQL tests need a server: set DOUBLERANDOM_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/test "
-       "(.ci/run does)")
+HOW = (
+    "PostgreSQL tests need a server: set "
+    "DOUBLERANDOM_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/test "
+    "(.ci/run does)"
+)
 
 
 def postgres_schema(label: str = "t") -> Iterator[str]:

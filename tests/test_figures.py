@@ -10,27 +10,59 @@ from simulation import metrics
 
 # The live report's figures a simulated month does not have, and why.
 LIVE_ONLY = {
-    **{f"finished_{c}": "inspections of the channel with a result; the simulation counts hits over "
-                        "inspections that finished, in its hit rates" for c in report.CHANNELS},
-    **{f"hit_rate_{c}_{end}": "the Wilson bounds, which the simulation's plots compute from the counts"
-       for c in report.CHANNELS for end in ("low", "high")},
+    **{
+        f"finished_{c}": "inspections of the channel with a result; the simulation counts hits over "
+        "inspections that finished, in its hit rates"
+        for c in report.CHANNELS
+    },
+    **{
+        f"hit_rate_{c}_{end}": "the Wilson bounds, which the simulation's plots compute from the counts"
+        for c in report.CHANNELS
+        for end in ("low", "high")
+    },
     "hits_credit": "the credit channel's finds: the simulation folds them into violations_found",
     "hit_rate_credit": "as hits_credit",
     "rules": "per rule fired, inspected, found: `doublerandom rules report` on a replay; not a column",
 }
 # The simulation's figures a live store cannot know: the simulated world's truth, queues and settings.
-SIMULATED_ONLY = {"backlog_end", "dishonest_enterprises", "enterprises_entered", "facility_utilization",
-                  "high_risk_enterprises", "inspection_rate_advanced_certified", "inspection_rate_dishonest",
-                  "inspection_rate_general", "inspection_rate_general_certified", "inspector_utilization",
-                  "instruction_rate", "mean_clearance_released_h", "mean_wait_h", "noncompliance_ci_high",
-                  "noncompliance_ci_low", "noncompliance_defined", "noncompliance_estimate", "noncompliance_true",
-                  "p95_clearance_h", "random_ratio", "selected", "target_share", "violations_found",
-                  "violations_missed", "violations_true"}
+SIMULATED_ONLY = {
+    "backlog_end",
+    "dishonest_enterprises",
+    "enterprises_entered",
+    "facility_utilization",
+    "high_risk_enterprises",
+    "inspection_rate_advanced_certified",
+    "inspection_rate_dishonest",
+    "inspection_rate_general",
+    "inspection_rate_general_certified",
+    "inspector_utilization",
+    "instruction_rate",
+    "mean_clearance_released_h",
+    "mean_wait_h",
+    "noncompliance_ci_high",
+    "noncompliance_ci_low",
+    "noncompliance_defined",
+    "noncompliance_estimate",
+    "noncompliance_true",
+    "p95_clearance_h",
+    "random_ratio",
+    "selected",
+    "target_share",
+    "violations_found",
+    "violations_missed",
+    "violations_true",
+}
 
 
 def _live_names() -> set[str]:
-    rows = [("2026-06-01T10:00:00", {"selected": True, "channel": "random", "rules": [], "lane": "red"},
-             "physical", "normal")]
+    rows = [
+        (
+            "2026-06-01T10:00:00",
+            {"selected": True, "channel": "random", "rules": [], "lane": "red"},
+            "physical",
+            "normal",
+        )
+    ]
     return set(report.monthly(rows)[0])
 
 
@@ -39,8 +71,16 @@ def test_live_and_simulated_months_share_their_names():
     assert live - simulated == set(LIVE_ONLY)
     assert simulated - live == SIMULATED_ONLY
     shared = live & simulated
-    assert {"random_selected", "targeted_selected", "credit_selected", "instructed_selected", "inspections",
-            "random_dispatch_share", "pure_random_share", "hit_rate_instructed"} <= shared
+    assert {
+        "random_selected",
+        "targeted_selected",
+        "credit_selected",
+        "instructed_selected",
+        "inspections",
+        "random_dispatch_share",
+        "pure_random_share",
+        "hit_rate_instructed",
+    } <= shared
 
 
 def test_one_name_per_channel_live_and_simulated():
@@ -48,9 +88,17 @@ def test_one_name_per_channel_live_and_simulated():
     column names and in events.parquet (it was `instruction` in the events)."""
     from simulation import run, scenario
     from tests.conftest import ROOT
-    spec = scenario.load(ROOT / "scenarios" / "baseline.yaml", [
-        "horizon.warmup_months=0", "horizon.days=5", "arrivals.per_day=800", "population.enterprises=2000",
-        "instruction.rate=0.05"])
+
+    spec = scenario.load(
+        ROOT / "scenarios" / "baseline.yaml",
+        [
+            "horizon.warmup_months=0",
+            "horizon.days=5",
+            "arrivals.per_day=800",
+            "population.enterprises=2000",
+            "instruction.rate=0.05",
+        ],
+    )
     result = run(spec, seed=2)
     channels = set(result.events["channel"])
     assert "instructed" in channels and "instruction" not in channels and "instructed" in report.CHANNELS

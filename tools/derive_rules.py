@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from fit_risk import split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,20 +37,34 @@ from simulation.risk import RiskTable, expit  # noqa: E402
 
 MIN_ROWS, MIN_ORIGIN_ROWS = 10, 30
 MULTIPLES = [1.6, 1.8, 2.0, 2.5, 3.0]
-VALIDATION_LIFT = 2.5  # a list is kept only if its codes' validation fraud rate is at least this x the split's
+VALIDATION_LIFT = (
+    2.5  # a list is kept only if its codes' validation fraud rate is at least this x the split's
+)
 OUT = Path("scenarios/rules/kcs_derived.yaml")
 
 STATUS_RULES = [
-    {"id": "NEW-ENTERPRISE", "description": "The first declaration ever lodged by this enterprise.",
-     "inspection": "document", "sampling_rate": 0.5, "weight": 1.0,
-     "when": {"field": "enterprise.declarations", "eq": 0}},
-    {"id": "HIGH-RISK-ENTERPRISE", "description": "The enterprise had a confirmed problem recently and is a high-risk target.",
-     "inspection": "physical", "sampling_rate": 0.3, "weight": 3.0,
-     "when": {"field": "enterprise.high_risk", "eq": True}},
+    {
+        "id": "NEW-ENTERPRISE",
+        "description": "The first declaration ever lodged by this enterprise.",
+        "inspection": "document",
+        "sampling_rate": 0.5,
+        "weight": 1.0,
+        "when": {"field": "enterprise.declarations", "eq": 0},
+    },
+    {
+        "id": "HIGH-RISK-ENTERPRISE",
+        "description": "The enterprise had a confirmed problem recently and is a high-risk target.",
+        "inspection": "physical",
+        "sampling_rate": 0.3,
+        "weight": 3.0,
+        "when": {"field": "enterprise.high_risk", "eq": True},
+    },
 ]
 
 
-def listed(table: RiskTable, train, levels: list[str], column: str, min_rows: int, threshold: float) -> list[str]:
+def listed(
+    table: RiskTable, train, levels: list[str], column: str, min_rows: int, threshold: float
+) -> list[str]:
     """Codes seen at least min_rows times whose shrunk rate passes: the fitted intercept, the code's own
     effects along `levels`, and the training rows' mean of every other effect."""
     features = table.features(train)
@@ -86,29 +99,56 @@ def main(data_dir: str) -> None:
 
     def figures(column, codes) -> str:
         t, v = train[column].isin(codes).to_numpy(), valid[column].isin(codes).to_numpy()
-        return (f"training 2020: {t.sum()} rows, fraud {y_train[t].mean():.1%} (all rows {base:.1%}); "
-                f"validation 2021 Q1: {v.sum()} rows, fraud {y_valid[v].mean():.1%} (all rows {y_valid.mean():.1%})")
+        return (
+            f"training 2020: {t.sum()} rows, fraud {y_train[t].mean():.1%} (all rows {base:.1%}); "
+            f"validation 2021 Q1: {v.sum()} rows, fraud {y_valid[v].mean():.1%} (all rows "
+            f"{y_valid.mean():.1%})"
+        )
 
-    def list_rule(rule_id: str, what: str, multiple: float, min_rows: int, column: str, codes, list_name: str) -> dict:
-        return {"id": rule_id,
-                "description": f"{what} whose shrunk fraud rate is at least {multiple:g}x the average "
-                               f"(>= {min_rows} training rows). {figures(column, codes)}.",
-                "inspection": "physical", "weight": lift(column, codes),
-                "when": {"field": column, "in": {"list": list_name}}}
+    def list_rule(
+        rule_id: str, what: str, multiple: float, min_rows: int, column: str, codes, list_name: str
+    ) -> dict:
+        return {
+            "id": rule_id,
+            "description": f"{what} whose shrunk fraud rate is at least {multiple:g}x the average "
+            f"(>= {min_rows} training rows). {figures(column, codes)}.",
+            "inspection": "physical",
+            "weight": lift(column, codes),
+            "when": {"field": column, "in": {"list": list_name}},
+        }
 
     derived = []
     if goods:
-        derived.append(list_rule("HIGH-RISK-GOODS", "HS6 codes", goods_multiple, MIN_ROWS, "hs_code", goods,
-                              "high_risk_hs6"))
+        derived.append(
+            list_rule(
+                "HIGH-RISK-GOODS", "HS6 codes", goods_multiple, MIN_ROWS, "hs_code", goods, "high_risk_hs6"
+            )
+        )
     if origins:
-        derived.append(list_rule("HIGH-RISK-ORIGIN", "Origins", origin_multiple, MIN_ORIGIN_ROWS, "origin_country",
-                              origins, "high_risk_origins"))
-    lists = {name: codes for name, codes in (("high_risk_hs6", goods), ("high_risk_origins", origins)) if codes}
+        derived.append(
+            list_rule(
+                "HIGH-RISK-ORIGIN",
+                "Origins",
+                origin_multiple,
+                MIN_ORIGIN_ROWS,
+                "origin_country",
+                origins,
+                "high_risk_origins",
+            )
+        )
+    lists = {
+        name: codes for name, codes in (("high_risk_hs6", goods), ("high_risk_origins", origins)) if codes
+    }
     rules = {"version": "kcs-derived-2026.11", "lists": lists, "rules": [*derived, *STATUS_RULES]}
     header = "".join(f"# {line}\n" for line in (__doc__ or "").strip().splitlines())
-    OUT.write_text("# Generated by tools/derive_rules.py; edit the script, not this file.\n" + header
-                   + yaml.dump(rules, Dumper=QuotedCodes, sort_keys=False, width=110))
-    print(f"{OUT}: {len(goods)} HS6 codes (x{goods_multiple:g}), {len(origins)} origins (x{origin_multiple:g})")
+    OUT.write_text(
+        "# Generated by tools/derive_rules.py; edit the script, not this file.\n"
+        + header
+        + yaml.dump(rules, Dumper=QuotedCodes, sort_keys=False, width=110)
+    )
+    print(
+        f"{OUT}: {len(goods)} HS6 codes (x{goods_multiple:g}), {len(origins)} origins (x{origin_multiple:g})"
+    )
 
 
 if __name__ == "__main__":

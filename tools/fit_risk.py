@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from make_sample_declarations import declaration  # the one mapping from a KCS row to our fields
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,8 +37,16 @@ def held_out(table: risk.RiskTable, goods: pd.DataFrame, y: np.ndarray) -> dict:
     5% and 20% of scores against the split's own rate (the lift rules built on them can expect)."""
     score = table.logodds(goods)
     order = np.argsort(-score, kind="stable")
-    top = {f"lift_top_{int(q * 100)}pct": float(y[order[: int(q * len(y))]].mean() / y.mean()) for q in (0.05, 0.2)}
-    return {"rows": len(y), "fraud_rate": float(y.mean()), "correlation": float(np.corrcoef(score, y)[0, 1]), **top}
+    top = {
+        f"lift_top_{int(q * 100)}pct": float(y[order[: int(q * len(y))]].mean() / y.mean())
+        for q in (0.05, 0.2)
+    }
+    return {
+        "rows": len(y),
+        "fraud_rate": float(y.mean()),
+        "correlation": float(np.corrcoef(score, y)[0, 1]),
+        **top,
+    }
 
 
 def main(data_dir: str) -> None:
@@ -50,11 +57,15 @@ def main(data_dir: str) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     table.write(OUT / "kcs_effects.csv")
     effects = table.table[table.table["level"].isin(risk.LEVELS)]
-    figures = {"source": "Customs-Declaration-Datasets (KCS/IBS, MIT), df_syn_*_eng.csv",
-               **choice, "train": {"rows": len(y_train), "fraud_rate": float(y_train.mean())},
-               "valid": held_out(table, valid, y_valid), "test": held_out(table, test, y_test),
-               "effect_sd": effects.groupby("level")["effect"].std().round(4).to_dict(),
-               "value_bands": table.effects("value_band")}
+    figures = {
+        "source": "Customs-Declaration-Datasets (KCS/IBS, MIT), df_syn_*_eng.csv",
+        **choice,
+        "train": {"rows": len(y_train), "fraud_rate": float(y_train.mean())},
+        "valid": held_out(table, valid, y_valid),
+        "test": held_out(table, test, y_test),
+        "effect_sd": effects.groupby("level")["effect"].std().round(4).to_dict(),
+        "value_bands": table.effects("value_band"),
+    }
     (OUT / "kcs_effects.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
 

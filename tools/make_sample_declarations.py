@@ -3,9 +3,12 @@
 scenarios/goods/kcs_mix.csv: 5,000 goods lines drawn from all 54,000 rows, the default goods mix the
 simulation bootstraps declarations from (HS code, origins, transport, mass, value, quantity).
 
-scenarios/declarations/: draws 1,000 rows from df_syn_test_eng.csv (Apr-Jun 2021), moves them to 2026 so the baseline
-campaign rule applies, converts KRW to USD (prices read as thousands of KRW), and maps the codes onto our Declaration fields.
-Run from the repository root:  python tools/make_sample_declarations.py ../shared/data/customs-declaration-datasets
+scenarios/declarations/: draws 1,000 rows from df_syn_test_eng.csv (Apr-Jun 2021), moves them to 2026 so the
+baseline
+campaign rule applies, converts KRW to USD (prices read as thousands of KRW), and maps the codes onto our
+Declaration fields.
+Run from the repository root:  python tools/make_sample_declarations.py
+../shared/data/customs-declaration-datasets
 """
 
 import csv
@@ -40,16 +43,26 @@ def declaration(row: dict, rng: random.Random) -> dict:
     }
 
 
-GOODS_COLUMNS = ["hs_code", "origin_country", "departure_country", "transport_mode",
-                 "net_mass_kg", "declared_value", "quantity"]
+GOODS_COLUMNS = [
+    "hs_code",
+    "origin_country",
+    "departure_country",
+    "transport_mode",
+    "net_mass_kg",
+    "declared_value",
+    "quantity",
+]
 
 
 def write_goods_mix(data_dir: str, rng: random.Random) -> None:
     rows = []
     for split in ("train", "valid", "test"):
         with open(Path(data_dir) / f"df_syn_{split}_eng.csv", newline="") as handle:
-            rows += [r for r in csv.DictReader(handle) if len(r["Country of Origin"]) == 2
-                     and len(r["Country of Departure"]) == 2]
+            rows += [
+                r
+                for r in csv.DictReader(handle)
+                if len(r["Country of Origin"]) == 2 and len(r["Country of Departure"]) == 2
+            ]
     out = Path("scenarios/goods")
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "kcs_mix.csv", "w", newline="") as handle:
@@ -64,8 +77,11 @@ def main(data_dir: str) -> None:
     write_goods_mix(data_dir, random.Random(7))
     rng = random.Random(2026)
     with open(Path(data_dir) / "df_syn_test_eng.csv", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if len(r["Country of Origin"]) == 2
-                and len(r["Country of Departure"]) == 2]
+        rows = [
+            r
+            for r in csv.DictReader(handle)
+            if len(r["Country of Origin"]) == 2 and len(r["Country of Departure"]) == 2
+        ]
     sample = sorted(rng.sample(rows, 1000), key=lambda r: (r["Date"], r["Declaration ID"]))
     decls = [declaration(r, rng) for r in sample]
     decls.sort(key=lambda d: d["declared_at"])
@@ -76,13 +92,24 @@ def main(data_dir: str) -> None:
     standing = ["dishonest"] * 15 + ["advanced_certified"] * 60 + ["general_certified"] * 120
     with open(OUT / "enterprises.csv", "w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["id", "credit_class", "high_risk", "high_risk_until", "declarations", "inspections", "problems"])
+        writer.writerow(
+            ["id", "credit_class", "high_risk", "high_risk_until", "declarations", "inspections", "problems"]
+        )
         for i, firm in enumerate(rng.sample(firms, len(firms))):
             credit = standing[i] if i < len(standing) else "general"
             high = len(standing) <= i < len(standing) + 25  # caught recently
             history = 0 if rng.random() < 0.03 else rng.randint(1, 400)  # a few newcomers
-            writer.writerow([firm, credit, str(high).lower(), "2026-12-31" if high else "",
-                             history, min(history, rng.randint(0, 20)), 1 if high else 0])
+            writer.writerow(
+                [
+                    firm,
+                    credit,
+                    str(high).lower(),
+                    "2026-12-31" if high else "",
+                    history,
+                    min(history, rng.randint(0, 20)),
+                    1 if high else 0,
+                ]
+            )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,12 @@ SAMPLE = ROOT / "scenarios" / "declarations" / "sample.jsonl"
 def logged(tmp_path):
     """A database with 40 decisions from the shipped sample, keyed draws from seed 5."""
     path = tmp_path / "audit.db"
-    office = Office(path, rules=RuleSet.load(BASELINE_RULES), policy=SelectionPolicy(random_ratio=0.2),
-                    draws=KeyedDraws.from_seed(5))
+    office = Office(
+        path,
+        rules=RuleSet.load(BASELINE_RULES),
+        policy=SelectionPolicy(random_ratio=0.2),
+        draws=KeyedDraws.from_seed(5),
+    )
     for line in SAMPLE.read_text().splitlines()[:40]:
         office.admit(parse_declaration(json.loads(line)))
     office.store.close()
@@ -63,8 +67,11 @@ def test_the_engine_refuses_to_rewrite_history(logged):
 
 
 def test_changing_one_byte_is_caught_at_that_record(logged):
-    tamper(logged, "UPDATE audit SET payload = replace(payload, '\"selected\":false', '\"selected\":true ') "
-                   "WHERE seq = (SELECT MIN(seq) FROM audit WHERE payload LIKE '%\"selected\":false%' AND seq > 10);")
+    tamper(
+        logged,
+        "UPDATE audit SET payload = replace(payload, '\"selected\":false', '\"selected\":true ') "
+        "WHERE seq = (SELECT MIN(seq) FROM audit WHERE payload LIKE '%\"selected\":false%' AND seq > 10);",
+    )
     broken = verdict(logged)
     assert not broken.ok and broken.broken_at > 10 and broken.reason == "its content does not match its hash"
 
@@ -86,8 +93,11 @@ def test_deleting_a_record_is_caught(logged):
 
 
 def test_reordering_two_records_is_caught(logged):
-    tamper(logged, "UPDATE audit SET seq = -1 WHERE seq = 30; UPDATE audit SET seq = 30 WHERE seq = 31;"
-                   "UPDATE audit SET seq = 31 WHERE seq = -1;")
+    tamper(
+        logged,
+        "UPDATE audit SET seq = -1 WHERE seq = 30; UPDATE audit SET seq = 30 WHERE seq = 31;"
+        "UPDATE audit SET seq = 31 WHERE seq = -1;",
+    )
     broken = verdict(logged)
     assert not broken.ok and broken.broken_at == 30
 
@@ -101,8 +111,9 @@ def test_cli_verify_reports_ok_or_the_broken_record(logged):
 
 
 def test_replay_matches_an_untouched_log_with_the_key(logged):
-    count, mismatches = replay(AuditLog(database.connect(logged)), RuleSet.load(BASELINE_RULES),
-                               KeyedDraws.from_seed(5))
+    count, mismatches = replay(
+        AuditLog(database.connect(logged)), RuleSet.load(BASELINE_RULES), KeyedDraws.from_seed(5)
+    )
     assert count == 40 and mismatches == []
     done = runner.invoke(app, ["audit", "replay", str(logged), "--rules", str(BASELINE_RULES), "--seed", "5"])
     assert done.exit_code == 0 and "OK 40 decisions replayed" in done.stdout
@@ -110,9 +121,14 @@ def test_replay_matches_an_untouched_log_with_the_key(logged):
 
 def test_replay_catches_an_altered_draw(logged):
     conn = sqlite3.connect(logged)
-    seq = conn.execute("SELECT MIN(seq) FROM audit WHERE json_extract(payload, '$.decision.selected') = 0").fetchone()[0]
+    seq = conn.execute(
+        "SELECT MIN(seq) FROM audit WHERE json_extract(payload, '$.decision.selected') = 0"
+    ).fetchone()[0]
     conn.close()
-    tamper(logged, f"UPDATE audit SET payload = json_set(payload, '$.decision.random_draw', 0.0001) WHERE seq = {seq};")
+    tamper(
+        logged,
+        f"UPDATE audit SET payload = json_set(payload, '$.decision.random_draw', 0.0001) WHERE seq = {seq};",
+    )
     rules = RuleSet.load(BASELINE_RULES)
     _, with_key = replay(AuditLog(database.connect(logged)), rules, KeyedDraws.from_seed(5))
     assert [(m.seq, m.field) for m in with_key][:1] == [(seq, "random_draw")]
@@ -122,8 +138,13 @@ def test_replay_catches_an_altered_draw(logged):
 
 
 def test_replay_catches_an_altered_rules_version_or_other_rules(logged, tmp_path):
-    tamper(logged, "UPDATE audit SET payload = json_set(payload, '$.decision.rules_version', 'forged') WHERE seq = 6;")
-    _, mismatches = replay(AuditLog(database.connect(logged)), RuleSet.load(BASELINE_RULES), KeyedDraws.from_seed(5))
+    tamper(
+        logged,
+        "UPDATE audit SET payload = json_set(payload, '$.decision.rules_version', 'forged') WHERE seq = 6;",
+    )
+    _, mismatches = replay(
+        AuditLog(database.connect(logged)), RuleSet.load(BASELINE_RULES), KeyedDraws.from_seed(5)
+    )
     assert [(m.seq, m.field, m.logged) for m in mismatches] == [(6, "rules_version", "forged")]
     other = tmp_path / "other.yaml"
     other.write_text(BASELINE_RULES.read_text().replace("value_per_kg, lt: 20", "value_per_kg, lt: 25"))
@@ -136,11 +157,29 @@ KILL_INPUT = 3000
 
 def test_sigkill_while_deciding_loses_no_acknowledged_decision(tmp_path):
     db = tmp_path / "kill.db"
-    lines = [json.dumps(declaration_data(id=f"K{i:05d}", enterprise_id=f"E{i % 50}")) for i in range(KILL_INPUT)]
+    lines = [
+        json.dumps(declaration_data(id=f"K{i:05d}", enterprise_id=f"E{i % 50}")) for i in range(KILL_INPUT)
+    ]
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "select", "--rules", str(BASELINE_RULES), "--seed", "2",
-                             "--db", str(db), "--input", str(source)], stdout=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "select",
+            "--rules",
+            str(BASELINE_RULES),
+            "--seed",
+            "2",
+            "--db",
+            str(db),
+            "--input",
+            str(source),
+        ],
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
+    )
     acknowledged = []
     while len(acknowledged) < 200:
         line = proc.stdout.readline()
@@ -151,7 +190,9 @@ def test_sigkill_while_deciding_loses_no_acknowledged_decision(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     conn = database.connect(db)
     stored = {r[0] for r in conn.execute("SELECT id FROM declarations")}
-    assert set(acknowledged) <= stored and len(stored) < KILL_INPUT  # killed mid-way, nothing acknowledged lost
+    assert (
+        set(acknowledged) <= stored and len(stored) < KILL_INPUT
+    )  # killed mid-way, nothing acknowledged lost
     log = AuditLog(conn).verify()
     assert log.ok and log.count == len(stored) + 1  # rules_loaded, then one selection record per decision
 
@@ -170,46 +211,83 @@ def office_log(tmp_path):
     from engine import checkpoint
     from engine.declarations import Enterprise
     from engine.dispatch import Roster
+
     db, key = tmp_path / "office.db", tmp_path / "audit.key"
     checkpoint.new_signing_key(key)
-    office = Office(db, rules=RuleSet.load(BASELINE_RULES), policy=SelectionPolicy(random_ratio=0.1),
-                    draws=KeyedDraws.from_seed(3), roster=Roster.load(ROSTER))
-    office.register([Enterprise(id=f"E{i}", declarations=5, credit_class="advanced_certified" if i == 1 else "general")
-                     for i in range(4)])
+    office = Office(
+        db,
+        rules=RuleSet.load(BASELINE_RULES),
+        policy=SelectionPolicy(random_ratio=0.1),
+        draws=KeyedDraws.from_seed(3),
+        roster=Roster.load(ROSTER),
+    )
+    office.register(
+        [
+            Enterprise(id=f"E{i}", declarations=5, credit_class="advanced_certified" if i == 1 else "general")
+            for i in range(4)
+        ]
+    )
     at = dt.datetime(2026, 6, 1, 10, 0)
     for i in range(12):
-        data = declaration_data(id=f"A{i}", enterprise_id=f"E{i % 4}", hs_code="930690", declared_at=at.isoformat())
+        data = declaration_data(
+            id=f"A{i}", enterprise_id=f"E{i % 4}", hs_code="930690", declared_at=at.isoformat()
+        )
         office.admit(parse_declaration(data), at)
         if i < 4:  # the first four are inspected at once, freeing the bay
             outcome, task = ["problem", "normal"][i % 2], office.inspection(f"A{i}")
-            office.record_result(f"A{i}", task["inspector_id"], outcome, "x", "duties" if outcome == "problem" else "",
-                                 at)
+            office.record_result(
+                f"A{i}", task["inspector_id"], outcome, "x", "duties" if outcome == "problem" else "", at
+            )
     office.release("A1", "OFFICER-9", at)
     signed = checkpoint.sign(*office.audit.head(), checkpoint.load_signing_key(key))
     checkpoint.write(signed, tmp_path / "cp.json")
     for i in range(12, 15):
-        office.admit(parse_declaration(declaration_data(id=f"A{i}", enterprise_id="E0", declared_at=at.isoformat())), at)
+        office.admit(
+            parse_declaration(declaration_data(id=f"A{i}", enterprise_id="E0", declared_at=at.isoformat())),
+            at,
+        )
     office.store.close()
-    return {"db": db, "checkpoint": tmp_path / "cp.json", "public": tmp_path / "audit.key.pub", "signed": signed}
+    return {
+        "db": db,
+        "checkpoint": tmp_path / "cp.json",
+        "public": tmp_path / "audit.key.pub",
+        "signed": signed,
+    }
 
 
 def verify_cli(setup, *extra):
-    return runner.invoke(app, ["audit", "verify", str(setup["db"]), "--checkpoint", str(setup["checkpoint"]),
-                               "--public-key", str(setup["public"]), *extra])
+    return runner.invoke(
+        app,
+        [
+            "audit",
+            "verify",
+            str(setup["db"]),
+            "--checkpoint",
+            str(setup["checkpoint"]),
+            "--public-key",
+            str(setup["public"]),
+            *extra,
+        ],
+    )
 
 
 def rehash_from(path, seq):
     """What a forger holding the file does after changing record `seq`: recompute every hash after it."""
     from engine.audit import GENESIS, record_hash
+
     conn = sqlite3.connect(path)
-    conn.executescript("DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;"
-                       "DROP TRIGGER IF EXISTS audit_no_replace;")
+    conn.executescript(
+        "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;"
+        "DROP TRIGGER IF EXISTS audit_no_replace;"
+    )
     rows = conn.execute("SELECT seq, at, kind, payload FROM audit ORDER BY seq").fetchall()
     prev = GENESIS
     for n, (old_seq, at, kind, payload) in enumerate(rows, start=1):
         if n >= seq:
-            conn.execute("UPDATE audit SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                         (n, prev, record_hash(n, at, kind, payload, prev), old_seq))
+            conn.execute(
+                "UPDATE audit SET seq = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (n, prev, record_hash(n, at, kind, payload, prev), old_seq),
+            )
         prev = conn.execute("SELECT hash FROM audit WHERE seq = ?", (n,)).fetchone()[0]
     conn.commit()
     conn.close()
@@ -226,21 +304,29 @@ def test_an_honest_office_verifies_with_its_checkpoint_and_reconciles(office_log
 
 def test_a_problem_turned_normal_and_rehashed_is_caught_by_the_checkpoint(office_log):
     conn = sqlite3.connect(office_log["db"])
-    seq = conn.execute("SELECT min(seq) FROM audit WHERE kind = 'result' AND payload LIKE '%problem%'").fetchone()[0]
+    seq = conn.execute(
+        "SELECT min(seq) FROM audit WHERE kind = 'result' AND payload LIKE '%problem%'"
+    ).fetchone()[0]
     conn.close()
-    tamper(office_log["db"], f"UPDATE audit SET payload = replace(payload, 'problem', 'normal') WHERE seq = {seq};")
+    tamper(
+        office_log["db"],
+        f"UPDATE audit SET payload = replace(payload, 'problem', 'normal') WHERE seq = {seq};",
+    )
     rehash_from(office_log["db"], seq)
     assert verdict(office_log["db"]).ok  # the chain alone is fooled ...
     done = verify_cli(office_log)  # ... the signed checkpoint is not
     assert done.exit_code == 1 and "differs from the one signed" in done.stderr
 
 
-@pytest.mark.parametrize("statements", [
-    "DELETE FROM audit WHERE seq > 10;",                                  # truncating the tail
-    "DELETE FROM audit WHERE seq = 5;",                                   # deleting a record, rehashed
-    "UPDATE audit SET seq = -1 WHERE seq = 6; UPDATE audit SET seq = 6 WHERE seq = 7;"
-    "UPDATE audit SET seq = 7 WHERE seq = -1;",                           # swapping two, rehashed
-])
+@pytest.mark.parametrize(
+    "statements",
+    [
+        "DELETE FROM audit WHERE seq > 10;",  # truncating the tail
+        "DELETE FROM audit WHERE seq = 5;",  # deleting a record, rehashed
+        "UPDATE audit SET seq = -1 WHERE seq = 6; UPDATE audit SET seq = 6 WHERE seq = 7;"
+        "UPDATE audit SET seq = 7 WHERE seq = -1;",  # swapping two, rehashed
+    ],
+)
 def test_truncation_deletion_and_swaps_are_caught_even_when_rehashed(office_log, statements):
     tamper(office_log["db"], statements)
     rehash_from(office_log["db"], 1)
@@ -265,14 +351,29 @@ def test_insert_or_replace_over_a_record_is_refused(office_log):
         conn.execute("REPLACE INTO audit VALUES (3, 'x', 'result', '{}', 'x', 'x')")
 
 
-@pytest.mark.parametrize("statement, expected", [
-    ("UPDATE enterprises SET credit_class = 'advanced_certified' WHERE id = 'E2'", "enterprises 'E2': credit_class"),
-    ("UPDATE enterprises SET high_risk = 0, high_risk_until = NULL WHERE id = 'E0'", "enterprises 'E0': high_risk"),
-    ("UPDATE declarations SET decision = json_set(decision, '$.selected', json('false')) WHERE id = 'A4'",
-     "declarations 'A4': decision.selected"),
-    ("UPDATE inspections SET status = 'released', released_by = 'X' WHERE id = 'A0'", "inspections 'A0': status"),
-    ("DELETE FROM inspections WHERE id = 'A3'", "inspections 'A3': row"),
-])
+@pytest.mark.parametrize(
+    "statement, expected",
+    [
+        (
+            "UPDATE enterprises SET credit_class = 'advanced_certified' WHERE id = 'E2'",
+            "enterprises 'E2': credit_class",
+        ),
+        (
+            "UPDATE enterprises SET high_risk = 0, high_risk_until = NULL WHERE id = 'E0'",
+            "enterprises 'E0': high_risk",
+        ),
+        (
+            "UPDATE declarations SET decision = json_set(decision, '$.selected', json('false')) WHERE id = "
+            "'A4'",
+            "declarations 'A4': decision.selected",
+        ),
+        (
+            "UPDATE inspections SET status = 'released', released_by = 'X' WHERE id = 'A0'",
+            "inspections 'A0': status",
+        ),
+        ("DELETE FROM inspections WHERE id = 'A3'", "inspections 'A3': row"),
+    ],
+)
 def test_state_tables_are_reconciled_with_the_log(office_log, statement, expected):
     conn = sqlite3.connect(office_log["db"])
     conn.execute(statement)
@@ -292,6 +393,7 @@ def test_a_forged_checkpoint_is_refused(office_log, tmp_path):
 def test_verify_reads_only_and_a_read_only_copy_verifies(office_log, tmp_path):
     import os
     import shutil
+
     copy_dir = tmp_path / "copy"
     copy_dir.mkdir()
     conn = sqlite3.connect(office_log["db"])
@@ -304,8 +406,18 @@ def test_verify_reads_only_and_a_read_only_copy_verifies(office_log, tmp_path):
     conn.close()
     before = copy.read_bytes()
     os.chmod(copy, 0o444)
-    done = runner.invoke(app, ["audit", "verify", str(copy), "--checkpoint", str(office_log["checkpoint"]),
-                               "--public-key", str(office_log["public"])])
+    done = runner.invoke(
+        app,
+        [
+            "audit",
+            "verify",
+            str(copy),
+            "--checkpoint",
+            str(office_log["checkpoint"]),
+            "--public-key",
+            str(office_log["public"]),
+        ],
+    )
     assert done.exit_code == 0, done.output
     assert copy.read_bytes() == before  # no table created, journal mode not switched
     conn = sqlite3.connect(copy)
@@ -319,14 +431,36 @@ def test_checkpoint_command_signs_the_head_and_keys_are_private(office_log, tmp_
     assert runner.invoke(app, ["audit", "keygen", str(key)]).exit_code == 2  # never overwritten
     folder = tmp_path / "cps"
     folder.mkdir()
-    done = runner.invoke(app, ["audit", "checkpoint", str(office_log["db"]), "--key-file", str(key), "--out", str(folder)])
+    done = runner.invoke(
+        app, ["audit", "checkpoint", str(office_log["db"]), "--key-file", str(key), "--out", str(folder)]
+    )
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["seq"] > office_log["signed"].seq
-    ok = runner.invoke(app, ["audit", "verify", str(office_log["db"]), "--checkpoints", str(folder),
-                             "--public-key", f"{key}.pub"])
+    ok = runner.invoke(
+        app,
+        [
+            "audit",
+            "verify",
+            str(office_log["db"]),
+            "--checkpoints",
+            str(folder),
+            "--public-key",
+            f"{key}.pub",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
-    wrong_key = runner.invoke(app, ["audit", "verify", str(office_log["db"]), "--checkpoints", str(folder),
-                                    "--public-key", str(office_log["public"])])
+    wrong_key = runner.invoke(
+        app,
+        [
+            "audit",
+            "verify",
+            str(office_log["db"]),
+            "--checkpoints",
+            str(folder),
+            "--public-key",
+            str(office_log["public"]),
+        ],
+    )
     assert wrong_key.exit_code == 1 and "signature is not valid" in wrong_key.stderr
 
 
@@ -335,13 +469,29 @@ def test_the_cli_session_replays_without_naming_the_rules(tmp_path):
     lines = "".join(json.dumps(declaration_data(id=f"R{i}")) + "\n" for i in range(30))
     source = tmp_path / "in.jsonl"
     source.write_text(lines)
-    assert runner.invoke(app, ["select", "--rules", str(BASELINE_RULES), "--seed", "1", "--db", str(db),
-                               "--input", str(source)]).exit_code == 0
+    assert (
+        runner.invoke(
+            app,
+            [
+                "select",
+                "--rules",
+                str(BASELINE_RULES),
+                "--seed",
+                "1",
+                "--db",
+                str(db),
+                "--input",
+                str(source),
+            ],
+        ).exit_code
+        == 0
+    )
     done = runner.invoke(app, ["audit", "replay", str(db), "--seed", "1"])
     assert done.exit_code == 0 and "OK 30 decisions replayed" in done.stdout, done.output
 
 
 # ---------------------------------------------------------------- forged records appended to the chain
+
 
 def _append(path, payload):
     """Append a correctly chained selection record, as whoever holds the file (or INSERT) can."""
@@ -363,9 +513,16 @@ def _forged(path, verifiable):
     """A declaration the keyed draw selects, logged as not selected with every draw 0.99."""
     payload = json.loads(json.dumps(_a_selected_payload(path)))
     decision = payload["decision"]
-    decision.update(selected=False, channel="none", sampled_rules=[], random_draw=0.99, credit_draw=0.99,
-                    inspection_type=None, lane="green",
-                    rule_draws={r: [0.99, rate] for r, (_, rate) in decision["rule_draws"].items()})
+    decision.update(
+        selected=False,
+        channel="none",
+        sampled_rules=[],
+        random_draw=0.99,
+        credit_draw=0.99,
+        inspection_type=None,
+        lane="green",
+        rule_draws={r: [0.99, rate] for r, (_, rate) in decision["rule_draws"].items()},
+    )
     payload["verifiable_draws"] = verifiable
     return payload
 
@@ -374,8 +531,9 @@ def _forged(path, verifiable):
 def test_replay_with_the_key_catches_a_forged_selection_appended_to_the_chain(logged, verifiable):
     seq = _append(logged, _forged(logged, verifiable))
     assert verdict(logged).ok  # the chain cannot tell: the forger computed the hashes
-    count, mismatches = replay(AuditLog(database.connect(logged)), RuleSet.load(BASELINE_RULES),
-                               KeyedDraws.from_seed(5))
+    count, mismatches = replay(
+        AuditLog(database.connect(logged)), RuleSet.load(BASELINE_RULES), KeyedDraws.from_seed(5)
+    )
     fields = {m.field for m in mismatches if m.seq == seq}
     assert count == 41 and fields and all(m.seq == seq for m in mismatches)
     assert fields == ({"verifiable_draws"} if not verifiable else fields | {"random_draw", "selected"})
@@ -391,12 +549,18 @@ def test_replay_reports_a_malformed_or_incomplete_record_instead_of_crashing(log
     elif damage == "add-field":
         payload["decision"]["approved_by"] = "nobody"
     elif damage == "crude":
-        payload = {"decision": {"declaration_id": "X1", "rules_version": payload["decision"]["rules_version"]}}
+        payload = {
+            "decision": {"declaration_id": "X1", "rules_version": payload["decision"]["rules_version"]}
+        }
     else:
         payload["declaration"]["hs_code"] = "not a code"
     seq = _append(logged, payload)
-    _, mismatches = replay(AuditLog(database.connect(logged)), RuleSet.load(BASELINE_RULES), KeyedDraws.from_seed(5))
+    _, mismatches = replay(
+        AuditLog(database.connect(logged)), RuleSet.load(BASELINE_RULES), KeyedDraws.from_seed(5)
+    )
     assert [m.seq for m in mismatches] and {m.seq for m in mismatches} == {seq}
     done = runner.invoke(app, ["audit", "replay", str(logged), "--rules", str(BASELINE_RULES), "--seed", "5"])
-    assert done.exit_code == 1 and isinstance(done.exception, SystemExit)  # not an exception the runner caught
+    assert done.exit_code == 1 and isinstance(
+        done.exception, SystemExit
+    )  # not an exception the runner caught
     assert f"record {seq} " in done.stderr

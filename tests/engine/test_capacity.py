@@ -38,14 +38,17 @@ def stream(days: int, flagged_share, seed: int = 2) -> tuple[np.ndarray, ...]:
 
 
 def daily_rates(hit: np.ndarray, warm_days: int = 2) -> np.ndarray:
-    return hit[warm_days * DAY:].reshape(-1, DAY).mean(axis=1)
+    return hit[warm_days * DAY :].reshape(-1, DAY).mean(axis=1)
 
 
-@pytest.mark.parametrize("shape, share", [
-    ("stationary", lambda t: np.full_like(t, 0.15)),
-    ("drifting", lambda t: 0.06 + 0.2 * t),  # the flagged share more than quadruples over the run
-    ("step", lambda t: np.where(t < 0.5, 0.08, 0.25)),  # a new rule starts firing mid-way
-])
+@pytest.mark.parametrize(
+    "shape, share",
+    [
+        ("stationary", lambda t: np.full_like(t, 0.15)),
+        ("drifting", lambda t: 0.06 + 0.2 * t),  # the flagged share more than quadruples over the run
+        ("step", lambda t: np.where(t < 0.5, 0.08, 0.25)),  # a new rule starts firing mid-way
+    ],
+)
 def test_the_online_cutoff_keeps_every_day_within_ten_percent_of_the_expected_rate(shape, share):
     """Open loop, a day's count at 3% of 4,500 is binomial, sd 8.6% of the target; the feedback keeps
     every day's selections (random and targeted, after two days of warm-up) within +-10%."""
@@ -88,22 +91,38 @@ def test_one_at_a_time_in_batches_or_after_a_restart_the_same_decisions():
     score, weight, u, taken = stream(3, lambda t: np.full_like(t, 0.15))
     whole = Pacer(0.03, 2000, 200).run(score, weight, u, taken)
     one = Pacer(0.03, 2000, 200)
-    singles = np.array([one.run(score[i:i + 1], weight[i:i + 1], u[i:i + 1], taken[i:i + 1]).hit[0]
-                        for i in range(3000)])
+    singles = np.array(
+        [
+            one.run(score[i : i + 1], weight[i : i + 1], u[i : i + 1], taken[i : i + 1]).hit[0]
+            for i in range(3000)
+        ]
+    )
     assert (singles == whole.hit[:3000]).all()
     for stop in (3000, 3400, 5001):  # mid-block, on a block boundary, anywhere
         first = Pacer(0.03, 2000, 200).run(score[:stop], weight[:stop], u[:stop], taken[:stop])
         again = Pacer(0.03, 2000, 200)
         back = slice(max(0, stop - 2000), stop)
-        again.restore(stop, score[back], weight[back], first.hit[back], taken[back], first.cutoff[-1], first.tie[-1])
+        again.restore(
+            stop, score[back], weight[back], first.hit[back], taken[back], first.cutoff[-1], first.tie[-1]
+        )
         rest = again.run(score[stop:], weight[stop:], u[stop:], taken[stop:])
         assert (rest.hit == whole.hit[stop:]).all() and (rest.cutoff == whole.cutoff[stop:]).all()
 
 
-TEX = {"id": "TEX", "description": "textiles", "inspection": "physical", "weight": 3,
-       "when": {"field": "hs_chapter", "eq": "61"}}
-VN = {"id": "VN", "description": "from Viet Nam", "inspection": "document", "weight": 1,
-      "when": {"field": "origin_country", "eq": "VN"}}
+TEX = {
+    "id": "TEX",
+    "description": "textiles",
+    "inspection": "physical",
+    "weight": 3,
+    "when": {"field": "hs_chapter", "eq": "61"},
+}
+VN = {
+    "id": "VN",
+    "description": "from Viet Nam",
+    "inspection": "document",
+    "weight": 1,
+    "when": {"field": "origin_country", "eq": "VN"},
+}
 
 
 def test_two_instances_taking_turns_decide_as_one_pacer():
@@ -129,7 +148,9 @@ def test_two_instances_taking_turns_decide_as_one_pacer():
 def test_the_random_channel_ignores_the_scores_and_the_expected_rate():
     """Random picks among top-scored and unscored declarations: the same binomial rate (chi-square)."""
     policy = SelectionPolicy(random_ratio=0.05, expected_rate=0.02)
-    selector = Selector(RuleSet.from_dict({"version": "t", "rules": [TEX, VN]}), policy, KeyedDraws.from_seed(4))
+    selector = Selector(
+        RuleSet.from_dict({"version": "t", "rules": [TEX, VN]}), policy, KeyedDraws.from_seed(4)
+    )
     table = np.zeros((2, 2), int)
     for i in range(40_000):
         fired = ["TEX", "VN"] if i % 4 == 0 else []
@@ -148,9 +169,13 @@ def test_min_random_rate_is_a_floor_under_the_ratio():
 
 
 def lodged(i: int, office: str) -> dict:
-    return declaration_data(id=f"D{i:05d}", customs_office=office, enterprise_id=f"E{i % 40}",
-                            hs_code="610910" if i % 5 == 0 else "847130",
-                            origin_country="VN" if i % 3 == 0 else "CN")
+    return declaration_data(
+        id=f"D{i:05d}",
+        customs_office=office,
+        enterprise_id=f"E{i % 40}",
+        hs_code="610910" if i % 5 == 0 else "847130",
+        origin_country="VN" if i % 3 == 0 else "CN",
+    )
 
 
 def test_the_live_office_across_a_restart_decides_as_the_batch_core(store_url):
@@ -159,8 +184,13 @@ def test_the_live_office_across_a_restart_decides_as_the_batch_core(store_url):
     one of them restarted half-way; the same declarations through `choose` in one batch with the
     offices' pacers (the simulation's path): identical, on either backend."""
     rules = RuleSet.from_dict({"version": "cap", "rules": [TEX, VN]})
-    policy = SelectionPolicy(random_ratio=0.02, expected_rate=0.04, office_expected_rates={"B": 0.1},
-                             rate_window=300, rate_refresh=30)
+    policy = SelectionPolicy(
+        random_ratio=0.02,
+        expected_rate=0.04,
+        office_expected_rates={"B": 0.1},
+        rate_window=300,
+        rate_refresh=30,
+    )
     draws = KeyedDraws.from_seed(8)
     data = [lodged(i, "A" if i % 3 else "B") for i in range(1200)]
     instance = [Office(store_url, rules=rules, policy=policy, draws=draws) for _ in range(2)]
@@ -184,15 +214,25 @@ def test_the_live_office_across_a_restart_decides_as_the_batch_core(store_url):
     ids = [d["id"] for d in data]
     u = {p: np.array([draws.uniform(i, p) for i in ids]) for p in ("random", "credit", "capacity")}
     pace = Pacers().pace(policy, np.array([d["customs_office"] for d in data]), u["capacity"])
-    batch = choose(PolicyTable.of(policy, rules), np.array(credit), hits, u["random"], np.zeros(hits.shape),
-                   u["credit"], pace)
+    batch = choose(
+        PolicyTable.of(policy, rules),
+        np.array(credit),
+        hits,
+        u["random"],
+        np.zeros(hits.shape),
+        u["credit"],
+        pace,
+    )
     assert [d.selected for d in live] == batch.selected.tolist()
     assert [d.cutoff for d in live] == batch.paced.cutoff.tolist()
     assert [d.tie for d in live] == batch.paced.tie.tolist()
     for office, rate in (("A", 0.04), ("B", 0.1)):
         mine = [d for d, x in zip(live, data) if x["customs_office"] == office][150:]
         share = np.mean([d.selected for d in mine])
-        assert abs(share / rate - 1) < 0.25, (office, share)  # a few hundred declarations: binomial-size slack
+        assert abs(share / rate - 1) < 0.25, (
+            office,
+            share,
+        )  # a few hundred declarations: binomial-size slack
     count, mismatches = replay(instance[1].audit, rules, key=draws)
     assert count == 1200 and mismatches == []
 
@@ -233,10 +273,22 @@ def test_the_shipped_sample_at_one_office_meets_its_expected_rate(tmp_path):
                 d = json.loads(line)
                 out.write(json.dumps({**d, "id": f"{d['id']}-{k}", "customs_office": "PORT"}) + "\n")
     (tmp_path / "policy.yaml").write_text("random_ratio: 0.01\nexpected_rate: 0.03\n")
-    result = CliRunner().invoke(app, [
-        "select", "--rules", str(ROOT / "scenarios/rules/kcs_derived.yaml"), "--policy", str(tmp_path / "policy.yaml"),
-        "--enterprises", str(ROOT / "scenarios/declarations/enterprises.csv"), "--input", str(tmp_path / "day.jsonl"),
-        "--seed", "1"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "select",
+            "--rules",
+            str(ROOT / "scenarios/rules/kcs_derived.yaml"),
+            "--policy",
+            str(tmp_path / "policy.yaml"),
+            "--enterprises",
+            str(ROOT / "scenarios/declarations/enterprises.csv"),
+            "--input",
+            str(tmp_path / "day.jsonl"),
+            "--seed",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     decisions = [json.loads(x) for x in result.stdout.splitlines()]
     assert len(decisions) == 5000 and all(d["cutoff"] is not None for d in decisions)

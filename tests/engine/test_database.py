@@ -39,16 +39,23 @@ PACED = SelectionPolicy(expected_rate=0.1, rate_refresh=10, rate_window=40)
 
 def office(url, policy=PACED, roster=True) -> Office:
     rules = RuleSet.load(BASELINE_RULES)
-    o = Office(url, rules=rules, policy=policy, draws=KeyedDraws.from_seed(11),
-               roster=Roster.load(ROSTER) if roster else None)
+    o = Office(
+        url,
+        rules=rules,
+        policy=policy,
+        draws=KeyedDraws.from_seed(11),
+        roster=Roster.load(ROSTER) if roster else None,
+    )
     o.use_rules(rules, rules.text)
     return o
 
 
 def sample(n: int, prefix: str = "") -> list:
     rows = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
-    return [parse_declaration({**rows[i % len(rows)], "id": f"{prefix}{rows[i % len(rows)]['id']}-{i}"})
-            for i in range(n)]
+    return [
+        parse_declaration({**rows[i % len(rows)], "id": f"{prefix}{rows[i % len(rows)]['id']}-{i}"})
+        for i in range(n)
+    ]
 
 
 def work_through(o: Office, declarations) -> list[dict]:
@@ -60,8 +67,13 @@ def work_through(o: Office, declarations) -> list[dict]:
         task = o.inspection(d.id)
         if task and task["status"] == "dispatched":
             problem = i % 3 == 0
-            o.record_result(d.id, task["inspector_id"], "problem" if problem else "normal",
-                            department="duties" if problem else "", at=MORNING)
+            o.record_result(
+                d.id,
+                task["inspector_id"],
+                "problem" if problem else "normal",
+                department="duties" if problem else "",
+                at=MORNING,
+            )
             if not problem:
                 o.release(d.id, "REL-1", MORNING)
     return out
@@ -88,23 +100,56 @@ def test_the_same_office_steps_give_the_same_records_on_both_backends(store_url,
     assert count == 60 and mismatches == []
     assert any(d["channel"] == "targeted" for d in decided) and any(d["cutoff"] > 0 for d in decided)
     first = declarations[0].id
-    assert [(r["kind"], r["payload"]) for r in here.history(first)] == \
-        [(r["kind"], r["payload"]) for r in reference.history(first)] != []
+    assert (
+        [(r["kind"], r["payload"]) for r in here.history(first)]
+        == [(r["kind"], r["payload"]) for r in reference.history(first)]
+        != []
+    )
 
 
 def test_every_command_takes_the_database_url(store_url, tmp_path):
     lines = tmp_path / "in.jsonl"
     lines.write_text("".join(json.dumps(d.as_input()) + "\n" for d in sample(12)))
-    done = runner.invoke(app, ["select", "--rules", str(BASELINE_RULES), "--seed", "3", "--input", str(lines),
-                               "--db", store_url, "--ratio", "0.5"])
+    done = runner.invoke(
+        app,
+        [
+            "select",
+            "--rules",
+            str(BASELINE_RULES),
+            "--seed",
+            "3",
+            "--input",
+            str(lines),
+            "--db",
+            store_url,
+            "--ratio",
+            "0.5",
+        ],
+    )
     assert done.exit_code == 0, done.output
     chosen = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
     selected = next(d["declaration_id"] for d in chosen if d["selected"])
-    done = runner.invoke(app, ["dispatch", store_url, selected, "--roster", str(ROSTER), "--seed", "3",
-                               "--at", MORNING.isoformat()])
+    done = runner.invoke(
+        app,
+        [
+            "dispatch",
+            store_url,
+            selected,
+            "--roster",
+            str(ROSTER),
+            "--seed",
+            "3",
+            "--at",
+            MORNING.isoformat(),
+        ],
+    )
     assert done.exit_code == 0 and json.loads(done.stdout)["inspector_id"], done.output
-    for command in (["audit", "verify", store_url], ["audit", "replay", store_url, "--seed", "3"],
-                    ["report", store_url, "--format", "json"], ["integrity", "show", store_url, chosen[0]["declaration_id"]]):
+    for command in (
+        ["audit", "verify", store_url],
+        ["audit", "replay", store_url, "--seed", "3"],
+        ["report", store_url, "--format", "json"],
+        ["integrity", "show", store_url, chosen[0]["declaration_id"]],
+    ):
         done = runner.invoke(app, command)
         assert done.exit_code == 0, (command, done.output)
     assert runner.invoke(app, ["audit", "verify", store_url]).stdout.startswith("OK ")
@@ -116,7 +161,9 @@ def test_signed_checkpoints_work_on_both_backends(store_url, tmp_path):
     key = tmp_path / "audit.key"
     assert runner.invoke(app, ["audit", "keygen", str(key)]).exit_code == 0
     signed = tmp_path / "checkpoint.json"
-    done = runner.invoke(app, ["audit", "checkpoint", store_url, "--key-file", str(key), "--out", str(signed)])
+    done = runner.invoke(
+        app, ["audit", "checkpoint", store_url, "--key-file", str(key), "--out", str(signed)]
+    )
     assert done.exit_code == 0 and json.loads(done.stdout)["seq"] == o.audit.head()[0], done.output
     verify = ["audit", "verify", store_url, "--checkpoint", str(signed), "--public-key", f"{key}.pub"]
     assert runner.invoke(app, verify).stdout.startswith("OK ")
@@ -133,7 +180,9 @@ def test_a_database_from_a_newer_doublerandom_is_refused(store_url):
     with pytest.raises(InputError, match="made by a newer doublerandom"):
         open_store(store_url)
     done = runner.invoke(app, ["audit", "verify", store_url])
-    assert done.exit_code != 0 and "newer doublerandom" in done.stderr and isinstance(done.exception, SystemExit)
+    assert (
+        done.exit_code != 0 and "newer doublerandom" in done.stderr and isinstance(done.exception, SystemExit)
+    )
 
 
 def test_an_older_postgres_database_waits_for_its_owner_to_upgrade_it(postgres_url):
@@ -143,8 +192,11 @@ def test_an_older_postgres_database_waits_for_its_owner_to_upgrade_it(postgres_u
     db.executescript(schema.base(db))
     with db.transaction():
         schema._stamp(db, 2)
-        db.execute("INSERT INTO declarations (id, enterprise_id, declared_at, decision, selected, input) VALUES "
-                   "('OLD-1', 'E1', '2026-05-01', '{}', 0, ?)", (json.dumps(declaration_data(id="OLD-1")),))
+        db.execute(
+            "INSERT INTO declarations (id, enterprise_id, declared_at, decision, selected, input) VALUES "
+            "('OLD-1', 'E1', '2026-05-01', '{}', 0, ?)",
+            (json.dumps(declaration_data(id="OLD-1")),),
+        )
     with pytest.raises(InputError, match="db upgrade"):
         open_store(postgres_url)
     done = runner.invoke(app, ["db", "upgrade", postgres_url])
@@ -175,18 +227,29 @@ def as_role(url: str, role: str) -> str:
 
 def init_roles(url, owner, app_role, log_role):
     assert runner.invoke(app, ["db", "upgrade", url]).exit_code == 0
-    done = runner.invoke(app, ["db", "init-roles", url, "--owner", owner, "--app", app_role, "--log-owner", log_role])
+    done = runner.invoke(
+        app, ["db", "init-roles", url, "--owner", owner, "--app", app_role, "--log-owner", log_role]
+    )
     assert done.exit_code == 0, done.output
 
 
 # What a role that can alter a table could do to the log without touching a row through the triggers.
-REWRITES = ["UPDATE audit SET kind = 'x' WHERE seq = 2", "DELETE FROM audit WHERE seq = 2", "TRUNCATE audit",
-            "ALTER TABLE audit DISABLE TRIGGER audit_no_change", "ALTER TABLE audit DISABLE TRIGGER ALL",
-            "CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RETURN NEW; END $$",
-            "DROP TRIGGER audit_no_change ON audit", "ALTER TABLE audit RENAME TO audit_old",
-            "ALTER TABLE audit RENAME COLUMN payload TO p", "DROP TABLE audit", "ALTER TABLE audit OWNER TO CURRENT_USER",
-            "DROP FUNCTION audit_append_only() CASCADE", "CREATE RULE r AS ON UPDATE TO audit DO INSTEAD NOTHING"]
+REWRITES = [
+    "UPDATE audit SET kind = 'x' WHERE seq = 2",
+    "DELETE FROM audit WHERE seq = 2",
+    "TRUNCATE audit",
+    "ALTER TABLE audit DISABLE TRIGGER audit_no_change",
+    "ALTER TABLE audit DISABLE TRIGGER ALL",
+    "CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RETURN NEW; END $$",
+    "DROP TRIGGER audit_no_change ON audit",
+    "ALTER TABLE audit RENAME TO audit_old",
+    "ALTER TABLE audit RENAME COLUMN payload TO p",
+    "DROP TABLE audit",
+    "ALTER TABLE audit OWNER TO CURRENT_USER",
+    "DROP FUNCTION audit_append_only() CASCADE",
+    "CREATE RULE r AS ON UPDATE TO audit DO INSTEAD NOTHING",
+]
 
 
 def test_neither_the_app_role_nor_the_owner_can_rewrite_the_log(roles):
@@ -200,7 +263,7 @@ def test_neither_the_app_role_nor_the_owner_can_rewrite_the_log(roles):
     for role in (app_role, owner):
         with psycopg.connect(as_role(url, role).split("?")[0], autocommit=True) as conn:
             conn.execute(f'SET search_path TO "{schema_name}"')
-            for attempt in REWRITES + ["DROP SCHEMA \"%s\" CASCADE" % schema_name]:
+            for attempt in REWRITES + ['DROP SCHEMA "%s" CASCADE' % schema_name]:
                 with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.RaiseException)):
                     conn.execute(attempt)
                     pytest.fail(f"{role} could: {attempt}")
@@ -208,10 +271,28 @@ def test_neither_the_app_role_nor_the_owner_can_rewrite_the_log(roles):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute("DELETE FROM declarations")
     assert runner.invoke(app, ["audit", "verify", as_role(url, app_role)]).exit_code == 0
-    assert runner.invoke(app, ["db", "upgrade", as_role(url, owner)]).exit_code == 0  # the owner still migrates
-    refused = runner.invoke(app, ["db", "init-roles", as_role(url, app_role), "--owner", owner, "--app", app_role,
-                                  "--log-owner", log_role])
-    assert refused.exit_code == 2 and isinstance(refused.exception, SystemExit) and "must be owner" in refused.stderr
+    assert (
+        runner.invoke(app, ["db", "upgrade", as_role(url, owner)]).exit_code == 0
+    )  # the owner still migrates
+    refused = runner.invoke(
+        app,
+        [
+            "db",
+            "init-roles",
+            as_role(url, app_role),
+            "--owner",
+            owner,
+            "--app",
+            app_role,
+            "--log-owner",
+            log_role,
+        ],
+    )
+    assert (
+        refused.exit_code == 2
+        and isinstance(refused.exception, SystemExit)
+        and "must be owner" in refused.stderr
+    )
 
 
 def test_init_roles_refuses_an_owner_who_is_a_member_of_the_log_owner(roles):
@@ -219,7 +300,9 @@ def test_init_roles_refuses_an_owner_who_is_a_member_of_the_log_owner(roles):
     init_roles(url, owner, app_role, log_role)
     with psycopg.connect(POSTGRES, autocommit=True) as conn:
         conn.execute(f'GRANT "{log_role}" TO "{owner}"')
-    done = runner.invoke(app, ["db", "init-roles", url, "--owner", owner, "--app", app_role, "--log-owner", log_role])
+    done = runner.invoke(
+        app, ["db", "init-roles", url, "--owner", owner, "--app", app_role, "--log-owner", log_role]
+    )
     assert done.exit_code == 2 and "could rewrite the log" in done.stderr
 
 
@@ -250,15 +333,20 @@ def test_two_instances_on_one_database_keep_one_chain_and_book_nobody_twice(post
                 answers[name].append(o.admit(d, MORNING).to_dict())
         except BaseException as err:  # noqa: BLE001 - reported below
             errors.append(err)
-    threads = [threading.Thread(target=run, args=(first, "a", declarations)),
-               threading.Thread(target=run, args=(second, "b", declarations[::-1]))]
+
+    threads = [
+        threading.Thread(target=run, args=(first, "a", declarations)),
+        threading.Thread(target=run, args=(second, "b", declarations[::-1])),
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     assert errors == []
     by_id = {d["declaration_id"]: d for d in answers["a"]}
-    assert all(by_id[d["declaration_id"]] == d for d in answers["b"])  # the race's loser got the first decision
+    assert all(
+        by_id[d["declaration_id"]] == d for d in answers["b"]
+    )  # the race's loser got the first decision
     store = first.store
     assert store.db.execute("SELECT count(*) FROM declarations").fetchone()[0] == 120
     busy = Counter((r[1], r[2]) for r in store.open_work("dispatched"))
@@ -290,6 +378,7 @@ def test_an_office_moves_to_postgres_and_back_with_its_chain(postgres_url, tmp_p
 
 def test_a_broken_chain_is_not_copied(postgres_url, tmp_path):
     import sqlite3
+
     source = tmp_path / "office.db"
     work_through(office(source), sample(10))
     conn = sqlite3.connect(source)
@@ -319,12 +408,16 @@ def test_a_lost_connection_is_one_clear_error_and_the_next_step_works(postgres_u
     """The server drops the office's connections mid-work (a restart, a failover): the step in
     flight is refused as Unavailable, nothing of it is kept, and the pool reconnects for the next."""
     from engine.errors import Unavailable
+
     o = office(postgres_url)
     declarations = sample(4)
     o.admit(declarations[0], MORNING)
     with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-                     "AND application_name = %s", (f"doublerandom:{postgres_url.rsplit('=', 1)[1]}",))
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+            "AND application_name = %s",
+            (f"doublerandom:{postgres_url.rsplit('=', 1)[1]}",),
+        )
     with pytest.raises(Unavailable, match="did not answer"):
         o.admit(declarations[1], MORNING)
     for d in declarations[1:]:
@@ -338,20 +431,42 @@ def test_an_unreachable_server_is_one_clear_error(tmp_path):
     assert "secret" not in done.output and isinstance(done.exception, SystemExit)
 
 
-@pytest.mark.parametrize("variable, outcome", [
-    ("postgresql://postgres@127.0.0.1:1/test", "error"),  # named but silent: the run fails, never skips
-    ("", "skipped"),  # not named: skipped, saying how to run them
-])
-def test_the_postgres_tests_fail_when_the_named_server_is_silent_and_skip_when_none_is_named(variable, outcome):
+@pytest.mark.parametrize(
+    "variable, outcome",
+    [
+        ("postgresql://postgres@127.0.0.1:1/test", "error"),  # named but silent: the run fails, never skips
+        ("", "skipped"),  # not named: skipped, saying how to run them
+    ],
+)
+def test_the_postgres_tests_fail_when_the_named_server_is_silent_and_skip_when_none_is_named(
+    variable, outcome
+):
     import os
     import subprocess
     import sys
+
     env = {k: v for k, v in os.environ.items() if k != "DOUBLERANDOM_TEST_POSTGRES"}
     if variable:
         env["DOUBLERANDOM_TEST_POSTGRES"] = variable
-    done = subprocess.run([sys.executable, "-m", "pytest", "-n", "0", "-p", "no:cacheprovider", "-q", "-rs",
-                           "tests/engine/test_store.py::test_only_known_inspection_columns_reach_the_sql"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-n",
+            "0",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rs",
+            "tests/engine/test_store.py::test_only_known_inspection_columns_reach_the_sql",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert f"1 passed, 1 {outcome}" in done.stdout, done.stdout[-800:]
     assert ("does not answer" if variable else "set DOUBLERANDOM_TEST_POSTGRES") in done.stdout
     assert (done.returncode != 0) == bool(variable)
@@ -372,15 +487,18 @@ def test_every_column_of_every_state_table_is_reconciled(store_url):
     """Each column of each row of the state tables, changed by a direct UPDATE, is reported: the
     columns are read from the database itself, so a new column cannot be left unchecked."""
     from engine.reconciliation import NOT_RECONCILED
+
     o = office(store_url, policy=SelectionPolicy(random_ratio=0.5), roster=True)
     o.register([Enterprise(id="E0", credit_class="dishonest", high_risk=True, high_risk_until="2026-12-01")])
-    for i, d in enumerate(sample(30)):
+    for d in sample(30):
         o.admit(d.model_copy(update={"enterprise_id": "E0"}), MORNING)
     waiting = [r["id"] for r in o.store.db.execute("SELECT id FROM inspections").fetchall()]
     for inspection_id in waiting[:3]:
         task = o.inspection(inspection_id)
         if task["status"] == "dispatched":
-            o.record_result(inspection_id, task["inspector_id"], "problem", "undervaluation", "duties", MORNING)
+            o.record_result(
+                inspection_id, task["inspector_id"], "problem", "undervaluation", "duties", MORNING
+            )
     assert reconcile(o.audit) == []
     db = o.store.db
     other = db.execute("SELECT max(id) FROM declarations").fetchone()[0]  # a key the inspections may point to
@@ -391,8 +509,10 @@ def test_every_column_of_every_state_table_is_reconciled(store_url):
                 if (table, column) in NOT_RECONCILED or column == "id":
                     continue
                 with db.transaction():
-                    db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (
-                        other if column == "declaration_id" else _changed(row[column]), row["id"]))
+                    db.execute(
+                        f"UPDATE {table} SET {column} = ? WHERE id = ?",
+                        (other if column == "declaration_id" else _changed(row[column]), row["id"]),
+                    )
                 found = {(d.table, d.row, d.field.split(".")[0]) for d in reconcile(o.audit)}
                 with db.transaction():
                     db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", (row[column], row["id"]))

@@ -17,16 +17,29 @@ MORNING = dt.datetime(2026, 6, 1, 9, 0)  # a Monday
 
 def roster(**extra) -> Roster:
     people = [
-        {"id": "A", "site": "S1", "shifts": ["08:00-16:00"], "qualifications": ["document", "scan", "physical"]},
+        {
+            "id": "A",
+            "site": "S1",
+            "shifts": ["08:00-16:00"],
+            "qualifications": ["document", "scan", "physical"],
+        },
         {"id": "B", "site": "S1", "shifts": ["08:00-16:00"], "qualifications": ["document", "physical"]},
         {"id": "C", "site": "S1", "shifts": ["08:00-16:00"], "qualifications": ["physical"]},
         {"id": "D", "site": "S1", "shifts": ["08:00-16:00"], "qualifications": ["physical"]},
         {"id": "NIGHT", "site": "S1", "shifts": ["22:00-06:00"], "qualifications": ["physical"]},
-        {"id": "SUSP", "site": "S1", "shifts": ["00:00-23:59"], "qualifications": ["physical"], "suspended": True},
+        {
+            "id": "SUSP",
+            "site": "S1",
+            "shifts": ["00:00-23:59"],
+            "qualifications": ["physical"],
+            "suspended": True,
+        },
         {"id": "FAR", "site": "S2", "shifts": ["00:00-23:59"], "qualifications": ["physical"]},
     ]
-    base = {"facilities": {"S1": {"physical_bay": 5, "document_desk": 2, "machine_scan": 1}},
-            "inspectors": people}
+    base = {
+        "facilities": {"S1": {"physical_bay": 5, "document_desk": 2, "machine_scan": 1}},
+        "inspectors": people,
+    }
     return Roster.model_validate(base | extra)
 
 
@@ -36,8 +49,8 @@ def request(kind: str = "physical", firm: str = "E1", site: str = "S1", exclude=
 
 def test_overnight_shift_belongs_to_the_day_it_starts():
     night = Shift.parse("22:00-06:00", weekdays=frozenset({0}))  # Monday night only
-    assert night.covers(dt.datetime(2026, 6, 1, 23, 0))   # Monday 23:00
-    assert night.covers(dt.datetime(2026, 6, 2, 5, 59))   # Tuesday 05:59, same shift
+    assert night.covers(dt.datetime(2026, 6, 1, 23, 0))  # Monday 23:00
+    assert night.covers(dt.datetime(2026, 6, 2, 5, 59))  # Tuesday 05:59, same shift
     assert not night.covers(dt.datetime(2026, 6, 2, 6, 0))
     assert not night.covers(dt.datetime(2026, 6, 2, 23, 0))  # Tuesday night: not on the roster
 
@@ -91,21 +104,33 @@ def test_rotation_excludes_a_recent_pair_and_waits_when_nobody_is_left():
     assert dispatch(office, request(firm="E2"), MORNING, Workload(recent=everyone), 0.3).inspector_id
 
 
-@pytest.mark.parametrize("req, at, busy, reason", [
-    (request(site="S9"), MORNING, {}, "no physical_bay at S9"),
-    (request("scan"), MORNING, {("S1", "machine_scan"): 1}, "all 1 machine_scan at S1 are in use"),
-    (request("scan"), dt.datetime(2026, 6, 1, 17, 0), {}, "every inspector on post is suspended"),
-    (request("scan", exclude={"SUSP"}), dt.datetime(2026, 6, 1, 17, 0), {}, "no inspector is on post"),
-    (request("document", exclude={"A", "B"}), MORNING, {}, "nobody on post is qualified for document"),
-])
+@pytest.mark.parametrize(
+    "req, at, busy, reason",
+    [
+        (request(site="S9"), MORNING, {}, "no physical_bay at S9"),
+        (request("scan"), MORNING, {("S1", "machine_scan"): 1}, "all 1 machine_scan at S1 are in use"),
+        (request("scan"), dt.datetime(2026, 6, 1, 17, 0), {}, "every inspector on post is suspended"),
+        (request("scan", exclude={"SUSP"}), dt.datetime(2026, 6, 1, 17, 0), {}, "no inspector is on post"),
+        (request("document", exclude={"A", "B"}), MORNING, {}, "nobody on post is qualified for document"),
+    ],
+)
 def test_nobody_eligible_waits_with_the_reason(req, at, busy, reason):
     out = dispatch(roster(), req, at, Workload(facilities_busy=busy), 0.5)
     assert isinstance(out, Waiting) and reason in out.reason
 
 
 def test_suspended_only_waits():
-    office = roster(inspectors=[{"id": "S", "site": "S1", "shifts": ["00:00-23:59"],
-                                 "qualifications": ["physical"], "suspended": True}])
+    office = roster(
+        inspectors=[
+            {
+                "id": "S",
+                "site": "S1",
+                "shifts": ["00:00-23:59"],
+                "qualifications": ["physical"],
+                "suspended": True,
+            }
+        ]
+    )
     assert "suspended" in dispatch(office, request(), MORNING, Workload(), 0.5).reason
 
 

@@ -10,7 +10,8 @@ import sys
 import textwrap
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from engine import schema
@@ -21,7 +22,6 @@ from engine.errors import InputError
 from engine.office import Office
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
-from engine.selection import SelectionPolicy
 from engine.service import load_keys
 from tests.conftest import BASELINE_RULES, ROOT, declaration_data
 
@@ -38,36 +38,62 @@ KILL_BETWEEN_DECIDE_AND_DISPATCH = textwrap.dedent("""
                     roster=Roster.load(sys.argv[3]))
     # the decision is written; the process dies before the dispatch is
     office.dispatch = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
-    office.admit(parse_declaration(declaration_data(id="K1", hs_code="930690", declared_at="2026-06-01T10:00:00")),
-                 dt.datetime(2026, 6, 1, 10, 0))
+    decl = declaration_data(id="K1", hs_code="930690", declared_at="2026-06-01T10:00:00")
+    office.admit(parse_declaration(decl), dt.datetime(2026, 6, 1, 10, 0))
 """)
 
 
 def test_sigkill_between_decide_and_dispatch_leaves_nothing_half_done(tmp_path):
     import datetime as dt
+
     db = tmp_path / "office.db"
-    done = subprocess.run([sys.executable, "-c", KILL_BETWEEN_DECIDE_AND_DISPATCH, str(db), str(BASELINE_RULES),
-                           str(ROSTER)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_BETWEEN_DECIDE_AND_DISPATCH, str(db), str(BASELINE_RULES), str(ROSTER)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == -9, done.stderr
-    office = Office(db, rules=RuleSet.load(BASELINE_RULES), draws=KeyedDraws.from_seed(1), roster=Roster.load(ROSTER))
+    office = Office(
+        db, rules=RuleSet.load(BASELINE_RULES), draws=KeyedDraws.from_seed(1), roster=Roster.load(ROSTER)
+    )
     assert office.decision("K1") is None and list(office.audit.records()) == []  # all or nothing
-    decision = office.admit(parse_declaration(declaration_data(id="K1", hs_code="930690",
-                                                               declared_at="2026-06-01T10:00:00")),
-                            dt.datetime(2026, 6, 1, 10, 0))
+    decision = office.admit(
+        parse_declaration(declaration_data(id="K1", hs_code="930690", declared_at="2026-06-01T10:00:00")),
+        dt.datetime(2026, 6, 1, 10, 0),
+    )
     assert decision.selected and office.inspection("K1")["status"] in ("dispatched", "waiting")
-    assert [r["kind"] for r in office.audit.records()][:2] in (["selection", "dispatch"], ["selection", "dispatch_wait"])
+    assert [r["kind"] for r in office.audit.records()][:2] in (
+        ["selection", "dispatch"],
+        ["selection", "dispatch_wait"],
+    )
 
 
 def test_two_select_processes_on_one_database_agree_and_never_fail(tmp_path):
     """'already decided?' is asked inside the write transaction: the loser gets the winner's decision."""
-    lines = "".join(json.dumps(declaration_data(id=f"T{i}", enterprise_id=f"E{i % 7}")) + "\n" for i in range(80))
+    lines = "".join(
+        json.dumps(declaration_data(id=f"T{i}", enterprise_id=f"E{i % 7}")) + "\n" for i in range(80)
+    )
     source = tmp_path / "in.jsonl"
     source.write_text(lines)
     db = tmp_path / "office.db"
     Office(db).store.close()
-    command = [str(ROOT / ".venv" / "bin" / "doublerandom"), "select", "--rules", str(BASELINE_RULES),
-               "--input", str(source), "--seed", "4", "--db", str(db)]
-    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    command = [
+        str(ROOT / ".venv" / "bin" / "doublerandom"),
+        "select",
+        "--rules",
+        str(BASELINE_RULES),
+        "--input",
+        str(source),
+        "--seed",
+        "4",
+        "--db",
+        str(db),
+    ]
+    procs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1] for o in outputs]
     assert outputs[0][0] == outputs[1][0] == outputs[2][0] and len(outputs[0][0].splitlines()) == 80
@@ -84,15 +110,20 @@ def test_ids_outside_the_url_safe_set_are_refused_naming_the_field(bad_id):
 
 
 @settings(max_examples=200, deadline=None)
-@given(declaration_id=st.from_regex(ID_PATTERN, fullmatch=True), rule_id=st.from_regex(ID_PATTERN, fullmatch=True),
-       attempt=st.integers(1, 10**6))
+@given(
+    declaration_id=st.from_regex(ID_PATTERN, fullmatch=True),
+    rule_id=st.from_regex(ID_PATTERN, fullmatch=True),
+    attempt=st.integers(1, 10**6),
+)
 def test_nothing_the_engine_derives_from_an_id_can_be_an_id(declaration_id, rule_id, attempt):
     """The office keys a re-check by `<id>~recheck` (in the same table as first inspections), a rule's
     sampling draw by `<id>/<rule>` and a dispatch draw by `<id>#<attempt>`: none of them may ever be
     a valid id, or a declaration could take a re-check's place or another's draw. The forms are the
     engine's own (RECHECK, and the keys the selection and dispatch code make)."""
     import re
+
     from engine.office import RECHECK
+
     derived = [declaration_id + RECHECK, f"{declaration_id}/{rule_id}", f"{declaration_id}#{attempt}"]
     assert not any(re.fullmatch(ID_PATTERN, key) for key in derived), derived
     with pytest.raises(InputError, match="field 'id'"):
@@ -117,8 +148,10 @@ def test_an_inspector_listed_twice_is_an_error(tmp_path):
 def test_one_api_key_under_two_roles_is_an_error(tmp_path):
     keys = tmp_path / "keys.yaml"
     digest = "ab" * 32
-    keys.write_text(f"keys:\n  - {{name: A, role: selector, key_sha256: '{digest}'}}\n"
-                    f"  - {{name: B, role: chief, key_sha256: '{digest}'}}\n")
+    keys.write_text(
+        f"keys:\n  - {{name: A, role: selector, key_sha256: '{digest}'}}\n"
+        f"  - {{name: B, role: chief, key_sha256: '{digest}'}}\n"
+    )
     with pytest.raises(InputError, match="listed twice"):
         load_keys(keys)
 
@@ -126,8 +159,10 @@ def test_one_api_key_under_two_roles_is_an_error(tmp_path):
 def test_one_agency_clearing_does_not_undo_another_agencys_listing(tmp_path):
     office = Office(tmp_path / "o.db")
     lists = tmp_path / "l.csv"
-    lists.write_text("enterprise_id,status,source,date\nE1,dishonest,tax-bureau,2026-05-01\n"
-                     "E1,dishonest,market-regulator,2026-05-02\n")
+    lists.write_text(
+        "enterprise_id,status,source,date\nE1,dishonest,tax-bureau,2026-05-01\n"
+        "E1,dishonest,market-regulator,2026-05-02\n"
+    )
     office.import_agency_list(lists)
     lists.write_text("enterprise_id,status,source,date\nE1,cleared,market-regulator,2026-05-10\n")
     office.import_agency_list(lists)
@@ -137,7 +172,9 @@ def test_one_agency_clearing_does_not_undo_another_agencys_listing(tmp_path):
     assert office.integrity.get("E1").credit_class == CreditClass.general
     lists.write_text("enterprise_id,status,source,date\nE2,cleared,tax-bureau,2026-05-11\n")
     with office.store.transaction():
-        office.integrity.put(Enterprise(id="E2", credit_class=CreditClass.dishonest))  # customs' own downgrade
+        office.integrity.put(
+            Enterprise(id="E2", credit_class=CreditClass.dishonest)
+        )  # customs' own downgrade
     office.import_agency_list(lists)
     assert office.integrity.get("E2").credit_class == CreditClass.dishonest
 
@@ -145,7 +182,9 @@ def test_one_agency_clearing_does_not_undo_another_agencys_listing(tmp_path):
 def test_an_agency_list_naming_a_firm_twice_is_refused_whole(tmp_path):
     office = Office(tmp_path / "o.db")
     lists = tmp_path / "l.csv"
-    lists.write_text("enterprise_id,status,source,date\nE1,dishonest,tax,2026-05-01\nE1,cleared,tax,2026-05-02\n")
+    lists.write_text(
+        "enterprise_id,status,source,date\nE1,dishonest,tax,2026-05-01\nE1,cleared,tax,2026-05-02\n"
+    )
     with pytest.raises(InputError, match="listed twice by tax"):
         office.import_agency_list(lists)
     assert office.integrity.get("E1").credit_class == CreditClass.general
@@ -159,17 +198,20 @@ def test_a_database_from_a_newer_schema_is_refused(tmp_path):
     with pytest.raises(InputError, match="made by a newer doublerandom"):
         Office(db)
     done = CliRunner().invoke(app, ["audit", "verify", str(db)])
-    assert done.exit_code != 0 and "newer doublerandom" in done.stderr and isinstance(done.exception, SystemExit)
+    assert (
+        done.exit_code != 0 and "newer doublerandom" in done.stderr and isinstance(done.exception, SystemExit)
+    )
 
 
 def test_a_file_from_the_first_release_is_migrated(tmp_path):
     db = tmp_path / "old.db"
     conn = sqlite3.connect(db)
     conn.executescript("""
-        CREATE TABLE declarations (id TEXT PRIMARY KEY, enterprise_id TEXT NOT NULL, declared_at TEXT NOT NULL,
-                                   decision TEXT NOT NULL, selected INTEGER NOT NULL);
-        CREATE TABLE inspections (id TEXT PRIMARY KEY, declaration_id TEXT NOT NULL, enterprise_id TEXT NOT NULL,
-            site TEXT NOT NULL, inspection_type TEXT NOT NULL, items INTEGER NOT NULL, status TEXT NOT NULL,
+        CREATE TABLE declarations (id TEXT PRIMARY KEY, enterprise_id TEXT NOT NULL,
+            declared_at TEXT NOT NULL, decision TEXT NOT NULL, selected INTEGER NOT NULL);
+        CREATE TABLE inspections (id TEXT PRIMARY KEY, declaration_id TEXT NOT NULL,
+            enterprise_id TEXT NOT NULL, site TEXT NOT NULL, inspection_type TEXT NOT NULL,
+            items INTEGER NOT NULL, status TEXT NOT NULL,
             inspector_id TEXT, facility TEXT, dispatched_at TEXT, attempts INTEGER NOT NULL DEFAULT 0,
             exclude TEXT NOT NULL DEFAULT '', wait_reason TEXT, outcome TEXT, category TEXT, department TEXT,
             released_by TEXT);
@@ -185,6 +227,7 @@ def test_a_file_from_the_first_release_is_migrated(tmp_path):
 
 # ---------------------------------------------------------------- every file the engine reads
 
+
 def rules_text(when: str) -> str:
     return f"version: v\nrules:\n  - {{id: A, description: d, inspection: scan, when: {when}}}\n"
 
@@ -197,21 +240,39 @@ def test_norway_and_off_stay_text_in_yaml():
     assert rules.evaluate_fields(fields) == ["A"] == rules.evaluate_python(fields)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("a: " + "[" * 5000 + "]" * 5000, "nested too deeply"),
-    ("version: v\nrules:\n  - id: A\n    description: d\n    inspection: scan\n    when: "
-     + "{not: " * 3000 + "{field: hs_code, eq: '1'}" + "}" * 3000, "nested too deeply"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not UTF-8 text"),
-    (rules_text("{field: hs_code, eq: '1'}").replace("inspection: scan", "inspection: scan, valid_from: 2026-13-01"),
-     "field 'valid_from'"),
-    (rules_text("{field: hs_code, eq: '1'}").replace("inspection: scan", "inspection: scan, valid_until: 9999-12-32"),
-     "field 'valid_until'"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("a: " + "[" * 5000 + "]" * 5000, "nested too deeply"),
+        (
+            "version: v\nrules:\n  - id: A\n    description: d\n    inspection: scan\n    when: "
+            + "{not: " * 3000
+            + "{field: hs_code, eq: '1'}"
+            + "}" * 3000,
+            "nested too deeply",
+        ),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "not UTF-8 text"),
+        (
+            rules_text("{field: hs_code, eq: '1'}").replace(
+                "inspection: scan", "inspection: scan, valid_from: 2026-13-01"
+            ),
+            "field 'valid_from'",
+        ),
+        (
+            rules_text("{field: hs_code, eq: '1'}").replace(
+                "inspection: scan", "inspection: scan, valid_until: 9999-12-32"
+            ),
+            "field 'valid_until'",
+        ),
+    ],
+)
 def test_bad_rules_files_give_one_clear_error(tmp_path, content, message):
     path = tmp_path / "r.yaml"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
     done = CliRunner().invoke(app, ["validate", str(path)])
-    assert done.exit_code == 2 and message in done.stderr and isinstance(done.exception, SystemExit), done.output
+    assert done.exit_code == 2 and message in done.stderr and isinstance(done.exception, SystemExit), (
+        done.output
+    )
 
 
 def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path):
@@ -235,6 +296,7 @@ def test_a_short_draw_key_is_called_short_not_unreadable(tmp_path):
 
 def test_key_files_are_created_private_and_never_through_a_link(tmp_path):
     import os
+
     runner = CliRunner()
     assert runner.invoke(app, ["keygen", str(tmp_path / "draw.key")]).exit_code == 0
     assert (tmp_path / "draw.key").stat().st_mode & 0o777 == 0o600
@@ -253,9 +315,16 @@ def test_key_files_are_created_private_and_never_through_a_link(tmp_path):
 
 def test_extends_resolves_the_base_files_paths_from_the_base_folder(tmp_path):
     from simulation.scenario import load
+
     variant = tmp_path / "variant.yaml"
     variant.write_text(f"extends: {ROOT / 'scenarios' / 'baseline.yaml'}\npolicy: {{random_ratio: 0.05}}\n")
     scenario = load(variant)
-    assert scenario.path(scenario.rules).resolve() == (ROOT / "scenarios" / "rules" / "kcs_derived.yaml").resolve()
-    assert scenario.path(scenario.goods.risk).resolve() == (ROOT / "scenarios" / "risk" / "kcs_effects.csv").resolve()
+    assert (
+        scenario.path(scenario.rules).resolve()
+        == (ROOT / "scenarios" / "rules" / "kcs_derived.yaml").resolve()
+    )
+    assert (
+        scenario.path(scenario.goods.risk).resolve()
+        == (ROOT / "scenarios" / "risk" / "kcs_effects.csv").resolve()
+    )
     assert scenario.policy.random_ratio == 0.05

@@ -28,15 +28,34 @@ MORNING = "2026-06-01T10:00:00"
 @pytest.fixture
 def office(postgres_url, tmp_path):
     files = office_files(tmp_path, postgres_url)
-    return {"url": postgres_url, "key": files["key"],
-            "args": ["--rules", str(files["rules"]), "--db", postgres_url, "--key-file", str(files["key"]),
-                     "--api-keys", str(files["keys"]), "--roster", str(files["roster"]), "--expected-rate", "0.1"]}
+    return {
+        "url": postgres_url,
+        "key": files["key"],
+        "args": [
+            "--rules",
+            str(files["rules"]),
+            "--db",
+            postgres_url,
+            "--key-file",
+            str(files["key"]),
+            "--api-keys",
+            str(files["keys"]),
+            "--roster",
+            str(files["roster"]),
+            "--expected-rate",
+            "0.1",
+        ],
+    }
 
 
 def start(office, *extra: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "engine", "serve", *office["args"], "--port", str(port), *extra],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine", "serve", *office["args"], "--port", str(port), *extra],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -56,14 +75,20 @@ def stop(*procs: subprocess.Popen) -> None:
 
 def checked(office) -> None:
     """The chain verifies and reconciles, and every decision replays with the draw key."""
-    for command in (["audit", "verify", office["url"]], ["audit", "replay", office["url"], "--key-file", str(office["key"])]):
+    for command in (
+        ["audit", "verify", office["url"]],
+        ["audit", "replay", office["url"], "--key-file", str(office["key"])],
+    ):
         done = runner.invoke(app, command)
         assert done.exit_code == 0 and done.stdout.startswith("OK"), (command, done.output)
 
 
 def post(http: httpx.Client, url: str, declaration_id: str, k: int) -> httpx.Response:
-    return http.post(url + "/declarations", headers={"X-API-Key": "sel"},
-                     json=declaration_data(id=declaration_id, enterprise_id=f"E{k % 20}", declared_at=MORNING))
+    return http.post(
+        url + "/declarations",
+        headers={"X-API-Key": "sel"},
+        json=declaration_data(id=declaration_id, enterprise_id=f"E{k % 20}", declared_at=MORNING),
+    )
 
 
 def test_two_instances_share_the_work_without_a_server_error(office):
@@ -73,6 +98,7 @@ def test_two_instances_share_the_work_without_a_server_error(office):
     answers: dict[str, set] = {}
     codes: list[int] = []
     try:
+
         def client(k: int) -> None:
             with httpx.Client(timeout=30) as http:
                 for i, url in zip(range(30), itertools.cycle((url_a, url_b))):
@@ -81,8 +107,10 @@ def test_two_instances_share_the_work_without_a_server_error(office):
                     declaration_id = f"S{n}"
                     codes.append(answer.status_code)
                     if answer.status_code == 200:
-                        answers.setdefault(declaration_id, set()).add(json.dumps(answer.json()["decision"],
-                                                                                 sort_keys=True))
+                        answers.setdefault(declaration_id, set()).add(
+                            json.dumps(answer.json()["decision"], sort_keys=True)
+                        )
+
         threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
         for t in threads:
             t.start()
@@ -120,8 +148,11 @@ def test_a_killed_instance_loses_no_acknowledged_decision_and_the_other_carries_
                 acknowledged.append(f"{name}{i}")
                 if survivor and killed.is_set():
                     after_kill.append(f"{name}{i}")
-    streams = [threading.Thread(target=stream, args=(url_a, "A", False)),
-               threading.Thread(target=stream, args=(url_b, "B", True))]
+
+    streams = [
+        threading.Thread(target=stream, args=(url_a, "A", False)),
+        threading.Thread(target=stream, args=(url_b, "B", True)),
+    ]
     try:
         for t in streams:
             t.start()
@@ -149,12 +180,16 @@ def test_serve_workers_runs_several_processes_on_postgres_and_refuses_sqlite(off
     try:
         with httpx.Client(timeout=30) as http:
             assert all(post(http, url, f"W{i}", i).status_code == 200 for i in range(20))
-        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert len(children) >= 2  # uvicorn's workers: one process each
     checked(office)
-    refused = runner.invoke(app, ["serve", *office["args"][:2], "--db", str(tmp_path / "o.db"), *office["args"][4:],
-                                  "--workers", "2"])
+    refused = runner.invoke(
+        app,
+        ["serve", *office["args"][:2], "--db", str(tmp_path / "o.db"), *office["args"][4:], "--workers", "2"],
+    )
     assert refused.exit_code != 0 and "needs a PostgreSQL database" in refused.stderr

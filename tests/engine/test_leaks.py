@@ -9,7 +9,6 @@ import os
 import time
 
 import psycopg
-import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -35,6 +34,7 @@ def cli_errors(url: str, tmp_path) -> list[str]:
         done = runner.invoke(cli, list(args))
         assert done.exit_code != 0 and isinstance(done.exception, SystemExit), (args, done.output)
         out.append(done.output + done.stderr)
+
     run("db", "init-roles", url)  # a schema not yet upgraded
     source = tmp_path / "office.db"
     office = Office(source)
@@ -42,8 +42,10 @@ def cli_errors(url: str, tmp_path) -> list[str]:
     office.store.close()
     Office(url).store.close()
     with psycopg.connect(POSTGRES, autocommit=True) as conn:  # a schema a newer doublerandom made
-        conn.execute(f'INSERT INTO "{url.rsplit("=", 1)[1]}".enterprises (id, credit_class) VALUES (%s, %s)',
-                     ("E9", "general"))
+        conn.execute(
+            f'INSERT INTO "{url.rsplit("=", 1)[1]}".enterprises (id, credit_class) VALUES (%s, %s)',
+            ("E9", "general"),
+        )
     run("db", "copy", str(source), url)  # into a schema that is not empty
     with psycopg.connect(POSTGRES, autocommit=True) as conn:
         conn.execute(f'UPDATE "{url.rsplit("=", 1)[1]}".doublerandom_schema SET version = 99')
@@ -82,9 +84,11 @@ def test_no_http_body_names_the_database_or_a_server_path(tmp_path, postgres_url
         health = client.get("/health")
         assert health.json()["rules_problem"].startswith("rules.yaml: ")
         bodies.append(health.text)
-        for path, body, who in [("/inspections/NONE/result", {"outcome": "normal"}, "ins1"),
-                                ("/instructions", {"declaration_id": "NONE", "reason": "x"}, "risk"),
-                                ("/declarations", {**declaration_data(), "enterprise_id": "NOBODY"}, "sel")]:
+        for path, body, who in [
+            ("/inspections/NONE/result", {"outcome": "normal"}, "ins1"),
+            ("/instructions", {"declaration_id": "NONE", "reason": "x"}, "risk"),
+            ("/declarations", {**declaration_data(), "enterprise_id": "NOBODY"}, "sel"),
+        ]:
             bodies.append(client.post(path, json=body, headers=h(who)).text)
     secrets = [PASSWORD, "127.0.0.1", schema_name, str(tmp_path), "postgresql://"]
     leaked = [(s, b) for b in bodies for s in secrets if s in b]
@@ -93,14 +97,19 @@ def test_no_http_body_names_the_database_or_a_server_path(tmp_path, postgres_url
 
 # ---------------------------------------------------------------- keys bound to a site
 
+
 def test_a_key_bound_to_a_site_acts_on_that_site_only(tmp_path):
     setup = office_files(tmp_path, tmp_path / "office.db")
     entries = json.loads(setup["keys"].read_text())["keys"]
-    entries += [{"name": "CHIEF-30", "role": "chief", "key_sha256": key_digest("chief30"), "site": "OFF-30"},
-                {"name": "SEL-30", "role": "selector", "key_sha256": key_digest("sel30"), "site": "OFF-30"},
-                {"name": "CHIEF-40", "role": "chief", "key_sha256": key_digest("chief40"), "site": "OFF-40"}]
+    entries += [
+        {"name": "CHIEF-30", "role": "chief", "key_sha256": key_digest("chief30"), "site": "OFF-30"},
+        {"name": "SEL-30", "role": "selector", "key_sha256": key_digest("sel30"), "site": "OFF-30"},
+        {"name": "CHIEF-40", "role": "chief", "key_sha256": key_digest("chief40"), "site": "OFF-40"},
+    ]
     setup["keys"].write_text(json.dumps({"keys": entries}))
-    app = create_app(setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: MORNING)
+    app = create_app(
+        setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: MORNING
+    )
     with TestClient(app) as client:
         decided = post_declaration(client, id="S1", enterprise_id="E1", **WEAPONS).json()  # at OFF-40
         first = decided["inspection"]["inspector_id"]
@@ -112,15 +121,20 @@ def test_a_key_bound_to_a_site_acts_on_that_site_only(tmp_path):
         lodged = post_declaration(client, id="S2", enterprise_id="E1", key="sel30", **WEAPONS)
         assert lodged.status_code == 403
         assert client.post("/inspections/S1/reassign", json=move, headers=h("chief40")).status_code == 200
-        assert post_declaration(client, id="S3", enterprise_id="E1", key="sel30", hs_code="930690",
-                                customs_office="OFF-30").status_code == 200
+        assert (
+            post_declaration(
+                client, id="S3", enterprise_id="E1", key="sel30", hs_code="930690", customs_office="OFF-30"
+            ).status_code
+            == 200
+        )
 
 
 def test_apikey_writes_the_site(tmp_path):
     keys = tmp_path / "keys.yaml"
-    done = CliRunner().invoke(cli, ["apikey", str(keys), "--role", "chief", "--name", "CHIEF-30", "--site", "OFF-30"])
+    done = CliRunner().invoke(
+        cli, ["apikey", str(keys), "--role", "chief", "--name", "CHIEF-30", "--site", "OFF-30"]
+    )
     assert done.exit_code == 0, done.output
     assert "site: OFF-30" in keys.read_text()
     bad = CliRunner().invoke(cli, ["apikey", str(keys), "--role", "chief", "--name", "C", "--site", "OFF 30"])
     assert bad.exit_code == 2 and "--site" in bad.stderr
-

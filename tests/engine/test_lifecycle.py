@@ -18,8 +18,15 @@ def test_every_status_is_reachable_and_only_final_ones_are_dead_ends():
     assert set(Status) - leaving == FINAL
 
 
-@pytest.mark.parametrize("step,status", [(Step.release, "dispatched"), (Step.result, "released"),
-                                         (Step.dispatch, "transferred"), (Step.reassign, "checked")])
+@pytest.mark.parametrize(
+    "step,status",
+    [
+        (Step.release, "dispatched"),
+        (Step.result, "released"),
+        (Step.dispatch, "transferred"),
+        (Step.reassign, "checked"),
+    ],
+)
 def test_a_step_the_status_does_not_allow_is_a_conflict_naming_it(step, status):
     with pytest.raises(Conflict, match=f"X1 is {status}; this step needs it"):
         check(step, "X1", status)

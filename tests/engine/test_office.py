@@ -19,12 +19,19 @@ from tests.conftest import BASELINE_RULES, declaration_data
 DAY = dt.datetime(2026, 6, 1, 9, 0)
 ROSTER = {
     "facilities": {"OFF-40": {"document_desk": 5, "machine_scan": 5, "physical_bay": 5}},
-    "inspectors": [{"id": f"I{i}", "site": "OFF-40", "shifts": ["00:00-23:59"],
-                    "qualifications": ["document", "scan", "physical"]} for i in range(1, 5)],
+    "inspectors": [
+        {
+            "id": f"I{i}",
+            "site": "OFF-40",
+            "shifts": ["00:00-23:59"],
+            "qualifications": ["document", "scan", "physical"],
+        }
+        for i in range(1, 5)
+    ],
 }
-TEXTILE = {"hs_code": "930690", "declared_value": 100.0}   # WEAPONS-PARTS: always targeted
+TEXTILE = {"hs_code": "930690", "declared_value": 100.0}  # WEAPONS-PARTS: always targeted
 ALWAYS = {"HIGH-RISK-ENTERPRISE": 1.0, "DISHONEST-ENTERPRISE": 1.0}  # no sampling: the feedback shows at once
-PLAIN = {"hs_code": "940360", "declared_value": 50000.0}   # no baseline rule unless the firm is flagged
+PLAIN = {"hs_code": "940360", "declared_value": 50000.0}  # no baseline rule unless the firm is flagged
 
 
 @pytest.fixture
@@ -34,9 +41,14 @@ def office(store_url) -> Office:
 
 
 def make_office(url, ratio=0.0, feedback=None, **roster) -> Office:
-    return Office(url, rules=RuleSet.load(BASELINE_RULES),
-                  policy=SelectionPolicy(random_ratio=ratio, rule_sampling=ALWAYS), draws=KeyedDraws.from_seed(1),
-                  roster=Roster.model_validate(ROSTER | roster), feedback=feedback)
+    return Office(
+        url,
+        rules=RuleSet.load(BASELINE_RULES),
+        policy=SelectionPolicy(random_ratio=ratio, rule_sampling=ALWAYS),
+        draws=KeyedDraws.from_seed(1),
+        roster=Roster.model_validate(ROSTER | roster),
+        feedback=feedback,
+    )
 
 
 def lodge(office: Office, id: str, firm: str = "E1", day: int = 0, **fields):
@@ -51,8 +63,9 @@ def inspect(office: Office, id: str, outcome: str, day: int = 0):
     task = office.inspection(id)
     assert task["status"] == "dispatched", task
     department = "duties" if outcome == "problem" else ""
-    return task["inspector_id"], office.record_result(id, task["inspector_id"], outcome, "undervaluation",
-                                                      department, at)
+    return task["inspector_id"], office.record_result(
+        id, task["inspector_id"], outcome, "undervaluation", department, at
+    )
 
 
 def test_a_problem_makes_the_firm_a_target_for_its_next_declaration(office):
@@ -93,7 +106,9 @@ def test_admit_is_idempotent_and_notices_a_changed_declaration(office):
     first = lodge(office, "I1", **TEXTILE)
     assert lodge(office, "I1", **TEXTILE) == first  # the same declaration again: the first decision
     records, state = list(office.audit.records()), office.inspection("I1")
-    with pytest.raises(InputError, match=r"decided before with different content \(declared_value, hs_code differ\)"):
+    with pytest.raises(
+        InputError, match=r"decided before with different content \(declared_value, hs_code differ\)"
+    ):
         lodge(office, "I1", **PLAIN)  # an amendment keeping its id is not waved through
     assert list(office.audit.records()) == records and office.inspection("I1") == state
     assert sum(1 for _ in office.audit.records("selection")) == 1
@@ -110,8 +125,13 @@ def test_manual_reassignment_needs_a_reason_and_an_eligible_inspector(office):
     moved = office.reassign("M1", to, "CHIEF", "inspector called in sick", DAY)
     assert moved.manual and office.inspection("M1")["inspector_id"] == to
     record = list(office.audit.records("manual_reassignment"))[-1]["payload"]
-    assert record == {"inspection": "M1", "from": first["inspector_id"], "to": to, "by": "CHIEF",
-                      "reason": "inspector called in sick"}
+    assert record == {
+        "inspection": "M1",
+        "from": first["inspector_id"],
+        "to": to,
+        "by": "CHIEF",
+        "reason": "inspector called in sick",
+    }
 
 
 def test_k_problems_downgrade_and_a_clean_streak_restores(store_url):
@@ -140,10 +160,15 @@ def test_problems_outside_the_window_do_not_downgrade(store_url):
 
 def test_agency_list_is_honoured_and_a_bad_list_changes_nothing(office, tmp_path):
     good = tmp_path / "agency.csv"
-    good.write_text("enterprise_id,status,source,date\nE5,dishonest,tax-bureau,2026-05-20\n"
-                    "E6,high_risk,market-regulator,2026-05-20\n")
+    good.write_text(
+        "enterprise_id,status,source,date\nE5,dishonest,tax-bureau,2026-05-20\n"
+        "E6,high_risk,market-regulator,2026-05-20\n"
+    )
     changes = office.import_agency_list(good)
-    assert {(c["enterprise_id"], c["field"]) for c in changes} >= {("E5", "credit_class"), ("E6", "high_risk")}
+    assert {(c["enterprise_id"], c["field"]) for c in changes} >= {
+        ("E5", "credit_class"),
+        ("E6", "high_risk"),
+    }
     assert "DISHONEST-ENTERPRISE" in lodge(office, "A1", firm="E5", **PLAIN).rules
     assert "HIGH-RISK-ENTERPRISE" in lodge(office, "A2", firm="E6", **PLAIN).rules
     bad = tmp_path / "bad.csv"
@@ -164,13 +189,17 @@ def test_a_recheck_goes_to_a_different_inspector(store_url):
     for _ in range(20):  # whatever the draw, the re-check never goes back to the first inspector
         again = office.dispatch("Q1~recheck", DAY)
         assert again.inspector_id != first
-        office.store.db.execute("UPDATE inspections SET status = 'selected', dispatched_at = NULL WHERE id = 'Q1~recheck'")
+        office.store.db.execute(
+            "UPDATE inspections SET status = 'selected', dispatched_at = NULL WHERE id = 'Q1~recheck'"
+        )
     assert office.inspection("Q1~recheck")["kind"] == "recheck" and office.inspection("Q1")["kind"] == "first"
 
 
 def test_a_waiting_inspection_is_recorded_with_its_reason(store_url):
-    office = make_office(store_url, inspectors=[{"id": "N", "site": "OFF-40", "shifts": ["22:00-06:00"],
-                                                "qualifications": ["physical"]}])
+    office = make_office(
+        store_url,
+        inspectors=[{"id": "N", "site": "OFF-40", "shifts": ["22:00-06:00"], "qualifications": ["physical"]}],
+    )
     lodge(office, "Z1", **TEXTILE)  # admitted at 09:00: selected, and its dispatch waits
     assert office.inspection("Z1")["status"] == "waiting"
     waiting = office.dispatch("Z1", DAY)
@@ -181,6 +210,7 @@ def test_a_waiting_inspection_is_recorded_with_its_reason(store_url):
 
 def test_a_problem_extends_a_high_risk_flag_and_never_shortens_it():
     from engine.declarations import Enterprise
+
     policy, on = FeedbackPolicy(high_risk_days=30), dt.date(2026, 6, 1)
     long_flag = Enterprise(id="E", high_risk=True, high_risk_until=dt.date(2026, 12, 31))
     assert policy.apply(long_flag, 0, True, on, 0)[0].high_risk_until == dt.date(2026, 12, 31)

@@ -45,7 +45,9 @@ def from_the_audit_log(office) -> dict[str, Counter]:
             month_of[d["declaration_id"]] = month
             c["declarations"] += 1
             if d["selected"]:
-                channel_of[d["declaration_id"]] = "random" if d["channel"] in ("random", "both") else d["channel"]
+                channel_of[d["declaration_id"]] = (
+                    "random" if d["channel"] in ("random", "both") else d["channel"]
+                )
                 c[f"{channel_of[d['declaration_id']]}_selected"] += 1
             c[f"lane_{d['lane']}"] += 1
             for rule in d["rules"]:

@@ -45,10 +45,12 @@ def test_version_changes_with_content_not_with_layout(tmp_path):
 
 
 def test_every_matching_rule_fires_not_just_one():
-    rules = ruleset(rule("A", {"field": "hs_chapter", "eq": "61"}),
-                    rule("B", {"field": "origin_country", "eq": "VN"}),
-                    rule("C", {"field": "declared_value", "gt": 1}),
-                    rule("D", {"field": "origin_country", "eq": "CN"}))
+    rules = ruleset(
+        rule("A", {"field": "hs_chapter", "eq": "61"}),
+        rule("B", {"field": "origin_country", "eq": "VN"}),
+        rule("C", {"field": "declared_value", "gt": 1}),
+        rule("D", {"field": "origin_country", "eq": "CN"}),
+    )
     fired = rules.evaluate(parse_declaration(declaration_data()), Enterprise(id="E1"))
     assert fired == ["A", "B", "C"]
 
@@ -68,10 +70,19 @@ def test_identical_declarations_give_identical_results():
 
 
 def test_validity_dates_bound_a_campaign():
-    rules = ruleset(rule("CAMPAIGN", {"field": "origin_country", "eq": "VN"},
-                         valid_from="2026-05-01", valid_until="2026-05-31"))
+    rules = ruleset(
+        rule(
+            "CAMPAIGN",
+            {"field": "origin_country", "eq": "VN"},
+            valid_from="2026-05-01",
+            valid_until="2026-05-31",
+        )
+    )
     firm = Enterprise(id="E1")
-    on = lambda day: rules.evaluate(parse_declaration(declaration_data(declared_at=f"{day}T12:00:00")), firm)
+
+    def on(day):
+        return rules.evaluate(parse_declaration(declaration_data(declared_at=f"{day}T12:00:00")), firm)
+
     assert on("2026-04-30") == []
     assert on("2026-05-01") == ["CAMPAIGN"]
     assert on("2026-05-31") == ["CAMPAIGN"]
@@ -79,12 +90,15 @@ def test_validity_dates_bound_a_campaign():
 
 
 def test_enterprise_fields_reach_the_rules_and_high_risk_expires():
-    rules = ruleset(rule("HR", {"field": "enterprise.high_risk", "eq": True}),
-                    rule("DIS", {"field": "enterprise.credit_class", "eq": "dishonest"}),
-                    rule("PROB", {"field": "enterprise.problems", "ge": 3}))
+    rules = ruleset(
+        rule("HR", {"field": "enterprise.high_risk", "eq": True}),
+        rule("DIS", {"field": "enterprise.credit_class", "eq": "dishonest"}),
+        rule("PROB", {"field": "enterprise.problems", "ge": 3}),
+    )
     decl = parse_declaration(declaration_data(declared_at="2026-06-01T08:00:00"))
-    flagged = Enterprise(id="E1", high_risk=True, high_risk_until="2026-06-01", problems=3,
-                         credit_class="dishonest")
+    flagged = Enterprise(
+        id="E1", high_risk=True, high_risk_until="2026-06-01", problems=3, credit_class="dishonest"
+    )
     assert rules.evaluate(decl, flagged) == ["HR", "DIS", "PROB"]
     expired = flagged.model_copy(update={"high_risk_until": dt.date(2026, 5, 31)})
     assert rules.evaluate(decl, expired) == ["DIS", "PROB"]
@@ -92,7 +106,9 @@ def test_enterprise_fields_reach_the_rules_and_high_risk_expires():
 
 def test_two_rule_sets_live_side_by_side():
     strict = ruleset(rule("X", {"field": "origin_country", "eq": "VN"}))
-    loose = ruleset(rule("X", {"field": "origin_country", "eq": "CN"}), rule("Y", {"field": "quantity", "gt": 0}))
+    loose = ruleset(
+        rule("X", {"field": "origin_country", "eq": "CN"}), rule("Y", {"field": "quantity", "gt": 0})
+    )
     decl, firm = parse_declaration(declaration_data()), Enterprise(id="E1")
     for _ in range(3):
         assert strict.evaluate(decl, firm) == ["X"]
@@ -116,7 +132,9 @@ HANG_SCRIPT = textwrap.dedent("""
 
 
 def test_known_hang_shapes_return_instead_of_looping(root):
-    done = subprocess.run([sys.executable, "-c", HANG_SCRIPT], cwd=root, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", HANG_SCRIPT], cwd=root, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:3] == ["['R']"] * 3  # each shape is true of a declaration, too
 
@@ -126,24 +144,50 @@ BAD_RULES = [
     ("- just\n- a list\n", "a rules file is a mapping"),
     ("rules: []\n", "field 'version'"),
     ("version: v\nrules: []\n", "field 'rules'"),
-    ("version: v\nrules:\n  - {id: A, inspection: scan, when: {field: hs_code, eq: '84'}}\n",
-     "rule 'A': field 'description'"),
-    ("version: v\nrules:\n  - {id: A, description: d, inspection: xray, when: {field: hs_code, eq: '84'}}\n",
-     "rule 'A': field 'inspection'"),
-    ("version: v\nrules:\n  - {id: A, description: d, inspection: scan, when: {field: colour, eq: red}}\n",
-     "rule 'A': field 'when': unknown field 'colour'"),
-    ("version: v\nrules:\n  - {id: A, description: d, inspection: scan, when: {all: [{field: hs_code, eq: 0203}]}}\n",
-     "rule 'A': field 'when.all[0].eq': 'hs_code' is text"),
-    ("version: v\nrules:\n  - {id: A, description: d, inspection: scan, sampling_rate: 1.5, when: {field: hs_code, eq: '1'}}\n",
-     "rule 'A': field 'sampling_rate'"),
-    ("version: v\nrules:\n  - {id: A, description: d, inspection: scan, valid_from: 2026-06-01, valid_until: 2026-05-01,"
-     " when: {field: hs_code, eq: '1'}}\n", "valid_from 2026-06-01 is after valid_until"),
-    ("version: v\nrules:\n  - {id: A, description: d, inspection: scan, when: {field: hs_code, eq: '1'}}\n"
-     "  - {id: A, description: d, inspection: scan, when: {field: hs_code, eq: '2'}}\n", "rule 'A': the id is used twice"),
-    ("version: v\nrules:\n  - {id: '$x', description: d, inspection: scan, when: {field: hs_code, eq: '1'}}\n",
-     "rule '$x': field 'id': String should match pattern"),
-    ("version: v\nrules:\n  - {id: A, description: d, inspection: scan, colour: red, when: {field: hs_code, eq: '1'}}\n",
-     "rule 'A': field 'colour': Extra inputs are not permitted"),
+    (
+        "version: v\nrules:\n  - {id: A, inspection: scan, when: {field: hs_code, eq: '84'}}\n",
+        "rule 'A': field 'description'",
+    ),
+    (
+        "version: v\nrules:\n  - {id: A, description: d, inspection: xray, when: {field: hs_code, eq: "
+        "'84'}}\n",
+        "rule 'A': field 'inspection'",
+    ),
+    (
+        "version: v\nrules:\n  - {id: A, description: d, inspection: scan, when: {field: colour, eq: red}}\n",
+        "rule 'A': field 'when': unknown field 'colour'",
+    ),
+    (
+        "version: v\nrules:\n  - {id: A, description: d, inspection: scan, when: {all: [{field: hs_code, "
+        "eq: 0203}]}}\n",
+        "rule 'A': field 'when.all[0].eq': 'hs_code' is text",
+    ),
+    (
+        "version: v\nrules:\n  - {id: A, description: d, inspection: scan, sampling_rate: 1.5, when: "
+        "{field: hs_code, eq: '1'}}\n",
+        "rule 'A': field 'sampling_rate'",
+    ),
+    (
+        "version: v\nrules:\n  - {id: A, description: d, inspection: scan, valid_from: 2026-06-01, "
+        "valid_until: 2026-05-01,"
+        " when: {field: hs_code, eq: '1'}}\n",
+        "valid_from 2026-06-01 is after valid_until",
+    ),
+    (
+        "version: v\nrules:\n  - {id: A, description: d, inspection: scan, when: {field: hs_code, eq: '1'}}\n"
+        "  - {id: A, description: d, inspection: scan, when: {field: hs_code, eq: '2'}}\n",
+        "rule 'A': the id is used twice",
+    ),
+    (
+        "version: v\nrules:\n  - {id: '$x', description: d, inspection: scan, when: {field: hs_code, eq: "
+        "'1'}}\n",
+        "rule '$x': field 'id': String should match pattern",
+    ),
+    (
+        "version: v\nrules:\n  - {id: A, description: d, inspection: scan, colour: red, when: {field: "
+        "hs_code, eq: '1'}}\n",
+        "rule 'A': field 'colour': Extra inputs are not permitted",
+    ),
 ]
 
 
@@ -170,8 +214,15 @@ def test_catalogue_publishes_descriptions_not_thresholds():
 
 def test_vectorised_masks_honour_validity_dates_like_evaluate():
     import pandas as pd
-    rules = ruleset(rule("CAMPAIGN", {"field": "origin_country", "eq": "VN"},
-                         valid_from="2026-05-01", valid_until="2026-05-31"))
+
+    rules = ruleset(
+        rule(
+            "CAMPAIGN",
+            {"field": "origin_country", "eq": "VN"},
+            valid_from="2026-05-01",
+            valid_until="2026-05-31",
+        )
+    )
     days = ["2026-04-30", "2026-05-01", "2026-05-31", "2026-06-01"]
     records = [{"origin_country": "VN", "declared_date": d} for d in days]
     masks = rules.masks(pd.DataFrame(records))["CAMPAIGN"]
@@ -180,6 +231,7 @@ def test_vectorised_masks_honour_validity_dates_like_evaluate():
 
 
 # ---------------------------------------------------------------- files durable-rules cannot run
+
 
 def _tree(depth: int, counter: list) -> dict:
     """A condition `depth` levels of all/any deep, with 2**depth distinct comparisons."""
@@ -190,9 +242,18 @@ def _tree(depth: int, counter: list) -> dict:
 
 
 def _rules_with(condition) -> dict:
-    return {"version": "t", "rules": [
-        {"id": "FINE", "description": "d", "inspection": "document", "when": {"field": "hs_chapter", "eq": "93"}},
-        {"id": "TOO-DEEP", "description": "d", "inspection": "document", "when": condition}]}
+    return {
+        "version": "t",
+        "rules": [
+            {
+                "id": "FINE",
+                "description": "d",
+                "inspection": "document",
+                "when": {"field": "hs_chapter", "eq": "93"},
+            },
+            {"id": "TOO-DEEP", "description": "d", "inspection": "document", "when": condition},
+        ],
+    }
 
 
 def test_a_condition_durable_cannot_compile_is_refused_naming_the_rule(tmp_path):

@@ -27,10 +27,19 @@ def rules_with(*rules: dict) -> RuleSet:
     return RuleSet.from_dict({"version": "t", "rules": list(rules)})
 
 
-TEXTILE = {"id": "TEX", "description": "textiles", "inspection": "physical",
-           "when": {"field": "hs_chapter", "eq": "61"}}
-HALF = {"id": "HALF", "description": "sampled", "inspection": "document", "sampling_rate": 0.5,
-        "when": {"field": "origin_country", "eq": "VN"}}
+TEXTILE = {
+    "id": "TEX",
+    "description": "textiles",
+    "inspection": "physical",
+    "when": {"field": "hs_chapter", "eq": "61"},
+}
+HALF = {
+    "id": "HALF",
+    "description": "sampled",
+    "inspection": "document",
+    "sampling_rate": 0.5,
+    "when": {"field": "origin_country", "eq": "VN"},
+}
 
 
 def test_random_channel_rate_is_binomial_over_all_declarations():
@@ -56,15 +65,20 @@ def test_random_channel_is_independent_of_rule_hits():
     assert all(selector.decide_fired(f"T{i}", CreditClass.general, ["TEX"]).selected for i in range(1000))
 
 
-@pytest.mark.parametrize("credit, expected", [
-    (CreditClass.advanced_certified, 0.15 * 0.05),
-    (CreditClass.general_certified, 0.4 * 0.05),
-    (CreditClass.general, 0.05),
-    (CreditClass.dishonest, 1 - 0.95 * 0.2),  # the random 5% and, independently, the credit floor 0.8
-])
+@pytest.mark.parametrize(
+    "credit, expected",
+    [
+        (CreditClass.advanced_certified, 0.15 * 0.05),
+        (CreditClass.general_certified, 0.4 * 0.05),
+        (CreditClass.general, 0.05),
+        (CreditClass.dishonest, 1 - 0.95 * 0.2),  # the random 5% and, independently, the credit floor 0.8
+    ],
+)
 def test_credit_multipliers_and_the_dishonest_floor(credit, expected):
     # one seed per class, so the four cases are independent trials of a 99% interval
-    selector = Selector(rules_with(TEXTILE), SelectionPolicy(random_ratio=0.05), SeededDraws(list(CreditClass).index(credit)))
+    selector = Selector(
+        rules_with(TEXTILE), SelectionPolicy(random_ratio=0.05), SeededDraws(list(CreditClass).index(credit))
+    )
     n = 40_000
     hits = sum(selector.decide_fired(f"D{i}", credit, []).selected for i in range(n))
     low, high = binomial_interval(n, expected)
@@ -77,7 +91,9 @@ def test_credit_acts_on_every_computer_channel_and_the_floor_is_its_own_channel(
     policy = SelectionPolicy(random_ratio=0.0)
     n = 40_000
     certified = Selector(rules_with(TEXTILE), policy, SeededDraws(4))
-    picks = sum(certified.decide_fired(f"C{i}", CreditClass.advanced_certified, ["TEX"]).selected for i in range(n))
+    picks = sum(
+        certified.decide_fired(f"C{i}", CreditClass.advanced_certified, ["TEX"]).selected for i in range(n)
+    )
     low, high = binomial_interval(n, 0.15)
     assert low <= picks <= high
     dishonest = Selector(rules_with(TEXTILE), SelectionPolicy(random_ratio=0.05), SeededDraws(6))
@@ -108,7 +124,9 @@ def test_rule_sampling_rate_and_inclusion_probability():
 def test_policy_can_override_a_rule_sampling_rate():
     policy = SelectionPolicy(random_ratio=0.0, rule_sampling={"HALF": 0.0001})
     selector = Selector(rules_with(HALF), policy, SeededDraws(8))
-    assert sum(selector.decide_fired(f"D{i}", CreditClass.general, ["HALF"]).selected for i in range(2000)) < 5
+    assert (
+        sum(selector.decide_fired(f"D{i}", CreditClass.general, ["HALF"]).selected for i in range(2000)) < 5
+    )
 
 
 def test_channels_and_inspection_type():
@@ -146,6 +164,7 @@ def test_keyed_draws_are_reproducible_differ_by_key_and_look_uniform():
 
 def test_short_keys_are_refused(tmp_path):
     from engine.errors import InputError
+
     with pytest.raises(InputError, match="at least 16 bytes"):
         KeyedDraws(b"short")
     bad = tmp_path / "key"
@@ -167,6 +186,7 @@ def test_the_batch_core_and_the_single_decision_agree_exactly():
     """One definition of the arithmetic at two speeds: 2,000 random (credit class, fired rules)
     decided one by one by Selector and at once by `choose`, with the same draws."""
     from engine.selection import CREDIT_CLASSES, INSPECTION_TYPES, NOT_INSPECTED, PolicyTable, choose
+
     rules = RuleSet.load(__import__("tests.conftest", fromlist=["x"]).BASELINE_RULES)
     policy = SelectionPolicy(random_ratio=0.07, rule_sampling={"NEW-ENTERPRISE": 0.3})
     draws = KeyedDraws.from_seed(21)
@@ -177,12 +197,21 @@ def test_the_batch_core_and_the_single_decision_agree_exactly():
     hits = rng.random((n, len(ids))) < 0.15
     u_random = np.array([draws.uniform(f"B{i}", "random") for i in range(n)])
     rates = table.rule_rates(credit)
-    u_rules = np.array([[draws.uniform(f"B{i}/{r}", "rule_sampling") if rates[i, k] < 1 else 0.0
-                         for k, r in enumerate(ids)] for i in range(n)])
+    u_rules = np.array(
+        [
+            [
+                draws.uniform(f"B{i}/{r}", "rule_sampling") if rates[i, k] < 1 else 0.0
+                for k, r in enumerate(ids)
+            ]
+            for i in range(n)
+        ]
+    )
     u_credit = np.array([draws.uniform(f"B{i}", "credit") for i in range(n)])
     batch = choose(table, credit, hits, u_random, u_rules, u_credit)
     for i in range(n):
-        one = selector.decide_fired(f"B{i}", CREDIT_CLASSES[credit[i]], [ids[k] for k in np.flatnonzero(hits[i])])
+        one = selector.decide_fired(
+            f"B{i}", CREDIT_CLASSES[credit[i]], [ids[k] for k in np.flatnonzero(hits[i])]
+        )
         assert one.selected == bool(batch.selected[i]) and one.random_threshold == batch.threshold[i]
         assert (one.channel == "credit") == bool(batch.credit_only[i])
         assert one.inclusion_probability == batch.inclusion[i]
@@ -192,9 +221,16 @@ def test_the_batch_core_and_the_single_decision_agree_exactly():
 
 
 def test_a_decision_carries_its_risk_score_and_each_rules_contribution():
-    weighted = rules_with({**TEXTILE, "weight": 3.5}, {**HALF, "weight": 0.0},
-                          {"id": "ANY", "description": "every declaration", "inspection": "document",
-                           "when": {"field": "declared_value", "gt": 0}})
+    weighted = rules_with(
+        {**TEXTILE, "weight": 3.5},
+        {**HALF, "weight": 0.0},
+        {
+            "id": "ANY",
+            "description": "every declaration",
+            "inspection": "document",
+            "when": {"field": "declared_value", "gt": 0},
+        },
+    )
     selector = Selector(weighted, SelectionPolicy(random_ratio=0.0), SeededDraws(2))
     textile_vn = parse_declaration(declaration_data(hs_code="610910", origin_country="VN"))
     decision = selector.decide(textile_vn, Enterprise(id="E1"))
@@ -206,34 +242,57 @@ def test_a_decision_carries_its_risk_score_and_each_rules_contribution():
 
 def test_the_batch_core_scores_as_the_single_decision_does():
     from engine.selection import CREDIT_CLASSES, PolicyTable, choose
+
     weighted = rules_with({**TEXTILE, "weight": 2.0}, {**HALF, "weight": 0.25})
     table = PolicyTable.of(SelectionPolicy(), weighted)
     hits = np.array([[True, True], [True, False], [False, False]])
     n = len(hits)
-    got = choose(table, np.full(n, CREDIT_CLASSES.index(CreditClass.general)), hits, np.ones(n), np.zeros(hits.shape),
-                 np.ones(n))
+    got = choose(
+        table,
+        np.full(n, CREDIT_CLASSES.index(CreditClass.general)),
+        hits,
+        np.ones(n),
+        np.zeros(hits.shape),
+        np.ones(n),
+    )
     assert got.score.tolist() == [2.25, 2.0, 0.0]
 
 
 def test_a_negative_weight_is_refused_with_its_field():
     from engine.errors import InputError
+
     with pytest.raises(InputError, match="field 'weight'"):
         rules_with({**TEXTILE, "weight": -1})
 
 
-@pytest.mark.parametrize("credit, fields, ratio, lane", [
-    (CreditClass.general, {"hs_code": "610910"}, 0.0, "red"),                     # TEX: physical
-    (CreditClass.general, {"hs_code": "940360", "origin_country": "VN"}, 0.0, "yellow"),  # HALF sampled: document
-    (CreditClass.advanced_certified, {"hs_code": "610910"}, 0.0, "blue"),          # flagged, not selected
-    (CreditClass.general, {"hs_code": "940360", "origin_country": "CN"}, 0.0, "green"),
-    (CreditClass.advanced_certified, {"hs_code": "940360", "origin_country": "CN"}, 0.0, "green"),
-    (CreditClass.general, {"hs_code": "940360", "origin_country": "CN"}, 1.0, "red"),  # random picks: physical
-])
+@pytest.mark.parametrize(
+    "credit, fields, ratio, lane",
+    [
+        (CreditClass.general, {"hs_code": "610910"}, 0.0, "red"),  # TEX: physical
+        (
+            CreditClass.general,
+            {"hs_code": "940360", "origin_country": "VN"},
+            0.0,
+            "yellow",
+        ),  # HALF sampled: document
+        (CreditClass.advanced_certified, {"hs_code": "610910"}, 0.0, "blue"),  # flagged, not selected
+        (CreditClass.general, {"hs_code": "940360", "origin_country": "CN"}, 0.0, "green"),
+        (CreditClass.advanced_certified, {"hs_code": "940360", "origin_country": "CN"}, 0.0, "green"),
+        (
+            CreditClass.general,
+            {"hs_code": "940360", "origin_country": "CN"},
+            1.0,
+            "red",
+        ),  # random picks: physical
+    ],
+)
 def test_lanes_follow_the_inspection_the_score_and_the_credit_class(credit, fields, ratio, lane):
     """Red when the goods are examined, yellow for documents only, blue for a certified firm's flagged
     declaration released to post-clearance audit, green otherwise."""
     half_always = {**HALF, "sampling_rate": 1.0}
     policy = SelectionPolicy(random_ratio=ratio, credit_multipliers={CreditClass.advanced_certified: 0.0})
     selector = Selector(rules_with(TEXTILE, half_always), policy, SeededDraws(4))
-    decision = selector.decide(parse_declaration(declaration_data(**fields)), Enterprise(id="E1", credit_class=credit))
+    decision = selector.decide(
+        parse_declaration(declaration_data(**fields)), Enterprise(id="E1", credit_class=credit)
+    )
     assert decision.lane == lane, decision

@@ -27,9 +27,16 @@ from engine.service import create_app, key_digest
 from engine.store import open_store
 from tests.conftest import BASELINE_RULES, ROOT, declaration_data
 
-KEYS = {"sel": ("selector-system", "selector"), "ins1": ("INS-01", "inspector"), "ins3": ("INS-03", "inspector"),
-        "chief": ("CHIEF-1", "chief"), "rel": ("OFFICER-2", "releasing_officer"), "aud": ("AUDIT-1", "auditor"),
-        "rel-ins": ("INS-01", "releasing_officer"), "risk": ("RISK-1", "risk_officer")}
+KEYS = {
+    "sel": ("selector-system", "selector"),
+    "ins1": ("INS-01", "inspector"),
+    "ins3": ("INS-03", "inspector"),
+    "chief": ("CHIEF-1", "chief"),
+    "rel": ("OFFICER-2", "releasing_officer"),
+    "aud": ("AUDIT-1", "auditor"),
+    "rel-ins": ("INS-01", "releasing_officer"),
+    "risk": ("RISK-1", "risk_officer"),
+}
 WEAPONS = {"hs_code": "930690", "customs_office": "OFF-40"}  # WEAPONS-PARTS: always targeted, physical
 
 
@@ -41,10 +48,14 @@ def office_files(folder, db) -> dict:
     key = folder / "draw.key"
     key.write_text("ab" * 32)
     keys = folder / "keys.yaml"
-    keys.write_text(json.dumps({"keys": [{"name": n, "role": r, "key_sha256": key_digest(k)}
-                                         for k, (n, r) in KEYS.items()]}))
+    keys.write_text(
+        json.dumps(
+            {"keys": [{"name": n, "role": r, "key_sha256": key_digest(k)} for k, (n, r) in KEYS.items()]}
+        )
+    )
     office = Office(db)
     from engine.declarations import Enterprise
+
     office.register([Enterprise(id=f"E{i}", declarations=5) for i in range(20)])
     office.store.close()
     return {"rules": rules, "key": key, "keys": keys, "db": db, "roster": ROOT / "scenarios" / "roster.yaml"}
@@ -60,7 +71,9 @@ MORNING = dt.datetime(2026, 6, 1, 10, 0)  # INS-01 and INS-03 (physical) are on 
 
 @pytest.fixture
 def client(setup):
-    app = create_app(setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: MORNING)
+    app = create_app(
+        setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: MORNING
+    )
     with TestClient(app) as c:
         yield c
 
@@ -73,8 +86,14 @@ def any_setup(tmp_path, store_url):
 
 @pytest.fixture
 def any_client(any_setup):
-    app = create_app(any_setup["rules"], any_setup["db"], any_setup["key"], any_setup["keys"], any_setup["roster"],
-                     clock=lambda: MORNING)
+    app = create_app(
+        any_setup["rules"],
+        any_setup["db"],
+        any_setup["key"],
+        any_setup["keys"],
+        any_setup["roster"],
+        clock=lambda: MORNING,
+    )
     with TestClient(app) as c:
         yield c
 
@@ -115,10 +134,13 @@ def test_the_full_workflow_and_separation_of_duties(any_client):
     first = decided["inspection"]["inspector_id"]
     assert decided["inspection"]["status"] == "dispatched" and first in ("INS-01", "INS-03")
     other = "INS-03" if first == "INS-01" else "INS-01"
-    refused = any_client.post("/inspections/W1/reassign", json={"to": "INS-02", "reason": "x"}, headers=h("chief"))
+    refused = any_client.post(
+        "/inspections/W1/reassign", json={"to": "INS-02", "reason": "x"}, headers=h("chief")
+    )
     assert refused.status_code == 409  # INS-02 is not qualified for physical inspection
-    moved = any_client.post("/inspections/W1/reassign", json={"to": other, "reason": "specialist needed"},
-                        headers=h("chief"))
+    moved = any_client.post(
+        "/inspections/W1/reassign", json={"to": other, "reason": "specialist needed"}, headers=h("chief")
+    )
     assert moved.status_code == 200 and moved.json()["manual"] is True
     keys = {"INS-01": "ins1", "INS-03": "ins3"}
     wrong = any_client.post("/inspections/W1/result", json={"outcome": "normal"}, headers=h(keys[first]))
@@ -133,34 +155,45 @@ def test_the_full_workflow_and_separation_of_duties(any_client):
     history = any_client.get("/declarations/W1", headers=h("aud")).json()["history"]
     kinds = [r["kind"] for r in history]
     assert kinds == ["selection", "dispatch", "manual_reassignment", "result", "release"]
-    assert history[2]["payload"] == {"inspection": "W1", "from": first, "to": other, "by": "CHIEF-1",
-                                     "reason": "specialist needed"}
+    assert history[2]["payload"] == {
+        "inspection": "W1",
+        "from": first,
+        "to": other,
+        "by": "CHIEF-1",
+        "reason": "specialist needed",
+    }
     assert any_client.get("/audit/verify", headers=h("aud")).json()["ok"] is True
 
 
 def test_a_problem_result_flags_the_enterprise(any_client):
     decided = post_declaration(any_client, id="P1", enterprise_id="E3", **WEAPONS).json()
     inspector = {"INS-01": "ins1", "INS-03": "ins3"}[decided["inspection"]["inspector_id"]]
-    done = any_client.post("/inspections/P1/result", headers=h(inspector),
-                       json={"outcome": "problem", "category": "undervaluation", "department": "duties"})
+    done = any_client.post(
+        "/inspections/P1/result",
+        headers=h(inspector),
+        json={"outcome": "problem", "category": "undervaluation", "department": "duties"},
+    )
     assert done.status_code == 200 and done.json()["status"] == "transferred"
     assert any_client.get("/enterprises/E3", headers=h("chief")).json()["high_risk"] is True
     later = post_declaration(any_client, id="P2", enterprise_id="E3", hs_code="940360").json()
     assert "HIGH-RISK-ENTERPRISE" in later["decision"]["rules"]
 
 
-@pytest.mark.parametrize("method, path, body, allowed", [
-    ("post", "/declarations", declaration_data(enterprise_id="E1"), {"sel"}),
-    ("post", "/inspections/X/result", {"outcome": "normal"}, {"ins1", "ins3"}),
-    ("post", "/declarations/X/release", None, {"rel", "rel-ins"}),
-    ("post", "/inspections/X/reassign", {"to": "INS-01", "reason": "r"}, {"chief"}),
-    ("post", "/inspections/X/dispatch", None, {"sel", "chief"}),
-    ("get", "/declarations/X", None, {"sel", "chief", "aud"}),
-    ("get", "/enterprises/E1", None, {"sel", "chief", "aud"}),
-    ("get", "/audit/verify", None, {"aud"}),
-    ("post", "/instructions", {"declaration_id": "X", "reason": "tip-off"}, {"chief", "risk"}),
-    ("get", "/reports/monthly", None, {"aud", "chief"}),
-])
+@pytest.mark.parametrize(
+    "method, path, body, allowed",
+    [
+        ("post", "/declarations", declaration_data(enterprise_id="E1"), {"sel"}),
+        ("post", "/inspections/X/result", {"outcome": "normal"}, {"ins1", "ins3"}),
+        ("post", "/declarations/X/release", None, {"rel", "rel-ins"}),
+        ("post", "/inspections/X/reassign", {"to": "INS-01", "reason": "r"}, {"chief"}),
+        ("post", "/inspections/X/dispatch", None, {"sel", "chief"}),
+        ("get", "/declarations/X", None, {"sel", "chief", "aud"}),
+        ("get", "/enterprises/E1", None, {"sel", "chief", "aud"}),
+        ("get", "/audit/verify", None, {"aud"}),
+        ("post", "/instructions", {"declaration_id": "X", "reason": "tip-off"}, {"chief", "risk"}),
+        ("get", "/reports/monthly", None, {"aud", "chief"}),
+    ],
+)
 def test_each_endpoint_refuses_other_roles_and_strangers(client, method, path, body, allowed):
     send = getattr(client, method)
     kwargs = {"json": body} if body is not None else ({"content": b""} if method == "post" else {})
@@ -175,49 +208,80 @@ def test_bad_input_is_refused_and_nothing_is_written(any_client, any_setup):
     client, setup = any_client, any_setup
     before = open_store(setup["db"]).audit.verify().count
     cases = [
-        (b"{not json", 422), (json.dumps({**declaration_data(), "hs_code": "12"}).encode(), 422),
+        (b"{not json", 422),
+        (json.dumps({**declaration_data(), "hs_code": "12"}).encode(), 422),
         (json.dumps({k: v for k, v in declaration_data().items() if k != "id"}).encode(), 422),
         (json.dumps({**declaration_data(), "declared_value": "a lot"}).encode(), 422),
         (json.dumps(declaration_data(enterprise_id="NOBODY")).encode(), 404),
         (b"x" * (70 * 1024), 413),
     ]
     for body, status in cases:
-        answer = client.post("/declarations", content=body, headers={**h("sel"), "content-type": "application/json"})
+        answer = client.post(
+            "/declarations", content=body, headers={**h("sel"), "content-type": "application/json"}
+        )
         assert answer.status_code == status, (body[:40], answer.text)
     missing = client.post("/declarations", json={**declaration_data(), "hs_code": "12"}, headers=h("sel"))
     assert missing.json()["detail"] == ["field 'hs_code': String should match pattern '^[0-9]{6,10}$'"]
-    assert "unknown enterprise 'NOBODY'" in client.post(
-        "/declarations", json=declaration_data(enterprise_id="NOBODY"), headers=h("sel")).json()["detail"]
+    assert (
+        "unknown enterprise 'NOBODY'"
+        in client.post(
+            "/declarations", json=declaration_data(enterprise_id="NOBODY"), headers=h("sel")
+        ).json()["detail"]
+    )
     assert open_store(setup["db"]).audit.verify().count == before
 
 
 def test_hot_reload_changes_the_version_and_keeps_the_old_one_replayable(client, setup):
     first = post_declaration(client, id="V1", enterprise_id="E4").json()["decision"]["rules_version"]
     time.sleep(0.01)
-    setup["rules"].write_text(setup["rules"].read_text().replace("value_per_kg, lt: 20", "value_per_kg, lt: 25"))
+    setup["rules"].write_text(
+        setup["rules"].read_text().replace("value_per_kg, lt: 20", "value_per_kg, lt: 25")
+    )
     os.utime(setup["rules"], ns=(time.time_ns(), time.time_ns() + 10**9))
     second = post_declaration(client, id="V2", enterprise_id="E4").json()["decision"]["rules_version"]
     assert first != second and client.get("/rules").json()["version"] == second
     loaded = [r["payload"] for r in AuditLog(database.connect(setup["db"])).records("rules_loaded")]
-    assert [r["version"] for r in loaded] == [first, second] and "value_per_kg, lt: 20" in loaded[0]["content"]
+    assert [r["version"] for r in loaded] == [first, second] and "value_per_kg, lt: 20" in loaded[0][
+        "content"
+    ]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=st.one_of(
-    st.dictionaries(st.sampled_from(list(declaration_data()) + ["x", "id"]),
-                    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
-                              st.text(max_size=30), st.lists(st.integers(), max_size=3)), max_size=14),
-    st.builds(lambda k, v: {**declaration_data(), k: v}, st.sampled_from(list(declaration_data())),
-              st.one_of(st.none(), st.integers(-10**20, 10**20), st.floats(), st.text(max_size=12))),
-    st.binary(max_size=200).map(lambda b: b.decode("latin-1"))))
+@given(
+    body=st.one_of(
+        st.dictionaries(
+            st.sampled_from(list(declaration_data()) + ["x", "id"]),
+            st.one_of(
+                st.none(),
+                st.booleans(),
+                st.integers(),
+                st.floats(allow_nan=True),
+                st.text(max_size=30),
+                st.lists(st.integers(), max_size=3),
+            ),
+            max_size=14,
+        ),
+        st.builds(
+            lambda k, v: {**declaration_data(), k: v},
+            st.sampled_from(list(declaration_data())),
+            st.one_of(st.none(), st.integers(-(10**20), 10**20), st.floats(), st.text(max_size=12)),
+        ),
+        st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+    )
+)
 def test_fuzzed_bodies_never_cause_a_server_error(client, body):
     raw = (body if isinstance(body, str) else json.dumps(body, default=str)).encode()  # NaN and Infinity too
-    for path, who in (("/declarations", "sel"), ("/inspections/Q/result", "ins1"), ("/inspections/Q/reassign", "chief")):
+    for path, who in (
+        ("/declarations", "sel"),
+        ("/inspections/Q/result", "ins1"),
+        ("/inspections/Q/reassign", "chief"),
+    ):
         answer = client.post(path, content=raw, headers={**h(who), "content-type": "application/json"})
         assert answer.status_code < 500, (path, answer.text)
 
 
 # ------------------------------------------------------------------ a real server process
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -227,9 +291,27 @@ def free_port() -> int:
 
 def start_server(setup, port: int, *extra: str) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", "--rules", str(setup["rules"]), "--db", str(setup["db"]),
-         "--key-file", str(setup["key"]), "--api-keys", str(setup["keys"]), "--port", str(port), *extra],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "serve",
+            "--rules",
+            str(setup["rules"]),
+            "--db",
+            str(setup["db"]),
+            "--key-file",
+            str(setup["key"]),
+            "--api-keys",
+            str(setup["keys"]),
+            "--port",
+            str(port),
+            *extra,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     for _ in range(200):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
@@ -252,7 +334,9 @@ def test_sigkill_loses_no_acknowledged_decision(setup):
                 if stop.is_set():
                     return
                 try:
-                    answer = http.post("/declarations", json=declaration_data(id=f"K{i}", enterprise_id=f"E{i % 20}"))
+                    answer = http.post(
+                        "/declarations", json=declaration_data(id=f"K{i}", enterprise_id=f"E{i % 20}")
+                    )
                 except httpx.TransportError:
                     return
                 if answer.status_code == 200:
@@ -282,12 +366,19 @@ def test_concurrent_clients_lose_and_duplicate_nothing(setup):
     port = free_port()
     server = start_server(setup, port)
     try:
+
         def client_run(k: int) -> list[str]:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=h("sel")) as http:
                 ids = [f"C{k}-{i % 30}" for i in range(45)]  # each client re-posts 15 of its own
-                codes = [http.post("/declarations", json=declaration_data(id=declaration_id, enterprise_id=f"E{k}")
-                                   ).status_code for declaration_id in ids]
-                return ids if codes == [200] * len(ids) else [f"refused: {codes}"]  # asserted in the main thread
+                codes = [
+                    http.post(
+                        "/declarations", json=declaration_data(id=declaration_id, enterprise_id=f"E{k}")
+                    ).status_code
+                    for declaration_id in ids
+                ]
+                return (
+                    ids if codes == [200] * len(ids) else [f"refused: {codes}"]
+                )  # asserted in the main thread
 
         results: list[list[str]] = []
         threads = [threading.Thread(target=lambda k=k: results.append(client_run(k))) for k in range(6)]
@@ -311,7 +402,9 @@ def test_decisions_replay_from_the_rules_texts_the_log_kept(client, setup):
     from engine.replay import replay
 
     post_declaration(client, id="R1", enterprise_id="E5")
-    setup["rules"].write_text(setup["rules"].read_text().replace("value_per_kg, lt: 20", "value_per_kg, lt: 30"))
+    setup["rules"].write_text(
+        setup["rules"].read_text().replace("value_per_kg, lt: 20", "value_per_kg, lt: 30")
+    )
     os.utime(setup["rules"], ns=(time.time_ns(), time.time_ns() + 10**9))
     post_declaration(client, id="R2", enterprise_id="E5", hs_code="620342", declared_value=200.0)
     log = AuditLog(database.connect(setup["db"]))
@@ -322,13 +415,20 @@ def test_decisions_replay_from_the_rules_texts_the_log_kept(client, setup):
 @pytest.mark.parametrize("value, quantity", [(1, 100000), (5e-324, 1.0), (1e300, 1e-300)])
 def test_extreme_but_valid_numbers_are_decided_not_a_500(client, value, quantity):
     """Exponent forms (1e-05, 5e-324, 1e+16, an overflow to infinity) once crashed durable-rules."""
-    answer = post_declaration(client, id=f"X{quantity}", enterprise_id="E1", hs_code="620342",
-                              declared_value=value, quantity=quantity)
+    answer = post_declaration(
+        client,
+        id=f"X{quantity}",
+        enterprise_id="E1",
+        hs_code="620342",
+        declared_value=value,
+        quantity=quantity,
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json()["decision"]["declaration_id"] == f"X{quantity}"
 
 
 # ------------------------------------------------------------------ the rules file under change
+
 
 def test_a_missing_or_invalid_rules_file_keeps_the_last_good_version(client, setup):
     good = client.get("/health").json()["rules_version"]
@@ -338,30 +438,43 @@ def test_a_missing_or_invalid_rules_file_keeps_the_last_good_version(client, set
     assert answer.status_code == 200 and answer.json()["decision"]["rules_version"] == good
     health = client.get("/health").json()
     assert health["status"] == "degraded" and "cannot read rules file" in health["rules_problem"]
-    setup["rules"].write_text("version: v\nrules:\n  - {id: A, description: d, inspection: scan, when: {field: x, eq: 1}}\n")
+    setup["rules"].write_text(
+        "version: v\nrules:\n  - {id: A, description: d, inspection: scan, when: {field: x, eq: 1}}\n"
+    )
     assert post_declaration(client, id="H2", enterprise_id="E3").json()["decision"]["rules_version"] == good
     assert "unknown field 'x'" in client.get("/health").json()["rules_problem"]
     setup["rules"].write_text(text.replace("value_per_kg, lt: 20", "value_per_kg, lt: 22"))
     os.utime(setup["rules"], ns=(time.time_ns(), time.time_ns() + 10**9))
     new = post_declaration(client, id="H3", enterprise_id="E3").json()["decision"]["rules_version"]
     assert new != good and client.get("/health").json() | {"version": None} == {
-        "status": "ok", "version": None, "rules_version": new, "rules_problem": None, "database_problem": None,
-        "checkpoint_problem": None}
+        "status": "ok",
+        "version": None,
+        "rules_version": new,
+        "rules_problem": None,
+        "database_problem": None,
+        "checkpoint_problem": None,
+    }
 
 
 def test_a_rules_file_still_being_written_is_not_deployed(setup):
     """The file changes between the two reads `settle` apart: the old version keeps deciding."""
     from engine.service import LiveOffice
+
     office = Office(setup["db"], draws=None)
     live = LiveOffice(office, setup["rules"], False, setup["db"], settle=0.2)
     good = office.rules.version
     text = setup["rules"].read_text()
-    half = text[: text.index("  - id: WEAPONS-PARTS")] if "  - id: WEAPONS-PARTS" in text else text[: len(text) // 2]
+    half = (
+        text[: text.index("  - id: WEAPONS-PARTS")]
+        if "  - id: WEAPONS-PARTS" in text
+        else text[: len(text) // 2]
+    )
     setup["rules"].write_text(half)  # valid YAML: the rules before WEAPONS-PARTS
 
     def finish():
         time.sleep(0.05)
         setup["rules"].write_text(text.replace("value_per_kg, lt: 20", "value_per_kg, lt: 23"))
+
     writer = threading.Thread(target=finish)
     writer.start()
     live.reload()
@@ -373,6 +486,7 @@ def test_a_rules_file_still_being_written_is_not_deployed(setup):
 
 # ------------------------------------------------------------------ the contract, checked by an outsider
 
+
 def test_schemathesis_finds_no_failure_for_any_role(any_setup):
     """An independent client reads /openapi.json and tries every operation with each role's key, on
     either database: all checks, coverage, fuzzing and stateful phases (following the documented
@@ -381,16 +495,33 @@ def test_schemathesis_finds_no_failure_for_any_role(any_setup):
     setup = any_setup
     port = free_port()
     server = start_server(setup, port, "--roster", str(setup["roster"]), "--allow-new-enterprises")
-    run = [str(ROOT / ".venv" / "bin" / "schemathesis"), "run", f"http://127.0.0.1:{port}/openapi.json",
-           "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", "15",
-           "--seed", "7", "--no-color"]
+    run = [
+        str(ROOT / ".venv" / "bin" / "schemathesis"),
+        "run",
+        f"http://127.0.0.1:{port}/openapi.json",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-examples",
+        "15",
+        "--seed",
+        "7",
+        "--no-color",
+    ]
     try:
         for key in KEYS:  # each role alone: what it may do, and the refusals of what it may not
-            done = subprocess.run([*run, "-H", f"X-API-Key: {key}"], capture_output=True, text=True, timeout=240)
+            done = subprocess.run(
+                [*run, "-H", f"X-API-Key: {key}"], capture_output=True, text=True, timeout=240
+            )
             assert done.returncode == 0, (key, done.stdout[-3000:])
         # every operation with a key of a role allowed to call it, so the stateful phase can follow
         # the links from a decision to the steps of other roles (tests/engine/schemathesis_roles.py)
-        roles = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.engine.schemathesis_roles", "PYTHONPATH": str(ROOT)}
+        roles = {
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": "tests.engine.schemathesis_roles",
+            "PYTHONPATH": str(ROOT),
+        }
         done = subprocess.run(run, capture_output=True, text=True, timeout=240, env=roles, cwd=ROOT)
         assert done.returncode == 0 and "Stateful" in done.stdout, done.stdout[-3000:]
     finally:
@@ -404,19 +535,37 @@ def test_the_service_writes_signed_checkpoints_that_verify(setup, tmp_path):
     from engine import checkpoint
     from engine.cli import app as cli
     from engine.service import Checkpointing
+
     checkpoint.new_signing_key(tmp_path / "audit.key")
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    app = create_app(setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: MORNING,
-                     checkpoints=Checkpointing(tmp_path / "audit.key", folder, every=5))
+    app = create_app(
+        setup["rules"],
+        setup["db"],
+        setup["key"],
+        setup["keys"],
+        setup["roster"],
+        clock=lambda: MORNING,
+        checkpoints=Checkpointing(tmp_path / "audit.key", folder, every=5),
+    )
     with TestClient(app) as c:
         for i in range(12):
             assert post_declaration(c, id=f"CP{i}", enterprise_id=f"E{i}").status_code == 200
         assert c.get("/audit/verify", headers=h("aud")).json()["ok"]
     written = sorted(folder.glob("checkpoint-*.json"))
     assert len(written) >= 2
-    done = CliRunner().invoke(cli, ["audit", "verify", str(setup["db"]), "--checkpoints", str(folder),
-                                    "--public-key", str(tmp_path / "audit.key.pub")])
+    done = CliRunner().invoke(
+        cli,
+        [
+            "audit",
+            "verify",
+            str(setup["db"]),
+            "--checkpoints",
+            str(folder),
+            "--public-key",
+            str(tmp_path / "audit.key.pub"),
+        ],
+    )
     assert done.exit_code == 0 and f"{len(written)} checkpoints" in done.stdout, done.output
 
 
@@ -457,18 +606,31 @@ def _closed(sock: socket.socket, wait: float) -> bool:
 def test_a_risk_officers_instruction_is_inspected_audited_and_reported(any_client):
     """An order on a declaration the computer released: dispatched, in the history, counted in the
     monthly report as the instruction channel; an order on a selected one is a conflict."""
-    plain = post_declaration(any_client, id="PLAIN-1", enterprise_id="E1", customs_office="OFF-40", hs_code="940360",
-                             declared_value=50000.0).json()
+    plain = post_declaration(
+        any_client,
+        id="PLAIN-1",
+        enterprise_id="E1",
+        customs_office="OFF-40",
+        hs_code="940360",
+        declared_value=50000.0,
+    ).json()
     targeted = post_declaration(any_client, id="WEAP-1", enterprise_id="E2", **WEAPONS).json()
     assert not plain["decision"]["selected"], plain["decision"]
     assert targeted["decision"]["selected"]
-    ordered = any_client.post("/instructions", json={"declaration_id": "PLAIN-1", "reason": "tip-off from the port",
-                                                  "inspection_type": "physical"}, headers=h("risk"))
+    ordered = any_client.post(
+        "/instructions",
+        json={"declaration_id": "PLAIN-1", "reason": "tip-off from the port", "inspection_type": "physical"},
+        headers=h("risk"),
+    )
     assert ordered.status_code == 200, ordered.text
     assert ordered.json()["inspection"]["status"] == "dispatched"
-    again = any_client.post("/instructions", json={"declaration_id": "WEAP-1", "reason": "x"}, headers=h("risk"))
+    again = any_client.post(
+        "/instructions", json={"declaration_id": "WEAP-1", "reason": "x"}, headers=h("risk")
+    )
     assert again.status_code == 409
-    missing = any_client.post("/instructions", json={"declaration_id": "NOPE", "reason": "x"}, headers=h("chief"))
+    missing = any_client.post(
+        "/instructions", json={"declaration_id": "NOPE", "reason": "x"}, headers=h("chief")
+    )
     assert missing.status_code == 404
     kinds = [r["kind"] for r in any_client.get("/declarations/PLAIN-1", headers=h("aud")).json()["history"]]
     assert kinds[:3] == ["selection", "instruction", "dispatch"]
@@ -482,13 +644,19 @@ def test_a_lost_database_connection_is_a_503_and_the_next_request_is_decided(tmp
     import psycopg
 
     from tests.conftest import POSTGRES
+
     files = office_files(tmp_path, postgres_url)
-    app = create_app(files["rules"], files["db"], files["key"], files["keys"], files["roster"], clock=lambda: MORNING)
+    app = create_app(
+        files["rules"], files["db"], files["key"], files["keys"], files["roster"], clock=lambda: MORNING
+    )
     with TestClient(app) as client:
         assert post_declaration(client, id="L1", enterprise_id="E1").status_code == 200
         with psycopg.connect(POSTGRES, autocommit=True) as conn:  # a failover: the office's connections go
-            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
-                         "AND application_name = %s", (f"doublerandom:{postgres_url.rsplit('=', 1)[1]}",))
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND application_name = %s",
+                (f"doublerandom:{postgres_url.rsplit('=', 1)[1]}",),
+            )
         lost = post_declaration(client, id="L2", enterprise_id="E1")
         assert lost.status_code == 503 and "did not answer" in lost.json()["detail"]
         again = post_declaration(client, id="L2", enterprise_id="E1")
@@ -496,13 +664,22 @@ def test_a_lost_database_connection_is_a_503_and_the_next_request_is_decided(tmp
         assert client.get("/audit/verify", headers=h("aud")).json()["ok"] is True
 
 
-@pytest.mark.parametrize("path, body, who", [
-    ("/inspections/N1/result", {"outcome": "problem", "category": "under\u0000valued", "department": "duties"}, None),
-    ("/inspections/N1/result", {"outcome": "normal", "category": "\ud800"}, None),
-    ("/inspections/N1/reassign", {"to": "INS-01", "reason": "tip\u0000off"}, "chief"),
-    ("/instructions", {"declaration_id": "N2", "reason": "tip\u0000off"}, "risk"),
-])
-def test_text_a_database_cannot_store_is_refused_alike_on_both_backends(any_client, any_setup, path, body, who):
+@pytest.mark.parametrize(
+    "path, body, who",
+    [
+        (
+            "/inspections/N1/result",
+            {"outcome": "problem", "category": "under\u0000valued", "department": "duties"},
+            None,
+        ),
+        ("/inspections/N1/result", {"outcome": "normal", "category": "\ud800"}, None),
+        ("/inspections/N1/reassign", {"to": "INS-01", "reason": "tip\u0000off"}, "chief"),
+        ("/instructions", {"declaration_id": "N2", "reason": "tip\u0000off"}, "risk"),
+    ],
+)
+def test_text_a_database_cannot_store_is_refused_alike_on_both_backends(
+    any_client, any_setup, path, body, who
+):
     """A NUL (PostgreSQL stores none) or a lone surrogate: 422 naming the field on both databases,
     and nothing written; it was a 500 on PostgreSQL and stored on SQLite."""
     decided = post_declaration(any_client, id="N1", enterprise_id="E3", **WEAPONS).json()
@@ -521,11 +698,15 @@ def test_text_a_database_cannot_store_is_refused_alike_on_both_backends(any_clie
 
 def test_the_step_commands_refuse_a_nul_with_one_error(setup):
     from typer.testing import CliRunner
+
     from engine.cli import app as cli
+
     office = Office(setup["db"])
     before = office.audit.head()
     office.store.close()
-    done = CliRunner().invoke(cli, ["instruct", str(setup["db"]), "X1", "--by", "RISK-1", "--reason", "a\x00b"])
+    done = CliRunner().invoke(
+        cli, ["instruct", str(setup["db"]), "X1", "--by", "RISK-1", "--reason", "a\x00b"]
+    )
     assert done.exit_code == 2 and isinstance(done.exception, SystemExit) and "NUL" in done.stderr
     office = Office(setup["db"])
     assert office.audit.head() == before
@@ -535,6 +716,7 @@ def test_a_rules_file_durable_cannot_run_is_not_deployed_and_health_says_so(clie
     """Hot reload of a file whose condition exceeds durable's limits: the last good version keeps
     deciding (it answered 500 to every POST while /health said ok)."""
     from tests.engine.test_rules import _rules_with, _tree
+
     good = client.get("/health").json()["rules_version"]
     time.sleep(0.01)
     setup["rules"].write_text(json.dumps(_rules_with(_tree(4, []))))
@@ -550,7 +732,9 @@ def test_one_client_holding_half_sent_requests_does_not_starve_the_others(setup)
     cuts: the other clients (127.0.0.1) are all served, since one address takes at most
     --max-per-client places. Failures are collected in the attacking thread and asserted here."""
     port = free_port()
-    server = start_server(setup, port, "--request-timeout", "1", "--max-connections", "40", "--max-per-client", "10")
+    server = start_server(
+        setup, port, "--request-timeout", "1", "--max-connections", "40", "--max-per-client", "10"
+    )
     stop, held, problems = threading.Event(), [], []
 
     def attack():
@@ -618,6 +802,7 @@ def test_every_answer_matches_the_schema_the_api_documents(any_client):
     operation of the document is reached (schemathesis's stateful phase follows the same links, but
     rarely gets far: most generated declarations are refused or never selected)."""
     import jsonschema
+
     client = any_client
     spec = client.get("/openapi.json").json()
     seen = set()
@@ -625,29 +810,65 @@ def test_every_answer_matches_the_schema_the_api_documents(any_client):
     def call(method, path, template, who=None, body=None):
         answer = client.request(method.upper(), path, json=body, headers=h(who) if who else {})
         assert answer.status_code == 200, (path, answer.text)
-        jsonschema.validate(answer.json(), _documented(spec, method, template),
-                            cls=jsonschema.Draft202012Validator)
+        jsonschema.validate(
+            answer.json(), _documented(spec, method, template), cls=jsonschema.Draft202012Validator
+        )
         seen.add((method, template))
         return answer.json()
 
-    decided = call("post", "/declarations", "/declarations", "sel",
-                   declaration_data(id="J1", enterprise_id="E5", declared_at="2026-06-01T10:00:00", **WEAPONS))
+    decided = call(
+        "post",
+        "/declarations",
+        "/declarations",
+        "sel",
+        declaration_data(id="J1", enterprise_id="E5", declared_at="2026-06-01T10:00:00", **WEAPONS),
+    )
     first = decided["inspection"]["inspector_id"]
     other = "INS-03" if first == "INS-01" else "INS-01"
-    call("post", "/inspections/J1/reassign", "/inspections/{inspection_id}/reassign", "chief",
-         {"to": other, "reason": "specialist"})
-    recorded = call("post", "/inspections/J1/result", "/inspections/{inspection_id}/result",
-                    "ins1" if other == "INS-01" else "ins3", {"outcome": "normal", "category": "clean"})
+    call(
+        "post",
+        "/inspections/J1/reassign",
+        "/inspections/{inspection_id}/reassign",
+        "chief",
+        {"to": other, "reason": "specialist"},
+    )
+    recorded = call(
+        "post",
+        "/inspections/J1/result",
+        "/inspections/{inspection_id}/result",
+        "ins1" if other == "INS-01" else "ins3",
+        {"outcome": "normal", "category": "clean"},
+    )
     assert recorded["status"] == "awaiting_release"
     call("post", "/declarations/J1/release", "/declarations/{declaration_id}/release", "rel")
-    call("post", "/declarations", "/declarations", "sel",
-         declaration_data(id="J2", enterprise_id="E6", declared_at="2026-06-01T10:00:00", hs_code="940360"))
-    instructed = call("post", "/instructions", "/instructions", "risk",
-                      {"declaration_id": "J2", "reason": "a tip-off", "inspection_type": "document"})
+    call(
+        "post",
+        "/declarations",
+        "/declarations",
+        "sel",
+        declaration_data(id="J2", enterprise_id="E6", declared_at="2026-06-01T10:00:00", hs_code="940360"),
+    )
+    instructed = call(
+        "post",
+        "/instructions",
+        "/instructions",
+        "risk",
+        {"declaration_id": "J2", "reason": "a tip-off", "inspection_type": "document"},
+    )
     assert instructed["inspection"]["status"] in ("dispatched", "waiting")
-    call("post", "/declarations", "/declarations", "sel",
-         declaration_data(id="J3", enterprise_id="E7", declared_at="2026-06-01T10:00:00", customs_office="OFF-99",
-                          hs_code="930690"))  # nobody works at OFF-99: it waits
+    call(
+        "post",
+        "/declarations",
+        "/declarations",
+        "sel",
+        declaration_data(
+            id="J3",
+            enterprise_id="E7",
+            declared_at="2026-06-01T10:00:00",
+            customs_office="OFF-99",
+            hs_code="930690",
+        ),
+    )  # nobody works at OFF-99: it waits
     waiting = call("post", "/inspections/J3/dispatch", "/inspections/{inspection_id}/dispatch", "chief")
     assert waiting["waiting"] is True
     history = call("get", "/declarations/J1", "/declarations/{declaration_id}", "aud")

@@ -8,7 +8,6 @@ write transaction left idle is ended by the server after IDLE_LIMIT seconds, and
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import subprocess
@@ -22,14 +21,14 @@ from fastapi.testclient import TestClient
 
 from engine import checkpoint
 from engine.database import IDLE_LIMIT, TURN_WAIT, connect
+from engine.declarations import parse_declaration
 from engine.errors import Unavailable
 from engine.office import Office
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
-from engine.declarations import parse_declaration
 from engine.service import Checkpointing, create_app
 from tests.conftest import BASELINE_RULES, POSTGRES, ROOT, declaration_data
-from tests.engine.test_service import MORNING, WEAPONS, h, office_files, post_declaration
+from tests.engine.test_service import MORNING, WEAPONS, office_files, post_declaration
 
 
 def _office(url) -> Office:
@@ -81,8 +80,12 @@ STOPPED_MID_TRANSACTION = textwrap.dedent("""
 
 def test_an_instance_stopped_mid_transaction_is_cut_off_and_the_others_carry_on(postgres_url):
     office = _office(postgres_url)
-    stopped = subprocess.Popen([sys.executable, "-c", STOPPED_MID_TRANSACTION, postgres_url], cwd=ROOT,
-                               stdout=subprocess.PIPE, text=True)
+    stopped = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_MID_TRANSACTION, postgres_url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert stopped.stdout.readline().strip() == "holding"
         started = time.monotonic()
@@ -102,11 +105,15 @@ def test_an_instance_stopped_mid_transaction_is_cut_off_and_the_others_carry_on(
 
 def test_the_service_answers_503_with_retry_after_and_health_says_why(tmp_path, store_url):
     setup = office_files(tmp_path, store_url)
-    app = create_app(setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: MORNING)
+    app = create_app(
+        setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: MORNING
+    )
     with TestClient(app) as client:
         if store_url.startswith("postgresql"):
             holder = psycopg.connect(POSTGRES, autocommit=True)
-            holder.execute("SELECT pg_advisory_lock(hashtext(%s))", (f"doublerandom:{store_url.rsplit('=', 1)[1]}",))
+            holder.execute(
+                "SELECT pg_advisory_lock(hashtext(%s))", (f"doublerandom:{store_url.rsplit('=', 1)[1]}",)
+            )
         else:
             holder = connect(setup["db"])
             holder.execute("BEGIN IMMEDIATE")
@@ -117,8 +124,13 @@ def test_the_service_answers_503_with_retry_after_and_health_says_why(tmp_path, 
         holder.close()  # the lock goes with the session; SQLite's transaction with the connection
         assert post_declaration(client, id="B1", enterprise_id="E1", **WEAPONS).status_code == 200
         assert client.get("/health").json() | {"version": None} == {
-            "status": "ok", "version": None, "rules_version": health["rules_version"], "rules_problem": None,
-            "database_problem": None, "checkpoint_problem": None}
+            "status": "ok",
+            "version": None,
+            "rules_version": health["rules_version"],
+            "rules_problem": None,
+            "database_problem": None,
+            "checkpoint_problem": None,
+        }
 
 
 def test_a_checkpoint_that_cannot_be_written_refuses_no_stored_decision(tmp_path, monkeypatch):
@@ -132,9 +144,17 @@ def test_a_checkpoint_that_cannot_be_written_refuses_no_stored_decision(tmp_path
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr("engine.checkpoint.os.replace", full_disk)
-    app = create_app(setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: MORNING,
-                     checkpoints=Checkpointing(key, folder, every=1))
+    app = create_app(
+        setup["rules"],
+        setup["db"],
+        setup["key"],
+        setup["keys"],
+        setup["roster"],
+        clock=lambda: MORNING,
+        checkpoints=Checkpointing(key, folder, every=1),
+    )
     with TestClient(app) as client:
         first = post_declaration(client, id="C1", enterprise_id="E1", **WEAPONS)
         assert first.status_code == 200, first.text
@@ -151,16 +171,21 @@ def test_a_checkpoint_that_cannot_be_written_refuses_no_stored_decision(tmp_path
 
 def test_verify_reports_a_half_written_checkpoint_and_checks_the_others(tmp_path):
     from typer.testing import CliRunner
+
     from engine.cli import app
+
     db, key, folder = tmp_path / "office.db", tmp_path / "audit.key", tmp_path / "cps"
     office = _office(db)
     _decide(office, 1)
     checkpoint.new_signing_key(key)
     folder.mkdir()
     checkpoint.write(checkpoint.sign(*office.audit.head(), checkpoint.load_signing_key(key)), folder)
-    (folder / "checkpoint-000000000009.json").write_text('{"seq": 9, "he')  # a crash, before writes were atomic
+    (folder / "checkpoint-000000000009.json").write_text(
+        '{"seq": 9, "he'
+    )  # a crash, before writes were atomic
     office.store.close()
-    done = CliRunner().invoke(app, ["audit", "verify", str(db), "--checkpoints", str(folder),
-                                    "--public-key", str(key) + ".pub"])
+    done = CliRunner().invoke(
+        app, ["audit", "verify", str(db), "--checkpoints", str(folder), "--public-key", str(key) + ".pub"]
+    )
     assert done.exit_code == 1 and isinstance(done.exception, SystemExit)
     assert "not a checkpoint" in done.stderr and "1 problems" in done.stderr

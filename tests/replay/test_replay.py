@@ -68,12 +68,34 @@ def test_bad_rows_are_reported_with_their_line_and_skipped(tmp_path):
 
 def test_a_missing_file_or_column_is_one_clear_error(tmp_path):
     runner = CliRunner()
-    missing = runner.invoke(app, ["import", str(tmp_path / "nope.csv"), "--mapping",
-                                  str(ROOT / "scenarios/mappings/kcs.yaml"), "--out", str(tmp_path / "o")])
-    assert missing.exit_code != 0 and "no such file" in missing.output and isinstance(missing.exception, SystemExit)
+    missing = runner.invoke(
+        app,
+        [
+            "import",
+            str(tmp_path / "nope.csv"),
+            "--mapping",
+            str(ROOT / "scenarios/mappings/kcs.yaml"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert (
+        missing.exit_code != 0
+        and "no such file" in missing.output
+        and isinstance(missing.exception, SystemExit)
+    )
     (tmp_path / "thin.csv").write_text("Declaration ID,Date\n1,2021-01-01\n")
-    thin = runner.invoke(app, ["import", str(tmp_path / "thin.csv"), "--mapping",
-                               str(ROOT / "scenarios/mappings/kcs.yaml"), "--out", str(tmp_path / "o")])
+    thin = runner.invoke(
+        app,
+        [
+            "import",
+            str(tmp_path / "thin.csv"),
+            "--mapping",
+            str(ROOT / "scenarios/mappings/kcs.yaml"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert thin.exit_code != 0 and "lacks" in thin.output and isinstance(thin.exception, SystemExit)
 
 
@@ -87,11 +109,22 @@ def test_no_decision_sees_an_outcome_of_its_own_day_or_later(kcs):
     first_day = log.loc[mine[0], "declared_at"].normalize()
     log.loc[mine, "violation"] = False
     log.loc[mine[0], "violation"] = True  # planted: its only problem, on its first day
-    rules = RuleSet.from_dict({"version": "t", "rules": [
-        {"id": "FLAGGED", "description": "flagged", "inspection": "physical",
-         "when": {"field": "enterprise.high_risk", "eq": True}}]})
-    from replay.evaluate import decide
+    rules = RuleSet.from_dict(
+        {
+            "version": "t",
+            "rules": [
+                {
+                    "id": "FLAGGED",
+                    "description": "flagged",
+                    "inspection": "physical",
+                    "when": {"field": "enterprise.high_risk", "eq": True},
+                }
+            ],
+        }
+    )
     from engine.integrity import FeedbackPolicy
+    from replay.evaluate import decide
+
     hits = decide(log, rules, SelectionPolicy(random_ratio=0.0), 1, FeedbackPolicy())["hits"][:, 0]
     same_day = mine[log.loc[mine, "declared_at"].dt.normalize() == first_day]
     later = mine[log.loc[mine, "declared_at"].dt.normalize() > first_day]
@@ -100,7 +133,9 @@ def test_no_decision_sees_an_outcome_of_its_own_day_or_later(kcs):
 
 def test_random_precision_is_the_logs_rate_within_its_interval(kcs):
     _, log = kcs
-    result = evaluate(log, RuleSet.load(ROOT / "scenarios/rules/never.yaml"), SelectionPolicy(random_ratio=0.3))
+    result = evaluate(
+        log, RuleSet.load(ROOT / "scenarios/rules/never.yaml"), SelectionPolicy(random_ratio=0.3)
+    )
     f = result.figures["random"]
     assert f["precision_low"] <= result.base_rate <= f["precision_high"]
     assert f["selection_rate_low"] <= 0.3 <= f["selection_rate_high"]
@@ -111,10 +146,12 @@ def test_a_derived_rule_on_a_later_period_matches_an_independent_count(kcs):
     the reported interval covers the rate that count gives."""
     _, log = kcs
     rules = RuleSet.load(ROOT / "scenarios/rules/kcs_derived.yaml")
-    result = evaluate(log, rules, SelectionPolicy(random_ratio=0.05), budget=0.084,
-                      start=dt.date(2021, 4, 10))
+    result = evaluate(
+        log, rules, SelectionPolicy(random_ratio=0.05), budget=0.084, start=dt.date(2021, 4, 10)
+    )
     later = log[log["declared_at"] >= "2021-04-10"]
     import yaml
+
     codes = yaml.safe_load((ROOT / "scenarios/rules/kcs_derived.yaml").read_text())["lists"]["high_risk_hs6"]
     listed = later["hs_code"].isin(codes)
     r = result.rules["HIGH-RISK-GOODS"]
@@ -135,17 +172,35 @@ def test_inverse_probability_weights_recover_a_known_population_rate(tmp_path):
     y = rng.random(n) < np.where(risky, 0.12, 0.02)
     p = np.where(risky, 0.4, 0.05)
     seen = rng.random(n) < p
-    log = pd.DataFrame({
-        "id": [f"D{i}" for i in range(n)], "declared_at": pd.Timestamp("2021-01-01") + pd.to_timedelta(
-            np.sort(rng.integers(0, 90, n)), unit="D"), "enterprise_id": [f"E{i % 500}" for i in range(n)],
-        "hs_code": np.where(risky, "930690", "847130"), "origin_country": "CN", "departure_country": "CN",
-        "trade_mode": "general", "transport_mode": "sea", "customs_office": "OFF-1", "declared_value": 100.0,
-        "net_mass_kg": 1.0, "quantity": 1.0, "violation": y, "critical": False, "category": None,
-        "revenue": 0.0, "inspected": True, "inclusion_probability": p})[seen].reset_index(drop=True)
-    result = evaluate(log, RuleSet.load(ROOT / "scenarios/rules/never.yaml"), SelectionPolicy(random_ratio=0.1))
+    log = pd.DataFrame(
+        {
+            "id": [f"D{i}" for i in range(n)],
+            "declared_at": pd.Timestamp("2021-01-01")
+            + pd.to_timedelta(np.sort(rng.integers(0, 90, n)), unit="D"),
+            "enterprise_id": [f"E{i % 500}" for i in range(n)],
+            "hs_code": np.where(risky, "930690", "847130"),
+            "origin_country": "CN",
+            "departure_country": "CN",
+            "trade_mode": "general",
+            "transport_mode": "sea",
+            "customs_office": "OFF-1",
+            "declared_value": 100.0,
+            "net_mass_kg": 1.0,
+            "quantity": 1.0,
+            "violation": y,
+            "critical": False,
+            "category": None,
+            "revenue": 0.0,
+            "inspected": True,
+            "inclusion_probability": p,
+        }
+    )[seen].reset_index(drop=True)
+    result = evaluate(
+        log, RuleSet.load(ROOT / "scenarios/rules/never.yaml"), SelectionPolicy(random_ratio=0.1)
+    )
     w, ys = 1 / log["inclusion_probability"].to_numpy(), log["violation"].to_numpy(float)
     hajek = (w * ys).sum() / w.sum()
-    se = np.sqrt((w ** 2 * (ys - hajek) ** 2).sum()) / w.sum()
+    se = np.sqrt((w**2 * (ys - hajek) ** 2).sum()) / w.sum()
     assert result.weighted and result.base_rate == pytest.approx(hajek)
     assert abs(hajek - y.mean()) < 3 * se and ys.mean() > y.mean() + 3 * se  # unweighted is biased
 
@@ -154,13 +209,31 @@ def test_evaluate_compares_policies_and_draws_the_plot(kcs, tmp_path):
     _, log = kcs
     folder = tmp_path / "log"
     logs.import_log([KCS], MAPPING, folder)
-    out = CliRunner().invoke(app, ["evaluate", str(folder), "--rules", str(ROOT / "scenarios/rules/baseline.yaml"),
-                                   "--rules", str(ROOT / "scenarios/rules/kcs_derived.yaml"), "--budget", "0.084",
-                                   "--from", "2021-04-15", "--explain", "--out", str(tmp_path / "eval")])
+    out = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            str(folder),
+            "--rules",
+            str(ROOT / "scenarios/rules/baseline.yaml"),
+            "--rules",
+            str(ROOT / "scenarios/rules/kcs_derived.yaml"),
+            "--budget",
+            "0.084",
+            "--from",
+            "2021-04-15",
+            "--explain",
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "every row was inspected" in out.stdout and "HIGH-RISK-GOODS" in out.stdout
     table = pd.read_csv(tmp_path / "eval" / "evaluation.csv")
-    assert set(table["policy"]) == {"baseline", "kcs_derived"} and (tmp_path / "eval" / "precision_recall.png").stat().st_size > 10_000
+    assert (
+        set(table["policy"]) == {"baseline", "kcs_derived"}
+        and (tmp_path / "eval" / "precision_recall.png").stat().st_size > 10_000
+    )
 
 
 def test_rules_report_flags_rules_on_a_replayed_log(kcs, tmp_path):
@@ -168,8 +241,20 @@ def test_rules_report_flags_rules_on_a_replayed_log(kcs, tmp_path):
     random' is a rule whose whole interval lies under the random channel's rate."""
     folder = tmp_path / "log"
     logs.import_log([KCS], MAPPING, folder)
-    out = CliRunner().invoke(app, ["rules", "report", str(folder), "--rules", str(ROOT / "scenarios/rules/baseline.yaml"),
-                                   "--ratio", "0.1", "--format", "json"])
+    out = CliRunner().invoke(
+        app,
+        [
+            "rules",
+            "report",
+            str(folder),
+            "--rules",
+            str(ROOT / "scenarios/rules/baseline.yaml"),
+            "--ratio",
+            "0.1",
+            "--format",
+            "json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     rules = {r["rule"]: r for r in json.loads(out.stdout)["rules"]}
     assert rules["CAMPAIGN-SOLAR-ORIGIN"]["flags"] == ["never fires"]
@@ -180,8 +265,10 @@ def test_rules_report_flags_rules_on_a_replayed_log(kcs, tmp_path):
 
 def test_rules_report_reads_a_live_office_too(tmp_path):
     from tests.engine.test_report import busy as make_busy
+
     office = make_busy.__wrapped__(tmp_path)
     from engine import report
+
     months = report.monthly(office.store.report_rows())
     office.store.close()
     out = CliRunner().invoke(app, ["rules", "report", str(tmp_path / "office.db"), "--format", "json"])
@@ -196,11 +283,26 @@ def test_drafted_rules_rest_on_what_their_descriptions_say(kcs, tmp_path):
     here with pandas); the draft loads as a rules file and evaluates on the later period."""
     folder = tmp_path / "log"
     logs.import_log([KCS], MAPPING, folder)
-    out = CliRunner().invoke(app, ["rules", "derive", str(folder), "--train-until", "2021-04-15", "--min-support", "8",
-                                   "--min-rate", "0.4", "--out", str(tmp_path / "draft.yaml")])
+    out = CliRunner().invoke(
+        app,
+        [
+            "rules",
+            "derive",
+            str(folder),
+            "--train-until",
+            "2021-04-15",
+            "--min-support",
+            "8",
+            "--min-rate",
+            "0.4",
+            "--out",
+            str(tmp_path / "draft.yaml"),
+        ],
+    )
     assert out.exit_code == 0, out.output
     draft = RuleSet.load(tmp_path / "draft.yaml")
     import yaml
+
     codes = yaml.safe_load((tmp_path / "draft.yaml").read_text())["lists"]["draft_hs6"]
     _, log = kcs
     train = log[log["declared_at"] <= "2021-04-15"]
@@ -217,14 +319,25 @@ def test_a_scenario_can_take_its_arrivals_from_an_imported_log(tmp_path):
     importers, with their goods, and violate exactly where the log says so."""
     from simulation.model import run
     from simulation.scenario import load
+
     logs.import_log([KCS], MAPPING, tmp_path / "log")
-    spec = load(ROOT / "scenarios/baseline.yaml", ["horizon.start=2021-04-01", "horizon.warmup_months=0",
-                                                    "horizon.days=30", f"arrivals.log={tmp_path / 'log'}",
-                                                    "population.enterprises=3000"])
+    spec = load(
+        ROOT / "scenarios/baseline.yaml",
+        [
+            "horizon.start=2021-04-01",
+            "horizon.warmup_months=0",
+            "horizon.days=30",
+            f"arrivals.log={tmp_path / 'log'}",
+            "population.enterprises=3000",
+        ],
+    )
     result = run(spec)
     log = logs.read(tmp_path / "log")
-    assert result.summary["declarations"] == len(log) and result.summary["violations_true"] == int(log["violation"].sum())
+    assert result.summary["declarations"] == len(log) and result.summary["violations_true"] == int(
+        log["violation"].sum()
+    )
     from simulation.model import OfficeModel
+
     decls = OfficeModel(spec, RuleSet.load(spec.path(spec.rules)), "vector").decls
     per_day = log.groupby(log["declared_at"].dt.day).size()
     arrivals = pd.Series(np.floor(decls.arrival_h / 24).astype(int) + 1).value_counts().sort_index()
@@ -234,13 +347,21 @@ def test_a_scenario_can_take_its_arrivals_from_an_imported_log(tmp_path):
 
 
 def test_a_log_with_more_importers_than_enterprises_is_one_clear_error(tmp_path):
+    from engine.errors import InputError
     from simulation.model import run
     from simulation.scenario import load
-    from engine.errors import InputError
+
     logs.import_log([KCS], MAPPING, tmp_path / "log")
-    spec = load(ROOT / "scenarios/baseline.yaml", ["horizon.start=2021-04-01", "horizon.warmup_months=0",
-                                                    "horizon.days=30", f"arrivals.log={tmp_path / 'log'}",
-                                                    "population.enterprises=100"])
+    spec = load(
+        ROOT / "scenarios/baseline.yaml",
+        [
+            "horizon.start=2021-04-01",
+            "horizon.warmup_months=0",
+            "horizon.days=30",
+            f"arrivals.log={tmp_path / 'log'}",
+            "population.enterprises=100",
+        ],
+    )
     with pytest.raises(InputError, match="population.enterprises"):
         run(spec)
 
@@ -252,6 +373,7 @@ def test_past_results_build_the_standing_through_the_feedback_policy(tmp_path):
     logs.import_log([KCS], MAPPING, tmp_path / "log")
     db = tmp_path / "office.db"
     from engine.office import Office
+
     Office(db).store.close()
     out = CliRunner().invoke(app, ["integrity", "import-results", str(db), str(tmp_path / "log")])
     assert out.exit_code == 0, out.output
@@ -260,7 +382,10 @@ def test_past_results_build_the_standing_through_the_feedback_policy(tmp_path):
     counts = log.groupby("enterprise_id")["violation"].agg(["size", "sum"])
     busiest = counts["sum"].idxmax()
     firm = office.integrity.get(busiest)
-    assert (firm.inspections, firm.problems) == (int(counts.loc[busiest, "size"]), int(counts.loc[busiest, "sum"]))
+    assert (firm.inspections, firm.problems) == (
+        int(counts.loc[busiest, "size"]),
+        int(counts.loc[busiest, "sum"]),
+    )
     assert firm.credit_class.value == "dishonest" and counts.loc[busiest, "sum"] >= 3
     assert json.loads(out.stdout)["registered"] == len(counts)
     office.store.close()
@@ -273,11 +398,16 @@ def test_replayed_decisions_carry_the_engines_lanes(kcs):
     physical, green when released (the replay wrote red for every selection)."""
     from engine.integrity import FeedbackPolicy
     from replay.evaluate import decide, report_rows
+
     _, log = kcs
     rules = RuleSet.load(ROOT / "scenarios" / "rules" / "baseline.yaml")
-    decided = decide(log, rules, SelectionPolicy(random_ratio=0.05, random_inspection="document"), 1, FeedbackPolicy())
+    decided = decide(
+        log, rules, SelectionPolicy(random_ratio=0.05, random_inspection="document"), 1, FeedbackPolicy()
+    )
     rows = list(report_rows(log, decided, rules))
     expected = {None: "green", "document": "yellow", "scan": "red", "physical": "red"}
-    assert all(decision["lane"] == expected[kind] for _, decision, kind, _ in rows if decision["lane"] != "blue")
+    assert all(
+        decision["lane"] == expected[kind] for _, decision, kind, _ in rows if decision["lane"] != "blue"
+    )
     lanes = {decision["lane"] for _, decision, _, _ in rows}
     assert {"green", "yellow", "red"} <= lanes

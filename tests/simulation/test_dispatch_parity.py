@@ -23,8 +23,8 @@ from engine.rules import RuleSet
 from engine.selection import SelectionPolicy
 from simulation.dispatcher import Dispatcher
 from simulation.recorder import Case
-from simulation.scenario import load
 from simulation.scenario import DEFAULT_SITE as SITE
+from simulation.scenario import load
 from tests.conftest import ROOT, declaration_data
 
 PEOPLE = [f"I{k}" for k in range(1, 5)]
@@ -32,20 +32,33 @@ START = dt.datetime(2026, 1, 1, 9, 0)
 
 
 def roster(rotation_days: int) -> Roster:
-    return Roster.model_validate({
-        "rotation_days": rotation_days, "facilities": {SITE: {"physical_bay": 4}},
-        "inspectors": [{"id": p, "site": SITE, "shifts": ["00:00-23:59"], "qualifications": ["physical"]}
-                       for p in PEOPLE]})
+    return Roster.model_validate(
+        {
+            "rotation_days": rotation_days,
+            "facilities": {SITE: {"physical_bay": 4}},
+            "inspectors": [
+                {"id": p, "site": SITE, "shifts": ["00:00-23:59"], "qualifications": ["physical"]}
+                for p in PEOPLE
+            ],
+        }
+    )
 
 
 def live_picks(n: int, firms: list[str], rotation_days: int, tmp_path) -> list[str | None]:
     """Each declaration selected (random ratio 1), dispatched, inspected and released before the next."""
-    office = Office(tmp_path / f"parity-{rotation_days}.db", rules=RuleSet.load(ROOT / "scenarios/rules/never.yaml"),
-                    policy=SelectionPolicy(random_ratio=1.0), draws=KeyedDraws.from_seed(3), roster=roster(rotation_days))
+    office = Office(
+        tmp_path / f"parity-{rotation_days}.db",
+        rules=RuleSet.load(ROOT / "scenarios/rules/never.yaml"),
+        policy=SelectionPolicy(random_ratio=1.0),
+        draws=KeyedDraws.from_seed(3),
+        roster=roster(rotation_days),
+    )
     picks = []
     for k in range(n):
         at = START + dt.timedelta(minutes=k)
-        data = declaration_data(id=f"D{k}", enterprise_id=firms[k], declared_at=at.isoformat(), customs_office=SITE)
+        data = declaration_data(
+            id=f"D{k}", enterprise_id=firms[k], declared_at=at.isoformat(), customs_office=SITE
+        )
         office.admit(parse_declaration(data), at)
         task = office.inspection(f"D{k}")
         if task["status"] != "dispatched":
@@ -58,8 +71,10 @@ def live_picks(n: int, firms: list[str], rotation_days: int, tmp_path) -> list[s
 
 
 def simulated_picks(n: int, firms: list[str], rotation_days: int) -> list[str | None]:
-    scenario = load(ROOT / "scenarios" / "baseline.yaml", [f"inspectors.rotation_days={rotation_days}",
-                                                            f"sites=[{{name: {SITE}, share: 1}}]"])
+    scenario = load(
+        ROOT / "scenarios" / "baseline.yaml",
+        [f"inspectors.rotation_days={rotation_days}", f"sites=[{{name: {SITE}, share: 1}}]"],
+    )
     env = simpy.Environment()
     dispatcher = Dispatcher(env, roster(rotation_days), scenario, random.Random(3), SITE)
     dispatcher.set_on_post(9.0)

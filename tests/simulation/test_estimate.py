@@ -12,8 +12,12 @@ from tests.conftest import ROOT
 
 # a month of a mid-size port: class sizes, true violation rates and random-channel chances as in the
 # baseline (advanced certified 0.2x, general certified 0.5x the 3% ratio, dishonest at the 0.8 floor)
-STRATA = {"advanced_certified": (40000, 0.004, 0.006), "general_certified": (30000, 0.01, 0.015),
-          "general": (45000, 0.03, 0.03), "dishonest": (1500, 0.25, 0.8)}
+STRATA = {
+    "advanced_certified": (40000, 0.004, 0.006),
+    "general_certified": (30000, 0.01, 0.015),
+    "general": (45000, 0.03, 0.03),
+    "dishonest": (1500, 0.25, 0.8),
+}
 DETECTION = {"document": 0.5, "physical": 0.9}
 
 
@@ -49,8 +53,9 @@ def test_intervals_cover_the_months_true_rate_95_percent_of_the_time():
 
 
 def test_a_class_with_no_chance_or_no_sample_makes_the_estimate_undefined():
-    sample = pd.DataFrame({"credit_class": ["general"] * 50, "detected": [True] * 5 + [False] * 45,
-                           "detection": [1.0] * 50})
+    sample = pd.DataFrame(
+        {"credit_class": ["general"] * 50, "detected": [True] * 5 + [False] * 45, "detection": [1.0] * 50}
+    )
     assert stratified_estimate(sample, {"general": 1000}).defined
     assert not stratified_estimate(sample, {"general": 1000}, zero_chance=10).defined
     unseen = stratified_estimate(sample, {"general": 1000, "dishonest": 20})
@@ -62,7 +67,10 @@ def test_a_class_with_no_chance_or_no_sample_makes_the_estimate_undefined():
 def test_at_random_ratio_zero_the_estimate_is_undefined_with_a_warning():
     """Only dishonest firms (the 0.8 floor) are still sampled: once the estimate read 28% against a
     true 1.9%, with a tight interval. Now it is empty, flagged and explained."""
-    spec = scenario.load(ROOT / "scenarios" / "baseline.yaml", ["horizon.warmup_months=0", "horizon.days=20", "policy.random_ratio=0"])
+    spec = scenario.load(
+        ROOT / "scenarios" / "baseline.yaml",
+        ["horizon.warmup_months=0", "horizon.days=20", "policy.random_ratio=0"],
+    )
     result = run(spec, seed=3)
     assert not result.monthly["noncompliance_defined"].any()
     assert result.monthly["noncompliance_estimate"].isna().all()
@@ -74,10 +82,14 @@ def test_the_baseline_meets_the_credit_rules_on_the_total_inspection_rate():
     """Advanced certified under 0.2x and general certified under 0.5x the general-credit average,
     dishonest at least 0.8, each judged on its whole 95% interval; the random channel stays a pure
     sample (a dishonest firm's random threshold is the plain ratio; its floor is the credit channel)."""
-    spec = scenario.load(ROOT / "scenarios" / "baseline.yaml", ["horizon.warmup_months=0", "horizon.months=2"])
+    spec = scenario.load(
+        ROOT / "scenarios" / "baseline.yaml", ["horizon.warmup_months=0", "horizon.months=2"]
+    )
     result = run(spec, seed=4)
     assert [r["class"] for r in result.summary["credit_rules"] if not r["met"]] == []
     dishonest = result.events[result.events["credit_class"] == "dishonest"]
-    assert (dishonest.loc[dishonest["channel"].isin(["random", "both"]), "random_threshold"]
-            == spec.policy.random_ratio).all()
+    assert (
+        dishonest.loc[dishonest["channel"].isin(["random", "both"]), "random_threshold"]
+        == spec.policy.random_ratio
+    ).all()
     assert (dishonest["channel"] == "credit").sum() > 100

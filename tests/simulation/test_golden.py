@@ -15,8 +15,13 @@ from simulation import run, scenario
 from tests.conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "simulation" / "golden" / "monthly.csv"
-SETTINGS = ["horizon.warmup_months=1", "horizon.months=2", "arrivals.per_day=600", "population.enterprises=2000",
-            "inspectors.count=10"]
+SETTINGS = [
+    "horizon.warmup_months=1",
+    "horizon.months=2",
+    "arrivals.per_day=600",
+    "population.enterprises=2000",
+    "inspectors.count=10",
+]
 
 
 def test_monthly_table_matches_the_stored_copy(tmp_path):
@@ -32,7 +37,10 @@ def test_monthly_table_matches_the_stored_copy(tmp_path):
 def test_the_readme_metrics_table_is_the_registry():
     """Each monthly column is defined once, in simulation.metrics.METRICS; the README shows that."""
     from simulation import metrics
+
     readme = (ROOT / "README.md").read_text()
-    assert metrics.readme_table() in readme, "README's metrics table differs from METRICS: paste metrics.readme_table()"
+    assert metrics.readme_table() in readme, (
+        "README's metrics table differs from METRICS: paste metrics.readme_table()"
+    )
     stored = pd.read_csv(GOLDEN)
     assert list(stored.columns) == metrics.COLUMNS

@@ -44,7 +44,7 @@ def batch_means_interval(values: np.ndarray, batches: int = 20) -> tuple[float, 
 
 def test_mmc_mean_wait_matches_erlang_c(mmc_run):
     waits = mmc_run.events.sort_values("arrival_h")["wait_h"].dropna().to_numpy()
-    low, high = batch_means_interval(waits[len(waits) // 50:])  # 2% warm-up dropped
+    low, high = batch_means_interval(waits[len(waits) // 50 :])  # 2% warm-up dropped
     assert low <= erlang_c_wait(5, 4.0, 1.0) <= high  # 0.554 h
     assert high - low < 0.15  # and the interval is tight enough to mean something
 
@@ -71,7 +71,9 @@ def test_littles_law_on_the_output(mmc_run):
 def test_same_seed_same_outputs_different_seed_different(tmp_path):
     spec = load("baseline.yaml", NO_WARMUP, "horizon.days=10", "arrivals.per_day=800", "inspectors.count=30")
     first, again, other = run(spec, seed=3), run(spec, seed=3), run(spec, seed=4)
-    a, b, c = (r.write(tmp_path / name, plots=False) for name, r in (("a", first), ("b", again), ("c", other)))
+    a, b, c = (
+        r.write(tmp_path / name, plots=False) for name, r in (("a", first), ("b", again), ("c", other))
+    )
     assert (tmp_path / "a/monthly.csv").read_bytes() == (tmp_path / "b/monthly.csv").read_bytes()
     assert first.events.equals(again.events)
     assert (tmp_path / "a/monthly.csv").read_bytes() != (tmp_path / "c/monthly.csv").read_bytes()
@@ -79,8 +81,13 @@ def test_same_seed_same_outputs_different_seed_different(tmp_path):
 
 def test_pure_random_share_is_binomial():
     """Every firm general, rules that never fire: the random channel takes a binomial share."""
-    spec = load("mmc_check.yaml", "policy.random_ratio=0.05", "arrivals.per_day=3000", "horizon.days=10",
-                "inspectors.count=30")
+    spec = load(
+        "mmc_check.yaml",
+        "policy.random_ratio=0.05",
+        "arrivals.per_day=3000",
+        "horizon.days=10",
+        "inspectors.count=30",
+    )
     result = run(spec, seed=2)
     n, hits = result.summary["declarations"], int((result.events["channel"] == "random").sum())
     low, high = stats.binom.interval(0.99, n, 0.05)
@@ -90,10 +97,16 @@ def test_pure_random_share_is_binomial():
 def test_compliance_interval_covers_the_truth_95_percent_of_the_time():
     """100 runs: coverage inside the binomial 99% range for a true 95% (89 to 99 of 100); the
     93-97% band itself is tested on 1,000 months in test_estimate.py (400 runs here gave 386)."""
-    spec = load("mmc_check.yaml", "policy.random_ratio=0.1", "arrivals.per_day=600", "horizon.days=14",
-                "inspectors.count=12", "population.violation.general.mean=0.05",
-                "policy.random_inspection=physical",
-                "inspection.detection={document: 0.5, scan: 0.7, physical: 0.9}")
+    spec = load(
+        "mmc_check.yaml",
+        "policy.random_ratio=0.1",
+        "arrivals.per_day=600",
+        "horizon.days=14",
+        "inspectors.count=12",
+        "population.violation.general.mean=0.05",
+        "policy.random_inspection=physical",
+        "inspection.detection={document: 0.5, scan: 0.7, physical: 0.9}",
+    )
     covered = defined = 0
     for seed in range(100):
         s = run(spec, seed=seed).summary
@@ -118,8 +131,12 @@ def test_nobody_releases_what_they_inspected(baseline_week):
     assert len(released) > 500 and (released["released_by"] != "").all()
     assert (released["released_by"] != released["inspector"]).all()
     problems = result.events[result.events["outcome"] == "problem"]
-    assert len(problems) > 0 and problems["department"].isin(
-        ["duties", "anti_smuggling", "health_quarantine", "intellectual_property", "other"]).all()
+    assert (
+        len(problems) > 0
+        and problems["department"]
+        .isin(["duties", "anti_smuggling", "health_quarantine", "intellectual_property", "other"])
+        .all()
+    )
 
 
 def test_no_dispatch_to_an_off_shift_or_unqualified_inspector(baseline_week):
@@ -135,8 +152,17 @@ def test_no_dispatch_to_an_off_shift_or_unqualified_inspector(baseline_week):
 
 
 def test_a_violating_enterprise_becomes_a_target():
-    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=30", "population.enterprises=200", "population.overrides={7: 0.9}",
-                "policy.rule_sampling.HIGH-RISK-ENTERPRISE=1.0", "policy.expected_rate=null", "arrivals.per_day=800", "inspectors.count=40")
+    spec = load(
+        "baseline.yaml",
+        NO_WARMUP,
+        "horizon.days=30",
+        "population.enterprises=200",
+        "population.overrides={7: 0.9}",
+        "policy.rule_sampling.HIGH-RISK-ENTERPRISE=1.0",
+        "policy.expected_rate=null",
+        "arrivals.per_day=800",
+        "inspectors.count=40",
+    )
     events = run(spec, seed=1).events
     firm = events[events["enterprise"] == 7].sort_values("arrival_h")
     caught = firm.loc[firm["detected"], "done_h"]
@@ -149,8 +175,14 @@ def test_a_violating_enterprise_becomes_a_target():
 
 
 def test_vectorised_rules_give_exactly_the_durable_rules_results():
-    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=3", "arrivals.per_day=400", "population.enterprises=300",
-                "inspectors.count=20")
+    spec = load(
+        "baseline.yaml",
+        NO_WARMUP,
+        "horizon.days=3",
+        "arrivals.per_day=400",
+        "population.enterprises=300",
+        "inspectors.count=20",
+    )
     vector, durable = run(spec, seed=9), run(spec, seed=9, rules_backend="durable")
     assert len(vector.events) > 50
     assert vector.events.equals(durable.events)
@@ -172,31 +204,43 @@ def test_the_simulation_reads_every_enterprise_field_the_engine_defines():
     from engine.declarations import DERIVED, ENTERPRISE_FIELDS, RULE_FIELDS
     from engine.standing import Standing
     from simulation import population
+
     spec = load("baseline.yaml", NO_WARMUP, "horizon.days=2", "population.enterprises=50")
     firms = population.enterprises(spec)
     standing = Standing(firms.credit, firms.history, spec.feedback, spec.horizon.start)
     assert sorted(standing.fields(np.array([0, 1]), np.array([0.0, 1.0]))) == sorted(ENTERPRISE_FIELDS)
     from engine.rules import RuleSet
     from simulation.screening import Screening
+
     goods = population.read_goods(spec.path(spec.goods.table))
     decls = population.declarations(spec, firms, goods)
     from engine.batch import rule_frame
+
     screening = Screening(spec, RuleSet.load(spec.path(spec.rules)), decls)
     every = set(RULE_FIELDS) - set(ENTERPRISE_FIELDS)  # every declaration field
     frame = rule_frame(screening._lodged(), every)
     assert set(frame.columns) == every
     row = frame.iloc[0]
     assert row["hs_heading"] == row["hs_code"][:4] and row["unit_value"] == pytest.approx(
-        DERIVED["unit_value"](row["declared_value"], row["quantity"]))
+        DERIVED["unit_value"](row["declared_value"], row["quantity"])
+    )
 
 
 def test_sites_inspect_only_their_own_declarations_and_add_up():
     """Three sites of different sizes: each declaration is inspected by its own site's inspectors at
     its own facilities, the site shares hold, and the per-site monthly tables add up to the whole."""
-    sites = ("[{name: BIG, share: 0.6, inspectors: {count: 12}}, {name: MID, share: 0.3, inspectors: {count: 6}},"
-             " {name: SML, share: 0.1, inspectors: {count: 3}}]")
-    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=20", "arrivals.per_day=800", "population.enterprises=800",
-                f"sites={sites}")
+    sites = (
+        "[{name: BIG, share: 0.6, inspectors: {count: 12}}, {name: MID, share: 0.3, inspectors: {count: 6}},"
+        " {name: SML, share: 0.1, inspectors: {count: 3}}]"
+    )
+    spec = load(
+        "baseline.yaml",
+        NO_WARMUP,
+        "horizon.days=20",
+        "arrivals.per_day=800",
+        "population.enterprises=800",
+        f"sites={sites}",
+    )
     result = run(spec, seed=2)
     events, by_site = result.events, result.monthly_by_site
     roster = build_roster(spec)
@@ -213,22 +257,40 @@ def test_sites_inspect_only_their_own_declarations_and_add_up():
 
 
 def test_the_sites_names_reach_the_rules_as_customs_office():
-    spec = load("baseline.yaml", NO_WARMUP, "horizon.days=2", "arrivals.per_day=300", "population.enterprises=300",
-                "sites=[{name: NORTH, share: 1, inspectors: {count: 5}}, {name: SOUTH, share: 1, inspectors: {count: 5}}]")
+    spec = load(
+        "baseline.yaml",
+        NO_WARMUP,
+        "horizon.days=2",
+        "arrivals.per_day=300",
+        "population.enterprises=300",
+        "sites=[{name: NORTH, share: 1, inspectors: {count: 5}}, {name: SOUTH, share: 1, inspectors: "
+        "{count: 5}}]",
+    )
     from engine.rules import RuleSet
     from simulation import population
     from simulation.screening import Screening
+
     firms = population.enterprises(spec)
     decls = population.declarations(spec, firms, population.read_goods(spec.path(spec.goods.table)))
     screening = Screening(spec, RuleSet.load(spec.path(spec.rules)), decls)
     from engine.batch import rule_frame
+
     office = rule_frame(screening._lodged(), {"customs_office"})["customs_office"]
     assert set(office) == {"NORTH", "SOUTH"} and (office == np.where(decls.site == 0, "NORTH", "SOUTH")).all()
 
 
 def test_every_declaration_has_one_lane_and_the_inspected_are_yellow_or_red():
-    monthly = run(load("baseline.yaml", NO_WARMUP, "horizon.days=10", "arrivals.per_day=800",
-                       "population.enterprises=800", "inspectors.count=20"), seed=3).monthly
+    monthly = run(
+        load(
+            "baseline.yaml",
+            NO_WARMUP,
+            "horizon.days=10",
+            "arrivals.per_day=800",
+            "population.enterprises=800",
+            "inspectors.count=20",
+        ),
+        seed=3,
+    ).monthly
     lanes = monthly[["lane_green", "lane_yellow", "lane_red", "lane_blue"]]
     assert (lanes.sum(axis=1) == monthly["declarations"]).all()
     assert (monthly["lane_yellow"] + monthly["lane_red"] == monthly["inspections"]).all()
@@ -238,7 +300,12 @@ def test_every_declaration_has_one_lane_and_the_inspected_are_yellow_or_red():
 def test_capacity_tuned_on_the_national_scenario_changes_its_utilization():
     """Scaling every site's inspectors is the capacity axis that works on a multi-site scenario
     (`inspectors.count` there was silently unused, so halving capacity changed nothing)."""
-    small = ("horizon.warmup_months=0", "horizon.days=14", "arrivals.per_day=3000", "population.enterprises=8000")
+    small = (
+        "horizon.warmup_months=0",
+        "horizon.days=14",
+        "arrivals.per_day=3000",
+        "population.enterprises=8000",
+    )
     full = run(load("national.yaml", *small, "inspectors.scale=0.1"), seed=3).summary
     half = run(load("national.yaml", *small, "inspectors.scale=0.05"), seed=3).summary
     assert half["inspector_utilization"] > 1.5 * full["inspector_utilization"]

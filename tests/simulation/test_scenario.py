@@ -21,7 +21,9 @@ runner = CliRunner()
 def test_baseline_loads_and_overrides_apply():
     spec = scenario.load(BASELINE, ["policy.random_ratio=0.05", "inspectors.count=40", "horizon.months=2"])
     assert spec.policy.random_ratio == 0.05 and spec.sites[0].inspectors.count == 40
-    assert spec.horizon.measured_start == dt.date(2028, 1, 1) and spec.horizon.n_days == 731 + 59  # 2 warm-up years
+    assert (
+        spec.horizon.measured_start == dt.date(2028, 1, 1) and spec.horizon.n_days == 731 + 59
+    )  # 2 warm-up years
     assert spec.digest() != scenario.load(BASELINE).digest()
 
 
@@ -58,10 +60,13 @@ def test_bad_scenarios_name_file_field_and_problem(override, message):
     assert message in str(refused.value)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("seed: [unclosed", "not valid YAML at line 1"),
-    ("- a\n- list\n", "a scenario is a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("seed: [unclosed", "not valid YAML at line 1"),
+        ("- a\n- list\n", "a scenario is a mapping"),
+    ],
+)
 def test_unreadable_scenarios(tmp_path, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -78,13 +83,38 @@ def test_bad_override_syntax():
 
 def test_cli_run_end_to_end(tmp_path):
     out = tmp_path / "run"
-    done = runner.invoke(app, ["run", str(BASELINE), "--out", str(out), "--seed", "4",
-                               "--set", "horizon.warmup_months=1", "--set", "horizon.days=5", "--set", "arrivals.per_day=600",
-                               "--set", "inspectors.count=25"])
+    done = runner.invoke(
+        app,
+        [
+            "run",
+            str(BASELINE),
+            "--out",
+            str(out),
+            "--seed",
+            "4",
+            "--set",
+            "horizon.warmup_months=1",
+            "--set",
+            "horizon.days=5",
+            "--set",
+            "arrivals.per_day=600",
+            "--set",
+            "inspectors.count=25",
+        ],
+    )
     assert done.exit_code == 0, done.output
     names = {p.name for p in out.iterdir()}
-    assert {"events.parquet", "monthly.csv", "summary.json", "hourly.csv", "random_dispatch_share.png",
-            "hit_rates.png", "utilization.png", "clearance.png", "compliance_estimate.png"} <= names
+    assert {
+        "events.parquet",
+        "monthly.csv",
+        "summary.json",
+        "hourly.csv",
+        "random_dispatch_share.png",
+        "hit_rates.png",
+        "utilization.png",
+        "clearance.png",
+        "compliance_estimate.png",
+    } <= names
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 4 and len(summary["scenario_hash"]) == 64
     assert summary["rules_version"].startswith("kcs-derived-2026.11+") and summary["package_version"]
@@ -100,8 +130,14 @@ def test_cli_run_end_to_end(tmp_path):
 
 
 def test_cli_run_refuses_a_bad_scenario_without_a_traceback(tmp_path):
-    done = runner.invoke(app, ["run", str(BASELINE), "--set", "policy.random_ratio=2", "--out", str(tmp_path)])
-    assert done.exit_code == 2 and "policy.random_ratio" in done.stderr and isinstance(done.exception, SystemExit)
+    done = runner.invoke(
+        app, ["run", str(BASELINE), "--set", "policy.random_ratio=2", "--out", str(tmp_path)]
+    )
+    assert (
+        done.exit_code == 2
+        and "policy.random_ratio" in done.stderr
+        and isinstance(done.exception, SystemExit)
+    )
 
 
 def test_a_scenario_can_extend_another(tmp_path):
@@ -118,11 +154,15 @@ def test_a_scenario_can_extend_another(tmp_path):
 # ---------------------------------------------------------------- one shape: sites
 
 NATIONAL = ROOT / "scenarios" / "national.yaml"
-TWO_SITES = "sites=[{name: A, share: 1, inspectors: {count: 10}}, {name: B, share: 1, inspectors: {count: 20}}]"
+TWO_SITES = (
+    "sites=[{name: A, share: 1, inspectors: {count: 10}}, {name: B, share: 1, inspectors: {count: 20}}]"
+)
 
 
-@pytest.mark.parametrize("override, field", [("inspectors.count=5", "inspectors.count"),
-                                             ("facilities.physical_bay=1", "facilities")])
+@pytest.mark.parametrize(
+    "override, field",
+    [("inspectors.count=5", "inspectors.count"), ("facilities.physical_bay=1", "facilities")],
+)
 def test_a_setting_a_multi_site_scenario_cannot_use_is_an_error_not_a_no_op(override, field):
     """They were silently ignored: capacity tuned on national.yaml changed nothing."""
     with pytest.raises(InputError, match=f"field '{field}': with sites, each site has its own"):
@@ -137,7 +177,9 @@ def test_every_site_is_addressed_by_name_or_scaled_together():
     named = scenario.load(NATIONAL, ["sites[SHA].inspectors.count=7"])
     assert {s.name: s.inspectors.count for s in named.sites} == counts | {"SHA": 7}
     halved = scenario.load(NATIONAL, ["inspectors.scale=0.5"])
-    assert {s.name: s.inspectors.count for s in halved.sites} == {k: max(1, round(v * 0.5)) for k, v in counts.items()}
+    assert {s.name: s.inspectors.count for s in halved.sites} == {
+        k: max(1, round(v * 0.5)) for k, v in counts.items()
+    }
     with pytest.raises(InputError, match="no element named 'XXX'"):
         scenario.load(NATIONAL, ["sites[XXX].inspectors.count=7"])
     one = scenario.load(BASELINE, ["inspectors.count=40"])  # one site: the top-level fields are it
@@ -145,8 +187,14 @@ def test_every_site_is_addressed_by_name_or_scaled_together():
 
 
 def test_sites_inherit_the_offices_inspector_settings_and_may_override_them():
-    spec = scenario.load(BASELINE, ["inspectors.weighting=uniform", "inspectors.per_item=2",
-                                    "sites=[{name: A, share: 1}, {name: B, share: 1, inspectors: {weighting: workload}}]"])
+    spec = scenario.load(
+        BASELINE,
+        [
+            "inspectors.weighting=uniform",
+            "inspectors.per_item=2",
+            "sites=[{name: A, share: 1}, {name: B, share: 1, inspectors: {weighting: workload}}]",
+        ],
+    )
     a, b = spec.sites
     assert (a.inspectors.weighting, b.inspectors.weighting) == ("uniform", "workload")
     assert a.inspectors.per_item == b.inspectors.per_item == 2
@@ -159,8 +207,14 @@ def test_each_sites_dispatcher_honours_its_own_weighting():
     import simpy
 
     from simulation.dispatcher import Dispatcher, build_roster
-    spec = scenario.load(BASELINE, ["sites=[{name: A, share: 1, inspectors: {weighting: uniform, per_declaration: 3}},"
-                                    " {name: B, share: 1, inspectors: {weighting: workload, rotation_days: 2}}]"])
+
+    spec = scenario.load(
+        BASELINE,
+        [
+            "sites=[{name: A, share: 1, inspectors: {weighting: uniform, per_declaration: 3}},"
+            " {name: B, share: 1, inspectors: {weighting: workload, rotation_days: 2}}]"
+        ],
+    )
     roster, env = build_roster(spec), simpy.Environment()
     a, b = (Dispatcher(env, roster, spec, random.Random(1), name) for name in ("A", "B"))
     assert (a.roster.weighting, a.roster.per_declaration) == ("uniform", 3)

@@ -16,8 +16,12 @@ from tests.conftest import ROOT
 from tests.simulation.test_model import erlang_c_wait
 
 SCENARIOS = ROOT / "scenarios"
-SMALL = {"horizon": {"start": "2026-01-01", "warmup_months": 0, "days": 10}, "arrivals": {"per_day": 600},
-         "population": {"enterprises": 1500}, "inspectors": {"count": 25}}
+SMALL = {
+    "horizon": {"start": "2026-01-01", "warmup_months": 0, "days": 10},
+    "arrivals": {"per_day": 600},
+    "population": {"enterprises": 1500},
+    "inspectors": {"count": 25},
+}
 
 
 def small_baseline() -> dict:
@@ -38,19 +42,24 @@ def test_parallel_runs_equal_serial_runs_bit_for_bit():
 
 
 def test_replication_k_uses_the_same_seed_at_every_point():
-    tasks = sweep.tasks_for(sweep.grid([sweep.parse_axis("policy.random_ratio=0.01:0.03:0.01")]), 3, base_seed=7)
+    tasks = sweep.tasks_for(
+        sweep.grid([sweep.parse_axis("policy.random_ratio=0.01:0.03:0.01")]), 3, base_seed=7
+    )
     seeds = {(t.point, t.replication): t.seed for t in tasks}
     assert all(seeds[(p, k)] == 7 + k for p in range(3) for k in range(3))
 
 
 def test_common_random_numbers_make_the_lower_ratio_sample_a_subset():
     """No feedback on the random channel (all firms general, no floors): picks at 1% within those at 2%."""
-    spec = scenario.load(SCENARIOS / "mmc_check.yaml", ["horizon.days=5", "arrivals.per_day=4000",
-                                                         "inspectors.count=60", "population.enterprises=3000"])
+    spec = scenario.load(
+        SCENARIOS / "mmc_check.yaml",
+        ["horizon.days=5", "arrivals.per_day=4000", "inspectors.count=60", "population.enterprises=3000"],
+    )
     picked = {}
     for ratio in (0.01, 0.02):
-        events = run(spec.model_copy(update={"policy": spec.policy.model_copy(update={"random_ratio": ratio})}),
-                     seed=3).events
+        events = run(
+            spec.model_copy(update={"policy": spec.policy.model_copy(update={"random_ratio": ratio})}), seed=3
+        ).events
         picked[ratio] = set(events.loc[events["channel"] == "random", "declaration"])
     assert len(picked[0.01]) > 100 and picked[0.01] < picked[0.02]
 
@@ -62,8 +71,18 @@ def test_tune_finds_the_erlang_c_answer_on_the_mmc_check():
     raw["horizon"] = {"start": "2026-01-05", "days": 40}
     analytic = brentq(lambda lam: erlang_c_wait(5, lam, 1.0) - 0.2, 0.5, 4.99) / 4.0  # 0.8367
     with sweep.Runner(workers=0) as runner:
-        table = tuning.tune_ratio(raw, str(SCENARIOS), runner, tuning.Limits(max_mean_wait_h=0.2),
-                                  "policy.random_ratio", 0.5, 1.0, None, 6, 0.01)
+        table = tuning.tune_ratio(
+            raw,
+            str(SCENARIOS),
+            runner,
+            tuning.Limits(max_mean_wait_h=0.2),
+            "policy.random_ratio",
+            0.5,
+            1.0,
+            None,
+            6,
+            0.01,
+        )
     row = table.iloc[0]
     assert row["recommended"] <= row["estimate"] <= row["optimistic"]
     assert row["recommended"] - 0.01 <= analytic <= row["optimistic"] + 0.01
@@ -81,13 +100,16 @@ def test_a_failing_point_is_reported_and_the_others_complete():
     assert "field 'inspectors.count'" in failure.error
 
 
-@pytest.mark.parametrize("text, message", [
-    ("policy.random_ratio", "expected path=values"),
-    ("policy.random_ratio=0.1:0.01:0.01", "stop >= start"),
-    ("policy.random_ratio=0.01:x:0.01", "three numbers"),
-    ("policy.random_ratio=0:1:0.0001", "at most 1000"),
-    ("=1,2", "both a field path and values"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("policy.random_ratio", "expected path=values"),
+        ("policy.random_ratio=0.1:0.01:0.01", "stop >= start"),
+        ("policy.random_ratio=0.01:x:0.01", "three numbers"),
+        ("policy.random_ratio=0:1:0.0001", "at most 1000"),
+        ("=1,2", "both a field path and values"),
+    ],
+)
 def test_bad_grid_syntax_is_a_clear_error(text, message):
     with pytest.raises(InputError, match=message):
         sweep.parse_axis(text)
@@ -107,9 +129,16 @@ def test_intervals_come_from_replications():
 
 
 def test_adaptive_policy_follows_its_target_share():
-    spec = scenario.load(SCENARIOS / "adaptive.yaml", ["horizon.months=6", "adaptive.end_share=0.75",
-                                                       "arrivals.per_day=1500", "inspectors.count=70",
-                                                       "population.enterprises=6000"])
+    spec = scenario.load(
+        SCENARIOS / "adaptive.yaml",
+        [
+            "horizon.months=6",
+            "adaptive.end_share=0.75",
+            "arrivals.per_day=1500",
+            "inspectors.count=70",
+            "population.enterprises=6000",
+        ],
+    )
     monthly = run(spec).monthly
     assert monthly["random_ratio"].iloc[-1] > monthly["random_ratio"].iloc[0]
     assert monthly["instruction_rate"].iloc[-1] < monthly["instruction_rate"].iloc[0]
@@ -123,13 +152,46 @@ def test_adaptive_policy_follows_its_target_share():
 
 def test_cli_sweep_and_tune(tmp_path):
     runner = CliRunner()
-    done = runner.invoke(app, ["sweep", str(SCENARIOS / "mmc_check.yaml"), "--grid", "policy.random_ratio=0.6,0.8",
-                               "-r", "2", "--set", "horizon.days=10", "--workers", "0", "--out", str(tmp_path)])
+    done = runner.invoke(
+        app,
+        [
+            "sweep",
+            str(SCENARIOS / "mmc_check.yaml"),
+            "--grid",
+            "policy.random_ratio=0.6,0.8",
+            "-r",
+            "2",
+            "--set",
+            "horizon.days=10",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert done.exit_code == 0, done.output
-    assert {"runs.parquet", "summary.csv", "frontier.png", "metrics_vs_axis.png"} <= {p.name for p in tmp_path.iterdir()}
-    tuned = runner.invoke(app, ["tune", str(SCENARIOS / "mmc_check.yaml"), "--max-utilization", "0.7",
-                                "--range", "0.5:1.0", "--tolerance", "0.05", "-r", "3", "--set", "horizon.days=10",
-                                "--workers", "0"])
+    assert {"runs.parquet", "summary.csv", "frontier.png", "metrics_vs_axis.png"} <= {
+        p.name for p in tmp_path.iterdir()
+    }
+    tuned = runner.invoke(
+        app,
+        [
+            "tune",
+            str(SCENARIOS / "mmc_check.yaml"),
+            "--max-utilization",
+            "0.7",
+            "--range",
+            "0.5:1.0",
+            "--tolerance",
+            "0.05",
+            "-r",
+            "3",
+            "--set",
+            "horizon.days=10",
+            "--workers",
+            "0",
+        ],
+    )
     assert tuned.exit_code == 0, tuned.output
     assert "decision: policy.random_ratio up to" in tuned.stdout
     bad = runner.invoke(app, ["sweep", str(SCENARIOS / "mmc_check.yaml"), "--grid", "policy.random_ratio"])

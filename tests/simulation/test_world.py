@@ -25,8 +25,14 @@ def test_the_fit_recovers_known_goods_and_origin_effects():
     true_goods = dict(zip(headings, rng.normal(0, 0.7, 40)))
     true_origin = dict(zip(origins, rng.normal(0, 0.5, 8)))
     n = 80_000
-    goods = pd.DataFrame({"hs_code": rng.choice(headings, n) + "00", "origin_country": rng.choice(origins, n),
-                          "declared_value": 100.0, "net_mass_kg": 1.0})
+    goods = pd.DataFrame(
+        {
+            "hs_code": rng.choice(headings, n) + "00",
+            "origin_country": rng.choice(origins, n),
+            "declared_value": 100.0,
+            "net_mass_kg": 1.0,
+        }
+    )
     eta = -1.5 + goods["hs_code"].str[:4].map(true_goods) + goods["origin_country"].map(true_origin)
     violated = rng.random(n) < risk.expit(eta.to_numpy())
     fitted = risk.fit(goods, violated, penalty=0.1)
@@ -43,12 +49,16 @@ def test_the_fit_recovers_known_goods_and_origin_effects():
     assert np.corrcoef(got, truth)[0, 1] > 0.97
     origin = pd.Series(fitted.effects("origin"))[origins]
     truth_origin = pd.Series(true_origin)[origins]
-    assert np.all(np.abs((origin - origin.mean()) - (truth_origin - truth_origin.mean())) < 4 / np.sqrt(n / 8 * p * (1 - p)))
+    assert np.all(
+        np.abs((origin - origin.mean()) - (truth_origin - truth_origin.mean()))
+        < 4 / np.sqrt(n / 8 * p * (1 - p))
+    )
 
 
 def test_the_shipped_effects_rank_held_out_declarations():
     """The regeneration script's own held-out figures: the effects must beat chance on 2021 data."""
     import json
+
     figures = json.loads(open(f"{SCENARIOS}/risk/kcs_effects.json").read())
     assert figures["test"]["correlation"] > 0.2
     assert figures["test"]["lift_top_5pct"] > 2.0
@@ -58,7 +68,9 @@ def test_goods_redistribute_violations_without_changing_each_class_level():
     scenario = load(f"{SCENARIOS}/baseline.yaml", ["horizon.warmup_months=0", "horizon.months=2"])
     firms = population.enterprises(scenario)
     table = risk.RiskTable.read(scenario.path(scenario.goods.risk))
-    decls = population.declarations(scenario, firms, population.read_goods(scenario.path(scenario.goods.table)), table)
+    decls = population.declarations(
+        scenario, firms, population.read_goods(scenario.path(scenario.goods.table)), table
+    )
     p_flat = firms.propensity[decls.enterprise]
     p_goods = population.violation_probability(p_flat, decls.risk)
     klass = firms.credit[decls.enterprise]
@@ -109,6 +121,7 @@ def test_drift_flags_a_real_trend():
 def baseline_run():
     """The shipped baseline as `make run` runs it: two warm-up years, two measured years (~35 s)."""
     from simulation.model import run
+
     return run(load(f"{SCENARIOS}/baseline.yaml"))
 
 
@@ -140,8 +153,12 @@ def test_baseline_estimate_interval_holds_the_truth(baseline_run):
     assert low <= s["noncompliance_true"] <= high
 
 
-SMALL_PORT = {"horizon": {"start": "2026-01-01", "warmup_months": 12, "months": 6},
-              "arrivals": {"per_day": 450}, "population": {"enterprises": 2000}, "inspectors": {"count": 10}}
+SMALL_PORT = {
+    "horizon": {"start": "2026-01-01", "warmup_months": 12, "months": 6},
+    "arrivals": {"per_day": 450},
+    "population": {"enterprises": 2000},
+    "inspectors": {"count": 10},
+}
 
 
 def test_the_tuned_rate_holds_for_a_year_after_the_warm_up():
@@ -152,11 +169,13 @@ def test_the_tuned_rate_holds_for_a_year_after_the_warm_up():
     from simulation import scenario as scenarios
     from simulation import sweep, tuning
     from simulation.model import run
+
     raw = scenarios.merged(scenarios.read_raw(f"{SCENARIOS}/baseline.yaml"), SMALL_PORT)
     limits = tuning.Limits(max_utilization=0.8, max_p95_clearance_h=24.0)
     with sweep.Runner(workers=2) as runner:  # the two cores CI has
-        found = tuning.tune_ratio(raw, SCENARIOS, runner, limits, "policy.expected_rate", 0.02, 0.14, None, 3,
-                                  0.03).iloc[0]
+        found = tuning.tune_ratio(
+            raw, SCENARIOS, runner, limits, "policy.expected_rate", 0.02, 0.14, None, 3, 0.03
+        ).iloc[0]
     rate = found["recommended"]
     assert 0.02 < rate <= found["optimistic"] < 0.14, found  # a real boundary inside the range
     later = scenarios.merged(raw, {"horizon": {"months": 12}, "policy": {"expected_rate": float(rate)}})
