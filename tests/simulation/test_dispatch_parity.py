@@ -104,3 +104,26 @@ def test_the_rotation_rule_rules_out_the_same_inspectors(tmp_path):
     firms = ["E1"] * 5  # one enterprise five times within the rotation period
     for picks in (live_picks(5, firms, 30, tmp_path), simulated_picks(5, firms, 30)):
         assert len(set(picks[:4])) == 4 and picks[4] is None  # each inspector once, then nobody may
+
+
+def test_the_weighting_setting_does_not_change_simulated_dispatch():
+    """What the README says of the simulation: an idle inspector has no open work, so the weighted
+    draw is uniform whatever `weighting` says. When simulated inspectors come to hold open work (issue
+    22), this fails, and the README's sentence must change with it."""
+    from simulation import run
+
+    small = [
+        "horizon.warmup_months=0",
+        "horizon.days=10",
+        "arrivals.per_day=1500",
+        "population.enterprises=3000",
+        "inspectors.count=20",
+    ]
+    workload = run(
+        load(ROOT / "scenarios" / "baseline.yaml", [*small, "inspectors.weighting=workload"]), seed=4
+    )
+    uniform = run(
+        load(ROOT / "scenarios" / "baseline.yaml", [*small, "inspectors.weighting=uniform"]), seed=4
+    )
+    assert len(workload.events) > 500
+    assert workload.events["inspector"].tolist() == uniform.events["inspector"].tolist()
