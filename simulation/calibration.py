@@ -84,6 +84,7 @@ class Drift:
     low: float
     high: float
     tolerance: float  # |change| allowed
+    undefined: str = ""  # why there is no interval (too few or too autocorrelated months), else ""
 
     @property
     def stable(self) -> bool:
@@ -107,7 +108,9 @@ def drift(values, column: str = "", tolerance: float | None = None, relative: fl
     level = float(y.mean()) if n else math.nan
     tol = tolerance if tolerance is not None else relative * abs(level)
     if n < 4:
-        return Drift(column, level, math.nan, math.nan, math.nan, tol)
+        return Drift(
+            column, level, math.nan, math.nan, math.nan, tol, f"{n} months: a trend needs at least 4"
+        )
     x = np.arange(n, dtype=float) - (n - 1) / 2
     slope = float(x @ (y - level) / (x @ x))
     resid = y - level - slope * x
@@ -116,7 +119,11 @@ def drift(values, column: str = "", tolerance: float | None = None, relative: fl
     r = min(0.95, max(0.0, r + (1 + 4 * max(r, 0.0)) / n))
     n_eff = n * (1 - r) / (1 + r)
     if n_eff <= 2:  # too persistent to say anything: an unbounded interval, never "stable"
-        return Drift(column, level, slope * (n - 1), -math.inf, math.inf, tol)
+        why = (
+            f"the {n} months are too autocorrelated (lag-1 r = {r:.2f}: about {max(n_eff, 0):.1f} "
+            "independent months, 3 needed); measure more months"
+        )
+        return Drift(column, level, slope * (n - 1), -math.inf, math.inf, tol, why)
     se = math.sqrt(sum_sq / (n - 2) / float(x @ x) * (n - 2) / (n_eff - 2))
     half = float(stats.t.ppf(0.975, n_eff - 2)) * se * (n - 1)
     change = slope * (n - 1)

@@ -133,11 +133,14 @@ def print_calibration(s: dict) -> None:
             _verdict(row["met"]),
         )
     for d in s.get("steady_state", []):  # the least-squares change, interval widened for autocorrelation
+        undefined = d.get("undefined")
         table.add_row(
             f"change in {d['column']}",
             f"within +-{d['tolerance']:.3g}",
-            f"{d['change']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]",
-            _verdict(d["stable"]),
+            f"{d['change']:+.3g} (no interval: {undefined})"
+            if undefined
+            else f"{d['change']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]",
+            "[yellow]undetermined[/]" if undefined else _verdict(d["stable"]),
         )
     out.print(table)
 

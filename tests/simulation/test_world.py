@@ -185,3 +185,41 @@ def test_the_tuned_rate_holds_for_a_year_after_the_warm_up():
     assert s["p95_clearance_h"] <= limits.max_p95_clearance_h
     assert not calibration.drift(m["p95_clearance_h"]).rising
     assert not calibration.drift(m["backlog_end"]).rising
+
+
+def test_a_trend_without_an_interval_says_why_instead_of_printing_infinities():
+    """Three months, or months so autocorrelated that fewer than three are independent: no interval,
+    a reason, never 'stable', and the summary table says 'undetermined' with the reason, not
+    'NOT met [-inf, +inf]'."""
+    from rich.console import Console
+
+    short = calibration.drift([1.0, 2.0, 3.0])
+    assert not short.stable and "at least 4" in short.undefined
+    persistent = calibration.drift(np.sin(np.arange(12) / 4))  # one slow swing: neighbours nearly equal
+    assert not persistent.stable and "autocorrelated" in persistent.undefined
+    steady = calibration.drift(100 + np.random.default_rng(1).normal(size=24))
+    assert steady.undefined == "" and np.isfinite([steady.low, steady.high]).all()
+
+    from simulation import cli
+
+    summary = {
+        "steady_state": [
+            {
+                "column": "dishonest_enterprises",
+                "tolerance": 1.0,
+                "change": 2.0,
+                "low": -np.inf,
+                "high": np.inf,
+                "stable": False,
+                "undefined": persistent.undefined,
+            }
+        ]
+    }
+    console = Console(record=True, width=250)
+    shown, cli.out = cli.out, console
+    try:
+        cli.print_calibration(summary)
+    finally:
+        cli.out = shown
+    text = console.export_text()
+    assert "undetermined" in text and "autocorrelated" in text and "inf" not in text and "NOT met" not in text
