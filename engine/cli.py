@@ -351,7 +351,7 @@ def report(
     output: str = typer.Option("table", "--format", help="table, json or csv"),
 ) -> None:
     """The live office's monthly figures, as the simulation writes them: selections by channel and
-    lane, random-dispatch share, hit rates per channel and per rule with 95% intervals."""
+    lane, computer-selection share, hit rates per channel and per rule with 95% intervals."""
     from engine import report as monthly_report
 
     if by != "month":
@@ -391,7 +391,7 @@ def _print_report(months: list[dict]) -> None:
         "targeted",
         "credit",
         "instructed",
-        "random-dispatch share",
+        "computer-selection share",
         "hit rate random",
         "hit rate targeted",
         "hit rate instructed",

@@ -179,7 +179,7 @@ class Office:
     ) -> dict[str, Any]:
         """A risk officer's order to inspect a declaration the computer did not select (the
         instruction channel: intelligence, a tip-off), with a reason; dispatched like any other
-        inspection when a roster is loaded, and audited, so the random-dispatch share can be told."""
+        inspection when a roster is loaded, and audited, so the computer-selection share can be told."""
         at = at or _now()
         _check_text(by=by, reason=reason)
         if not says_something(reason):

@@ -3,7 +3,7 @@ they apply (simulation/metrics.py names them the same).
 
 Per month of lodging: declarations; selections by channel (random = the pure random draw alone or
 with a rule, as the simulation counts it; targeted; credit floor; instruction = a risk officer's
-order on a declaration the computer did not select); inspections; the random-dispatch share (the
+order on a declaration the computer did not select); inspections; the computer-selection share (the
 computer's share of inspections: China Customs' "55%") and the pure random share; hit rates per
 channel over finished inspections, with Wilson 95% intervals; declarations per lane; and per rule:
 how often it fired, how many of those were inspected and found a problem, with the hit rate's interval.
@@ -98,6 +98,7 @@ def _figures(month: str, m: dict[str, Any]) -> dict[str, Any]:
         "inspection_rate": _share(inspections, m["declarations"]),
         "random_dispatch_share": _share(inspections - m["instructed_selected"], inspections),
         "pure_random_share": _share(m["random_selected"], inspections),
+        "credit_share": _share(m["credit_selected"], inspections),
     }
     for c in CHANNELS:
         rate = proportion(m[f"hits_{c}"], m[f"finished_{c}"])

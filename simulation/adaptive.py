@@ -1,4 +1,4 @@
-"""The adaptive policy: each month, steer the random ratio toward a target random-dispatch share.
+"""The adaptive policy: each month, steer the random ratio toward a target computer-selection share.
 
 China Customs' stated aim was to raise the share of inspections dispatched by computer random
 selection (55% in H1 2015). The controller moves instruction (intelligence) dispatches into random

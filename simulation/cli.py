@@ -90,8 +90,9 @@ def print_summary(results) -> None:
     rows = [
         ("declarations", f"{s['declarations']:,}"),
         ("inspections (rate)", f"{s['inspections']:,} ({100 * s['inspection_rate']:.2f}%)"),
-        ("random-selection share of dispatches", f"{100 * s['random_dispatch_share']:.1f}%"),
-        ("pure random share of dispatches", f"{100 * s['pure_random_share']:.1f}%"),
+        ("computer-selection share of inspections", f"{100 * s['random_dispatch_share']:.1f}%"),
+        ("pure random share of inspections", f"{100 * s['pure_random_share']:.1f}%"),
+        ("credit share of inspections", f"{100 * s['credit_share']:.1f}%"),
         ("violations found / true", f"{s['violations_found']:,} / {s['violations_true']:,}"),
         ("non-compliance true / estimate [95%]", f"{100 * s['noncompliance_true']:.2f}% / {estimate}"),
         ("inspector utilization", f"{100 * s['inspector_utilization']:.1f}%"),

@@ -62,6 +62,11 @@ METRICS = [
         'computer selection (rules + random draw + credit floor) / all inspections: China\'s "55%"',
     ),
     Metric(("pure_random_share",), "share", "`random_selected / inspections`"),
+    Metric(
+        ("credit_share",),
+        "share",
+        "`credit_selected / inspections`: the credit floor for dishonest firms alone",
+    ),
     Metric(("inspection_rate",), "share", "`inspections / declarations`"),
     Metric(("hits_random", "hits_targeted", "hits_instructed"), "count", "violations found per channel"),
     Metric(
@@ -117,7 +122,9 @@ METRICS = [
     Metric(("hit_rate_instructed",), "share", "hits / finished instructed inspections"),
     Metric(("instruction_rate",), "share", "the instruction channel's rate in force"),
     Metric(
-        ("target_share",), "share", "the adaptive policy's target random-dispatch share (empty without one)"
+        ("target_share",),
+        "share",
+        "the adaptive policy's target computer-selection share (empty without one)",
     ),
     Metric(
         ("noncompliance_defined",),
@@ -165,9 +172,14 @@ RUN_METRICS = [
     Metric(("inspections",), "count", "inspections of declarations that arrived in the measured months"),
     Metric(("inspection_rate",), "share", "inspections / declarations"),
     Metric(
-        ("random_dispatch_share",), "share", "random-selection share of dispatches (all computer channels)"
+        ("random_dispatch_share",),
+        "share",
+        "computer-selection share: inspections the computer chose (rules, pure random, credit floor) / all inspections",
     ),
-    Metric(("pure_random_share",), "share", "pure random channel's share of dispatches"),
+    Metric(
+        ("pure_random_share",), "share", "pure random share: the random draw's inspections / all inspections"
+    ),
+    Metric(("credit_share",), "share", "credit share: the credit floor's inspections / all inspections"),
     Metric(("violations_true",), "count", "declarations that violate (ground truth)"),
     Metric(("violations_found",), "declarations per run", "violations found"),
     Metric(("noncompliance_true",), "share", "true non-compliance rate"),
@@ -305,7 +317,7 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
         "targeted_selected": n_targeted,
         "instructed_selected": n_instructed,
         "inspections": inspections,
-        **dict(zip(("random_dispatch_share", "pure_random_share"), dispatch_shares(channel))),
+        **dict(zip(SHARES, dispatch_shares(channel))),
         "inspection_rate": _ratio(inspections, declarations),
         "hits_random": hits["random"],
         "hits_targeted": hits["targeted"],
@@ -381,12 +393,17 @@ def credit_rules(events: pd.DataFrame, population: Mapping[str, int]) -> list[di
     return rows
 
 
-def dispatch_shares(channel: pd.Series) -> tuple[float, float]:
-    """Of all inspections: the computer's selections (rules, random draw and credit floor: all but the
-    officers' orders, China's "55%"), and the pure random channel's."""
+SHARES = ("random_dispatch_share", "pure_random_share", "credit_share")  # the three, always shown together
+
+
+def dispatch_shares(channel: pd.Series) -> tuple[float, float, float]:
+    """Of all inspections: the computer-selection share (rules, random draw and credit floor: all but
+    the officers' orders, China's "55%"), the pure random share and the credit share (the floor)."""
     n = len(channel)
-    return _ratio(int((channel != "instructed").sum()), n), _ratio(
-        int(channel.isin(RANDOM_CHANNELS).sum()), n
+    return (
+        _ratio(int((channel != "instructed").sum()), n),
+        _ratio(int(channel.isin(RANDOM_CHANNELS).sum()), n),
+        _ratio(int((channel == "credit").sum()), n),
     )
 
 

@@ -181,7 +181,7 @@ def _totals(
     whole = totals.sum()
     estimate = metrics.random_sample_estimate(events, whole)
     declarations, inspections = int(monthly["declarations"].sum()), len(events)
-    computer_share, random_share = metrics.dispatch_shares(events["channel"])
+    computer_share, random_share, credit_share = metrics.dispatch_shares(events["channel"])
     busy = float(capacity["busy_hours"].sum())
     clearance = events["clearance_h"].dropna()
     return {
@@ -190,6 +190,7 @@ def _totals(
         "inspection_rate": inspections / declarations if declarations else None,
         "random_dispatch_share": computer_share if inspections else None,
         "pure_random_share": random_share if inspections else None,
+        "credit_share": credit_share if inspections else None,
         "violations_true": int(monthly["violations_true"].sum()),
         "violations_found": int(events["detected"].sum()),
         "noncompliance_true": float(monthly["violations_true"].sum() / declarations)

@@ -179,10 +179,10 @@ class Instruction(Strict):
 
 
 class Adaptive(Strict):
-    """A monthly controller moving the random-dispatch share toward a target trajectory, by trading
+    """A monthly controller moving the computer-selection share toward a target trajectory, by trading
     instruction dispatches for random selection within the same (or a capacity-capped) workload."""
 
-    start_share: float = Field(ge=0, le=1, description="target random-dispatch share in the first month")
+    start_share: float = Field(ge=0, le=1, description="target computer-selection share in the first month")
     end_share: float = Field(ge=0, le=1, description="... in the last month, linear in between")
     max_ratio: float = Field(default=0.2, gt=0, le=1)
     max_utilization: float = Field(default=0.85, gt=0, le=1, description="shrink the workload above this")

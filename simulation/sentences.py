@@ -41,8 +41,16 @@ def _shown(value: float, percent: bool, digits: int) -> str:
     return f"{100 * value:,.{digits}f}%" if percent else f"{value:,.{digits}f}"
 
 
-def compare(what: str, a: float, b: float, label_a: str, label_b: str, tolerance: float = 0.0,
-            percent: bool = False, digits: int = 0) -> str:
+def compare(
+    what: str,
+    a: float,
+    b: float,
+    label_a: str,
+    label_b: str,
+    tolerance: float = 0.0,
+    percent: bool = False,
+    digits: int = 0,
+) -> str:
     """`a` against `b`, with the verdict the printed numbers support: 'about the same' when they
     differ by no more than `tolerance` (an interval's half-width, say), else higher or lower.
     The verdict is taken on the numbers as printed, so a reader can check it."""
@@ -55,7 +63,9 @@ def compare(what: str, a: float, b: float, label_a: str, label_b: str, tolerance
     return f"{what}: {shown_a} ({label_a}) against {shown_b} ({label_b}): {verdict}"
 
 
-def months_above(what: str, values: Iterable[float], limit: float, percent: bool = False, digits: int = 2) -> str:
+def months_above(
+    what: str, values: Iterable[float], limit: float, percent: bool = False, digits: int = 2
+) -> str:
     """How many months exceed a limit, and whether the limit holds (every month within it)."""
     months = [v for v in values if v == v]  # months with a value
     over = sum(1 for v in months if v > limit)
@@ -66,9 +76,11 @@ def months_above(what: str, values: Iterable[float], limit: float, percent: bool
 def moves(name: str, changes: dict[str, float]) -> str:
     """An assumption's effect on each headline figure, as relative changes from the baseline, the
     largest first: figures, not adjectives ('barely', 'a lot')."""
-    parts = [f"{figure} {100 * change:+.0f}%" for figure, change in
-             sorted(changes.items(), key=lambda kv: -abs(kv[1]) if kv[1] == kv[1] else 0)
-             if not (isinstance(change, float) and math.isnan(change))]
+    parts = [
+        f"{figure} {100 * change:+.0f}%"
+        for figure, change in sorted(changes.items(), key=lambda kv: -abs(kv[1]) if kv[1] == kv[1] else 0)
+        if not (isinstance(change, float) and math.isnan(change))
+    ]
     return f"{name}: " + ", ".join(parts) if parts else f"{name}: no change measured"
 
 

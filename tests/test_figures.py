@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from engine import report
 from simulation import metrics
+from tests.conftest import ROOT
 
 # The live report's figures a simulated month does not have, and why.
 LIVE_ONLY = {
@@ -87,7 +88,6 @@ def test_one_name_per_channel_live_and_simulated():
     """The channel a risk officer's order comes by is `instructed` in the live report, in monthly.csv's
     column names and in events.parquet (it was `instruction` in the events)."""
     from simulation import run, scenario
-    from tests.conftest import ROOT
 
     spec = scenario.load(
         ROOT / "scenarios" / "baseline.yaml",
@@ -103,3 +103,21 @@ def test_one_name_per_channel_live_and_simulated():
     channels = set(result.events["channel"])
     assert "instructed" in channels and "instruction" not in channels and "instructed" in report.CHANNELS
     assert (result.events["channel"] == "instructed").sum() == result.monthly["instructed_selected"].sum()
+
+
+def test_the_three_shares_go_together_live_simulated_and_in_the_summary():
+    """The README's glossary: the computer-selection, pure random and credit shares, one name each,
+    all three wherever one is shown."""
+    from simulation import metrics
+
+    assert set(metrics.SHARES) <= _live_names() and set(metrics.SHARES) <= set(metrics.COLUMNS)
+    assert set(metrics.SHARES) <= {name for m in metrics.RUN_METRICS for name in m.names}
+    readme = (ROOT / "README.md").read_text()
+    for name, column in (
+        ("computer-selection share", "random_dispatch_share"),
+        ("pure random share", "pure_random_share"),
+        ("credit share", "credit_share"),
+    ):
+        assert f"| **{name}** | `{column}` |" in readme
+    for retired in ("random-dispatch share", "random-selection share", "computer random selection"):
+        assert retired not in readme.lower()

@@ -125,8 +125,8 @@ def test_cli_run_end_to_end(tmp_path):
     assert len(events) == summary["inspections"]
     # the warm-up month is simulated but in no output; the calibration table is printed and kept
     assert list(monthly["month"]) == ["2026-02"] and events["month"].eq("2026-02").all()
-    assert {row["name"] for row in summary["calibration"]} >= {"inspection rate", "random-dispatch share"}
-    assert "calibration" in done.output and "random-dispatch share" in done.output
+    assert {row["name"] for row in summary["calibration"]} >= {"inspection rate", "computer-selection share"}
+    assert "calibration" in done.output and "computer-selection share" in done.output
 
 
 def test_cli_run_refuses_a_bad_scenario_without_a_traceback(tmp_path):

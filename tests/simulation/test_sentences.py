@@ -23,7 +23,9 @@ def test_the_verdicts():
     assert sentences.compare("firms caught", 2051, 2064, "a", "b").endswith(": lower")
     same = sentences.compare("firms caught", 2064, 2051, "a", "b", tolerance=20)
     assert same.endswith("about the same (within 20.0)")
-    share = sentences.compare("computer-selection share", 0.71, 0.55, "adaptive", "China H1 2015", percent=True)
+    share = sentences.compare(
+        "computer-selection share", 0.71, 0.55, "adaptive", "China H1 2015", percent=True
+    )
     assert share == "computer-selection share: 71% (adaptive) against 55% (China H1 2015): higher"
 
 
@@ -36,14 +38,19 @@ def test_a_limit_holds_only_when_no_month_breaks_it():
 
 
 def test_the_checker_catches_words_against_numbers():
-    wrong = ["firms caught: 2,051 (no random) against 2,064 (1.2% random): higher",
-             "ratio: 7.46 (x1.5) against 4.85 (baseline): about the same (within 0.5)",
-             "utilization: 11 of 12 months above 85%: within the limit"]
+    wrong = [
+        "firms caught: 2,051 (no random) against 2,064 (1.2% random): higher",
+        "ratio: 7.46 (x1.5) against 4.85 (baseline): about the same (within 0.5)",
+        "utilization: 11 of 12 months above 85%: within the limit",
+    ]
     assert sentences.check("\n".join(wrong)) == wrong
 
 
 def test_moves_gives_figures_not_adjectives():
-    text = sentences.moves("violation level x1.5", {"targeted / random hit": 0.54, "violations found": 0.48,
-                                                    "estimate width": 0.1})
-    assert text == ("violation level x1.5: targeted / random hit +54%, violations found +48%, "
-                    "estimate width +10%")
+    text = sentences.moves(
+        "violation level x1.5",
+        {"targeted / random hit": 0.54, "violations found": 0.48, "estimate width": 0.1},
+    )
+    assert text == (
+        "violation level x1.5: targeted / random hit +54%, violations found +48%, estimate width +10%"
+    )
