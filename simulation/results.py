@@ -46,8 +46,9 @@ EVENT_COLUMNS = {
     "department": "where a problem was transferred",
     "released_by": "the officer who released it (never the inspector)",
     "cleared_h": "released or transferred, hours",
-    "wait_h": "dispatched_h - arrival_h",
-    "clearance_h": "cleared_h - arrival_h",
+    "wait_h": "dispatched_h - arrival_h; for one never dispatched, the horizon's end - arrival_h (censored)",
+    "clearance_h": "cleared_h - arrival_h; for one unfinished, the horizon's end - arrival_h (censored)",
+    "censored": "unfinished at the horizon's end: its wait or clearance is a lower bound, counted as such",
 }
 
 
@@ -163,15 +164,19 @@ def month_labels(scenario: Scenario, n: int) -> list[str]:
 
 def _events(record: Recorder, scenario: Scenario) -> pd.DataFrame:
     cases = record.cases
-    names = [f for f in EVENT_COLUMNS if f not in ("month", "detection", "wait_h", "clearance_h")]
+    names = [f for f in EVENT_COLUMNS if f not in ("month", "detection", "wait_h", "clearance_h", "censored")]
     row = operator.attrgetter(*names)
     frame = pd.DataFrame.from_records([row(c) for c in cases] if cases else None, columns=names)
     labels = np.array(month_labels(scenario, record.n_months))
     frame["month"] = labels[record.month_of_hour[frame["arrival_h"].to_numpy(int)]] if len(frame) else []
     detection = {t.value: p for t, p in scenario.inspection.detection.items()}
     frame["detection"] = frame["inspection_type"].map(detection).astype(float)
-    frame["wait_h"] = frame["dispatched_h"] - frame["arrival_h"]
-    frame["clearance_h"] = frame["cleared_h"] - frame["arrival_h"]
+    # An inspection still waiting or under way at the end has waited at least until then: leaving it
+    # out made an overloaded office look fast (its slowest cases are the ones that never clear).
+    end_h = float(len(record.month_of_hour))
+    frame["wait_h"] = frame["dispatched_h"].fillna(end_h) - frame["arrival_h"]
+    frame["clearance_h"] = frame["cleared_h"].fillna(end_h) - frame["arrival_h"]
+    frame["censored"] = frame["cleared_h"].isna()
     return frame[list(EVENT_COLUMNS)]
 
 
@@ -183,7 +188,7 @@ def _totals(
     declarations, inspections = int(monthly["declarations"].sum()), len(events)
     computer_share, random_share, credit_share = metrics.dispatch_shares(events["channel"])
     busy = float(capacity["busy_hours"].sum())
-    clearance = events["clearance_h"].dropna()
+    clearance = events["clearance_h"]
     return {
         "declarations": declarations,
         "inspections": inspections,
@@ -206,7 +211,10 @@ def _totals(
         ),
         "inspector_utilization": busy / float(capacity["on_post_hours"].sum()),
         "mean_wait_h": float(events["wait_h"].mean()) if inspections else None,
-        "p95_clearance_h": float(np.percentile(clearance, 95)) if len(clearance) else None,
+        "p95_clearance_h": metrics.censored_percentile(clearance, events["censored"])
+        if len(clearance)
+        else None,
+        "unfinished": int(events["censored"].sum()),
         "backlog_end": int(capacity["backlog_end"].iloc[-1]),
         "credit_rules": metrics.credit_rules(events, metrics.population(whole)),
         "calibration": calibration.table(monthly),
