@@ -59,7 +59,7 @@ def monthly(
     for declared_at, text, inspection_type, outcome in rows:
         m = months[declared_at[:7]]
         for rule in rule_ids:
-            m["rules"].setdefault(rule, {"fired": 0, "inspected": 0, "finished": 0, "found": 0})
+            m["rules"].setdefault(rule, _rule_counts())
         decision = json.loads(text) if isinstance(text, str) else text
         channel = channel_of(decision, inspection_type is not None)
         m["declarations"] += 1
@@ -70,11 +70,13 @@ def monthly(
                 m[f"finished_{channel}"] += 1
                 m[f"hits_{channel}"] += outcome == "problem"
         for rule in decision["rules"]:
-            r = m["rules"].setdefault(rule, {"fired": 0, "inspected": 0, "finished": 0, "found": 0})
+            r = m["rules"].setdefault(rule, _rule_counts())
             r["fired"] += 1
             r["inspected"] += inspection_type is not None
             r["finished"] += outcome is not None
             r["found"] += outcome == "problem"
+            # a find is credited in equal parts to the rules that fired on it, so the credits add up
+            r["credited"] += (outcome == "problem") / len(decision["rules"])
     return [_figures(month, months[month]) for month in sorted(months)]
 
 
@@ -87,6 +89,10 @@ def _empty() -> dict[str, Any]:
         **{f"lane_{lane}": 0 for lane in LANES},
         "rules": {},
     }
+
+
+def _rule_counts() -> dict[str, float]:
+    return {"fired": 0, "inspected": 0, "finished": 0, "found": 0, "credited": 0.0}
 
 
 def _figures(month: str, m: dict[str, Any]) -> dict[str, Any]:
@@ -128,15 +134,25 @@ def proportion(k: int, n: int) -> tuple[float, float, float]:
     return (k / n, *wilson(k / n, n)) if n else (math.nan, math.nan, math.nan)
 
 
+def difference(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:
+    """p1 - p2 with its 95% interval by Newcombe's hybrid score method (each proportion's Wilson
+    interval combined), which stays within [-1, 1] and behaves at small counts; all nan when either
+    side has no trials."""
+    if not n1 or not n2:
+        return (math.nan, math.nan, math.nan)
+    (p1, l1, u1), (p2, l2, u2) = proportion(k1, n1), proportion(k2, n2)
+    d = p1 - p2
+    return d, d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
 def rule_summary(months: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per rule over all months: fired, selected (inspected), found, hit rate with its interval,
-    share of all detections, and flags a risk officer should look at: a rule that never fires, one
-    that never finds, and one whose hit rate is below the random channel's (its whole interval
-    under the random channel's rate: GAO's point that targeting without measured hit rates may
-    do no better than chance)."""
-    totals: dict[str, dict[str, int]] = defaultdict(
-        lambda: {"fired": 0, "inspected": 0, "finished": 0, "found": 0}
-    )
+    """Per rule over all months: fired, selected (inspected), found, hit rate with its interval, its
+    difference from the random channel's hit rate with that difference's own interval (both rates
+    are estimates), its credited share of all detections (a find several rules fired on is shared
+    among them, so the shares add up to at most 100%), and flags a risk officer should look at: a
+    rule that never fires, one that never finds, and one whose difference from random lies wholly
+    below zero (GAO's point that targeting without measured hit rates may do no better than chance)."""
+    totals: dict[str, dict[str, float]] = defaultdict(_rule_counts)
     for m in months:
         for rule, r in m["rules"].items():
             for key in totals[rule]:
@@ -150,12 +166,13 @@ def rule_summary(months: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for rule, t in sorted(totals.items()):
         rate, low, high = proportion(t["found"], t["finished"])
+        vs_random = difference(t["found"], t["finished"], random_found, random_done)
         flags = [
             flag
             for flag, on in (
                 ("never fires", t["fired"] == 0),
                 ("never finds", t["finished"] > 0 and t["found"] == 0),
-                ("below random", high < random_rate),
+                ("below random", vs_random[2] < 0),
             )
             if on
         ]
@@ -166,8 +183,9 @@ def rule_summary(months: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "hit_rate": rate,
                 "low": low,
                 "high": high,
-                "share_of_detections": _share(t["found"], found_all),
+                "share_of_detections": _share(t["credited"], found_all),
                 "random_hit_rate": random_rate,
+                **dict(zip(("vs_random", "vs_random_low", "vs_random_high"), vs_random)),
                 "flags": flags,
             }
         )

@@ -191,17 +191,27 @@ def rules_report(
     )
     print(
         f"{'rule':32s} {'fired':>7s} {'selected':>8s} {'found':>6s}  {'hit rate [95%]':22s} "
-        f"{'of all found':>12s}  flags"
+        f"{'minus random [95%]':24s} {'credited':>8s}  flags"
     )
     for r in summary:
         rate = f"{r['hit_rate']:.1%} [{r['low']:.1%}, {r['high']:.1%}]" if r["finished"] else "-"
+        vs = (
+            f"{r['vs_random']:+.1%} [{r['vs_random_low']:+.1%}, {r['vs_random_high']:+.1%}]"
+            if r["vs_random"] == r["vs_random"]
+            else "-"
+        )
         share = (
             f"{r['share_of_detections']:.1%}" if r["share_of_detections"] == r["share_of_detections"] else "-"
         )
         print(
-            f"{r['rule']:32s} {r['fired']:7d} {r['inspected']:8d} {r['found']:6d}  {rate:22s} {share:>12s}  "
-            + ", ".join(r["flags"])
+            f"{r['rule']:32s} {r['fired']:7d} {r['inspected']:8d} {r['found']:6d}  {rate:22s} {vs:24s} "
+            f"{share:>8s}  " + ", ".join(r["flags"])
         )
+    print(
+        "credited: each find shared in equal parts among the rules that fired on it (the column adds up to "
+        "the rules' part of all finds); flags 'below random' when the whole interval of the difference is "
+        "under 0"
+    )
 
 
 @rules_app.command("derive")
