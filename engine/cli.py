@@ -349,71 +349,93 @@ def report(
     db: DbUrl,
     by: str = typer.Option("month", "--by", help="month (the only grouping so far)"),
     output: str = typer.Option("table", "--format", help="table, json or csv"),
+    table: str = typer.Option("months", "--table", help="csv: months, or rules (per rule and month)"),
 ) -> None:
     """The live office's monthly figures, as the simulation writes them: selections by channel and
-    lane, computer-selection share, hit rates per channel and per rule with 95% intervals."""
+    lane, the computer-selection, pure random and credit shares, hit rates per channel and per rule
+    with 95% intervals."""
     from engine import report as monthly_report
 
     if by != "month":
         fail(f"--by: only 'month' is supported, not {by!r}")
     if output not in ("table", "json", "csv"):
         fail(f"--format: table, json or csv, not {output!r}")
+    if table not in ("months", "rules"):
+        fail(f"--table: months or rules, not {table!r}")
     months = monthly_report.monthly(_office(db).store.report_rows())
     if output == "json":
         print(json.dumps(monthly_report.jsonable(months), indent=1))
     elif output == "csv":
-        _print_csv([{k: v for k, v in m.items() if k != "rules"} for m in months])
+        _print_csv(_month_rows(months) if table == "months" else _rule_rows(months))
     else:
-        _print_report(months)
+        _print_report(months, Console())
+
+
+def _month_rows(months: list[dict]) -> list[dict]:
+    return [{k: v for k, v in m.items() if k != "rules"} for m in months]
+
+
+def _rule_rows(months: list[dict]) -> list[dict]:
+    return [{"month": m["month"], "rule": rule, **r} for m in months for rule, r in m["rules"].items()]
 
 
 def _print_csv(rows: list[dict]) -> None:
+    """Undefined figures (no finished inspection yet) as empty cells, never the text 'nan'."""
     import csv
 
     if rows:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(
+            {k: "" if isinstance(v, float) and v != v else v for k, v in r.items()} for r in rows
+        )
 
 
 def _interval(rate: float, low: float, high: float) -> str:
     return "-" if rate != rate else f"{rate:.1%} [{low:.1%}, {high:.1%}]"
 
 
-def _print_report(months: list[dict]) -> None:
+def _month_figures(m: dict) -> list[tuple[str, str]]:
+    """One month's figures as (name, value): the report's one list, shown as columns or as rows."""
+    shares = "-" if m["inspections"] == 0 else None
+    return [
+        ("declarations", f"{m['declarations']:,}"),
+        *((c, str(m[f"{c}_selected"])) for c in ("random", "targeted", "credit", "instructed")),
+        ("computer-selection share", shares or f"{m['random_dispatch_share']:.1%}"),
+        ("pure random share", shares or f"{m['pure_random_share']:.1%}"),
+        ("credit share", shares or f"{m['credit_share']:.1%}"),
+        *(
+            (f"hit rate {c}", _interval(m[f"hit_rate_{c}"], m[f"hit_rate_{c}_low"], m[f"hit_rate_{c}_high"]))
+            for c in ("random", "targeted", "credit", "instructed")
+        ),
+        ("lanes G/Y/R/B", "/".join(str(m[f"lane_{x}"]) for x in ("green", "yellow", "red", "blue"))),
+    ]
+
+
+WIDE = 160  # columns a terminal needs for the months side by side; narrower ones get one block per month
+
+
+def _print_report(months: list[dict], console: Console) -> None:
     from rich.table import Table
 
-    table = Table(title="selections and inspections by month (hit rates: finished inspections, 95% Wilson)")
-    for name in (
-        "month",
-        "declarations",
-        "random",
-        "targeted",
-        "credit",
-        "instructed",
-        "computer-selection share",
-        "hit rate random",
-        "hit rate targeted",
-        "hit rate instructed",
-        "lanes G/Y/R/B",
-    ):
-        table.add_column(name)
-    for m in months:
-        table.add_row(
-            m["month"],
-            f"{m['declarations']:,}",
-            *(str(m[f"{c}_selected"]) for c in ("random", "targeted", "credit", "instructed")),
-            "-" if m["inspections"] == 0 else f"{m['random_dispatch_share']:.1%}",
-            *(
-                _interval(m[f"hit_rate_{c}"], m[f"hit_rate_{c}_low"], m[f"hit_rate_{c}_high"])
-                for c in ("random", "targeted", "instructed")
-            ),
-            "/".join(str(m[f"lane_{x}"]) for x in ("green", "yellow", "red", "blue")),
-        )
-    Console().print(table)
+    title = "selections and inspections by month (hit rates: finished inspections, 95% Wilson)"
+    if console.width >= WIDE:
+        wide = Table(title=title)
+        for name in ("month", *(name for name, _ in _month_figures(months[0]))) if months else ("month",):
+            wide.add_column(name)
+        for m in months:
+            wide.add_row(m["month"], *(value for _, value in _month_figures(m)))
+        console.print(wide)
+    else:  # figures as rows: every name and value whole at 80 columns
+        console.print(title)
+        for m in months:
+            block = Table(title=m["month"], show_header=False)
+            for name, value in _month_figures(m):
+                block.add_row(name, value)
+            console.print(block)
     rules = Table(title="per rule and month: fired, inspected, found, hit rate [95%]")
     for name in ("month", "rule", "fired", "inspected", "found", "hit rate"):
-        rules.add_column(name)
+        rules.add_column(name, overflow="fold")  # a long rule id wraps, never loses its end
     for m in months:
         for rule, r in m["rules"].items():
             rules.add_row(
@@ -424,7 +446,7 @@ def _print_report(months: list[dict]) -> None:
                 str(r["found"]),
                 _interval(r["hit_rate"], r["low"], r["high"]),
             )
-    Console().print(rules)
+    console.print(rules)
 
 
 audit_app = typer.Typer(no_args_is_help=True, help="Check the audit log.")

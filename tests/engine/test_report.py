@@ -112,3 +112,35 @@ def test_the_report_and_instruct_commands(busy, tmp_path):
     assert sum(m["instructed_selected"] for m in as_json) == ordered_before + 1
     refused = runner.invoke(app, ["report", db, "--by", "week"])
     assert refused.exit_code != 0 and isinstance(refused.exception, SystemExit)
+
+
+def test_the_report_reads_whole_at_80_columns_and_its_csv_has_no_nan_text(busy, tmp_path):
+    """Narrow terminals get the figures as rows (every header was cut at 80 columns); CSV leaves an
+    undefined figure empty instead of writing 'nan', and --table rules gives the per-rule figures."""
+    import csv
+    import io
+
+    from rich.console import Console
+
+    from engine import report
+    from engine.cli import _month_figures, _print_report
+
+    months = report.monthly(busy.store.report_rows())
+    busy.store.close()
+    narrow = Console(width=80, record=True)
+    _print_report(months, narrow)
+    text = narrow.export_text()
+    assert "…" not in text and all(len(line) <= 80 for line in text.splitlines())
+    for name, _ in _month_figures(months[0]):
+        assert name in text
+    runner = CliRunner()
+    db = str(tmp_path / "office.db")
+    monthly_csv = runner.invoke(app, ["report", db, "--format", "csv"])
+    assert monthly_csv.exit_code == 0 and "nan" not in monthly_csv.stdout.lower()
+    rows = list(csv.DictReader(io.StringIO(monthly_csv.stdout)))
+    assert len(rows) == len(months) and "credit_share" in rows[0]
+    per_rule = runner.invoke(app, ["report", db, "--format", "csv", "--table", "rules"])
+    assert per_rule.exit_code == 0 and "nan" not in per_rule.stdout.lower()
+    rule_rows = list(csv.DictReader(io.StringIO(per_rule.stdout)))
+    assert rule_rows and {"month", "rule", "fired", "found", "hit_rate", "low", "high"} <= set(rule_rows[0])
+    assert len(rule_rows) == sum(len(m["rules"]) for m in months)
