@@ -210,6 +210,8 @@ RUN_METRICS = [
         ("backlog_growth",), "share of a month's inspections per month", "growth of the month-end backlog"
     ),
     Metric(("p95_clearance_trend",), "share of its level", "significant rise of p95 clearance over the run"),
+    Metric(("worst_month_utilization",), "share", "inspector utilization of the busiest measured month"),
+    Metric(("worst_month_p95_clearance_h",), "hours", "p95 clearance of the slowest measured month"),
 ]
 RUN = {metric.names[0]: metric for metric in RUN_METRICS}
 

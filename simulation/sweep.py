@@ -113,6 +113,9 @@ def whole_run(summary: dict, monthly: pd.DataFrame) -> dict[str, float]:
     out["p95_clearance_trend"] = (
         clearance.change / clearance.level if clearance.rising and clearance.level else 0.0
     )
+    # the limits hold in every month, not on average: a quiet February hid eleven busy months
+    out["worst_month_utilization"] = float(monthly["inspector_utilization"].max())
+    out["worst_month_p95_clearance_h"] = float(monthly["p95_clearance_h"].max())
     return {k: (math.nan if v is None else float(v)) for k, v in out.items()}
 
 

@@ -9,13 +9,15 @@ come out of the same probes:
 - recommended: the largest ratio whose intervals' *upper* ends meet every limit (safe);
 - estimate: the largest ratio whose *means* meet every limit;
 - optimistic: the largest ratio whose intervals' *lower* ends meet every limit.
-The true boundary lies in [recommended, optimistic] (up to the search tolerance). A backlog that
+The true boundary lies in [recommended, optimistic] (up to the search tolerance). Utilization and
+p95 clearance are judged on each run's worst measured month, so a limit holds in every month (judged
+on the run's average, a quiet February let eleven busier months run over it). A backlog that
 grows month over month (by more than 2% of a month's inspections per month) or a p95 clearance that
 rises by more than 10% of its level over the run (judged on the mean over replications) also breaks the
 limits:
 an office that only keeps up because the run ended is not within them. Runs are judged on the
-measured months only (the scenario's `horizon.warmup_months` are discarded); `tune` measures 6
-months by default.
+measured months only (the scenario's `horizon.warmup_months` are discarded); `tune` measures at
+least 6 months (the scenario's own horizon when longer).
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ class Limits:
     max_mean_wait_h: float | None = None
 
     def items(self) -> list[tuple[str, float]]:
-        pairs = [
-            ("inspector_utilization", self.max_utilization),
-            ("p95_clearance_h", self.max_p95_clearance_h),
+        pairs = [  # utilization and clearance in every month (the worst one), the wait over the run
+            ("worst_month_utilization", self.max_utilization),
+            ("worst_month_p95_clearance_h", self.max_p95_clearance_h),
             ("mean_wait_h", self.max_mean_wait_h),
         ]
         return [(metric, limit) for metric, limit in pairs if limit is not None]
@@ -112,8 +114,9 @@ class Search:
     @staticmethod
     def _line(f: dict) -> str:
         return (
-            f"utilization {f['inspector_utilization']:.3f} [{f['inspector_utilization_low']:.3f}, "
-            f"{f['inspector_utilization_high']:.3f}], p95 clearance {f['p95_clearance_h']:.1f} h, "
+            f"worst month's utilization {f['worst_month_utilization']:.3f} "
+            f"[{f['worst_month_utilization_low']:.3f}, {f['worst_month_utilization_high']:.3f}], "
+            f"p95 clearance {f['p95_clearance_h']:.1f} h, "
             f"mean wait {f['mean_wait_h']:.2f} h"
         )
 

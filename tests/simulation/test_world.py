@@ -164,8 +164,9 @@ SMALL_PORT = {
 def test_the_tuned_rate_holds_for_a_year_after_the_warm_up():
     """Tuned on 6 months after a 12-month warm-up (3 replications), the recommended expected rate
     (how much the computer selects: the baseline's capacity lever), simulated for 12 months with a
-    seed the tuner never saw, keeps utilization and p95 clearance within the limits, and neither the
-    backlog nor the clearance trends upward."""
+    seed the tuner never saw, keeps utilization and p95 clearance within the limits in every month
+    (the tuner judges each run's worst month; judged on the average, a quiet February let the other
+    months run over), and neither the backlog nor the clearance trends upward."""
     from simulation import scenario as scenarios
     from simulation import sweep, tuning
     from simulation.model import run
@@ -180,9 +181,9 @@ def test_the_tuned_rate_holds_for_a_year_after_the_warm_up():
     assert 0.02 < rate <= found["optimistic"] < 0.14, found  # a real boundary inside the range
     later = scenarios.merged(raw, {"horizon": {"months": 12}, "policy": {"expected_rate": float(rate)}})
     result = run(scenarios.validate(later, "tuned", __import__("pathlib").Path(SCENARIOS)), seed=999)
-    m, s = result.monthly, result.summary
-    assert s["inspector_utilization"] <= limits.max_utilization
-    assert s["p95_clearance_h"] <= limits.max_p95_clearance_h
+    m = result.monthly
+    assert m["inspector_utilization"].max() <= limits.max_utilization  # every month, every season
+    assert m["p95_clearance_h"].max() <= limits.max_p95_clearance_h
     assert not calibration.drift(m["p95_clearance_h"]).rising
     assert not calibration.drift(m["backlog_end"]).rising
 
