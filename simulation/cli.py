@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -94,14 +95,22 @@ def print_summary(results) -> None:
         ("pure random share of inspections", f"{100 * s['pure_random_share']:.1f}%"),
         ("credit share of inspections", f"{100 * s['credit_share']:.1f}%"),
         ("violations found / true", f"{s['violations_found']:,} / {s['violations_true']:,}"),
-        ("non-compliance true / estimate [95%]", f"{100 * s['noncompliance_true']:.2f}% / {estimate}"),
+        (
+            "non-compliance true / estimate [95%]",
+            (
+                "withheld (trace)"
+                if s["noncompliance_true"] is None
+                else f"{100 * s['noncompliance_true']:.2f}%"
+            )
+            + f" / {estimate}",
+        ),
         ("inspector utilization", f"{100 * s['inspector_utilization']:.1f}%"),
         ("mean wait / p95 clearance (h)", f"{s['mean_wait_h']:.2f} / {s['p95_clearance_h']:.1f}"),
         ("backlog at the end", f"{s['backlog_end']:,}"),
         ("wall time", f"{s['wall_seconds']:.1f} s"),
     ]
     for rule in s.get("credit_rules", []):
-        verdict = "met" if rule["met"] else "NOT met" if rule["met"] is False else "no data"
+        verdict = "met" if rule["met"] else "NOT met" if rule["met"] is False else "not judged"
         rows.append(
             (
                 f"inspection rate {rule['class']} ({rule['rule']})",
@@ -115,6 +124,8 @@ def print_summary(results) -> None:
     print_calibration(s)
     if "noncompliance_warning" in s:
         out.print(f"[bold yellow]warning:[/] {s['noncompliance_warning']}")
+    for note in s.get("trace_warnings", []):
+        out.print(f"[bold yellow]trace:[/] {escape(note)}")
 
 
 def print_calibration(s: dict) -> None:
@@ -138,7 +149,7 @@ def print_calibration(s: dict) -> None:
         table.add_row(
             f"change in {d['column']}",
             f"within +-{d['tolerance']:.3g}",
-            f"{d['change']:+.3g} (no interval: {undefined})"
+            ("-" if d["change"] != d["change"] else f"{d['change']:+.3g}") + f" (no interval: {undefined})"
             if undefined
             else f"{d['change']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]",
             "[yellow]undetermined[/]" if undefined else _verdict(d["stable"]),
@@ -147,7 +158,7 @@ def print_calibration(s: dict) -> None:
 
 
 def _verdict(met) -> str:
-    return "[green]met[/]" if met else "[bold red]NOT met[/]" if met is False else "no data"
+    return "[green]met[/]" if met else "[bold red]NOT met[/]" if met is False else "not judged"
 
 
 def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[str]) -> dict:

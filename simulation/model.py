@@ -290,4 +290,7 @@ def run(
         "rules_backend": rules_backend,
         "wall_seconds": round(time.perf_counter() - started, 3),
     }
+    if scenario.arrivals.log:  # what the log recorded decides what a trace run can say (results.py)
+        logged = office.decls.logged
+        meta["trace"] = {"declarations": int(len(logged)), "with_outcome": int(np.isfinite(logged).sum())}
     return build_results(office.record, scenario, meta)

@@ -111,7 +111,31 @@ def build_results(record: Recorder, scenario: Scenario, meta: dict[str, Any]) ->
         **_totals(measured, monthly, capacity, totals),
         "scenario_settings": scenario.canonical(),
     }
+    if "trace" in meta:
+        _trace_caveats(summary, meta["trace"])
     return Results(measured, monthly, hourly, summary, scenario, monthly_by_site)
+
+
+def _trace_caveats(summary: dict[str, Any], trace: dict[str, int]) -> None:
+    """A trace-driven run replays a real stream through a simulated office: some figures it cannot
+    support are withheld (None, with the reason), the rest carry what the trace cannot represent."""
+    notes = [
+        "a trace-driven run: the log's declarations arrive at their logged times through this scenario's "
+        "inspectors and facilities; capacity figures (utilization, waits, clearance) say how these "
+        "inspectors would cope with the log's volume, not how the office that kept the log did",
+        "the log carries no credit classes: the population model assigns them, so the credit-rule checks "
+        "and the calibration targets are not evidence about the log's firms (withheld)",
+    ]
+    summary["credit_rules"] = [{**r, "met": None} for r in summary.get("credit_rules", [])]
+    summary["calibration"] = [{**r, "met": None} for r in summary.get("calibration", [])]
+    if trace["with_outcome"] == trace["declarations"]:  # every row was inspected, as in the Korean log
+        notes.append(
+            "every declaration of the log carries an outcome, so someone chose each one for inspection: "
+            "the log's violation rate is a hit rate among them, not the population's non-compliance "
+            "(noncompliance_true withheld)"
+        )
+        summary["noncompliance_true"] = None
+    summary["trace_warnings"] = notes
 
 
 def _tables(

@@ -280,3 +280,159 @@ def test_the_difference_from_random_has_its_own_interval():
     assert low < d < 0 < high and d == pytest.approx(0.05 - 0.15)
     assert difference(10, 1000, 150, 1000)[2] < 0  # clearly below: the whole interval under zero
     assert difference(0, 0, 1, 10) == pytest.approx((float("nan"),) * 3, nan_ok=True)
+
+
+def test_rules_report_reads_a_live_office_too(tmp_path):
+    from tests.engine.test_report import busy as make_busy
+
+    office = make_busy.__wrapped__(tmp_path)
+    from engine import report
+
+    months = report.monthly(office.store.report_rows())
+    office.store.close()
+    out = CliRunner().invoke(app, ["rules", "report", str(tmp_path / "office.db"), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    rules = {r["rule"]: r for r in json.loads(out.stdout)["rules"]}
+    for rule, r in rules.items():
+        assert r["fired"] == sum(m["rules"].get(rule, {}).get("fired", 0) for m in months)
+
+
+def test_drafted_rules_rest_on_what_their_descriptions_say(kcs, tmp_path):
+    """Every drafted HS6 code has the support and rate asked for in the training period (recounted
+    here with pandas); the draft loads as a rules file and evaluates on the later period."""
+    folder = tmp_path / "log"
+    logs.import_log([KCS], MAPPING, folder)
+    out = CliRunner().invoke(
+        app,
+        [
+            "rules",
+            "derive",
+            str(folder),
+            "--train-until",
+            "2021-04-15",
+            "--min-support",
+            "8",
+            "--min-rate",
+            "0.4",
+            "--out",
+            str(tmp_path / "draft.yaml"),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    draft = RuleSet.load(tmp_path / "draft.yaml")
+    import yaml
+
+    codes = yaml.safe_load((tmp_path / "draft.yaml").read_text())["lists"]["draft_hs6"]
+    _, log = kcs
+    train = log[log["declared_at"] <= "2021-04-15"]
+    by_code = train.groupby("hs_code")["violation"].agg(["size", "mean"])
+    assert codes and all(by_code.loc[c, "size"] >= 8 and by_code.loc[c, "mean"] >= 0.4 for c in codes)
+    qualifying = by_code[(by_code["size"] >= 8) & (by_code["mean"] >= 0.4)]
+    assert sorted(codes) == sorted(qualifying.index)
+    later = evaluate(log, draft, SelectionPolicy(random_ratio=0.03), start=dt.date(2021, 4, 16))
+    assert later.rows == int((log["declared_at"] >= "2021-04-16").sum())
+
+
+def test_a_scenario_can_take_its_arrivals_from_an_imported_log(tmp_path):
+    """Trace-driven: April 2021's 3,000 Korean declarations arrive on their days, from their
+    importers, with their goods, and violate exactly where the log says so."""
+    from simulation.model import run
+    from simulation.scenario import load
+
+    logs.import_log([KCS], MAPPING, tmp_path / "log")
+    spec = load(
+        ROOT / "scenarios/baseline.yaml",
+        [
+            "horizon.start=2021-04-01",
+            "horizon.warmup_months=0",
+            "horizon.days=30",
+            f"arrivals.log={tmp_path / 'log'}",
+            "population.enterprises=3000",
+        ],
+    )
+    result = run(spec)
+    log = logs.read(tmp_path / "log")
+    assert result.summary["declarations"] == len(log) and result.summary["violations_true"] == int(
+        log["violation"].sum()
+    )
+    from simulation.model import OfficeModel
+
+    decls = OfficeModel(spec, RuleSet.load(spec.path(spec.rules)), "vector").decls
+    per_day = log.groupby(log["declared_at"].dt.day).size()
+    arrivals = pd.Series(np.floor(decls.arrival_h / 24).astype(int) + 1).value_counts().sort_index()
+    assert arrivals.to_numpy().tolist() == per_day.sort_index().to_numpy().tolist()
+    assert sorted(decls.goods["hs_code"]) == sorted(log["hs_code"])
+    assert np.nansum(decls.logged) == log["violation"].sum() and not np.isnan(decls.logged).any()
+    # what a trace cannot represent is said, and the figures it cannot support are withheld
+    s = result.summary
+    warnings = " ".join(s["trace_warnings"])
+    assert "a hit rate among them" in warnings and "no credit classes" in warnings
+    assert s["noncompliance_true"] is None
+    assert all(r["met"] is None for r in s["credit_rules"]) and all(r["met"] is None for r in s["calibration"])
+
+
+def test_a_log_with_more_importers_than_enterprises_is_one_clear_error(tmp_path):
+    from engine.errors import InputError
+    from simulation.model import run
+    from simulation.scenario import load
+
+    logs.import_log([KCS], MAPPING, tmp_path / "log")
+    spec = load(
+        ROOT / "scenarios/baseline.yaml",
+        [
+            "horizon.start=2021-04-01",
+            "horizon.warmup_months=0",
+            "horizon.days=30",
+            f"arrivals.log={tmp_path / 'log'}",
+            "population.enterprises=100",
+        ],
+    )
+    with pytest.raises(InputError, match="population.enterprises"):
+        run(spec)
+
+
+def test_past_results_build_the_standing_through_the_feedback_policy(tmp_path):
+    """The log's results, imported into a live office's integrity store in time order: the counters
+    equal the log's, an enterprise with three problems within a year is dishonest, and the audit
+    chain verifies and reconciles."""
+    logs.import_log([KCS], MAPPING, tmp_path / "log")
+    db = tmp_path / "office.db"
+    from engine.office import Office
+
+    Office(db).store.close()
+    out = CliRunner().invoke(app, ["integrity", "import-results", str(db), str(tmp_path / "log")])
+    assert out.exit_code == 0, out.output
+    log = logs.read(tmp_path / "log")
+    office = Office(db)
+    counts = log.groupby("enterprise_id")["violation"].agg(["size", "sum"])
+    busiest = counts["sum"].idxmax()
+    firm = office.integrity.get(busiest)
+    assert (firm.inspections, firm.problems) == (
+        int(counts.loc[busiest, "size"]),
+        int(counts.loc[busiest, "sum"]),
+    )
+    assert firm.credit_class.value == "dishonest" and counts.loc[busiest, "sum"] >= 3
+    assert json.loads(out.stdout)["registered"] == len(counts)
+    office.store.close()
+    verified = CliRunner().invoke(app, ["audit", "verify", str(db)])
+    assert verified.exit_code == 0, verified.output
+
+
+def test_replayed_decisions_carry_the_engines_lanes(kcs):
+    """Lanes come from the engine's one definition: yellow for a document check, red for scan or
+    physical, green when released (the replay wrote red for every selection)."""
+    from engine.integrity import FeedbackPolicy
+    from replay.evaluate import decide, report_rows
+
+    _, log = kcs
+    rules = RuleSet.load(ROOT / "scenarios" / "rules" / "baseline.yaml")
+    decided = decide(
+        log, rules, SelectionPolicy(random_ratio=0.05, random_inspection="document"), 1, FeedbackPolicy()
+    )
+    rows = list(report_rows(log, decided, rules))
+    expected = {None: "green", "document": "yellow", "scan": "red", "physical": "red"}
+    assert all(
+        decision["lane"] == expected[kind] for _, decision, kind, _ in rows if decision["lane"] != "blue"
+    )
+    lanes = {decision["lane"] for _, decision, _, _ in rows}
+    assert {"green", "yellow", "red"} <= lanes
