@@ -122,6 +122,13 @@ def print_summary(results) -> None:
         table.add_row(k, v)
     out.print(table)
     print_calibration(s)
+    belief = s.get("estimate_detection", {"is_the_truth": True})
+    if not belief["is_the_truth"]:
+        assumed = ", ".join(f"{k} {v:g}" for k, v in belief["assumed"].items())
+        out.print(
+            f"[bold yellow]note:[/] the estimate divides by the detection the office assumes ({assumed}), "
+            "not the simulated truth"
+        )
     if "noncompliance_warning" in s:
         out.print(f"[bold yellow]warning:[/] {s['noncompliance_warning']}")
     for note in s.get("trace_warnings", []):

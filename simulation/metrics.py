@@ -243,16 +243,17 @@ def random_sample_estimate(events: pd.DataFrame, totals: Mapping) -> Estimate:
     """The stratified estimate from the finished random-channel inspections among `events`, for the
     declarations counted in `totals` (a month's row, or a whole run's sum)."""
     sample = events[events["channel"].isin(RANDOM_CHANNELS) & events["done_h"].notna()]
-    return stratified_estimate(sample, population(totals), int(totals["zero_chance"]))
+    return stratified_estimate(sample, population(totals), int(totals["zero_chance"]), "assumed_detection")
 
 
 def stratified_estimate(
-    sample: pd.DataFrame, population: Mapping[str, int], zero_chance: int = 0
+    sample: pd.DataFrame, population: Mapping[str, int], zero_chance: int = 0, detection: str = "detection"
 ) -> Estimate:
     """The population violation share from finished random-channel inspections, stratified by
-    credit class. `sample` needs credit_class, detected and detection (probability); `population`
-    gives each class's declarations; `zero_chance` counts declarations the random channel could not
-    pick."""
+    credit class. `sample` needs credit_class, detected and the `detection` column: the probability
+    an inspection finds a violation, as the office believes it (a find is divided by it, so a wrong
+    belief biases the estimate by truth / belief); `population` gives each class's declarations;
+    `zero_chance` counts declarations the random channel could not pick."""
     total = sum(population.values())
     if total == 0:
         return replace(UNDEFINED, why="no declarations")
@@ -271,7 +272,7 @@ def stratified_estimate(
     for credit, count in sizes.items():
         part = sample[sample["credit_class"] == credit]
         n = len(part)
-        d = float(part["detection"].mean())
+        d = float(part[detection].mean())
         p = min(1.0, float(part["detected"].sum()) / (n * d))
         weight = count / total
         value += weight * p

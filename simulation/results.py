@@ -36,7 +36,9 @@ EVENT_COLUMNS = {
     "inspection_type": "document | scan | physical",
     "violating": "ground truth: the declaration violates",
     "random_threshold": "probability the random channel picks it (ratio x credit multiplier)",
-    "detection": "probability this inspection type finds a violation",
+    "detection": "probability this inspection type finds a violation (the simulated truth)",
+    "assumed_detection": "the probability the office believes (inspection.assumed_detection, else the "
+    "truth): what the compliance estimate divides by",
     "inspector": "who inspected it ('' if still waiting at the end)",
     "facility": "facility type used",
     "dispatched_h": "dispatch time, hours",
@@ -110,6 +112,11 @@ def build_results(record: Recorder, scenario: Scenario, meta: dict[str, Any]) ->
         **meta,
         **_totals(measured, monthly, capacity, totals),
         "scenario_settings": scenario.canonical(),
+    }
+    believed = scenario.inspection.assumed_detection
+    summary["estimate_detection"] = {  # what the compliance estimate assumes, said beside it
+        "assumed": {t.value: p for t, p in (believed or scenario.inspection.detection).items()},
+        "is_the_truth": believed is None or believed == scenario.inspection.detection,
     }
     if "trace" in meta:
         _trace_caveats(summary, meta["trace"])
@@ -188,13 +195,20 @@ def month_labels(scenario: Scenario, n: int) -> list[str]:
 
 def _events(record: Recorder, scenario: Scenario) -> pd.DataFrame:
     cases = record.cases
-    names = [f for f in EVENT_COLUMNS if f not in ("month", "detection", "wait_h", "clearance_h", "censored")]
+    derived = ("month", "detection", "assumed_detection", "wait_h", "clearance_h", "censored")
+    names = [f for f in EVENT_COLUMNS if f not in derived]
     row = operator.attrgetter(*names)
     frame = pd.DataFrame.from_records([row(c) for c in cases] if cases else None, columns=names)
     labels = np.array(month_labels(scenario, record.n_months))
     frame["month"] = labels[record.month_of_hour[frame["arrival_h"].to_numpy(int)]] if len(frame) else []
     detection = {t.value: p for t, p in scenario.inspection.detection.items()}
     frame["detection"] = frame["inspection_type"].map(detection).astype(float)
+    believed = scenario.inspection.assumed_detection
+    frame["assumed_detection"] = (
+        frame["inspection_type"].map({t.value: p for t, p in believed.items()}).astype(float)
+        if believed
+        else frame["detection"]
+    )
     # An inspection still waiting or under way at the end has waited at least until then: leaving it
     # out made an overloaded office look fast (its slowest cases are the ones that never clear).
     end_h = float(len(record.month_of_hour))

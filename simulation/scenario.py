@@ -269,6 +269,11 @@ class Inspection(Strict):
         InspectionType.scan: 0.7,
         InspectionType.physical: 0.9,
     }
+    assumed_detection: dict[InspectionType, float] | None = Field(
+        default=None,
+        description="the detection probabilities the office believes, which the compliance estimate divides "
+        "by; none: it knows the true `detection` (a live office does not: state what it assumes)",
+    )
     instructed_type: InspectionType = InspectionType.physical
     departments: dict[str, float] = Field(
         default={
@@ -292,9 +297,12 @@ class Inspection(Strict):
             raise ValueError(
                 f"departments are shares >= 0 over {', '.join(DEPARTMENTS)}; got {sorted(self.departments)}"
             )
-        bad = {t.value: p for t, p in self.detection.items() if not 0 <= p <= 1}
+        believed = self.assumed_detection or {}
+        bad = {t.value: p for t, p in {**self.detection, **believed}.items() if not 0 <= p <= 1}
         if bad:
             raise ValueError(f"detection probabilities must be in [0, 1]: {bad}")
+        if believed and set(believed) != set(InspectionType):
+            raise ValueError("assumed_detection needs an entry for every inspection type")
         return self
 
 

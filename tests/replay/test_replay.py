@@ -368,7 +368,9 @@ def test_a_scenario_can_take_its_arrivals_from_an_imported_log(tmp_path):
     warnings = " ".join(s["trace_warnings"])
     assert "a hit rate among them" in warnings and "no credit classes" in warnings
     assert s["noncompliance_true"] is None
-    assert all(r["met"] is None for r in s["credit_rules"]) and all(r["met"] is None for r in s["calibration"])
+    assert all(r["met"] is None for r in s["credit_rules"]) and all(
+        r["met"] is None for r in s["calibration"]
+    )
 
 
 def test_a_log_with_more_importers_than_enterprises_is_one_clear_error(tmp_path):

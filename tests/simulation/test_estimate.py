@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from simulation import run, scenario
 from simulation.metrics import stratified_estimate
@@ -93,3 +94,34 @@ def test_the_baseline_meets_the_credit_rules_on_the_total_inspection_rate():
         == spec.policy.random_ratio
     ).all()
     assert (dishonest["channel"] == "credit").sum() > 100
+
+
+def test_the_estimate_divides_by_the_detection_the_office_believes():
+    """A live office does not know how often an inspection finds a violation: the estimate divides
+    by what it assumes, and says so. Believing physical inspections find 90% when they find 70%
+    scales the estimate by 0.7 / 0.9 (-22%): the baseline's random picks are all physical, so the
+    same run (the belief changes no event) gives exactly that ratio."""
+    from simulation import run, scenario
+    from tests.conftest import ROOT
+
+    small = [
+        "horizon.warmup_months=0",
+        "horizon.days=20",
+        "arrivals.per_day=3000",
+        "population.enterprises=6000",
+        "inspection.detection={document: 0.5, scan: 0.7, physical: 0.7}",
+    ]
+    base = ROOT / "scenarios" / "baseline.yaml"
+    knows = run(scenario.load(base, small), seed=3).summary
+    believes = run(
+        scenario.load(
+            base, [*small, "inspection.assumed_detection={document: 0.5, scan: 0.7, physical: 0.9}"]
+        ),
+        seed=3,
+    ).summary
+    assert knows["estimate_detection"]["is_the_truth"] and not believes["estimate_detection"]["is_the_truth"]
+    assert believes["estimate_detection"]["assumed"]["physical"] == 0.9
+    assert knows["violations_found"] == believes["violations_found"]  # the belief changes no event
+    assert believes["noncompliance_estimate"] / knows["noncompliance_estimate"] == pytest.approx(
+        0.7 / 0.9, rel=1e-9
+    )
