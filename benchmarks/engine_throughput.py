@@ -111,5 +111,39 @@ def main(n: int) -> None:
         )
 
 
+def selection_step(n: int) -> None:
+    """The selection arithmetic alone, once the 20 baseline rules have spoken: the live path's
+    `choose_one` on plain numbers beside `choose` on arrays of one (how the live path ran before), on
+    the same decisions in the same run."""
+    import numpy as np
+
+    from engine.selection import PolicyTable, choose, choose_one
+
+    rules = rules_of_size(20)
+    table = PolicyTable.of(SelectionPolicy(random_ratio=0.03), rules)
+    rng = np.random.default_rng(1)
+    k = len(rules.rules)
+    cases = [
+        ([int(j) for j in np.flatnonzero(rng.random(k) < 0.1)], rng.random(), rng.random(), rng.random(k))
+        for _ in range(n)
+    ]
+    start = time.perf_counter()
+    for fired, u, uc, ur in cases:
+        choose_one(table, 2, fired, u, {j: float(ur[j]) for j in fired}, uc)
+    scalar = (time.perf_counter() - start) / n
+    start = time.perf_counter()
+    for fired, u, uc, ur in cases:
+        hits = np.zeros((1, k), bool)
+        hits[0, fired] = True
+        choose(table, np.array([2]), hits, np.array([u]), ur[None, :], np.array([uc]))
+    arrays = (time.perf_counter() - start) / n
+    print(
+        f"selection step per decision: {scalar * 1e6:.1f} us on plain numbers, "
+        f"{arrays * 1e6:.1f} us on arrays of one: {arrays / scalar:.1f}x"
+    )
+
+
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    selection_step(min(count, 50_000))
+    main(count)

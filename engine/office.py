@@ -88,6 +88,7 @@ class Office:
         self.rules, self.policy, self.draws, self.roster = rules, policy or SelectionPolicy(), draws, roster
         self._pacers, self._paced_by = Pacers(), self.policy
         self._last_decided: int | None = None  # the store's newest declaration when the pacers were in step
+        self._made_selector: Selector | None = None
 
     # ------------------------------------------------------------ selection
 
@@ -125,9 +126,7 @@ class Office:
 
     def _record_decision(self, declaration: Declaration, lodged: dict[str, Any], text: str) -> Decision:
         firm = self.integrity.get(declaration.enterprise_id)
-        decision = Selector(
-            self.rules, self.policy, self.draws, self._pacers_at(declaration.customs_office)
-        ).decide(declaration, firm)
+        decision = self._selector(self._pacers_at(declaration.customs_office)).decide(declaration, firm)
         decided = decision.to_dict()
         self.audit.append(
             "selection",
@@ -164,6 +163,17 @@ class Office:
                 Status.selected.value,
             )
         return decision
+
+    def _selector(self, pacers: Pacers) -> Selector:
+        """The Selector for the rules, policy and draws in force, made once for them (its policy table
+        is worked out against the rules: not a thing to redo for every declaration)."""
+        made = self._made_selector
+        if made is None or not (
+            made.rules is self.rules and made.policy is self.policy and made.draws is self.draws
+        ):
+            made = self._made_selector = Selector(self.rules, self.policy, self.draws, pacers)
+        made.pacers = pacers
+        return made
 
     def reset_pacers(self) -> None:
         """After a rollback: the pacers are rebuilt from what the store kept."""

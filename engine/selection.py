@@ -125,6 +125,7 @@ class Decision:
 
 
 CREDIT_CLASSES = list(CreditClass)  # integer codes of the vectorised core index into this
+_CREDIT_CODE = {c: k for k, c in enumerate(CREDIT_CLASSES)}
 INSPECTION_TYPES = list(InspectionType)  # codes = intensity: document 0, scan 1, physical 2
 NOT_INSPECTED = -1
 # ASYCUDA's lanes: red (the goods are examined: physical or scan), yellow (documents only), blue
@@ -160,8 +161,12 @@ class PolicyTable:
     paced: bool = False  # the targeted channel works to an expected rate
 
     def score(self, hits: np.ndarray) -> np.ndarray:
-        """The risk score: the sum of the fired rules' weights."""
-        return hits.astype(float) @ self.weights if hits.shape[1] else np.zeros(len(hits))
+        """The risk score: the sum of the fired rules' weights, added in file order (as `choose_one`
+        adds them for one declaration, so both speeds give the same float to the last bit)."""
+        total = np.zeros(len(hits))
+        for k, weight in enumerate(self.weights):
+            total += np.where(hits[:, k], weight, 0.0)
+        return total
 
     @classmethod
     def of(cls, policy: SelectionPolicy, rules: RuleSet) -> PolicyTable:
@@ -236,7 +241,9 @@ def choose(
         sampled, rule_miss = hits & paced.hit[:, None], 1 - paced.chance
     else:
         rates = table.rule_rates(credit)
-        sampled, rule_miss = hits & (u_rules < rates), np.prod(np.where(hits, 1 - rates, 1.0), axis=1)
+        sampled, rule_miss = hits & (u_rules < rates), np.ones(len(credit))
+        for k in range(hits.shape[1]):  # multiplied in file order, as choose_one does
+            rule_miss *= np.where(hits[:, k], 1 - rates[:, k], 1.0)
     targeted = sampled.any(axis=1)
     inspection = np.where(sampled, table.intensity, NOT_INSPECTED).max(axis=1, initial=NOT_INSPECTED)
     inspection = np.where(random_hit | credit_hit, np.maximum(inspection, table.random_intensity), inspection)
@@ -244,6 +251,96 @@ def choose(
     return Choices(
         threshold, random_hit, sampled, targeted, floor, credit_hit, inspection, 1 - miss, score, paced
     )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """`choose` for one declaration, as plain numbers (the live path: no arrays of one)."""
+
+    threshold: float
+    random_hit: bool
+    sampled: tuple[int, ...]  # columns of the fired rules whose sampling (or the pacer) selected it
+    targeted: bool
+    floor: float
+    credit_hit: bool
+    inspection: int
+    inclusion: float
+    score: float
+    lane: int
+    cutoff: float | None = None
+    tie: float = 0.0
+
+    @property
+    def selected(self) -> bool:
+        return self.random_hit or self.targeted or self.credit_hit
+
+    @property
+    def credit_only(self) -> bool:
+        return self.credit_hit and not (self.random_hit or self.targeted)
+
+
+def choose_one(
+    table: PolicyTable,
+    credit: int,
+    fired: list[int],
+    u_random: float,
+    u_rules: dict[int, float],
+    u_credit: float,
+    pace: Pace | None = None,
+) -> Choice:
+    """`choose` for one declaration with plain numbers: the same arithmetic in the same order, so the
+    live decision equals the batch core's to the last bit (a parity test holds them on random
+    decisions). `fired`: columns of the rules that fired, in file order; `u_rules`: their draws."""
+    threshold, floor = float(table.thresholds[credit]), float(table.floors[credit])
+    random_hit, credit_hit = u_random < threshold, u_credit < floor
+    weights, score = table.weights, 0.0
+    for k in fired:
+        score += float(weights[k])
+    cutoff, tie = None, 0.0
+    if table.paced:
+        if pace is None:
+            raise ValueError("a policy with an expected rate needs the offices' pacers")
+        paced = pace(np.array([score]), table.multipliers[[credit]], np.array([random_hit or credit_hit]))
+        hit, rule_miss = bool(paced.hit[0]), 1 - float(paced.chance[0])
+        sampled = tuple(fired) if hit else ()
+        cutoff, tie = float(paced.cutoff[0]), float(paced.tie[0])
+    else:
+        multiplier, rule_miss, picked = float(table.multipliers[credit]), 1.0, []
+        for k in fired:
+            rate = min(1.0, float(table.rates[k]) * multiplier)
+            if u_rules[k] < rate:
+                picked.append(k)
+            rule_miss *= 1 - rate
+        sampled = tuple(picked)
+    intensities = [int(table.intensity[k]) for k in sampled]
+    inspection = max(intensities, default=NOT_INSPECTED)
+    if random_hit or credit_hit:
+        inspection = max(inspection, table.random_intensity)
+    miss = (1 - threshold) * (1 - floor) * rule_miss
+    return Choice(
+        threshold,
+        random_hit,
+        sampled,
+        bool(sampled),
+        floor,
+        credit_hit,
+        inspection,
+        1 - miss,
+        score,
+        lane_one(inspection, score, credit),
+        cutoff,
+        tie,
+    )
+
+
+def lane_one(inspection: int, score: float, credit: int) -> int:
+    """`lanes` for one declaration."""
+    document = INSPECTION_TYPES.index(InspectionType.document)
+    if inspection > document:
+        return 2
+    if inspection == document:
+        return 1
+    return 3 if inspection == NOT_INSPECTED and score > 0 and bool(_CERTIFIED[credit]) else 0
 
 
 class Pacers:
@@ -340,46 +437,46 @@ class Selector:
     def decide_fired(
         self, declaration_id: str, credit: CreditClass, fired: list[str], office: str = ""
     ) -> Decision:
-        """The decision once the rules have spoken."""
+        """The decision once the rules have spoken: `choose_one`, the batch core's arithmetic on plain
+        numbers."""
         u = self.draws.uniform(declaration_id, "random")  # drawn for every declaration: CRN
         u_credit = self.draws.uniform(declaration_id, "credit")
-        code = np.array([CREDIT_CLASSES.index(CreditClass(credit))])
-        rates = self.table.rule_rates(code)[0]
-        hits, u_rules = np.zeros((1, len(self._column)), bool), np.zeros((1, len(self._column)))
-        rule_draws = {}
-        for rule_id in fired:
-            k = self._column[rule_id]
-            hits[0, k] = True
-            if not self.table.paced:  # with an expected rate the score decides, not per-rule draws
-                rate = float(rates[k])
+        credit = CreditClass(credit)
+        code = _CREDIT_CODE[credit]
+        columns = [self._column[r] for r in fired]
+        u_rules, rule_draws = {}, {}
+        if not self.table.paced:  # with an expected rate the score decides, not per-rule draws
+            multiplier = float(self.table.multipliers[code])
+            for rule_id, k in zip(fired, columns):
+                rate = min(1.0, float(self.table.rates[k]) * multiplier)
                 v = 0.0 if rate >= 1 else self.draws.uniform(f"{declaration_id}/{rule_id}", "rule_sampling")
-                u_rules[0, k], rule_draws[rule_id] = v, [v, rate]
+                u_rules[k], rule_draws[rule_id] = v, [v, rate]
         u_capacity, pace = 1.0, None
         if self.table.paced:
             u_capacity = self.draws.uniform(declaration_id, "capacity")
             pace = self.pacers.pace(self.policy, np.array([office]), np.array([u_capacity]))
-        c = choose(self.table, code, hits, np.array([u]), u_rules, np.array([u_credit]), pace)
-        inspection = int(c.inspection[0])
+        c = choose_one(self.table, code, columns, u, u_rules, u_credit, pace)
+        sampled = set(c.sampled)
         return Decision(
             declaration_id=declaration_id,
-            selected=bool(c.selected[0]),
-            channel=channel(c.random_hit[0], c.targeted[0], c.credit_only[0]),
+            selected=c.selected,
+            channel=channel(c.random_hit, c.targeted, c.credit_only),
             rules=list(fired),
-            sampled_rules=[r for r in fired if c.sampled[0, self._column[r]]],
+            sampled_rules=[r for r, k in zip(fired, columns) if k in sampled],
             random_draw=u,
-            random_threshold=float(c.threshold[0]),
+            random_threshold=c.threshold,
             rule_draws=rule_draws,
-            inclusion_probability=float(c.inclusion[0]),
-            inspection_type=INSPECTION_TYPES[inspection].value if inspection != NOT_INSPECTED else None,
-            credit_class=CreditClass(credit).value,
+            inclusion_probability=c.inclusion,
+            inspection_type=INSPECTION_TYPES[c.inspection].value if c.inspection != NOT_INSPECTED else None,
+            credit_class=credit.value,
             rules_version=self.rules.version,
             credit_draw=u_credit,
-            credit_threshold=float(c.floor[0]),
-            score=float(c.score[0]),
-            lane=LANES[int(lanes(c.inspection, c.score, code)[0])],
-            contributions={r: float(self.table.weights[self._column[r]]) for r in fired},
-            cutoff=float(c.paced.cutoff[0]) if c.paced else None,
-            tie=float(c.paced.tie[0]) if c.paced else 0.0,
+            credit_threshold=c.floor,
+            score=c.score,
+            lane=LANES[c.lane],
+            contributions={r: float(self.table.weights[k]) for r, k in zip(fired, columns)},
+            cutoff=c.cutoff,
+            tie=c.tie,
             capacity_draw=u_capacity,
         )
 
