@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.dispatch import Assignment
 from engine.selection import Decision
 
 
@@ -65,15 +66,7 @@ class Dispatched(_Answer):
     reason: str
 
 
-class Reassigned(_Answer):
-    declaration_id: str
-    inspector_id: str
-    facility: str
-    draw: float
-    candidates: list[str]
-    weights: list[float]
-    manual: bool
-    reason: str
+Reassigned = Assignment  # a manual reassignment answers with the assignment itself (engine.dispatch)
 
 
 class Change(_Answer):
