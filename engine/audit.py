@@ -47,6 +47,29 @@ def record_hash(seq: int, at: str, kind: str, payload: str, prev_hash: str) -> s
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+SEAL = "doublerandom-audit-seal"
+
+
+def _seal_statement(first: int, last: int, digest: str, at: str) -> bytes:
+    return "\x1f".join((SEAL, str(first), str(last), digest, at)).encode()
+
+
+def _key_id(public: Any) -> str:
+    from engine.checkpoint import key_id  # cryptography: only an office that seals needs it
+
+    return key_id(public)
+
+
+def _valid(public: Any, signature: str, statement: bytes) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        public.verify(bytes.fromhex(signature), statement)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
@@ -60,6 +83,7 @@ class AuditLog:
         """On a prepared database (engine.schema); a bare SQLite connection is taken as it is."""
         self.db = db if isinstance(db, Database) else SqliteDatabase(db)
         self.last: tuple[int, str] | None = None  # the head this writer appended, while its transaction lasts
+        self.first: int | None = None  # the first record this writer's transaction appended (for its seal)
 
     def exists(self) -> bool:
         return self.db.has_table("audit")
@@ -87,7 +111,71 @@ class AuditLog:
             (seq, when, kind, body, prev, digest),
         )
         self.last = (seq, digest)  # a stale one cannot fork the chain: seq is the primary key
+        if self.first is None:
+            self.first = seq
         return seq
+
+    def seal(self, key: Any) -> None:
+        """At the end of a write transaction: sign the records it appended (first..last, the last's
+        hash, the time) with the office's key, an Ed25519 private key held outside the database, in
+        the same transaction. Every writer holding the key seals exactly what it wrote, so a record
+        appended by anything else (the file's holder, a role with INSERT alone) lies in no sealed
+        range, even when a sealed one follows it, and `seal_problems` names it."""
+        if self.first is None:
+            return
+        head = self.head()
+        if head is None or head[0] < self.first:  # everything it appended was rolled back
+            return
+        at = dt.datetime.now(dt.timezone.utc).isoformat()
+        signature = key.sign(_seal_statement(self.first, head[0], head[1], at)).hex()
+        self.db.execute(
+            "INSERT INTO audit_seals (seq, first, hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?, ?)",
+            (head[0], self.first, head[1], at, _key_id(key.public_key()), signature),
+        )
+
+    def sealed(self) -> bool:
+        """Whether this office seals its log (it has at least one seal)."""
+        return self.db.has_table("audit_seals") and bool(
+            self.db.execute("SELECT 1 FROM audit_seals LIMIT 1").fetchone()
+        )
+
+    def seal_problems(self, public: Any) -> list[str]:
+        """Every seal signed by the office's key over records on the chain, and every record from the
+        first sealed one on inside a sealed range: one outside was appended by something that does
+        not hold the key."""
+        problems: list[str] = []
+        rows = self.db.execute("SELECT first, seq, hash, at, key_id, signature FROM audit_seals ORDER BY seq")
+        covered_to, start = 0, None
+        for first, last, digest, at, key, signature in rows.fetchall():
+            start = first if start is None else start
+            if key != _key_id(public) or not _valid(
+                public, signature, _seal_statement(first, last, digest, at)
+            ):
+                problems.append(
+                    f"seal of records {first} to {last}: the signature is not valid for this public key"
+                )
+            elif self.hash_at(last) != digest:
+                problems.append(
+                    f"seal of records {first} to {last}: record {last} differs from the one sealed"
+                )
+            if covered_to and first > covered_to + 1:
+                problems.append(
+                    f"records {covered_to + 1} to {first - 1} are in no seal: appended by a writer "
+                    "without the office's signing key"
+                )
+            covered_to = max(covered_to, last)
+        head = self.head()
+        if start is None:
+            return [
+                "no seals: the office does not seal its log (serve --checkpoint-key, or "
+                "DOUBLERANDOM_SEAL_KEY for the step commands)"
+            ]
+        if head is not None and head[0] > covered_to:
+            problems.append(
+                f"records {covered_to + 1} to {head[0]} are in no seal: appended by a writer "
+                "without the office's signing key"
+            )
+        return problems
 
     def records(self, kind: str | None = None) -> Iterator[dict[str, Any]]:
         query = (

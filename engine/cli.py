@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, BinaryIO, Iterator, Optional
@@ -189,7 +190,7 @@ def select(
         ruleset, draws = RuleSet.load(rules), make_draws(seed, key_file)
         policy = selection_policy(policy_file, ratio, expected_rate)
         firms = read_enterprises_csv(str(enterprises)) if enterprises else {}
-        office = Office(db, policy=policy, draws=draws) if db else None
+        office = Office(db, policy=policy, draws=draws, seal_key=seal_key()) if db else None
         if office:
             office.use_rules(ruleset, ruleset.text)  # so `audit replay` needs no --rules
             office.register(firms.values())
@@ -240,6 +241,15 @@ def _in_memory(selector: Selector, firms: dict[str, Enterprise]):
     return decide
 
 
+SEAL_KEY = "DOUBLERANDOM_SEAL_KEY"  # the office's signing key file, for commands that write to its log
+
+
+def seal_key():
+    """The office's signing key named by DOUBLERANDOM_SEAL_KEY, or None (the steps then seal nothing)."""
+    path = os.environ.get(SEAL_KEY)
+    return checkpoint.load_signing_key(path) if path else None
+
+
 def _office(
     db: str, roster: Optional[Path] = None, seed: Optional[int] = None, key_file: Optional[Path] = None
 ) -> Office:
@@ -247,7 +257,7 @@ def _office(
         fail(f"{db}: no such database (create one with `doublerandom select --db {db}`)")
     try:
         draws = make_draws(seed, key_file) if (seed is not None or key_file is not None) else None
-        return Office(db, roster=Roster.load(roster) if roster else None, draws=draws)
+        return Office(db, roster=Roster.load(roster) if roster else None, draws=draws, seal_key=seal_key())
     except InputError as e:
         fail(str(e))
 
@@ -489,10 +499,18 @@ def audit_verify(
     db: DbUrl,
     checkpoints: list[Path] = typer.Option([], "--checkpoint", help="a signed checkpoint (repeatable)"),
     folder: Optional[Path] = typer.Option(None, "--checkpoints", help="a folder of checkpoints"),
-    public_key: Optional[Path] = typer.Option(None, "--public-key", help="the checkpoints' public key"),
+    public_key: Optional[Path] = typer.Option(
+        None, "--public-key", help="the public key of the checkpoints and the seals"
+    ),
+    sealed: bool = typer.Option(
+        False,
+        "--sealed",
+        help="the office seals its log: every record must be in a seal (checked anyway "
+        "when the log has seals)",
+    ),
 ) -> None:
-    """Walk the hash chain, check each signed checkpoint's head is on it, and reconcile the state
-    tables with the log. Opens the database read-only."""
+    """Walk the hash chain, check each signed checkpoint's head is on it and each record is in a
+    valid seal, and reconcile the state tables with the log. Opens the database read-only."""
     try:
         log = _read_only_log(db)
         in_folder, unreadable = checkpoint.read_folder(folder) if folder else ([], [])
@@ -510,6 +528,10 @@ def audit_verify(
         problems = unreadable + [
             f"{p}: {why}" for p, c in signed if (why := checkpoint.contradiction(c, key, log))
         ]
+        sealing = sealed or log.sealed()
+        if sealing and key is None:
+            fail("the log is sealed: checking it needs --public-key")
+        problems += log.seal_problems(key) if sealing else []
         problems += [str(d) for d in reconcile(log)]
     except InputError as e:
         fail(str(e))
@@ -519,7 +541,9 @@ def audit_verify(
         fail(f"{db}: {len(problems)} problems (the chain itself verifies: {verdict.count} records)", code=1)
     seq, head = log.head()
     print(
-        f"OK {verdict.count} records, head {seq} {head}" + (f", {len(signed)} checkpoints" if signed else "")
+        f"OK {verdict.count} records, head {seq} {head}"
+        + (f", {len(signed)} checkpoints" if signed else "")
+        + (", every record sealed" if sealing else "")
     )
 
 
@@ -729,7 +753,7 @@ def serve(
     try:
         signing = Checkpointing(checkpoint_key, checkpoint_dir, checkpoint_every) if checkpoint_key else None
         if enterprises:
-            office = Office(db)
+            office = Office(db, seal_key=seal_key())
             office.register(read_enterprises_csv(str(enterprises)).values())
             office.store.close()
         if workers > 1 and not database.is_postgres(db):

@@ -18,7 +18,7 @@ from engine.declarations import unstorable
 from engine.errors import InputError
 from engine.reconciliation import reconcile
 
-ORDER = {"declarations": "rowid", "audit": "seq"}  # the rest by id
+ORDER = {"declarations": "rowid", "audit": "seq", "audit_seals": "seq"}  # the rest by id
 CHUNK = 5_000
 
 

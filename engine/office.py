@@ -82,8 +82,13 @@ class Office:
         draws: Draws | None = None,
         roster: Roster | None = None,
         feedback: FeedbackPolicy | None = None,
+        seal_key: Any = None,
     ):
+        """`seal_key`: the office's Ed25519 signing key; each step then seals the audit records it
+        appends (engine/audit.py), so records appended without the key show in `audit verify`."""
         self.store: Store = open_store(db, feedback) if isinstance(db, (str, Path)) else db
+        if seal_key is not None:
+            self.store.sealer = seal_key
         self.integrity, self.audit = self.store.integrity, self.store.audit
         self.rules, self.policy, self.draws, self.roster = rules, policy or SelectionPolicy(), draws, roster
         self._pacers, self._paced_by = Pacers(), self.policy

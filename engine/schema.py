@@ -11,7 +11,8 @@ runs `doublerandom db upgrade URL`, because there the application's role may not
 
 History: 0 the first release; 2 declarations keep their fingerprint and content, inspections their
 kind; 3 declarations keep their customs office in a column (the capacity pacers read an office's
-last decisions, and a JSON scan per office does not scale on a shared server).
+last decisions, and a JSON scan per office does not scale on a shared server); 4 the audit log's
+seals (engine/audit.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from engine.database import Database
 from engine.database import identifier as name
 from engine.errors import InputError
 
-VERSION = 3
+VERSION = 4
 BASE_VERSION = 2
 
 _TABLES = """
@@ -115,9 +116,20 @@ FOR EACH ROW EXECUTE FUNCTION audit_append_only();
 CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
 FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 """
+# Version 4: a seal per write transaction, signed by the office's key outside the database (audit.py):
+# whoever can only insert into the log cannot sign, so an appended record shows as unsealed.
+_SEALS = """CREATE TABLE IF NOT EXISTS audit_seals (
+    seq {integer} PRIMARY KEY,  -- the last record the transaction appended
+    first {integer} NOT NULL,   -- its first: the seal covers first..seq
+    hash TEXT NOT NULL,
+    at TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    signature TEXT NOT NULL
+)"""
 # Numbered migrations: the statements that bring a database from the version below to this one.
 MIGRATIONS = {
     "sqlite": {
+        4: [_SEALS.format(integer="INTEGER")],
         2: [
             "ALTER TABLE declarations ADD COLUMN fingerprint TEXT",
             "ALTER TABLE declarations ADD COLUMN input TEXT",
@@ -131,6 +143,7 @@ MIGRATIONS = {
         ],  # rowid is in every index
     },
     "postgresql": {
+        4: [_SEALS.format(integer="BIGINT")],
         3: [
             "ALTER TABLE declarations ADD COLUMN customs_office TEXT",
             "UPDATE declarations SET customs_office = input::jsonb ->> 'customs_office'",
@@ -138,7 +151,14 @@ MIGRATIONS = {
         ],
     },
 }
-TABLES = ("declarations", "inspections", "enterprises", "enterprise_events", "audit")  # copied in this order
+TABLES = (
+    "declarations",
+    "inspections",
+    "enterprises",
+    "enterprise_events",
+    "audit",
+    "audit_seals",
+)  # copy order
 
 
 def base(db: Database) -> str:
@@ -272,7 +292,8 @@ def init_roles(db: Database, owner: str, app: str, log_owner: str = "doublerando
     o, a, g = name(owner), name(app), name(log_owner)
     current = db.execute("SELECT current_schema()").fetchone()[0]
     s = name(current)
-    state = ", ".join(t for t in TABLES if t != "audit")
+    log_tables = ("audit", "audit_seals")
+    state = ", ".join(t for t in TABLES if t not in log_tables)
     statements = [
         f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{r}') THEN CREATE ROLE {q} "
         f"{login}; END IF; END $$"
@@ -281,9 +302,14 @@ def init_roles(db: Database, owner: str, app: str, log_owner: str = "doublerando
     if current != "public":  # the schema's owner could drop the log: it is the log's owner
         statements.append(f"ALTER SCHEMA {s} OWNER TO {g}")
     statements += [f"GRANT USAGE, CREATE ON SCHEMA {s} TO {o}"]
-    statements += [f"ALTER TABLE {t} OWNER TO {o}" for t in (*TABLES, "doublerandom_schema") if t != "audit"]
+    statements += [
+        f"ALTER TABLE {t} OWNER TO {o}" for t in (*TABLES, "doublerandom_schema") if t not in log_tables
+    ]
     statements += [
         f"ALTER TABLE audit OWNER TO {g}",
+        f"ALTER TABLE audit_seals OWNER TO {g}",
+        f"REVOKE ALL ON audit_seals FROM PUBLIC, {a}, {o}",
+        f"GRANT SELECT, INSERT ON audit_seals TO {a}, {o}",
         f"ALTER FUNCTION audit_append_only() OWNER TO {g}",
         f"GRANT USAGE ON SCHEMA {s} TO {a}",
         f"GRANT SELECT, INSERT, UPDATE ON {state} TO {a}",

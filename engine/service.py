@@ -458,6 +458,7 @@ def create_app(
         policy=policy or SelectionPolicy(),
         draws=KeyedDraws.from_file(draw_key),
         roster=Roster.load(roster) if roster else None,
+        seal_key=checkpoints.key if checkpoints else None,  # the service seals what it writes
     )
     live = LiveOffice(office, Path(rules), allow_new_enterprises, db, checkpoints)
     app = FastAPI(
@@ -644,6 +645,8 @@ def create_app(
         try:
             verdict = log.verify()
             differences = [str(d) for d in reconcile(log)] if verdict.ok else []
+            if verdict.ok and checkpoints is not None and log.sealed():  # the service holds the key
+                differences += log.seal_problems(checkpoints.key.public_key())
             head = log.head()
         finally:
             log.db.close()

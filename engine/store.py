@@ -106,6 +106,7 @@ class SqlStore:
         self.db = db
         self.integrity = IntegrityStore(db, feedback)
         self.audit = AuditLog(db)
+        self.sealer = None  # the office's Ed25519 signing key: each write transaction seals what it appended
         self._depth = 0
 
     @contextmanager
@@ -117,13 +118,15 @@ class SqlStore:
         try:
             with self.db.transaction():
                 yield self
+                if outer and self.sealer is not None:
+                    self.audit.seal(self.sealer)  # commits with the records it seals
         except BaseException:
             self.audit.last = None
             raise
         finally:
             self._depth -= 1
             if outer:
-                self.audit.last = None
+                self.audit.last, self.audit.first = None, None
 
     def close(self) -> None:
         self.db.close()

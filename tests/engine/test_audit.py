@@ -564,3 +564,85 @@ def test_replay_reports_a_malformed_or_incomplete_record_instead_of_crashing(log
         done.exception, SystemExit
     )  # not an exception the runner caught
     assert f"record {seq} " in done.stderr
+
+
+# ---------------------------------------------------------------- seals: what only the key holder can write
+
+
+def sealed_office(url, tmp_path):
+    """An office that seals its log with a signing key held outside the database, after some work."""
+    import datetime as dt
+
+    from engine import checkpoint
+    from engine.dispatch import Roster
+
+    key_path = tmp_path / "office.key"
+    checkpoint.new_signing_key(key_path)
+    office = Office(
+        url,
+        rules=RuleSet.load(BASELINE_RULES),
+        policy=SelectionPolicy(random_ratio=0.3),
+        draws=KeyedDraws.from_seed(5),
+        roster=Roster.load(ROSTER),
+        seal_key=checkpoint.load_signing_key(key_path),
+    )
+    at = dt.datetime(2026, 6, 1, 10, 0)
+    for line in SAMPLE.read_text().splitlines()[:30]:
+        office.admit(parse_declaration(json.loads(line)), at)
+    return office, key_path
+
+
+def verify_sealed(url, key_path):
+    return runner.invoke(app, ["audit", "verify", url, "--public-key", f"{key_path}.pub"])
+
+
+def test_a_record_appended_without_the_offices_key_is_in_no_seal(store_url, tmp_path):
+    """A correctly chained record appended by whoever can insert into the log (the file's holder, the
+    PostgreSQL app role) is in no seal, even when the office seals more work after it; a seal whose
+    signature was forged is refused. Both backends."""
+    office, key_path = sealed_office(store_url, tmp_path)
+    done = verify_sealed(store_url, key_path)
+    assert done.exit_code == 0 and "every record sealed" in done.stdout, done.output
+    forger = AuditLog(office.store.db)  # no key: what a role with INSERT alone can do
+    with forger.db.transaction():
+        forged = forger.append(
+            "integrity_change",
+            {
+                "enterprise_id": "E1",
+                "field": "credit_class",
+                "old": "general",
+                "new": "advanced_certified",
+                "reason": "x",
+            },
+        )
+    for line in SAMPLE.read_text().splitlines()[30:33]:  # the office carries on, sealing its own work
+        office.admit(parse_declaration(json.loads(line)))
+    assert office.audit.verify().ok  # the chain cannot tell
+    done = verify_sealed(store_url, key_path)
+    assert done.exit_code == 1 and isinstance(done.exception, SystemExit)
+    assert f"records {forged} to {forged} are in no seal" in done.stderr
+
+
+def test_a_forged_seal_is_refused(store_url, tmp_path):
+    office, key_path = sealed_office(store_url, tmp_path)
+    db = office.store.db
+    with db.transaction():
+        db.execute(
+            "UPDATE audit_seals SET signature = ? WHERE seq = (SELECT max(seq) FROM audit_seals)",
+            ("00" * 64,),
+        )
+    done = verify_sealed(store_url, key_path)
+    assert done.exit_code == 1 and "the signature is not valid" in done.stderr
+
+
+def test_verify_says_when_an_office_that_should_seal_has_no_seals(tmp_path):
+    from engine import checkpoint
+
+    db = tmp_path / "unsealed.db"
+    office = Office(db, rules=RuleSet.load(BASELINE_RULES), draws=KeyedDraws.from_seed(5))
+    office.admit(parse_declaration(json.loads(SAMPLE.read_text().splitlines()[0])))
+    checkpoint.new_signing_key(tmp_path / "k")
+    done = runner.invoke(
+        app, ["audit", "verify", str(db), "--sealed", "--public-key", str(tmp_path / "k.pub")]
+    )
+    assert done.exit_code == 1 and "no seals" in done.stderr

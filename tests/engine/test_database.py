@@ -200,7 +200,7 @@ def test_an_older_postgres_database_waits_for_its_owner_to_upgrade_it(postgres_u
     with pytest.raises(InputError, match="db upgrade"):
         open_store(postgres_url)
     done = runner.invoke(app, ["db", "upgrade", postgres_url])
-    assert done.exit_code == 0 and "schema 2 -> 3" in done.stdout, done.output
+    assert done.exit_code == 0 and f"schema 2 -> {schema.VERSION}" in done.stdout, done.output
     store = open_store(postgres_url)
     assert store.db.execute("SELECT customs_office FROM declarations").fetchone()[0] == "OFF-40"
     assert store.office_decisions("OFF-40", 10)[0] == 1
@@ -310,7 +310,7 @@ def test_db_upgrade_makes_a_schema_that_is_not_there_yet(postgres_url):
     fresh = postgres_url + "_new"
     try:
         done = runner.invoke(app, ["db", "upgrade", fresh])
-        assert done.exit_code == 0 and "schema 0 -> 3" in done.stdout, done.output
+        assert done.exit_code == 0 and f"schema 0 -> {schema.VERSION}" in done.stdout, done.output
         assert open_store(fresh).audit.exists()
     finally:
         with psycopg.connect(POSTGRES, autocommit=True) as conn:
@@ -519,3 +519,29 @@ def test_every_column_of_every_state_table_is_reconciled(store_url):
                 assert (table, row["id"], column) in found, (table, column)
                 checked += 1
     assert checked == 4 * 7 + 4 * 17 + 1 * 6 and reconcile(o.audit) == []  # rows x columns, one firm
+
+
+def test_the_app_role_seals_what_it_writes_and_the_owner_cannot_touch_the_seals(roles, tmp_path):
+    from engine import checkpoint
+
+    url, owner, app_role, log_role = roles
+    init_roles(url, owner, app_role, log_role)
+    checkpoint.new_signing_key(tmp_path / "office.key")
+    o = office(as_role(url, app_role))
+    o.store.sealer = checkpoint.load_signing_key(tmp_path / "office.key")
+    work_through(o, sample(5))
+    done = runner.invoke(
+        app, ["audit", "verify", as_role(url, app_role), "--public-key", str(tmp_path / "office.key.pub")]
+    )
+    assert done.exit_code == 0 and "every record sealed" in done.stdout, done.output
+    schema_name = url.rsplit("=", 1)[1]
+    for role in (app_role, owner):
+        with psycopg.connect(as_role(url, role).split("?")[0], autocommit=True) as conn:
+            conn.execute(f'SET search_path TO "{schema_name}"')
+            for attempt in (
+                "DELETE FROM audit_seals",
+                "UPDATE audit_seals SET signature = ''",
+                "DROP TABLE audit_seals",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(attempt)
