@@ -646,3 +646,19 @@ def test_verify_says_when_an_office_that_should_seal_has_no_seals(tmp_path):
         app, ["audit", "verify", str(db), "--sealed", "--public-key", str(tmp_path / "k.pub")]
     )
     assert done.exit_code == 1 and "no seals" in done.stderr
+
+
+def test_a_rewrite_rehashed_to_the_end_breaks_its_seal(tmp_path):
+    """After the newest checkpoint a rewrite rehashed to the end fooled every check; in an office that
+    seals, the rewritten range's seal no longer matches, and the forger cannot sign a new one."""
+    db = tmp_path / "sealed.db"
+    office, key_path = sealed_office(str(db), tmp_path)
+    office.store.close()
+    conn = sqlite3.connect(db)
+    seq = conn.execute("SELECT max(seq) - 3 FROM audit").fetchone()[0]
+    conn.close()
+    tamper(db, f"UPDATE audit SET at = '2026-01-01T00:00:00' WHERE seq = {seq};")  # any change will do
+    rehash_from(db, seq)
+    assert verdict(db).ok  # the chain alone is fooled
+    done = verify_sealed(str(db), key_path)
+    assert done.exit_code == 1 and "differs from the one sealed" in done.stderr
