@@ -11,26 +11,26 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, BinaryIO, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, BinaryIO, Iterator, Optional
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from engine import __version__, checkpoint, database, schema
+from engine import __version__, database, schema
 from engine.audit import AuditLog
 from engine.declarations import ID_RULE, Enterprise, parse_declaration, read_enterprises_csv
 from engine.dispatch import Roster
 from engine.errors import InputError, describe, redact
 from engine.files import read_model
 from engine.keys import create_private, replace_private
-from engine.office import Office
 from engine.randomness import Draws, KeyedDraws, new_key_hex
-from engine.reconciliation import reconcile
-from engine.replay import replay
 from engine.rules import RuleSet
-from engine.selection import SelectionPolicy, Selector
+
+if TYPE_CHECKING:  # loaded where a command needs them (the live office pulls numpy): start at once
+    from engine.office import Office
+    from engine.selection import SelectionPolicy, Selector
 
 app = typer.Typer(
     add_completion=False,
@@ -159,6 +159,8 @@ EXPECTED_RATE = typer.Option(
 
 def selection_policy(path: Path | None, ratio: float | None, expected_rate: float | None) -> SelectionPolicy:
     """The policy file (or the defaults), with the options given on the command line on top."""
+    from engine.selection import SelectionPolicy
+
     base = read_model(path, SelectionPolicy, "selection policy") if path else SelectionPolicy()
     changes = {k: v for k, v in (("random_ratio", ratio), ("expected_rate", expected_rate)) if v is not None}
     try:
@@ -186,6 +188,9 @@ def select(
     ),
 ) -> None:
     """Decide declarations: one JSON decision per input line on stdout; bad lines on stderr."""
+    from engine.office import Office
+    from engine.selection import Selector
+
     try:
         ruleset, draws = RuleSet.load(rules), make_draws(seed, key_file)
         policy = selection_policy(policy_file, ratio, expected_rate)
@@ -246,6 +251,8 @@ SEAL_KEY = "DOUBLERANDOM_SEAL_KEY"  # the office's signing key file, for command
 
 def seal_key():
     """The office's signing key named by DOUBLERANDOM_SEAL_KEY, or None (the steps then seal nothing)."""
+    from engine import checkpoint
+
     path = os.environ.get(SEAL_KEY)
     return checkpoint.load_signing_key(path) if path else None
 
@@ -253,6 +260,8 @@ def seal_key():
 def _office(
     db: str, roster: Optional[Path] = None, seed: Optional[int] = None, key_file: Optional[Path] = None
 ) -> Office:
+    from engine.office import Office
+
     if not database.is_postgres(db) and not database.sqlite_path(db).exists():
         fail(f"{db}: no such database (create one with `doublerandom select --db {db}`)")
     try:
@@ -466,6 +475,8 @@ app.add_typer(audit_app, name="audit")
 @audit_app.command("keygen")
 def audit_keygen(out: Path = typer.Argument(..., help="where to write the private signing key")) -> None:
     """Write a new Ed25519 signing key for checkpoints (0600) and its public key (<out>.pub)."""
+    from engine import checkpoint
+
     try:
         public = checkpoint.new_signing_key(out)
     except InputError as e:
@@ -482,6 +493,8 @@ def audit_checkpoint(
     ),
 ) -> None:
     """Sign the log's head (sequence number, hash, time); print the checkpoint and write it to --out."""
+    from engine import checkpoint
+
     try:
         key = checkpoint.load_signing_key(key_file)
         log = _read_only_log(db)
@@ -511,6 +524,9 @@ def audit_verify(
 ) -> None:
     """Walk the hash chain, check each signed checkpoint's head is on it and each record is in a
     valid seal, and reconcile the state tables with the log. Opens the database read-only."""
+    from engine import checkpoint
+    from engine.reconciliation import reconcile
+
     try:
         log = _read_only_log(db)
         in_folder, unreadable = checkpoint.read_folder(folder) if folder else ([], [])
@@ -567,6 +583,8 @@ def audit_replay(
     key_file: Optional[Path] = KEY_FILE,
 ) -> None:
     """Recompute every logged selection decision from its logged inputs, rules and draws."""
+    from engine.replay import replay
+
     try:
         log = _read_only_log(db)
         ruleset = RuleSet.load(rules) if rules else None
@@ -743,6 +761,8 @@ def serve(
     port: int = typer.Option(8000, "--port"),
 ) -> None:
     """Serve the engine over HTTP (OpenAPI docs at /docs)."""
+    from engine.office import Office
+
     need("service", "fastapi", "uvicorn")
     import uvicorn
 

@@ -14,11 +14,12 @@ import hashlib
 import hmac
 import secrets
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from engine.errors import InputError
+
+if TYPE_CHECKING:  # the live path draws with hmac alone: numpy loads only for seeded (simulated) streams
+    import numpy as np
 
 # Stream numbers are part of the reproducibility contract: never renumber, only append.
 STREAMS = {
@@ -107,6 +108,8 @@ class SeededDraws:
 def stream_generator(seed: int, purpose: str, *sub: int) -> np.random.Generator:
     """The numpy Generator for one purpose (and optional sub-stream, e.g. one per rule):
     independent of the others, fixed by (seed, purpose, sub)."""
+    import numpy as np
+
     return np.random.default_rng([seed, STREAMS[purpose], *sub])
 
 

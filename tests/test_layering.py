@@ -130,3 +130,11 @@ def test_the_code_is_linted_and_formatted_to_the_projects_line_length():
         [ruff, "format", "--check", *paths], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert formatted.returncode == 0, formatted.stdout[-3000:]
+
+
+def test_the_engines_command_line_starts_without_numpy_or_cryptography():
+    """The engine's commands load the live office (numpy) and the signing code (cryptography) only in
+    the commands that use them, so `python -m engine validate` and `--help` start at once."""
+    code = "import sys, engine.cli; print(sorted({'numpy', 'cryptography', 'pandas'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
