@@ -14,7 +14,6 @@ from rich.table import Table
 
 from engine.cli import err, fail, need
 from engine.errors import InputError
-from simulation import scenario as scenarios
 
 # The model, sweeps and tuning (SimPy, pandas, SciPy, Dask) are imported by the commands that use them,
 # so `doublerandom --help` and the engine's step commands start without them.
@@ -46,6 +45,8 @@ def run_cmd(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
 ) -> None:
     """Simulate a scenario; write events.parquet, monthly.csv, summary.json and plots."""
+    from simulation import scenario as scenarios  # loaded by the commands that read a scenario
+
     need("sim", *SIM_MODULES)
     from simulation.model import run as simulate
 
@@ -170,6 +171,8 @@ def _verdict(met) -> str:
 
 def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[str]) -> dict:
     """The scenario as a raw mapping with the command line's overrides, checked once up front."""
+    from simulation import scenario as scenarios  # loaded by the commands that read a scenario
+
     try:
         raw = scenarios.read_raw(scenario_file)
         for item in [*overrides, *([f"horizon.months={months}", "horizon.days=null"] if months else [])]:
@@ -289,6 +292,8 @@ def tune_cmd(
 ) -> None:
     """The largest random ratio each capacity can carry within the limits, or the smallest capacity for a
     ratio; or, with --fixed-capacity, which random share of a fixed capacity to choose."""
+    from simulation import scenario as scenarios  # loaded by the commands that read a scenario
+
     need("sim", *SIM_MODULES, "dask")
     from simulation import sweep as sweeps
     from simulation import tuning
