@@ -499,15 +499,20 @@ def create_app(
         if who.site is not None and site is not None and site != who.site:
             raise HTTPException(403, f"this key acts for site {who.site}; {what} is at {site}")
 
-    def inspection_site(inspection_id: str) -> str | None:
+    def inspection_at_site(who: Caller, inspection_id: str, what: str) -> None:
+        if who.site is None:  # a key for every site: nothing to read
+            return
         with live.read_lock:
             task = live.reader.inspection(inspection_id)
-        return task["site"] if task else None
+        at_site(who, task["site"] if task else None, what)
 
-    def declaration_site(declaration_id: str) -> str | None:
+    def declaration_at_site(who: Caller, declaration_id: str) -> None:
+        if who.site is None:
+            return
         with live.read_lock:
             row = live.reader.store.lodged(declaration_id)
-        return json.loads(row["input"]).get("customs_office") if row and row["input"] else None
+        site = json.loads(row["input"]).get("customs_office") if row and row["input"] else None
+        at_site(who, site, f"declaration {declaration_id}")
 
     def written(answer):
         live.wrote()
@@ -531,7 +536,7 @@ def create_app(
         responses=_answers(answers.Dispatched, WRITE, answers.STEP_LINKS),
     )
     def redispatch(inspection_id: str, who: Caller = Depends(allow("selector", "chief"))) -> dict:
-        at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
+        inspection_at_site(who, inspection_id, f"inspection {inspection_id}")
         with live.lock:
             outcome = office.dispatch(inspection_id, clock())
             return written({"waiting": isinstance(outcome, Waiting), **vars(outcome)})
@@ -543,7 +548,7 @@ def create_app(
         responses=_answers(answers.Recorded, WRITE, answers.STEP_LINKS),
     )
     def result(inspection_id: str, body: ResultBody, who: Caller = Depends(allow("inspector"))) -> dict:
-        at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
+        inspection_at_site(who, inspection_id, f"inspection {inspection_id}")
         with live.lock:
             return written(
                 office.record_result(inspection_id, who.name, body.outcome, body.category, body.department)
@@ -556,7 +561,7 @@ def create_app(
         responses=_answers(answers.Released, WRITE, answers.RELEASED_LINKS),
     )
     def release(declaration_id: str, who: Caller = Depends(allow("releasing_officer"))) -> dict:
-        at_site(who, inspection_site(declaration_id), f"declaration {declaration_id}")
+        inspection_at_site(who, declaration_id, f"declaration {declaration_id}")
         with live.lock:
             office.release(declaration_id, who.name)
             return written({"released": declaration_id, "by": who.name})
@@ -568,7 +573,7 @@ def create_app(
         responses=_answers(answers.Reassigned, WRITE, answers.STEP_LINKS),
     )
     def reassign(inspection_id: str, body: ReassignBody, who: Caller = Depends(allow("chief"))) -> dict:
-        at_site(who, inspection_site(inspection_id), f"inspection {inspection_id}")
+        inspection_at_site(who, inspection_id, f"inspection {inspection_id}")
         with live.lock:
             return written(vars(office.reassign(inspection_id, body.to, who.name, body.reason, clock())))
 
@@ -580,7 +585,7 @@ def create_app(
         responses=_answers(answers.Instructed, WRITE, answers.INSTRUCTED_LINKS),
     )
     def instruct(body: InstructionBody, who: Caller = Depends(allow("chief", "risk_officer"))) -> dict:
-        at_site(who, declaration_site(body.declaration_id), f"declaration {body.declaration_id}")
+        declaration_at_site(who, body.declaration_id)
         with live.lock:
             return written(
                 office.instruct(
@@ -609,7 +614,7 @@ def create_app(
     def declaration(
         declaration_id: str, who: Caller = Depends(allow("selector", "chief", "auditor"))
     ) -> dict:
-        at_site(who, declaration_site(declaration_id), f"declaration {declaration_id}")
+        declaration_at_site(who, declaration_id)
         with live.read_lock:
             reader = live.reader
             decision = reader.decision(declaration_id)
