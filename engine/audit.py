@@ -60,16 +60,6 @@ def _key_id(public: Any) -> str:
     return key_id(public)
 
 
-def _valid(public: Any, signature: str, statement: bytes) -> bool:
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        public.verify(bytes.fromhex(signature), statement)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
@@ -143,14 +133,14 @@ class AuditLog:
         """Every seal signed by the office's key over records on the chain, and every record from the
         first sealed one on inside a sealed range: one outside was appended by something that does
         not hold the key."""
+        from engine.checkpoint import valid_signature  # cryptography: only sealed offices are checked
+
         problems: list[str] = []
         rows = self.db.execute("SELECT first, seq, hash, at, key_id, signature FROM audit_seals ORDER BY seq")
         covered_to, start = 0, None
         for first, last, digest, at, key, signature in rows.fetchall():
             start = first if start is None else start
-            if key != _key_id(public) or not _valid(
-                public, signature, _seal_statement(first, last, digest, at)
-            ):
+            if not valid_signature(public, key, signature, _seal_statement(first, last, digest, at)):
                 problems.append(
                     f"seal of records {first} to {last}: the signature is not valid for this public key"
                 )

@@ -176,10 +176,15 @@ def contradiction(checkpoint: Checkpoint, public: Ed25519PublicKey, log) -> str:
 
 
 def signed_by(checkpoint: Checkpoint, public: Ed25519PublicKey) -> bool:
-    if checkpoint.key_id != key_id(public):
+    return valid_signature(public, checkpoint.key_id, checkpoint.signature, checkpoint.statement())
+
+
+def valid_signature(public: Ed25519PublicKey, claimed_key_id: str, signature: str, statement: bytes) -> bool:
+    """Whether `signature` (hex) is this public key's over `statement`, and names this key."""
+    if claimed_key_id != key_id(public):
         return False
     try:
-        public.verify(bytes.fromhex(checkpoint.signature), checkpoint.statement())
+        public.verify(bytes.fromhex(signature), statement)
     except (InvalidSignature, ValueError):
         return False
     return True
