@@ -1,8 +1,8 @@
 """Replaying an imported log through a policy: "had we used these rules and this random share, what
 would we have found?"
 
-Day by day in time order, the engine's batch speed decides that day's declarations (engine.batch
-for the rules, engine.selection.choose for the channels, with seeded draws); only then are that
+Day by day in time order, the engine's batch decider (engine.batch.BatchDecider, the one the
+simulation uses) decides that day's declarations with seeded draws; only then are that
 day's logged outcomes applied to the enterprises' standing through the engine's FeedbackPolicy, so
 no decision ever sees an outcome logged on its own day or later. Declarations before `start` only
 build the standing.
@@ -25,23 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine.batch import BatchRules
+from engine.batch import BatchDecider, seeded_draws
 from engine.declarations import CreditClass
 from engine.integrity import FeedbackPolicy
 from engine.randomness import stream_generator
 from engine.report import proportion, wilson
 from engine.rules import RuleSet
-from engine.selection import (
-    CREDIT_CLASSES,
-    INSPECTION_TYPES,
-    LANES,
-    NOT_INSPECTED,
-    Pacers,
-    PolicyTable,
-    SelectionPolicy,
-    choose,
-    lanes,
-)
+from engine.selection import CREDIT_CLASSES, INSPECTION_TYPES, LANES, NOT_INSPECTED, SelectionPolicy
 from engine.standing import Standing
 
 CHANNELS = ("random", "targeted", "credit")
@@ -87,19 +77,11 @@ def decide(
     first = log["declared_at"].iloc[0].date() if n else dt.date.today()
     m = len(firm_ids)  # every importer starts general, with no record: the log is all we know of them
     standing = Standing(np.full(m, general, np.int8), np.zeros(m, np.int64), feedback, first)
-    batch = BatchRules(
-        rules,
-        {name: (lambda name=name: log[name]) for name in log.columns}
-        | {
-            "declared_date": lambda: log["declared_at"].dt.strftime("%Y-%m-%d"),
-            "items": lambda: np.ones(n, np.int64),
-        },
-    )
-    table = PolicyTable.of(policy, rules)
-    u = {p: stream_generator(seed, p).random(n) for p in ("random", "credit", "capacity")}
-    u_rules = np.zeros((n, len(rules.rules)))  # draws only where a rule's scaled rate can fall under 1
-    for k in [] if table.paced else np.flatnonzero(table.rates * table.multipliers.min() < 1):
-        u_rules[:, k] = stream_generator(seed, "rule_sampling", k).random(n)
+    lodged = {name: (lambda name=name: log[name]) for name in log.columns} | {
+        "declared_date": lambda: log["declared_at"].dt.strftime("%Y-%m-%d"),
+        "items": lambda: np.ones(n, np.int64),
+    }
+    decider = BatchDecider(rules, lodged, log["customs_office"].to_numpy(), seeded_draws(seed, n), seed)
     day = (log["declared_at"].dt.normalize() - pd.Timestamp(first)).dt.days.to_numpy()
     out = {
         "random": np.zeros(n, bool),
@@ -110,23 +92,20 @@ def decide(
         "inspection": np.full(n, NOT_INSPECTED, np.int8),
         "lane": np.zeros(n, np.int8),
     }
-    pacers, offices = Pacers(), log["customs_office"].to_numpy()
     logged = log["inspected"].to_numpy(bool) & log["violation"].notna().to_numpy()
     violated = log["violation"].fillna(False).to_numpy(bool)
     bounds = np.flatnonzero(np.diff(day)) + 1
     for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, n]):
         codes = firms[lo:hi]
-        hits = batch.fire(lo, hi, standing.fields(codes, day[lo:hi].astype(float), batch.firm_fields_used))
-        credit = standing.credit[codes].copy()
-        pace = pacers.pace(policy, offices[lo:hi], u["capacity"][lo:hi]) if table.paced else None
-        c = choose(table, credit, hits, u["random"][lo:hi], u_rules[lo:hi], u["credit"][lo:hi], pace)
+        d = decider.decide(lo, hi, codes, day[lo:hi].astype(float), standing, policy)
+        c = d.chosen
         out["random"][lo:hi], out["targeted"][lo:hi], out["credit"][lo:hi] = (
             c.random_hit,
             c.targeted,
             c.credit_only,
         )
-        out["score"][lo:hi], out["hits"][lo:hi] = c.score, hits
-        out["inspection"][lo:hi], out["lane"][lo:hi] = c.inspection, lanes(c.inspection, c.score, credit)
+        out["score"][lo:hi], out["hits"][lo:hi] = c.score, d.hits
+        out["inspection"][lo:hi], out["lane"][lo:hi] = c.inspection, d.lane
         standing.count_declarations(codes)
         for k in lo + np.flatnonzero(logged[lo:hi]):  # the day's outcomes, after the day's decisions
             standing.record(int(firms[k]), bool(violated[k]), float(day[k]))

@@ -1,11 +1,11 @@
 """Deciding a batch of simulated declarations the way the engine decides one.
 
 The model hands over one hour of arrivals at a time. The rules are the live rules file, evaluated
+decided by the engine's batch decider (`engine.batch.BatchDecider`, the one replay uses): the rules
 either vectorised (the default: comparisons on declaration fields are computed once for the whole
 horizon, those on `enterprise.*` fields per batch from the current standing) or through
-durable-rules itself, declaration by declaration (`backend="durable"`, slow, for checking). Then the
-engine's own selection arithmetic (`engine.selection.choose`: random channel, per-rule sampling,
-inspection type, inclusion probability) over the batch, and the instruction (intelligence) channel.
+durable-rules itself, declaration by declaration (`backend="durable"`, slow, for checking), then
+the engine's selection arithmetic. The simulation adds the instruction (intelligence) channel.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from engine.batch import BatchRules
-from engine.randomness import stream_generator
+from engine.batch import BatchDecider
 from engine.rules import RuleSet
-from engine.selection import INSPECTION_TYPES, Pacers, PolicyTable, SelectionPolicy, choose, lanes
+from engine.selection import INSPECTION_TYPES, SelectionPolicy, lanes
 from engine.standing import Standing
 from simulation.population import Declarations
 from simulation.scenario import Scenario
@@ -59,12 +58,11 @@ class Screening:
         self.start = pd.Timestamp(scenario.horizon.start)
         self.site_names = np.array([site.name for site in scenario.sites], dtype=object)
         self.day = decls.arrival_h / 24.0
-        self.batch = BatchRules(rules, self._lodged())
-        self.frame, self.firm_fields_used = self.batch.frame, self.batch.firm_fields_used
-        self._policy_table: tuple[SelectionPolicy, PolicyTable] | None = None
-        self.seed = scenario.seed
-        self._sampling_draws: dict[int, np.ndarray] = {}
-        self.pacers = Pacers()  # each site's online score cutoff, when the policy has an expected rate
+        draws = {"random": decls.u_random, "credit": decls.u_credit, "capacity": decls.u_capacity}
+        self.decider = BatchDecider(rules, self._lodged(), self.site_names[decls.site], draws, scenario.seed)
+        self.frame, self.firm_fields_used = self.decider.batch.frame, self.decider.batch.firm_fields_used
+        if backend == "durable":  # the rules through durable-rules, declaration by declaration
+            self.decider.fire = self._fire_durable
 
     # ------------------------------------------------------------ static part, once per run
 
@@ -84,12 +82,6 @@ class Screening:
             **{name: (lambda name=name: goods[name]) for name in goods.columns},
         }
 
-    def _sampling_draw(self, k: int) -> np.ndarray:
-        """Rule k's sampling draws, one sub-stream per rule (drawn the first time a rate < 1 needs it)."""
-        if k not in self._sampling_draws:
-            self._sampling_draws[k] = stream_generator(self.seed, "rule_sampling", k).random(len(self.decls))
-        return self._sampling_draws[k]
-
     # ------------------------------------------------------------ one batch
 
     def screen(
@@ -101,34 +93,19 @@ class Screening:
         instruction_rate: float,
         violating: np.ndarray,
     ) -> Batch:
-        """The engine's selection arithmetic (`engine.selection.choose`) over one batch, then the
+        """The engine's batch decider (`engine.batch.BatchDecider`) over one batch, then the
         instruction channel, which the simulation adds for the officers' intelligence."""
-        firms = self.decls.enterprise[lo:hi]
-        firm_fields = standing.fields(firms, self.day[lo:hi], self.firm_fields_used)
-        hits = self._fire(lo, hi, firm_fields)  # declarations x rules
-        table = self._table(policy)
-        credit = standing.credit[firms].copy()  # results later in the hour may change the standing
-        u_rules, pace = np.zeros(hits.shape), None
-        if table.paced:
-            pace = self.pacers.pace(
-                policy, self.site_names[self.decls.site[lo:hi]], self.decls.u_capacity[lo:hi]
-            )
-        else:
-            for k in np.flatnonzero(table.rule_rates(credit).min(axis=0, initial=1.0) < 1):
-                u_rules[:, k] = self._sampling_draw(k)[lo:hi]
-        chosen = choose(
-            table, credit, hits, self.decls.u_random[lo:hi], u_rules, self.decls.u_credit[lo:hi], pace
-        )
+        d = self.decider.decide(lo, hi, self.decls.enterprise[lo:hi], self.day[lo:hi], standing, policy)
+        chosen, credit = d.chosen, d.credit
         flag_p = np.where(violating, min(1.0, instruction_rate * self.instruction.lift), instruction_rate)
-        flag_p = (
-            flag_p * table.multipliers[credit]
-        )  # the credit measures bound the total rate, orders included
+        # the credit measures bound the total rate, orders included
+        flag_p = flag_p * self.decider.table(policy).multipliers[credit]
         instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~chosen.selected
         inspection = np.where(instructed, self.instructed_type, chosen.inspection)
         return Batch(
             lo,
             hi,
-            hits,
+            d.hits,
             chosen.random_hit,
             chosen.targeted,
             instructed,
@@ -139,18 +116,6 @@ class Screening:
             chosen.credit_only,
             lanes(inspection, chosen.score, credit),
         )
-
-    def _table(self, policy: SelectionPolicy) -> PolicyTable:
-        """The policy as arrays, worked out once per policy (the adaptive controller changes it
-        monthly), not once per batch."""
-        if self._policy_table is None or self._policy_table[0] is not policy:
-            self._policy_table = (policy, PolicyTable.of(policy, self.rules))
-        return self._policy_table[1]
-
-    def _fire(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:
-        if self.backend == "durable":
-            return self._fire_durable(lo, hi, firm_fields)
-        return self.batch.fire(lo, hi, firm_fields)
 
     def _fire_durable(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:
         column = {r.id: j for j, r in enumerate(self.rules.rules)}

@@ -12,8 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from doublerandom.cli import app
+from engine.randomness import stream_generator
 from engine.rules import RuleSet
-from engine.selection import SelectionPolicy
+from engine.selection import LANES, SelectionPolicy
 from replay import log as logs
 from replay.evaluate import evaluate
 from replay.mapping import Mapping
@@ -438,3 +439,48 @@ def test_replayed_decisions_carry_the_engines_lanes(kcs):
     )
     lanes = {decision["lane"] for _, decision, _, _ in rows}
     assert {"green", "yellow", "red"} <= lanes
+
+
+def test_a_replayed_day_is_decided_as_the_live_engine_decides_each_declaration(kcs):
+    """One batch decider: replay's batch decisions over the log's first day (every importer's standing
+    still fresh) equal the live Selector's, declaration by declaration, given the same draws. Rule
+    sampling under 1 and a random share make every draw count."""
+    from engine.batch import seeded_draws
+    from engine.declarations import Declaration, Enterprise
+    from engine.integrity import FeedbackPolicy
+    from engine.selection import Selector
+    from replay.evaluate import decide
+
+    _, log = kcs
+    log = log[log["declared_at"].dt.normalize() == log["declared_at"].iloc[0].normalize()].reset_index(
+        drop=True
+    )
+    rules = RuleSet.load(ROOT / "scenarios" / "rules" / "kcs_derived.yaml")
+    policy = SelectionPolicy(random_ratio=0.2, rule_sampling={r.id: 0.5 for r in rules.rules})
+    batch = decide(log, rules, policy, 7, FeedbackPolicy())
+    draws, row = seeded_draws(7, len(log)), {i: k for k, i in enumerate(log["id"])}
+    sampling = {
+        r.id: stream_generator(7, "rule_sampling", k).random(len(log)) for k, r in enumerate(rules.rules)
+    }
+
+    class SameDraws:  # the batch's arrays, read the live way (by declaration id and purpose)
+        verifiable = False
+
+        def uniform(self, declaration_id: str, purpose: str) -> float:
+            if purpose == "rule_sampling":
+                declaration, rule_id = declaration_id.split("/")
+                return float(sampling[rule_id][row[declaration]])
+            return float(draws[purpose][row[declaration_id]])
+
+    selector = Selector(rules, policy, SameDraws())
+    fields = [f for f in Declaration.model_fields if f in log.columns]
+    chosen = {"random": 0, "targeted": 0}
+    for k, record in enumerate(log[fields].to_dict("records")):
+        live = selector.decide(Declaration(**record), Enterprise(id=record["enterprise_id"]))
+        assert live.rules == [rules.rules[j].id for j in np.flatnonzero(batch["hits"][k])], k
+        assert (live.channel in ("random", "both")) == bool(batch["random"][k]), k
+        assert (live.channel in ("targeted", "both")) == bool(batch["targeted"][k]), k
+        assert live.lane == LANES[batch["lane"][k]], k
+        chosen["random"] += bool(batch["random"][k])
+        chosen["targeted"] += bool(batch["targeted"][k])
+    assert len(log) > 50 and chosen["random"] > 5 and chosen["targeted"] > 5, (len(log), chosen)
