@@ -17,19 +17,6 @@ from engine.declarations import RULE_FIELDS
 if TYPE_CHECKING:  # the vectorised path (the simulation's) needs numpy and pandas; the live one does not
     import numpy as np
 
-OPERATORS = ("eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "between", "prefix")
-_NEGATED = {
-    "eq": "ne",
-    "ne": "eq",
-    "lt": "ge",
-    "ge": "lt",
-    "le": "gt",
-    "gt": "le",
-    "in": "not_in",
-    "not_in": "in",
-    "prefix": "not_prefix",
-    "not_prefix": "prefix",
-}
 _PREFIX_TEXT = re.compile(r"^[A-Za-z0-9_-]+$")  # literal inside durable's small regex dialect (no escapes)
 
 
@@ -66,6 +53,113 @@ class ConditionError(ValueError):
         self.path, self.problem = path, problem
 
 
+# ---------------------------------------------------------------- the operators, one spec each
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One comparison, defined once: what value it takes, its negation, and its three forms (durable-rules'
+    dict, a Python test of one value, a mask over a column). A new operator is one entry of OPERATORS
+    (tests/engine/test_conditions.py runs every entry through the three forms against random data)."""
+
+    name: str
+    takes: str  # "scalar", "list" (non-empty), "pair" ([low, high]) or "prefixes" (text, one or a list)
+    negate: Callable[[str, Any], Condition]  # (field, value) -> the condition meaning the opposite
+    durable: Callable[[str, Any], dict]  # (fact key, value) -> durable-rules' condition
+    test: Callable[[Any, Any], bool]  # (field's value, operand) -> bool, for one record
+    mask: Callable[[Any, Any], np.ndarray]  # (column, operand) -> bool array
+    written: bool = True  # may appear in a rules file (not_prefix arises only from negating prefix)
+    ordered: bool = False  # compares order: not for true/false fields
+
+
+def _opposite(op: str) -> Callable[[str, Any], Condition]:
+    return lambda field, value: Compare(field, op, value)
+
+
+def _array(values: Any) -> np.ndarray:
+    import numpy as np
+
+    return np.asarray(values, dtype=bool)
+
+
+def _series(column: Any):
+    import pandas as pd
+
+    return pd.Series(column)
+
+
+def _durable_compare(durable_op: str) -> Callable[[str, Any], dict]:
+    return lambda key, value: {durable_op: {key: value}}
+
+
+def _ordered(name: str, negation: str, durable_op: str, test: Callable[[Any, Any], bool]) -> Operator:
+    return Operator(
+        name, "scalar", negate=_opposite(negation), durable=_durable_compare(durable_op), test=test,
+        mask=lambda column, v: _array(test(column, v)), ordered=True,
+    )  # fmt: skip
+
+
+def _not_starting_with(key: str, p: str) -> list[dict]:
+    """durable's regular expressions have no lookahead: "does not start with p" is spelled out as
+    "differs first at position i" or "is a proper start of p"."""
+    differs = [{"$mt": {key: f"{p[:i]}[^{p[i]}].*"}} for i in range(len(p))]
+    shorter = [{key: p[:i]} for i in range(len(p))]
+    return differs + shorter
+
+
+def _join(op: str, parts: list[dict]) -> dict:
+    return parts[0] if len(parts) == 1 else {op: parts}
+
+
+_OPERATORS = [
+    Operator(
+        "eq", "scalar", negate=_opposite("ne"), durable=lambda key, v: {key: v},
+        test=lambda x, v: x == v, mask=lambda column, v: _array(column == v),
+    ),
+    Operator(
+        "ne", "scalar", negate=_opposite("eq"), durable=_durable_compare("$neq"),
+        test=lambda x, v: x != v, mask=lambda column, v: _array(column != v),
+    ),
+    _ordered("lt", "ge", "$lt", lambda x, v: x < v),
+    _ordered("le", "gt", "$lte", lambda x, v: x <= v),
+    _ordered("gt", "le", "$gt", lambda x, v: x > v),
+    _ordered("ge", "lt", "$gte", lambda x, v: x >= v),
+    Operator(
+        "in", "list", negate=_opposite("not_in"),
+        durable=lambda key, v: _join("$or", [{key: x} for x in v]),
+        test=lambda x, v: x in v, mask=lambda column, v: _series(column).isin(v).to_numpy(dtype=bool),
+    ),
+    Operator(
+        "not_in", "list", negate=_opposite("in"),
+        durable=lambda key, v: _join("$and", [{"$neq": {key: x}} for x in v]),
+        test=lambda x, v: x not in v, mask=lambda column, v: ~_series(column).isin(v).to_numpy(dtype=bool),
+    ),
+    Operator(
+        "between", "pair",
+        negate=lambda field, v: AnyOf((Compare(field, "lt", v[0]), Compare(field, "gt", v[1]))),
+        durable=lambda key, v: {"$and": [{"$gte": {key: v[0]}}, {"$lte": {key: v[1]}}]},
+        test=lambda x, v: v[0] <= x <= v[1],
+        mask=lambda column, v: _array((column >= v[0]) & (column <= v[1])),
+        ordered=True,
+    ),
+    Operator(
+        "prefix", "prefixes", negate=_opposite("not_prefix"),
+        durable=lambda key, v: _join("$or", [{"$mt": {key: p + ".*"}} for p in v]),
+        test=lambda x, v: x.startswith(v),
+        mask=lambda column, v: _series(column).str.startswith(v).to_numpy(dtype=bool),
+    ),
+    Operator(
+        "not_prefix", "prefixes", negate=_opposite("prefix"),
+        durable=lambda key, v: _join("$and", [_join("$or", _not_starting_with(key, p)) for p in v]),
+        test=lambda x, v: not x.startswith(v),
+        mask=lambda column, v: ~_series(column).str.startswith(v).to_numpy(dtype=bool),
+        written=False,
+    ),
+]  # fmt: skip
+OPERATORS: dict[str, Operator] = {op.name: op for op in _OPERATORS}
+WRITTEN = tuple(name for name, op in OPERATORS.items() if op.written)  # what a rules file may say
+
+
 # ---------------------------------------------------------------- parsing and validation
 
 
@@ -94,9 +188,9 @@ def _parse_compare(raw: dict, lists: Mapping[str, list], path: str) -> Compare:
     if field not in RULE_FIELDS:
         raise ConditionError(path, f"unknown field {field!r}; known fields: {', '.join(sorted(RULE_FIELDS))}")
     ops = [k for k in raw if k != "field"]
-    if len(ops) != 1 or ops[0] not in OPERATORS:
+    if len(ops) != 1 or ops[0] not in WRITTEN:
         raise ConditionError(
-            path, f"field {field!r} needs exactly one operator of {', '.join(OPERATORS)}, got {ops}"
+            path, f"field {field!r} needs exactly one operator of {', '.join(WRITTEN)}, got {ops}"
         )
     op = ops[0]
     value = _resolve_list(raw[op], lists, f"{path}.{op}")
@@ -117,31 +211,34 @@ def _resolve_list(value: Any, lists: Mapping[str, list], path: str) -> Any:
 
 
 def _check_value(field: str, op: str, value: Any, path: str) -> Any:
-    kind = RULE_FIELDS[field]
-    if op in ("in", "not_in", "prefix"):
-        items = [value] if op == "prefix" and isinstance(value, str) else value
+    kind, takes = RULE_FIELDS[field], OPERATORS[op].takes
+    if takes in ("list", "prefixes"):
+        items = [value] if takes == "prefixes" and isinstance(value, str) else value
         if not isinstance(items, list) or not items:
             raise ConditionError(path, f"{op} needs a non-empty list (or {{list: NAME}}), got {value!r}")
-        if op == "prefix" and kind != "str":
-            raise ConditionError(path, f"prefix only applies to text fields, {field!r} is {kind}")
+        if takes == "prefixes" and kind != "str":
+            raise ConditionError(path, f"{op} only applies to text fields, {field!r} is {kind}")
         for item in items:
             _check_scalar(field, kind, item, path)
-        if op == "prefix":
+        if takes == "prefixes":
             bad = [p for p in items if not _PREFIX_TEXT.match(p)]
             if bad:
                 raise ConditionError(path, f"prefixes are letters, digits, '_' and '-' only, got {bad}")
         return tuple(items)
-    if op == "between":
+    if takes == "pair":
         if not isinstance(value, list) or len(value) != 2:
-            raise ConditionError(path, f"between needs [low, high], got {value!r}")
+            raise ConditionError(path, f"{op} needs [low, high], got {value!r}")
         for item in value:
             _check_scalar(field, kind, item, path)
         if value[0] > value[1]:
-            raise ConditionError(path, f"between needs low <= high, got {value!r}")
+            raise ConditionError(path, f"{op} needs low <= high, got {value!r}")
         return tuple(value)
     _check_scalar(field, kind, value, path)
-    if kind == "bool" and op not in ("eq", "ne"):
-        raise ConditionError(path, f"{field!r} is true/false: only eq and ne apply, not {op}")
+    if kind == "bool" and OPERATORS[op].ordered:
+        allowed = " and ".join(
+            n for n in WRITTEN if OPERATORS[n].takes == "scalar" and not OPERATORS[n].ordered
+        )
+        raise ConditionError(path, f"{field!r} is true/false: only {allowed} apply, not {op}")
     return value
 
 
@@ -193,12 +290,7 @@ def normal_form(node: Condition, negate: bool = False) -> Condition:
         children = tuple(normal_form(c, negate) for c in node.children)
         flip = isinstance(node, All) == negate
         return AnyOf(children) if flip else All(children)
-    if not negate:
-        return node
-    if node.op == "between":
-        lo, hi = node.value
-        return AnyOf((Compare(node.field, "lt", lo), Compare(node.field, "gt", hi)))
-    return Compare(node.field, _NEGATED[node.op], node.value)
+    return OPERATORS[node.op].negate(node.field, node.value) if negate else node
 
 
 # ---------------------------------------------------------------- compiler: durable-rules
@@ -209,60 +301,20 @@ def fact_key(field: str) -> str:
     return "f_" + field.replace(".", "__")
 
 
-_DURABLE_OPS = {"ne": "$neq", "lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
-
-
 def to_durable(node: Condition) -> dict:
     """durable-rules' dict condition for a tree in normal form."""
     if isinstance(node, All):
         return _join("$and", [to_durable(c) for c in node.children])
     if isinstance(node, AnyOf):
         return _join("$or", [to_durable(c) for c in node.children])
-    key, op, value = fact_key(node.field), node.op, node.value
-    if op == "eq":
-        return {key: value}
-    if op in _DURABLE_OPS:
-        return {_DURABLE_OPS[op]: {key: value}}
-    if op == "in":
-        return _join("$or", [{key: v} for v in value])
-    if op == "not_in":
-        return _join("$and", [{"$neq": {key: v}} for v in value])
-    if op == "between":
-        return {"$and": [{"$gte": {key: value[0]}}, {"$lte": {key: value[1]}}]}
-    if op == "prefix":
-        return _join("$or", [{"$mt": {key: p + ".*"}} for p in value])
-    if op == "not_prefix":  # durable's regex has no lookahead: spell "differs at position i" out
-        return _join("$and", [_join("$or", _not_starting_with(key, p)) for p in value])
-    raise AssertionError(f"operator {op} not in normal form")
-
-
-def _not_starting_with(key: str, p: str) -> list[dict]:
-    differs = [{"$mt": {key: f"{p[:i]}[^{p[i]}].*"}} for i in range(len(p))]
-    shorter = [{key: p[:i]} for i in range(len(p))]  # the text is a proper start of p (or empty)
-    return differs + shorter
-
-
-def _join(op: str, parts: list[dict]) -> dict:
-    return parts[0] if len(parts) == 1 else {op: parts}
+    if isinstance(node, Not):
+        raise AssertionError("durable-rules takes a tree in normal form (no `not`)")
+    return OPERATORS[node.op].durable(fact_key(node.field), node.value)
 
 
 # ---------------------------------------------------------------- compiler: Python predicate
 
 Predicate = Callable[[Mapping[str, Any]], bool]
-
-_SCALAR_TESTS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": lambda x, v: x == v,
-    "ne": lambda x, v: x != v,
-    "lt": lambda x, v: x < v,
-    "le": lambda x, v: x <= v,
-    "gt": lambda x, v: x > v,
-    "ge": lambda x, v: x >= v,
-    "in": lambda x, v: x in v,
-    "not_in": lambda x, v: x not in v,
-    "between": lambda x, v: v[0] <= x <= v[1],
-    "prefix": lambda x, v: x.startswith(v),
-    "not_prefix": lambda x, v: not x.startswith(v),
-}
 
 
 def to_predicate(node: Condition) -> Predicate:
@@ -276,7 +328,7 @@ def to_predicate(node: Condition) -> Predicate:
     if isinstance(node, Not):
         inner = to_predicate(node.child)
         return lambda rec: not inner(rec)
-    test, field, value = _SCALAR_TESTS[node.op], node.field, node.value
+    test, field, value = OPERATORS[node.op].test, node.field, node.value
     if node.op in ("in", "not_in"):
         value = frozenset(value)
     return lambda rec: test(rec[field], value)
@@ -309,16 +361,4 @@ def to_mask(
 
 def compare_mask(node: Compare, column: Any) -> np.ndarray:
     """One comparison over a column (pandas Series or numpy array)."""
-    import numpy as np
-    import pandas as pd
-
-    op, value = node.op, node.value
-    if op in ("prefix", "not_prefix"):
-        hit = pd.Series(column).str.startswith(value).to_numpy(dtype=bool)
-        return hit if op == "prefix" else ~hit
-    if op in ("in", "not_in"):
-        hit = pd.Series(column).isin(value).to_numpy(dtype=bool)
-        return hit if op == "in" else ~hit
-    if op == "between":
-        return np.asarray((column >= value[0]) & (column <= value[1]), dtype=bool)
-    return np.asarray(_SCALAR_TESTS[op](column, value), dtype=bool)
+    return OPERATORS[node.op].mask(column, node.value)

@@ -7,6 +7,8 @@ import re
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from engine import conditions
 from engine.conditions import ConditionError, parse
@@ -201,3 +203,86 @@ def test_three_evaluators_agree_on_random_trees_and_records():
 def test_bad_conditions_say_what_is_wrong(raw, message):
     with pytest.raises(ConditionError, match=re.escape(message)):
         parse(raw, {})
+
+
+# ---------------------------------------------------------------- every operator, three forms, random data
+
+CODES = st.text(alphabet="0148", max_size=5)  # few symbols: equal, shorter and longer codes are frequent
+NUMBERS = st.sampled_from([0.0, 1.0, 2.5, 7.0, 100.0, -3.0, 1e6])
+COUNTRIES = st.sampled_from(["CN", "VN", "DE"])
+
+
+def _operand(draw, op: str, kind: str):
+    values = {"str": CODES, "num": NUMBERS, "bool": st.booleans()}[kind]
+    takes = conditions.OPERATORS[op].takes
+    if takes == "list":
+        return draw(st.lists(COUNTRIES, min_size=1, max_size=3))
+    if takes == "prefixes":
+        return draw(st.lists(st.text(alphabet="0148", min_size=1, max_size=4), min_size=1, max_size=3))
+    if takes == "pair":
+        return sorted(draw(st.lists(values, min_size=2, max_size=2)))
+    return draw(values)
+
+
+def _comparisons(draw) -> list[dict]:
+    """Every operator a rules file may write, on each kind of field it applies to, and each negated."""
+    out = []
+    for op in conditions.WRITTEN:
+        spec = conditions.OPERATORS[op]
+        for field, kind in (("hs_code", "str"), ("declared_value", "num"), ("enterprise.high_risk", "bool")):
+            if spec.takes == "list":
+                field, kind = "origin_country", "str"
+            if (spec.takes == "prefixes" and kind != "str") or (kind == "bool" and spec.takes != "scalar"):
+                continue
+            if kind == "bool" and spec.ordered:
+                continue
+            compare = {"field": field, op: _operand(draw, op, kind)}
+            out += [compare, {"not": compare}]
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_operator_means_the_same_in_durable_python_and_masks(data):
+    """Each operator's durable-rules form, Python test and vectorised mask (and its negation's) agree on
+    random operands and records: the check that would have caught durable's regular-expression gaps."""
+    trees = _comparisons(data.draw)
+    used = {node.op for t in trees for node in _leaves(conditions.normal_form(parse(t)))}
+    assert used == set(conditions.OPERATORS)  # not_prefix arrives through negation
+    rules = RuleSet.from_dict(
+        {
+            "version": "t",
+            "rules": [
+                {"id": f"R{i}", "description": "op", "inspection": "scan", "when": t}
+                for i, t in enumerate(trees)
+            ],
+        }
+    )
+    records = [
+        {
+            "hs_code": data.draw(CODES),
+            "origin_country": data.draw(COUNTRIES),
+            "declared_value": data.draw(NUMBERS),
+            "enterprise.high_risk": data.draw(st.booleans()),
+            "declared_date": "2026-06-01",
+        }
+        for _ in range(8)
+    ]
+    masks = rules.masks(pd.DataFrame(records))
+    try:
+        for row, record in enumerate(records):
+            by_durable = rules.evaluate_fields(record)
+            by_python = rules.evaluate_python(record)
+            by_mask = [r.id for r in rules.rules if masks[r.id][row]]
+            assert by_durable == by_python == by_mask, (
+                record,
+                [trees[int(i[1:])] for i in set(by_durable) ^ set(by_python)],
+            )
+    finally:
+        rules.close()
+
+
+def _leaves(node):
+    if isinstance(node, conditions.Compare):
+        return [node]
+    return [leaf for child in node.children for leaf in _leaves(child)]
