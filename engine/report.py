@@ -1,5 +1,7 @@
 """The live office's monthly report: from its store, the monthly figures the simulation writes, where
-they apply (simulation/metrics.py names them the same).
+they apply. The figures both can compute are defined here once, name, unit, definition and
+computation together (FIGURES, `channel_figures`), and computed by the same function from the live
+store's counts and from a simulated month's events (simulation/metrics.py).
 
 Per month of lodging: declarations; selections by channel (random = the pure random draw alone or
 with a rule, as the simulation counts it; targeted; credit floor; instruction = a risk officer's
@@ -14,7 +16,8 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -23,6 +26,98 @@ from engine.selection import INSPECTION_TYPES, LANES, lanes
 Z95 = 1.959963984540054
 CHANNELS = ("random", "targeted", "credit", "instructed")
 RANDOM_CHANNELS = ("random", "both")  # picked by the pure random draw, alone or with a rule
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A monthly figure (or figures defined together): its names, unit and definition, stated once;
+    the README's "Monthly metrics" table is written from these."""
+
+    names: tuple[str, ...]
+    unit: str
+    definition: str
+
+
+# The monthly figures live and simulated alike, in column order: `channel_figures` computes them all
+# from a month's counts, for the live report and for monthly.csv.
+FIGURES = [
+    Figure(("declarations",), "count", "declarations lodged (simulated: arrived) in the month"),
+    Figure(
+        ("selected",),
+        "count",
+        "selected by the computer: `random_selected + targeted_selected + credit_selected`",
+    ),
+    Figure(("random_selected",), "count", "picked by the random draw (channel `random` or `both`)"),
+    Figure(("targeted_selected",), "count", "picked by a rule only (channel `targeted`)"),
+    Figure(("credit_selected",), "count", "selected by a credit floor alone (channel `credit`)"),
+    Figure(("instructed_selected",), "count", "ordered by intelligence, not selected by the computer"),
+    Figure(("inspections",), "count", "all inspected: `selected + instructed_selected`"),
+    Figure(
+        ("random_dispatch_share",),
+        "share",
+        'computer selection (rules + random draw + credit floor) / all inspections: China\'s "55%"',
+    ),
+    Figure(("pure_random_share",), "share", "`random_selected / inspections`"),
+    Figure(
+        ("credit_share",),
+        "share",
+        "`credit_selected / inspections`: the credit floor for dishonest firms alone",
+    ),
+    Figure(("inspection_rate",), "share", "`inspections / declarations`"),
+    Figure(tuple(f"finished_{c}" for c in CHANNELS), "count", "inspections of the channel with a result"),
+    Figure(tuple(f"hits_{c}" for c in CHANNELS), "count", "violations found per channel"),
+    Figure(
+        tuple(f"hit_rate_{c}{end}" for c in CHANNELS for end in ("", "_low", "_high")),
+        "share",
+        "hits / finished inspections of the channel, with its 95% Wilson interval (the random channel "
+        "samples each credit class at ratio x multiplier, so its raw hit rate is not quite the "
+        "population rate: see the stratified estimate)",
+    ),
+    Figure(
+        tuple(f"lane_{lane}" for lane in LANES),
+        "count",
+        "declarations per lane: red (physical or scan inspection), yellow (documents only), blue (released, "
+        "referred to post-clearance audit: a certified firm some rule flagged), green (released)",
+    ),
+]
+FIGURE_NAMES = [name for figure in FIGURES for name in figure.names]
+
+
+SHARES = ("random_dispatch_share", "pure_random_share", "credit_share")  # the three, always shown together
+
+
+def shares(selected: Mapping[str, int]) -> tuple[float, float, float]:
+    """Of all inspections (`selected`: inspections per channel of CHANNELS): the computer-selection
+    share (rules, random draw and credit floor: all but the officers' orders, China's "55%"), the
+    pure random share and the credit share (the floor)."""
+    inspections = sum(selected.values())
+    return (
+        _share(inspections - selected["instructed"], inspections),
+        _share(selected["random"], inspections),
+        _share(selected["credit"], inspections),
+    )
+
+
+def channel_figures(counts: Mapping[str, int]) -> dict[str, Any]:
+    """Every figure of FIGURES from a month's counts: `declarations`, and per channel of CHANNELS
+    `{c}_selected`, `finished_{c}` and `hits_{c}`, and per lane `lane_{l}`."""
+    selected = {c: int(counts[f"{c}_selected"]) for c in CHANNELS}
+    inspections = sum(selected.values())
+    out: dict[str, Any] = {
+        "declarations": int(counts["declarations"]),
+        "selected": inspections - selected["instructed"],
+        **{f"{c}_selected": selected[c] for c in CHANNELS},
+        "inspections": inspections,
+        **dict(zip(SHARES, shares(selected))),
+        "inspection_rate": _share(inspections, int(counts["declarations"])),
+        **{f"finished_{c}": int(counts[f"finished_{c}"]) for c in CHANNELS},
+        **{f"hits_{c}": int(counts[f"hits_{c}"]) for c in CHANNELS},
+    }
+    for c in CHANNELS:
+        rate = proportion(out[f"hits_{c}"], out[f"finished_{c}"])
+        out[f"hit_rate_{c}"], out[f"hit_rate_{c}_low"], out[f"hit_rate_{c}_high"] = rate
+    out |= {f"lane_{lane}": int(counts[f"lane_{lane}"]) for lane in LANES}
+    return out
 
 
 def wilson(p: float, n: float, z: float = Z95) -> tuple[float, float]:
@@ -96,19 +191,7 @@ def _rule_counts() -> dict[str, float]:
 
 
 def _figures(month: str, m: dict[str, Any]) -> dict[str, Any]:
-    inspections = sum(m[f"{c}_selected"] for c in CHANNELS)
-    out = {
-        "month": month,
-        **{k: v for k, v in m.items() if k != "rules"},
-        "inspections": inspections,
-        "inspection_rate": _share(inspections, m["declarations"]),
-        "random_dispatch_share": _share(inspections - m["instructed_selected"], inspections),
-        "pure_random_share": _share(m["random_selected"], inspections),
-        "credit_share": _share(m["credit_selected"], inspections),
-    }
-    for c in CHANNELS:
-        rate = proportion(m[f"hits_{c}"], m[f"finished_{c}"])
-        out[f"hit_rate_{c}"], out[f"hit_rate_{c}_low"], out[f"hit_rate_{c}_high"] = rate
+    out = {"month": month, **channel_figures(m)}
     out["rules"] = {
         rule: {**r, **dict(zip(("hit_rate", "low", "high"), proportion(r["found"], r["finished"])))}
         for rule, r in sorted(m["rules"].items())

@@ -30,60 +30,32 @@ import numpy as np
 import pandas as pd
 
 from engine.declarations import CreditClass
-from engine.report import RANDOM_CHANNELS, proportion, wilson
+from engine.report import (
+    CHANNELS,
+    FIGURES,
+    RANDOM_CHANNELS,
+    Figure,
+    channel_figures,
+    proportion,
+    shares,
+    wilson,
+)
 from engine.selection import LANES
 
-
-@dataclass(frozen=True)
-class Metric:
-    """A monthly.csv column (or columns defined together): its unit and definition, stated once."""
-
-    names: tuple[str, ...]
-    unit: str
-    definition: str
-
-
-# one entry per monthly.csv column (or group of columns defined together); drives COLUMNS and the README table
+# one entry per monthly.csv column (or group of columns defined together); drives COLUMNS and the README
+# table. The figures a live office reports too are engine.report's FIGURES, computed by the same function.
 METRICS = [
-    Metric(("month",), "YYYY-MM", "calendar month of arrival"),
-    Metric(("declarations",), "count", "declarations that arrived"),
-    Metric(
-        ("selected",),
-        "count",
-        "selected by the computer: `random_selected + targeted_selected + credit_selected`",
-    ),
-    Metric(("random_selected",), "count", "picked by the random draw (channel `random` or `both`)"),
-    Metric(("targeted_selected",), "count", "picked by a rule only (channel `targeted`)"),
-    Metric(("instructed_selected",), "count", "ordered by intelligence, not selected by the computer"),
-    Metric(("inspections",), "count", "all inspected: `selected + instructed_selected`"),
-    Metric(
-        ("random_dispatch_share",),
-        "share",
-        'computer selection (rules + random draw + credit floor) / all inspections: China\'s "55%"',
-    ),
-    Metric(("pure_random_share",), "share", "`random_selected / inspections`"),
-    Metric(
-        ("credit_share",),
-        "share",
-        "`credit_selected / inspections`: the credit floor for dishonest firms alone",
-    ),
-    Metric(("inspection_rate",), "share", "`inspections / declarations`"),
-    Metric(("hits_random", "hits_targeted", "hits_instructed"), "count", "violations found per channel"),
-    Metric(
-        ("hit_rate_random", "hit_rate_targeted"),
-        "share",
-        "hits / finished inspections of the channel (the random channel samples each credit class at ratio "
-        "x multiplier, so its raw hit rate is not quite the population rate: see the stratified estimate)",
-    ),
-    Metric(("violations_true",), "count", "declarations that really violate (ground truth)"),
-    Metric(("violations_found",), "count", "violations detected"),
-    Metric(
+    Figure(("month",), "YYYY-MM", "calendar month of arrival"),
+    *FIGURES,  # the figures live and simulated alike (engine.report)
+    Figure(("violations_true",), "count", "declarations that really violate (ground truth)"),
+    Figure(("violations_found",), "count", "violations detected"),
+    Figure(
         ("violations_missed",),
         "count",
         "`violations_true - violations_found` (not inspected, or inspected and missed)",
     ),
-    Metric(("noncompliance_true",), "share", "`violations_true / declarations`"),
-    Metric(
+    Figure(("noncompliance_true",), "share", "`violations_true / declarations`"),
+    Figure(
         ("noncompliance_estimate",),
         "share",
         "from the random channel only, stratified by credit class: per class, violations found / (random "
@@ -91,56 +63,54 @@ METRICS = [
         "declarations; **empty** when some declarations had no chance of random selection or a class over "
         "1% of declarations went unsampled",
     ),
-    Metric(
+    Figure(
         ("noncompliance_ci_low", "noncompliance_ci_high"),
         "share",
         "95% Wilson interval on the effective sample size p(1-p)/Var, Var = sum over classes of (N_h/N)^2 "
         "p_h (1 - f_h d_h) / (n_h d_h) (Poisson sampling of the month's declarations, with the "
         "finite-population term f_h d_h, f_h = n_h/N_h)",
     ),
-    Metric(
+    Figure(
         ("inspector_utilization",), "share", "inspection hours worked in the month / inspector on-post hours"
     ),
-    Metric(
+    Figure(
         ("facility_utilization",),
         "share",
         "inspection hours / (document desks + scanners + physical bays) x hours in the month",
     ),
-    Metric(
+    Figure(
         ("mean_wait_h",),
         "hours",
         "mean time from arrival to dispatch, inspected declarations; one never dispatched counts until the "
         "horizon's end",
     ),
-    Metric(
+    Figure(
         ("p95_clearance_h",),
         "hours",
         "95th percentile of arrival to release or transfer, inspected declarations, by Kaplan-Meier with "
         "the unfinished censored at the horizon's end (the longest time seen, a lower bound, when over 5% "
         "never clear): an overloaded office cannot look fast",
     ),
-    Metric(
+    Figure(
         ("mean_clearance_released_h",),
         "hours",
         "mean arrival to release, inspected declarations with a normal result",
     ),
-    Metric(("backlog_end",), "count", "inspections waiting for dispatch at the month's end"),
-    Metric(("random_ratio",), "share", "the pure random ratio in force"),
-    Metric(("hit_rate_instructed",), "share", "hits / finished instructed inspections"),
-    Metric(("instruction_rate",), "share", "the instruction channel's rate in force"),
-    Metric(
+    Figure(("backlog_end",), "count", "inspections waiting for dispatch at the month's end"),
+    Figure(("random_ratio",), "share", "the pure random ratio in force"),
+    Figure(("instruction_rate",), "share", "the instruction channel's rate in force"),
+    Figure(
         ("target_share",),
         "share",
         "the adaptive policy's target computer-selection share (empty without one)",
     ),
-    Metric(
+    Figure(
         ("noncompliance_defined",),
         "bool",
         "false when the estimate is undefined (the summary then carries `noncompliance_warning` and the "
         "printed summary a warning)",
     ),
-    Metric(("credit_selected",), "count", "selected by a credit floor alone (channel `credit`)"),
-    Metric(
+    Figure(
         (
             "inspection_rate_advanced_certified",
             "inspection_rate_general_certified",
@@ -152,18 +122,12 @@ METRICS = [
         "`credit_rules`: each class's whole-run rate with its 95% interval against its rule, and whether "
         "the whole interval meets it",
     ),
-    Metric(
+    Figure(
         ("dishonest_enterprises", "high_risk_enterprises"),
         "count",
         "enterprises in the dishonest class / flagged high-risk at the month's end",
     ),
-    Metric(
-        tuple(f"lane_{name}" for name in LANES),
-        "count",
-        "declarations per lane: red (physical or scan inspection), yellow (documents only), blue (released, "
-        "referred to post-clearance audit: a certified firm some rule flagged), green (released)",
-    ),
-    Metric(
+    Figure(
         ("enterprises_entered",),
         "count",
         "new enterprises that replaced leavers at the month's start (`population.turnover`)",
@@ -175,43 +139,43 @@ COLUMNS = [name for metric in METRICS for name in metric.names]
 # over replications), each stated once: the sweep table, the tuner's probes and the sweep plots read
 # their names, units and titles here.
 RUN_METRICS = [
-    Metric(("declarations",), "count", "declarations in the measured months"),
-    Metric(("inspections",), "count", "inspections of declarations that arrived in the measured months"),
-    Metric(("inspection_rate",), "share", "inspections / declarations"),
-    Metric(
+    Figure(("declarations",), "count", "declarations in the measured months"),
+    Figure(("inspections",), "count", "inspections of declarations that arrived in the measured months"),
+    Figure(("inspection_rate",), "share", "inspections / declarations"),
+    Figure(
         ("random_dispatch_share",),
         "share",
         "computer-selection share: inspections the computer chose (rules, pure random, credit floor) / "
         "all inspections",
     ),
-    Metric(
+    Figure(
         ("pure_random_share",), "share", "pure random share: the random draw's inspections / all inspections"
     ),
-    Metric(("credit_share",), "share", "credit share: the credit floor's inspections / all inspections"),
-    Metric(("violations_true",), "count", "declarations that violate (ground truth)"),
-    Metric(("violations_found",), "declarations per run", "violations found"),
-    Metric(("noncompliance_true",), "share", "true non-compliance rate"),
-    Metric(("noncompliance_estimate",), "share", "stratified random-sample estimate of non-compliance"),
-    Metric(("noncompliance_ci_width",), "share", "width of the compliance estimate's 95% interval"),
-    Metric(
+    Figure(("credit_share",), "share", "credit share: the credit floor's inspections / all inspections"),
+    Figure(("violations_true",), "count", "declarations that violate (ground truth)"),
+    Figure(("violations_found",), "declarations per run", "violations found"),
+    Figure(("noncompliance_true",), "share", "true non-compliance rate"),
+    Figure(("noncompliance_estimate",), "share", "stratified random-sample estimate of non-compliance"),
+    Figure(("noncompliance_ci_width",), "share", "width of the compliance estimate's 95% interval"),
+    Figure(
         ("monthly_half_width",),
         "share",
         "the monthly compliance estimate's 95% interval half-width, mean over months",
     ),
-    Metric(("violations_found_per_month",), "declarations per month", "violations found per measured month"),
-    Metric(("inspector_utilization",), "share of on-post hours", "inspector utilization"),
-    Metric(("mean_wait_h",), "hours", "mean wait for dispatch"),
-    Metric(("p95_clearance_h",), "hours", "95th percentile clearance, unfinished ones counted to the end"),
-    Metric(
+    Figure(("violations_found_per_month",), "declarations per month", "violations found per measured month"),
+    Figure(("inspector_utilization",), "share of on-post hours", "inspector utilization"),
+    Figure(("mean_wait_h",), "hours", "mean wait for dispatch"),
+    Figure(("p95_clearance_h",), "hours", "95th percentile clearance, unfinished ones counted to the end"),
+    Figure(
         ("unfinished",), "count", "inspections not cleared by the horizon's end (their times are censored)"
     ),
-    Metric(("backlog_end",), "count", "inspections waiting at the end"),
-    Metric(
+    Figure(("backlog_end",), "count", "inspections waiting at the end"),
+    Figure(
         ("backlog_growth",), "share of a month's inspections per month", "growth of the month-end backlog"
     ),
-    Metric(("p95_clearance_trend",), "share of its level", "significant rise of p95 clearance over the run"),
-    Metric(("worst_month_utilization",), "share", "inspector utilization of the busiest measured month"),
-    Metric(("worst_month_p95_clearance_h",), "hours", "p95 clearance of the slowest measured month"),
+    Figure(("p95_clearance_trend",), "share of its level", "significant rise of p95 clearance over the run"),
+    Figure(("worst_month_utilization",), "share", "inspector utilization of the busiest measured month"),
+    Figure(("worst_month_p95_clearance_h",), "hours", "p95 clearance of the slowest measured month"),
 ]
 RUN = {metric.names[0]: metric for metric in RUN_METRICS}
 
@@ -295,49 +259,14 @@ def monthly(events: pd.DataFrame, totals: pd.DataFrame, capacity: pd.DataFrame) 
 
 
 def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -> dict:
-    channel = ev["channel"]
-    random_mask = channel.isin(RANDOM_CHANNELS)
-    targeted_mask, instructed_mask, credit_mask = (
-        channel == "targeted",
-        channel == "instructed",
-        channel == "credit",
-    )
-    finished = ev["done_h"].notna()
-    found = ev["detected"]
-    n_random, n_targeted, n_instructed = (
-        int(random_mask.sum()),
-        int(targeted_mask.sum()),
-        int(instructed_mask.sum()),
-    )
-    n_credit = int(credit_mask.sum())
-    inspections = len(ev)
+    finished, found = ev["done_h"].notna(), ev["detected"]
     declarations, violations = int(total["declarations"]), int(total["violations_true"])
     estimate = random_sample_estimate(ev, total)
-    hits = {
-        name: int((mask & found).sum())
-        for name, mask in (
-            ("random", random_mask),
-            ("targeted", targeted_mask),
-            ("instructed", instructed_mask),
-        )
-    }
     clearance = ev["clearance_h"]  # unfinished ones counted until the horizon's end (censored)
     released = ev[ev["outcome"] == "normal"]
     return {
         "month": month,
-        "declarations": declarations,
-        "selected": n_random + n_targeted + n_credit,
-        "random_selected": n_random,
-        "targeted_selected": n_targeted,
-        "instructed_selected": n_instructed,
-        "inspections": inspections,
-        **dict(zip(SHARES, dispatch_shares(channel))),
-        "inspection_rate": _ratio(inspections, declarations),
-        "hits_random": hits["random"],
-        "hits_targeted": hits["targeted"],
-        "hits_instructed": hits["instructed"],
-        "hit_rate_random": _ratio(hits["random"], int((random_mask & finished).sum())),
-        "hit_rate_targeted": _ratio(hits["targeted"], int((targeted_mask & finished).sum())),
+        **channel_figures(_counts(ev, total, finished, found)),
         "violations_true": violations,
         "violations_found": int(found.sum()),
         "violations_missed": violations - int(found.sum()),
@@ -348,18 +277,15 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
         "noncompliance_defined": estimate.defined,
         "inspector_utilization": _ratio(cap["busy_hours"], cap["on_post_hours"]),
         "facility_utilization": _ratio(cap["busy_hours"], cap["facility_hours"]),
-        "mean_wait_h": float(ev["wait_h"].mean()) if inspections else math.nan,
+        "mean_wait_h": float(ev["wait_h"].mean()) if len(ev) else math.nan,
         "p95_clearance_h": censored_percentile(clearance, ev["censored"]) if len(clearance) else math.nan,
         "mean_clearance_released_h": float((released["cleared_h"] - released["arrival_h"]).mean())
         if len(released)
         else math.nan,
         "backlog_end": int(cap["backlog_end"]),
         "random_ratio": float(cap["random_ratio"]),
-        "hit_rate_instructed": _ratio(hits["instructed"], int((instructed_mask & finished).sum())),
         "instruction_rate": float(cap["instruction_rate"]),
         "target_share": float(cap.get("target_share", math.nan)),
-        "credit_selected": n_credit,
-        **{f"lane_{name}": int(total[f"lane_{name}"]) for name in LANES},
         **{
             name: int(cap[name])
             for name in ("dishonest_enterprises", "high_risk_enterprises", "enterprises_entered")
@@ -369,6 +295,21 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
             for credit, column in CREDIT_COLUMNS.items()
         },
     }
+
+
+def _counts(ev: pd.DataFrame, total: pd.Series, finished: pd.Series, found: pd.Series) -> dict[str, int]:
+    """A simulated month's counts, as engine.report.channel_figures reads them: per channel (an
+    event's `both` is the random channel's), inspections, finished ones and finds; lanes per month."""
+    channel = ev["channel"].where(~ev["channel"].isin(RANDOM_CHANNELS), "random")
+    out = {"declarations": int(total["declarations"])}
+    for c in CHANNELS:
+        mine = channel == c
+        out |= {
+            f"{c}_selected": int(mine.sum()),
+            f"finished_{c}": int((mine & finished).sum()),
+            f"hits_{c}": int((mine & found).sum()),
+        }
+    return out | {f"lane_{name}": int(total[f"lane_{name}"]) for name in LANES}
 
 
 # The credit measures (2018): advanced certified under 0.2x, general certified under 0.5x the
@@ -428,18 +369,10 @@ def censored_percentile(times, censored, q: float = 0.95) -> float:
     return float(t[reached[0]]) if len(reached) else float(t[-1])
 
 
-SHARES = ("random_dispatch_share", "pure_random_share", "credit_share")  # the three, always shown together
-
-
 def dispatch_shares(channel: pd.Series) -> tuple[float, float, float]:
-    """Of all inspections: the computer-selection share (rules, random draw and credit floor: all but
-    the officers' orders, China's "55%"), the pure random share and the credit share (the floor)."""
-    n = len(channel)
-    return (
-        _ratio(int((channel != "instructed").sum()), n),
-        _ratio(int(channel.isin(RANDOM_CHANNELS).sum()), n),
-        _ratio(int((channel == "credit").sum()), n),
-    )
+    """engine.report's three shares from a run's event channels."""
+    merged = channel.where(~channel.isin(RANDOM_CHANNELS), "random")
+    return shares({c: int((merged == c).sum()) for c in CHANNELS})
 
 
 def population(totals: Mapping) -> dict[str, int]:
