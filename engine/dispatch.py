@@ -2,8 +2,10 @@
 
 The pick is random among the *eligible* inspectors only: on post at that time, not suspended,
 qualified for the inspection type, working at the site of the goods, and not rotated out (the same
-inspector does not get the same enterprise twice within `rotation_days`). Among them the draw is
-weighted by current workload (ASYCUDA-style points: 10 per declaration + 5 per item), or uniform.
+inspector does not get the same enterprise twice within `rotation_days`), and holding fewer than
+`max_open` open inspections where the roster sets a cap. Among them the draw is weighted by current
+workload (ASYCUDA-style points of the open inspections: 10 per declaration + 5 per item), or uniform:
+an inspector already holding work may be picked, less likely the more they hold.
 Nobody eligible, or no free facility of the right type: the request waits, with the reason.
 """
 
@@ -90,6 +92,9 @@ class Roster(BaseModel):
     per_item: float = Field(default=5, ge=0, description="workload points per goods item")
     weighting: Literal["workload", "uniform"] = "workload"
     rotation_days: int = Field(default=30, ge=0)
+    max_open: int | None = Field(
+        default=None, ge=1, description="most inspections an inspector holds open (dispatched, no result)"
+    )
     recheck_share: float = Field(default=0.0, ge=0, le=1, description="finished inspections re-inspected")
     facilities: dict[str, dict[FacilityType, int]] = {}
     inspectors: list[Inspector] = Field(min_length=1)
@@ -148,6 +153,7 @@ class Workload:
     """What dispatch needs to know about the office right now."""
 
     points: dict[str, float] = field(default_factory=dict)  # inspector id -> open workload
+    open: dict[str, int] = field(default_factory=dict)  # inspector id -> inspections dispatched, no result
     recent: set[tuple[str, str]] = field(default_factory=set)  # (inspector, enterprise) within rotation
     facilities_busy: dict[tuple[str, str], int] = field(default_factory=dict)  # (site, type) -> in use
 
@@ -168,6 +174,10 @@ def eligible(
         (
             f"every qualified inspector inspected {request.enterprise_id} within {roster.rotation_days} days",
             lambda p: (p.id, request.enterprise_id) not in load.recent,
+        ),
+        (
+            f"every eligible inspector holds {roster.max_open} open inspections",
+            lambda p: roster.max_open is None or load.open.get(p.id, 0) < roster.max_open,
         ),
     ]
     for reason, keep in steps:

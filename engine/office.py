@@ -350,6 +350,7 @@ class Office:
         roster, load = self._need_roster(), Workload()
         for inspector, site, facility, items in self.store.open_work(Status.dispatched.value):
             load.points[inspector] = load.points.get(inspector, 0.0) + workload_points(roster, items)
+            load.open[inspector] = load.open.get(inspector, 0) + 1
             load.facilities_busy[(site, facility)] = load.facilities_busy.get((site, facility), 0) + 1
         load.recent = self.store.visits_since((at - dt.timedelta(days=roster.rotation_days)).isoformat())
         return load

@@ -1,12 +1,14 @@
 """Inspectors and facilities during a run: who is on post and idle, and the random pick among them.
 
-The simulated twin of `engine.dispatch`: the same eligibility (on post, qualified, not rotated out,
-a free facility of the type) and the same workload weight (`engine.dispatch.weight` of the open work,
-`workload_points` per inspection dispatched and not finished, as the live office counts it), kept in
-sets so a year of dispatches stays fast. One difference is by design: a simulated inspector works one
-inspection at a time, so only idle inspectors are candidates, their open work is nil and the draw
-among them is uniform; the live office may hand a busy inspector more, down-weighted by their open
-work. A parity test runs both on the same office.
+The simulated twin of `engine.dispatch`, meaning what the live office means: an inspection is
+dispatched once a facility of its type is free and some inspector is eligible (on post, qualified, not
+rotated out, under the roster's `max_open` if it sets one), idle or not; the pick is weighted by open
+work (`engine.dispatch.weight` of `workload_points` per inspection dispatched and not finished, as the
+live office counts it). The facility is held from dispatch to the result, as live. An inspector
+works their dispatched inspections one at a time, in the order they were handed over (`desk`), so
+an inspection handed to a busy inspector waits for them even while a colleague is idle: the cost of
+a random pick that the workload weighting reduces. Kept in sets so a year of dispatches stays fast.
+A parity test runs both on the same office, with busy inspectors and unequal workloads.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def build_roster(scenario: Scenario) -> Roster:
         per_item=first.per_item,
         weighting=first.weighting,
         rotation_days=int(first.rotation_days),
+        max_open=first.max_open,
         inspectors=people,
         facilities={site.name: dict(site.facilities) for site in sites},
     )
@@ -75,6 +78,7 @@ def site_rules(roster: Roster, scenario: Scenario, site: str) -> Roster:
             "per_item": spec.per_item,
             "weighting": spec.weighting,
             "rotation_days": int(spec.rotation_days),
+            "max_open": spec.max_open,
         }
     )
 
@@ -82,9 +86,10 @@ def site_rules(roster: Roster, scenario: Scenario, site: str) -> Roster:
 class Dispatcher:
     """Waiting inspections per type, and who and what is free; dispatches as soon as it can.
 
-    Among the idle, on-post, qualified inspectors the pick is by rejection sampling: draw one
-    uniformly, accept it with probability equal to its dispatch weight (at most 1). That gives
-    exactly the engine's workload-weighted choice in O(1) instead of weighing everyone each time.
+    Among the eligible inspectors the pick is by rejection sampling: draw one uniformly, accept it
+    with probability equal to its dispatch weight (at most 1, and 1 for an inspector with no open
+    work). That gives exactly the engine's workload-weighted choice without weighing everyone each
+    time.
     """
 
     def __init__(
@@ -95,10 +100,12 @@ class Dispatcher:
         self.people = [p for p in roster.inspectors if p.site == site]  # nobody works outside their site
         self.kinds = {p.id: [t for t in InspectionType if t in p.qualifications] for p in self.people}
         self.free = {t: roster.facilities[site].get(FACILITY_FOR[t], 0) for t in InspectionType}
-        self.busy: set[str] = set()
+        self.max_open = self.roster.max_open
+        self.open: dict[str, int] = {p.id: 0 for p in self.people}  # dispatched, not finished
+        self.desks = {p.id: simpy.Resource(env, capacity=1) for p in self.people}  # one at a time
         self.on_post: list[str] = []
         self._on_post_set: set[str] = set()
-        self.available = {t: _IndexedSet() for t in InspectionType}  # idle, on post, qualified
+        self.available = {t: _IndexedSet() for t in InspectionType}  # eligible: on post, qualified, under cap
         self.queues: dict[InspectionType, deque] = {t: deque() for t in InspectionType}
         self.points: dict[str, float] = {}  # open work: dispatched, not finished
         self.last_visit: dict[tuple[str, int], float] = {}
@@ -114,13 +121,21 @@ class Dispatcher:
         self.try_dispatch()
         return done
 
+    def desk(self, inspector: str) -> simpy.Resource:
+        """The inspector's own turn: their dispatched inspections are worked one at a time."""
+        return self.desks[inspector]
+
     def release_inspector(self, inspector: str, kind: InspectionType) -> None:
-        self.busy.discard(inspector)
+        """An inspection's result is in: its facility and the inspector's open work are freed."""
+        self.open[inspector] -= 1
         self.points[inspector] -= workload_points(self.roster, 1)
         self.free[kind] += 1
         if inspector in self._on_post_set:
             self._make_available(inspector)
         self.try_dispatch()
+
+    def _under_cap(self, inspector: str) -> bool:
+        return self.max_open is None or self.open[inspector] < self.max_open
 
     def set_on_post(self, at_h: float) -> None:
         at = self.start + dt.timedelta(hours=at_h)
@@ -128,15 +143,15 @@ class Dispatcher:
         self._on_post_set = set(self.on_post)
         self.available = {t: _IndexedSet() for t in InspectionType}
         for inspector in self.on_post:
-            if inspector not in self.busy:
-                self._make_available(inspector)
+            self._make_available(inspector)
         self.try_dispatch()
         self.shift_change.succeed()
         self.shift_change = self.env.event()
 
     def _make_available(self, inspector: str) -> None:
-        for kind in self.kinds[inspector]:
-            self.available[kind].add(inspector)
+        if self._under_cap(inspector):
+            for kind in self.kinds[inspector]:
+                self.available[kind].add(inspector)
 
     def try_dispatch(self) -> None:
         """Serve the oldest waiting inspection that a free facility and an eligible inspector allow."""
@@ -180,9 +195,10 @@ class Dispatcher:
                 return chosen
 
     def _assign(self, inspector: str, case: Case, kind: InspectionType) -> None:
-        for k in self.kinds[inspector]:
-            self.available[k].discard(inspector)
-        self.busy.add(inspector)
+        self.open[inspector] += 1
+        if not self._under_cap(inspector):
+            for k in self.kinds[inspector]:
+                self.available[k].discard(inspector)
         self.free[kind] -= 1
         self.points[inspector] = self.points.get(inspector, 0.0) + workload_points(self.roster, 1)
         if self.rotation_h:

@@ -162,8 +162,10 @@ class OfficeModel:
         case.inspector = yield dispatcher.request(case)
         case.facility, case.dispatched_h = FACILITY_FOR[kind].value, env.now
         service = draw_time(self.service_rng, self.scenario.inspection.service[kind])
-        self.record.work(case.site, env.now, service)
-        yield env.timeout(service)
+        with dispatcher.desk(case.inspector).request() as turn:  # after the work handed over before
+            yield turn
+            self.record.work(case.site, env.now, service)
+            yield env.timeout(service)
         dispatcher.release_inspector(case.inspector, kind)
         case.done_h = env.now
         case.detected = case.violating and self.detect_rng.random() < self.scenario.inspection.detection[kind]

@@ -215,6 +215,9 @@ class Inspectors(Strict):
     per_declaration: float = Field(default=10, ge=0)
     per_item: float = Field(default=5, ge=0)
     rotation_days: float = Field(default=0, ge=0, description="same inspector, same firm: not within this")
+    max_open: int | None = Field(
+        default=None, ge=1, description="most inspections an inspector holds open; none: no cap, as live"
+    )
 
     @field_validator("qualified")
     @classmethod

@@ -1,9 +1,10 @@
 """The same small office dispatched by the live Office (SQLite) and by the simulation's Dispatcher.
 
-Timing differs by design (the live office dispatches at selection, a simulated inspector takes one
-inspection at a time), so the check is on what both must agree on: with every inspector free, the
-pick is uniform over the eligible in both (a chi-square test of homogeneity on the two pick
-distributions, and of each against uniform), and the rotation rule rules out the same people.
+Both hand an inspection to an eligible inspector whether or not they hold open work, weighted by it:
+with every inspector free the pick is uniform in both; with inspectors holding unequal open work the
+picks follow the workload weights in both (chi-square tests of homogeneity between the two, and of
+each against the exact distribution the weights imply); the rotation rule and the open-work cap rule
+out the same people.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ PEOPLE = [f"I{k}" for k in range(1, 5)]
 START = dt.datetime(2026, 1, 1, 9, 0)
 
 
-def roster(rotation_days: int) -> Roster:
+def roster(rotation_days: int, weighting: str = "workload") -> Roster:
     return Roster.model_validate(
         {
             "rotation_days": rotation_days,
+            "weighting": weighting,
             "facilities": {SITE: {"physical_bay": 4}},
             "inspectors": [
                 {"id": p, "site": SITE, "shifts": ["00:00-23:59"], "qualifications": ["physical"]}
@@ -106,10 +108,110 @@ def test_the_rotation_rule_rules_out_the_same_inspectors(tmp_path):
         assert len(set(picks[:4])) == 4 and picks[4] is None  # each inspector once, then nobody may
 
 
-def test_the_weighting_setting_does_not_change_simulated_dispatch():
-    """What the README says of the simulation: an idle inspector has no open work, so the weighted
-    draw is uniform whatever `weighting` says. When simulated inspectors come to hold open work (issue
-    22), this fails, and the README's sentence must change with it."""
+# Three inspections handed out before any result, four inspectors: how many different inspectors got
+# them. Workload weights (10 points per declaration + 5 per item, weight 1 / (1 + points / 10)): one
+# open inspection weighs 0.4, two 0.25, none 1.
+P_WORKLOAD = {3: (3 / 3.4) * (2 / 2.8), 1: (0.4 / 3.4) * (0.25 / 3.25)}
+P_WORKLOAD[2] = 1 - P_WORKLOAD[3] - P_WORKLOAD[1]
+
+
+def live_spread(trials: int, tmp_path) -> np.ndarray:
+    """Per trial, three declarations dispatched with no result in between, then all three finished."""
+    office = Office(
+        tmp_path / "spread.db",
+        rules=RuleSet.load(ROOT / "scenarios/rules/never.yaml"),
+        policy=SelectionPolicy(random_ratio=1.0),
+        draws=KeyedDraws.from_seed(5),
+        roster=roster(0),
+    )
+    counts = np.zeros(4, int)
+    for t in range(trials):
+        at, picked = START + dt.timedelta(minutes=t), []
+        for k in range(3):
+            data = declaration_data(
+                id=f"D{t}-{k}", enterprise_id=f"E{t}-{k}", declared_at=at.isoformat(), customs_office=SITE
+            )
+            office.admit(parse_declaration(data), at)
+            picked.append(office.inspection(f"D{t}-{k}")["inspector_id"])
+        for k, person in enumerate(picked):
+            office.record_result(f"D{t}-{k}", person, "normal", at=at)
+            office.release(f"D{t}-{k}", next(p for p in PEOPLE if p != person), at)
+        counts[len(set(picked))] += 1
+    return counts
+
+
+def simulated_spread(trials: int, weighting: str = "workload") -> np.ndarray:
+    scenario = load(ROOT / "scenarios" / "baseline.yaml", [f"sites=[{{name: {SITE}, share: 1}}]"])
+    env = simpy.Environment()
+    dispatcher = Dispatcher(env, roster(0, weighting), scenario, random.Random(5), SITE)
+    dispatcher.roster = roster(0, weighting)  # the test's office, not the scenario's site settings
+    dispatcher.max_open = None
+    dispatcher.set_on_post(9.0)
+    counts = np.zeros(4, int)
+    for t in range(trials):
+        cases = [
+            Case(3 * t + k, 9.0, SITE, 3 * t + k, "general", "random", "", "physical", False, 1.0)
+            for k in range(3)
+        ]
+        dones = [dispatcher.request(case) for case in cases]
+        env.run(until=env.now + 1e-6)
+        picked = [done.value for done in dones]
+        for person in picked:
+            dispatcher.release_inspector(person, InspectionType.physical)
+        counts[len(set(picked))] += 1
+    return counts
+
+
+def test_busy_inspectors_are_picked_by_their_open_work_live_and_simulated(tmp_path):
+    """Weighted by open work in both: a change to either side's weighting alone fails this."""
+    trials = 400
+    live, sim = live_spread(trials, tmp_path)[1:], simulated_spread(trials)[1:]
+    expected = trials * np.array([P_WORKLOAD[1], P_WORKLOAD[2], P_WORKLOAD[3]])
+    assert stats.chi2_contingency(np.vstack([live, sim]) + 0.5)[1] > 0.001, (live, sim)
+    for counts in (live, sim):
+        # distinct 1 is rare (expected 3.6): pooled with 2 so every cell expects at least 5
+        pooled = np.array([counts[0] + counts[1], counts[2]])
+        assert stats.chisquare(pooled, [expected[0] + expected[1], expected[2]]).pvalue > 0.001, counts
+    uniform = simulated_spread(trials, "uniform")[1:]  # the setting matters: 3 distinct in 37.5%, not 63%
+    assert uniform[2] < sim[2] - 4 * np.sqrt(trials * 0.25), (uniform, sim)
+
+
+def test_the_cap_on_open_work_rules_out_the_same_inspectors(tmp_path):
+    """max_open 1: an inspector holding an inspection gets no second, live and simulated alike."""
+    capped = roster(0).model_copy(update={"max_open": 1})
+    office = Office(
+        tmp_path / "cap.db",
+        rules=RuleSet.load(ROOT / "scenarios/rules/never.yaml"),
+        policy=SelectionPolicy(random_ratio=1.0),
+        draws=KeyedDraws.from_seed(2),
+        roster=capped,
+    )
+    live = []
+    for k in range(5):
+        data = declaration_data(
+            id=f"D{k}", enterprise_id=f"E{k}", declared_at=START.isoformat(), customs_office=SITE
+        )
+        office.admit(parse_declaration(data), START)
+        task = office.inspection(f"D{k}")
+        live.append(task["inspector_id"] if task["status"] == "dispatched" else None)
+    scenario = load(ROOT / "scenarios" / "baseline.yaml", [f"sites=[{{name: {SITE}, share: 1}}]"])
+    env = simpy.Environment()
+    dispatcher = Dispatcher(env, capped, scenario, random.Random(2), SITE)
+    dispatcher.max_open = 1
+    dispatcher.set_on_post(9.0)
+    dones = [
+        dispatcher.request(Case(k, 9.0, SITE, k, "general", "random", "", "physical", False, 1.0))
+        for k in range(5)
+    ]
+    env.run(until=1e-6)
+    sim = [done.value if done.triggered else None for done in dones]
+    for picks in (live, sim):
+        assert len(set(picks[:4])) == 4 and picks[4] is None, picks
+
+
+def test_the_weighting_setting_changes_simulated_dispatch():
+    """In a simulated run too, workload weighting hands fewer inspections to an inspector who already
+    holds open work than a uniform pick does (a two-proportion test on the dispatches)."""
     from simulation import run
 
     small = [
@@ -117,13 +219,27 @@ def test_the_weighting_setting_does_not_change_simulated_dispatch():
         "horizon.days=10",
         "arrivals.per_day=1500",
         "population.enterprises=3000",
-        "inspectors.count=20",
+        "inspectors.count=45",  # idle inspectors exist: the pick between idle and busy matters
     ]
-    workload = run(
-        load(ROOT / "scenarios" / "baseline.yaml", [*small, "inspectors.weighting=workload"]), seed=4
-    )
-    uniform = run(
-        load(ROOT / "scenarios" / "baseline.yaml", [*small, "inspectors.weighting=uniform"]), seed=4
-    )
-    assert len(workload.events) > 500
-    assert workload.events["inspector"].tolist() == uniform.events["inspector"].tolist()
+    shares = {}
+    for weighting in ("workload", "uniform"):
+        events = run(
+            load(ROOT / "scenarios" / "baseline.yaml", [*small, f"inspectors.weighting={weighting}"]), seed=4
+        ).events
+        shares[weighting] = _to_busy(events)
+    (k1, n1), (k2, n2) = shares["workload"], shares["uniform"]
+    assert n1 > 500 and n2 > 500
+    pooled = (k1 + k2) / (n1 + n2)
+    z = (k2 / n2 - k1 / n1) / np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    assert z > 3.3, (shares, z)
+
+
+def _to_busy(events) -> tuple[int, int]:
+    """Dispatches that went to an inspector holding another open inspection, and all dispatches."""
+    done = events.dropna(subset=["dispatched_h"])
+    busy = 0
+    for _, mine in done.groupby("inspector"):
+        start, end = mine["dispatched_h"].to_numpy(), mine["done_h"].fillna(np.inf).to_numpy()
+        for k in range(len(mine)):
+            busy += int(((start < start[k]) & (end > start[k])).any())
+    return busy, len(done)

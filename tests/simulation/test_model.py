@@ -318,7 +318,8 @@ def test_an_overloaded_office_cannot_look_fast():
     small = (NO_WARMUP, "horizon.days=21", "arrivals.per_day=1500", "population.enterprises=3000")
     calm = run(load("baseline.yaml", *small, "inspectors.count=40"), seed=5)
     overloaded = run(load("baseline.yaml", *small, "inspectors.count=10"), seed=5)
-    assert calm.summary["unfinished"] == 0 and overloaded.summary["unfinished"] > 300
+    # a calm office leaves only the few inspections in progress at the cut unfinished
+    assert calm.summary["unfinished"] <= 5 and overloaded.summary["unfinished"] > 300
     events = overloaded.events
     censored = events[events["censored"]]
     end = 21 * 24.0
