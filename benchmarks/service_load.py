@@ -44,7 +44,7 @@ def setup(folder: Path, db: str | None = None) -> tuple[list[str], str]:
     key = folder / "draw.key"
     key.write_text("cd" * 32)
     keys = folder / "keys.yaml"
-    from engine.service import key_digest
+    from engine.apikeys import key_digest
 
     keys.write_text(
         json.dumps({"keys": [{"name": "loader", "role": "selector", "key_sha256": key_digest("load-key")}]})

@@ -8,29 +8,25 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO, Iterator, Optional
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.markup import escape
 
 from engine import __version__, database, schema
+from engine.apikeys import ROLES
 from engine.audit import AuditLog
+from engine.commands import err, fail, make_draws, need, open_office, seal_key, selection_policy
 from engine.declarations import ID_RULE, Enterprise, parse_declaration, read_enterprises_csv
-from engine.dispatch import Roster
-from engine.errors import InputError, describe, redact
-from engine.files import read_model
+from engine.errors import InputError, redact
 from engine.keys import create_private, replace_private
-from engine.randomness import Draws, KeyedDraws, new_key_hex
+from engine.randomness import new_key_hex
 from engine.rules import RuleSet
 
 if TYPE_CHECKING:  # loaded where a command needs them (the live office pulls numpy): start at once
-    from engine.office import Office
-    from engine.selection import SelectionPolicy, Selector
+    from engine.selection import Selector
 
 app = typer.Typer(
     add_completion=False,
@@ -38,27 +34,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="doublerandom: double-random customs inspection (selection engine and simulation).",
 )
-err = Console(stderr=True, highlight=False)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Print a user error without a traceback and exit."""
-    err.print(
-        f"[bold red]error:[/] {escape(redact(message))}", markup=True, soft_wrap=True
-    )  # '[sim]' is text
-    raise typer.Exit(code)
-
-
-def need(extra: str, *modules: str) -> None:
-    """Fail with the install command when an optional part (an extra) is not installed."""
-    import importlib.util
-
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        fail(
-            f"this command needs the '{extra}' extra ({', '.join(missing)} not installed): "
-            f"pip install 'doublerandom[{extra}]'"
-        )
 
 
 def _print_version(value: bool) -> None:
@@ -94,13 +69,6 @@ def keygen(out: Path = typer.Argument(..., help="where to write the new key (hex
     except InputError as e:
         fail(str(e))
     print(f"wrote {out}")
-
-
-def make_draws(seed: Optional[int], key_file: Optional[Path]) -> Draws:
-    """--seed: draws keyed by the seed (reproducible, predictable); --key-file: secret-keyed (live)."""
-    if (seed is None) == (key_file is None):
-        fail("give exactly one of --seed N (reproducible draws) or --key-file F (live, verifiable draws)")
-    return KeyedDraws.from_seed(seed) if key_file is None else KeyedDraws.from_file(key_file)
 
 
 def read_lines(source: BinaryIO, name: str) -> Iterator[tuple[str, object]]:
@@ -155,18 +123,6 @@ EXPECTED_RATE = typer.Option(
     max=1,
     help="the targeted channel takes the highest risk scores, this share of each office's declarations",
 )
-
-
-def selection_policy(path: Path | None, ratio: float | None, expected_rate: float | None) -> SelectionPolicy:
-    """The policy file (or the defaults), with the options given on the command line on top."""
-    from engine.selection import SelectionPolicy
-
-    base = read_model(path, SelectionPolicy, "selection policy") if path else SelectionPolicy()
-    changes = {k: v for k, v in (("random_ratio", ratio), ("expected_rate", expected_rate)) if v is not None}
-    try:
-        return SelectionPolicy.model_validate({**base.model_dump(), **changes})
-    except ValidationError as err:
-        raise describe("the command line's policy options", err) from None
 
 
 @app.command()
@@ -246,31 +202,6 @@ def _in_memory(selector: Selector, firms: dict[str, Enterprise]):
     return decide
 
 
-SEAL_KEY = "DOUBLERANDOM_SEAL_KEY"  # the office's signing key file, for commands that write to its log
-
-
-def seal_key():
-    """The office's signing key named by DOUBLERANDOM_SEAL_KEY, or None (the steps then seal nothing)."""
-    from engine import checkpoint
-
-    path = os.environ.get(SEAL_KEY)
-    return checkpoint.load_signing_key(path) if path else None
-
-
-def _office(
-    db: str, roster: Optional[Path] = None, seed: Optional[int] = None, key_file: Optional[Path] = None
-) -> Office:
-    from engine.office import Office
-
-    if not database.is_postgres(db) and not database.sqlite_path(db).exists():
-        fail(f"{db}: no such database (create one with `doublerandom select --db {db}`)")
-    try:
-        draws = make_draws(seed, key_file) if (seed is not None or key_file is not None) else None
-        return Office(db, roster=Roster.load(roster) if roster else None, draws=draws, seal_key=seal_key())
-    except InputError as e:
-        fail(str(e))
-
-
 def _when(at: Optional[str]) -> Optional[dt.datetime]:
     if at is None:
         return None
@@ -299,7 +230,7 @@ def dispatch_cmd(
     at: Optional[str] = AT,
 ) -> None:
     """Pick an inspector at random among the eligible, or say why the inspection waits."""
-    office = _office(db, roster, seed, key_file)
+    office = open_office(db, roster, seed, key_file)
     _step(lambda: vars(office.dispatch(inspection, _when(at))))
 
 
@@ -314,7 +245,7 @@ def reassign(
     at: Optional[str] = AT,
 ) -> None:
     """A chief moves an inspection to another eligible inspector; recorded as manual, with the reason."""
-    office = _office(db, roster)
+    office = open_office(db, roster)
     _step(lambda: vars(office.reassign(inspection, to, by, reason, _when(at))))
 
 
@@ -332,7 +263,7 @@ def result(
     at: Optional[str] = AT,
 ) -> None:
     """Record an inspection result; a problem is transferred and feeds the integrity store."""
-    office = _office(db, roster, seed, key_file)
+    office = open_office(db, roster, seed, key_file)
     _step(lambda: office.record_result(inspection, inspector, outcome, category, department, _when(at)))
 
 
@@ -341,7 +272,7 @@ def release(
     db: DbUrl, declaration: str, officer: str = typer.Option(..., "--officer"), at: Optional[str] = AT
 ) -> None:
     """Release a declaration with a normal result, by an officer who did not inspect it."""
-    office = _office(db)
+    office = open_office(db)
     _step(lambda: office.release(declaration, officer, _when(at)) or {"released": declaration, "by": officer})
 
 
@@ -359,7 +290,7 @@ def instruct(
 ) -> None:
     """A risk officer orders the inspection of a declaration the computer did not select (the
     instruction channel), with a reason; audited like every step."""
-    office = _office(db, roster, seed, key_file)
+    office = open_office(db, roster, seed, key_file)
     _step(lambda: office.instruct(declaration, by, reason, inspection_type, _when(at)))
 
 
@@ -381,7 +312,7 @@ def report(
         fail(f"--format: table, json or csv, not {output!r}")
     if table not in ("months", "rules"):
         fail(f"--table: months or rules, not {table!r}")
-    months = monthly_report.monthly(_office(db).store.report_rows())
+    months = monthly_report.monthly(open_office(db).store.report_rows())
     if output == "json":
         print(json.dumps(monthly_report.jsonable(months), indent=1))
     elif output == "csv":
@@ -669,13 +600,13 @@ app.add_typer(integrity_app, name="integrity")
 @integrity_app.command("show")
 def integrity_show(db: DbUrl, enterprise: str) -> None:
     """An enterprise's standing as the rules see it."""
-    print(_office(db).integrity.get(enterprise).model_dump_json())
+    print(open_office(db).integrity.get(enterprise).model_dump_json())
 
 
 @integrity_app.command("import")
 def integrity_import(db: DbUrl, csv_file: Path) -> None:
     """Apply another agency's list (enterprise_id, status, source, date) for joint discipline."""
-    office = _office(db)
+    office = open_office(db)
     _step(lambda: office.import_agency_list(csv_file))
 
 
@@ -688,7 +619,7 @@ def integrity_import_results(
     need("sim", "pandas", "pyarrow")
     from engine.imported import read
 
-    office = _office(db)
+    office = open_office(db)
 
     def apply():
         log = read(folder)
@@ -712,7 +643,7 @@ def integrity_export(
         day = dt.date.fromisoformat(on) if on else dt.date.today()
     except ValueError:
         fail(f"--on: {on!r} is not a date such as 2026-06-01")
-    count = _office(db).integrity.export_discipline_list(csv_file, day)
+    count = open_office(db).integrity.export_discipline_list(csv_file, day)
     print(f"wrote {count} enterprises to {csv_file}")
 
 
@@ -766,7 +697,9 @@ def serve(
     need("service", "fastapi", "uvicorn")
     import uvicorn
 
-    from engine.service import Checkpointing, GuardedHttp, create_app, to_environment
+    from engine.http import GuardedHttp
+    from engine.runtime import Checkpointing
+    from engine.service import create_app, to_environment
 
     if (checkpoint_key is None) != (checkpoint_dir is None):
         fail("--checkpoint-key and --checkpoint-dir go together")
@@ -817,16 +750,14 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
-        http="engine.service:GuardedHttp",
+        http="engine.http:GuardedHttp",
     )
 
 
 @app.command()
 def apikey(
     keys_file: Path = typer.Argument(..., help="the API keys YAML file (created if missing)"),
-    role: str = typer.Option(
-        ..., "--role", help="selector, inspector, chief, releasing_officer, auditor or risk_officer"
-    ),
+    role: str = typer.Option(..., "--role", help=", ".join(ROLES)),
     name: str = typer.Option(..., "--name", help="who holds it; for an inspector, the inspector id"),
     site: Optional[str] = typer.Option(None, "--site", help="the customs office it acts for (default: all)"),
 ) -> None:
@@ -836,16 +767,15 @@ def apikey(
     import yaml
 
     need("service", "fastapi")
-    from engine.service import KeyEntry, key_digest, load_keys
+    from engine.apikeys import KeyEntry, key_digest, load_keys
 
     key = secrets.token_urlsafe(32)
     try:
         entry = KeyEntry(name=name, role=role, key_sha256=key_digest(key), site=site)
     except ValueError:
         fail(
-            f"--role must be one of selector, inspector, chief, releasing_officer, auditor, risk_officer, "
-            f"and "
-            f"--name and --site ids ({ID_RULE}); got --role {role!r} --name {name!r} --site {site!r}"
+            f"--role must be one of {', '.join(ROLES)}, and --name and --site ids ({ID_RULE}); "
+            f"got --role {role!r} --name {name!r} --site {site!r}"
         )
     try:
         entries = load_keys(keys_file) if keys_file.exists() else []

@@ -2,101 +2,50 @@
 
     doublerandom serve --rules RULES --db office.db --key-file draw.key --api-keys keys.yaml [--roster R]
 
-Every request carries `X-API-Key`; the keys file holds, per key, a name, a role and the key's SHA-256
-(never the key itself). Roles: selector (the declaration system), inspector, chief, releasing_officer,
-auditor. Keys are compared in constant time and never logged. Writes go through one lock to one
-connection (SQLite WAL, or PostgreSQL): a decision is answered only after its transaction, audit
-record included, has committed. On PostgreSQL, `serve --workers N` runs N such processes on one
-port and one database; their transactions take turns (engine/database.py). A changed rules file is
-picked up at the next declaration (hot reload); its text goes into the audit log, so every version
-stays replayable.
+Every request carries `X-API-Key` (engine/apikeys.py: the keys file and the roles: selector, the
+declaration system; inspector; chief; releasing_officer; auditor; risk_officer). Keys are compared in
+constant time and never logged. The routes are here; the runtime below them (the write lock, hot
+reload, group commit, checkpoints) is engine/runtime.py, the HTTP protocol's limits engine/http.py.
+Writes go through one lock to one connection (SQLite WAL, or PostgreSQL): a decision is answered
+only after its transaction, audit record included, has committed. On PostgreSQL, `serve --workers N`
+runs N such processes on one port and one database; their transactions take turns
+(engine/database.py). A changed rules file is picked up at the next declaration (hot reload); its
+text goes into the audit log, so every version stays replayable.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import hashlib
 import hmac
 import json
 import logging
 import os
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Callable, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from engine import __version__, answers, checkpoint, report
+from engine import __version__, answers, report
+from engine.apikeys import Caller, key_digest, load_keys
 from engine.audit import AuditLog
 from engine.database import open_database
-from engine.declarations import ID_PATTERN, SAYS_SOMETHING, Declaration, Enterprise, Id, InspectionType, Text
+from engine.declarations import SAYS_SOMETHING, Declaration, Enterprise, Id, InspectionType, Text
 from engine.dispatch import Roster, Waiting
 from engine.errors import Conflict, InputError, NotFound, Unavailable, public
-from engine.files import read_model, read_text
+from engine.http import GuardedHttp
 from engine.office import DEPARTMENTS, Office
 from engine.randomness import KeyedDraws
 from engine.reconciliation import reconcile
-from engine.rules import RuleSet
+from engine.runtime import Checkpointing, GroupCommit, LiveOffice
 from engine.selection import SelectionPolicy
-from engine.store import open_store
 
-ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer")
 MAX_BODY = 64 * 1024
 log = logging.getLogger("doublerandom.service")
-
-
-class KeyEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Id("who: the inspector id for inspectors")
-    role: Literal["selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer"]
-    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    site: str | None = Field(
-        default=None,
-        pattern=ID_PATTERN,
-        description="the customs office (site) the key acts for; none: every site",
-    )
-
-
-class KeysFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    keys: list[KeyEntry] = Field(min_length=1)
-
-    @field_validator("keys")
-    @classmethod
-    def _each_key_once(cls, value: list[KeyEntry]) -> list[KeyEntry]:
-        seen = set()
-        for entry in value:
-            if entry.key_sha256 in seen:  # one key under two roles would take the more powerful one
-                raise ValueError(
-                    f"the key of {entry.name!r} ({entry.role}) is listed twice; one entry per key"
-                )
-            seen.add(entry.key_sha256)
-        return value
-
-
-def load_keys(path: str | Path) -> list[KeyEntry]:
-    return read_model(path, KeysFile, "API keys file").keys
-
-
-def key_digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Caller:
-    name: str
-    role: str
-    site: str | None = None  # a key bound to a site acts on that site's declarations and inspections only
 
 
 class NormalResult(BaseModel):
@@ -133,275 +82,6 @@ class InstructionBody(BaseModel):
     declaration_id: str = Id("the declaration to inspect, already decided and not selected")
     reason: Text = Field(min_length=1, max_length=500, pattern=SAYS_SOMETHING)
     inspection_type: InspectionType = InspectionType.physical
-
-
-class LiveOffice:
-    """The Office behind one write lock; reads go through their own connection and lock (SQLite WAL
-    readers never wait for the writer). Keeps deciding with the last good rules when the file goes
-    missing or turns invalid, and reports that in /health and the log."""
-
-    def __init__(
-        self,
-        office: Office,
-        rules_path: Path,
-        allow_new_enterprises: bool,
-        db: str | Path,
-        checkpoints: Checkpointing | None = None,
-        settle: float = 0.05,
-    ):
-        self.office, self.rules_path = office, rules_path
-        self.allow_new = allow_new_enterprises
-        self.lock = threading.Lock()
-        self.read_lock = threading.Lock()
-        self.reader = Office(open_store(db), policy=office.policy, roster=office.roster)
-        self.checkpoints, self.settle = checkpoints, settle
-        self.problem: str | None = None  # the rules file's
-        self.checkpoint_problem: str | None = None
-        self.unavailable: tuple[float, str] | None = (
-            None  # when a write last found the database unavailable, why
-        )
-        self._seen: tuple[int, int] | None = None
-        self.reload()
-
-    def reload(self) -> None:
-        """Deploy the rules file if it changed, parses, and reads the same twice `settle` seconds
-        apart (a file still being written is not deployed half-way)."""
-        try:
-            try:
-                stat = self.rules_path.stat()
-            except OSError as err:
-                raise InputError(f"{self.rules_path}: cannot read rules file: {err.strerror}") from None
-            seen = (stat.st_mtime_ns, stat.st_size)
-            if seen == self._seen:
-                return
-            text = read_text(self.rules_path, "rules file")
-            if self.office.rules is not None and text == self.office.rules.text:
-                self._seen, self.problem = seen, None
-                return
-            rules = RuleSet.from_text(text, str(self.rules_path))
-            if self.office.rules is not None:
-                time.sleep(self.settle)
-                if read_text(self.rules_path, "rules file") != text:
-                    raise InputError(f"{self.rules_path}: changed while it was read; will try again")
-        except InputError as err:
-            if self.office.rules is None:
-                raise
-            problem = f"{err}; still deciding with {self.office.rules.version}"
-            if problem != self.problem:
-                log.error("rules file not loaded: %s", problem)
-            self.problem = problem
-            return
-        self._seen, self.problem = seen, None
-        self.office.use_rules(rules, text)
-        log.info("deciding with rules %s", rules.version)
-
-    def close(self) -> None:
-        self.office.store.close()
-        self.reader.store.close()
-
-    def wrote(self) -> None:
-        """After each committed write: a signed checkpoint when enough records have been added. A
-        checkpoint that cannot be written is logged and shown in /health, never turned into a refusal
-        of the step already committed (the next write tries again)."""
-        self.unavailable = None
-        if self.checkpoints is None:
-            return
-        try:
-            self.checkpoints.maybe(self.office.audit)
-        except (InputError, OSError) as err:
-            if self.checkpoint_problem is None:
-                log.error("checkpoint not written: %s", err)
-            self.checkpoint_problem = f"checkpoint not written: {err}"
-        else:
-            self.checkpoint_problem = None
-
-    def health(self) -> dict[str, str | None]:
-        """What is wrong now: the rules file, the database's write turn (in the last minute), checkpoints."""
-        busy = self.unavailable if self.unavailable and time.monotonic() - self.unavailable[0] < 60 else None
-        problems = {
-            "rules_problem": self.problem,
-            "database_problem": busy[1] if busy else None,
-            "checkpoint_problem": self.checkpoint_problem,
-        }
-        return {k: public(v) if v else None for k, v in problems.items()}  # /health answers anyone
-
-
-class Checkpointing:
-    """Signs the audit log's head every `every` records into a folder outside the database."""
-
-    def __init__(self, key_file: str | Path, folder: str | Path, every: int):
-        self.key = checkpoint.load_signing_key(key_file)
-        self.folder, self.every = Path(folder), every
-        if not self.folder.is_dir():
-            raise InputError(f"{folder}: no such folder for checkpoints")
-        self.last = 0
-
-    def maybe(self, log: AuditLog) -> None:
-        head = log.head()
-        if head is not None and head[0] - self.last >= self.every:
-            checkpoint.write(checkpoint.sign(*head, self.key), self.folder)
-            self.last = head[0]
-
-
-class GroupCommit:
-    """Decisions arriving together are written in one transaction, so one fsync makes several of them
-    durable (SQLite WAL, synchronous=FULL). Each declaration gets a savepoint: a refused one rolls back
-    alone. Every answer is sent only after the commit that holds it."""
-
-    MAX_BATCH = 64
-
-    def __init__(self, live: LiveOffice, clock: Callable[[], dt.datetime]):
-        self.live, self.clock = live, clock
-        self.off_loop = live.office.store.db.dialect == "postgresql"
-        self.pending: list[tuple[Declaration, asyncio.Future]] = []
-        self.running = False
-
-    async def admit(self, declaration: Declaration) -> dict:
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append((declaration, future))
-        if not self.running:
-            self.running = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self.pending:
-                await asyncio.sleep(0)  # let requests already read from their sockets join this batch
-                batch, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
-                try:
-                    declarations = [d for d, _ in batch]
-                    # SQLite: on the loop, no thread hop (nothing else writes to the file). PostgreSQL:
-                    # off it, so that while another instance has its turn this one goes on reading
-                    # requests, which join the next batch.
-                    outcomes = (
-                        await asyncio.to_thread(self._commit, declarations)
-                        if self.off_loop
-                        else self._commit(declarations)
-                    )
-                except Exception as err:  # the commit itself failed: nobody's decision is durable
-                    outcomes = [err] * len(batch)
-                for (_, future), outcome in zip(batch, outcomes):
-                    if not future.done():
-                        (future.set_exception if isinstance(outcome, Exception) else future.set_result)(
-                            outcome
-                        )
-        finally:
-            self.running = False
-
-    def _commit(self, declarations: list[Declaration]) -> list:
-        live, office = self.live, self.live.office
-        outcomes: list = []
-        with live.lock:
-            live.reload()
-            try:
-                with office.store.transaction():
-                    for declaration in declarations:
-                        try:
-                            with office.store.transaction():  # a savepoint
-                                decision = office.admit(
-                                    declaration, self.clock(), registered_only=not live.allow_new
-                                )
-                            outcomes.append(
-                                {
-                                    "decision": decision.to_dict(),
-                                    "inspection": office.inspection(declaration.id),
-                                }
-                            )
-                        except Exception as err:
-                            outcomes.append(err)
-            except BaseException:
-                office.reset_pacers()  # the batch's decisions are not in the store: neither in the pacers
-                raise
-            live.wrote()
-        return outcomes
-
-
-class GuardedHttp(HttpToolsProtocol):
-    """uvicorn's HTTP protocol with the limits it lacks, so one client cannot starve the others:
-    - a request (headers and body) must arrive within `request_timeout` seconds of the connection
-      opening or of the previous response (a slowloris client's half-sent headers are cut off);
-    - at most `max_connections` connections are open at once, and at most `max_per_client` from one
-      address (those beyond are closed on arrival), so one client holding half-sent requests and
-      re-opening each as it is cut off takes its share, not every place;
-    - a request's line and headers may take `max_head_bytes` (431 and closed beyond: httptools
-      would buffer a header of any size until it ends), so memory is bounded by the connections."""
-
-    request_timeout = 10.0
-    max_connections = 512
-    max_per_client = 64
-    max_head_bytes = 32 * 1024
-    per_client: dict[str, int] = {}  # open connections by client address, in this process
-
-    def connection_made(self, transport) -> None:
-        super().connection_made(transport)
-        self._deadline, self._counted, self._head = None, None, 0
-        address = self.client[0] if self.client else ""
-        if (
-            len(self.connections) > self.max_connections
-            or self.per_client.get(address, 0) >= self.max_per_client
-        ):
-            transport.close()
-            return
-        self.per_client[address] = self.per_client.get(address, 0) + 1
-        self._counted = address
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        if self._head is not None:  # still reading a request's line and headers
-            self._head += len(data)
-            if self._head > self.max_head_bytes:
-                self._refuse_head()
-                return
-        super().data_received(data)
-
-    def _refuse_head(self) -> None:
-        self._head = None
-        if not self.transport.is_closing():
-            body = json.dumps(
-                {"detail": f"request line and headers over {self.max_head_bytes} bytes"}
-            ).encode()
-            self.transport.write(
-                b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
-            )
-            self.transport.close()
-
-    def on_headers_complete(self) -> None:
-        self._head = None
-        super().on_headers_complete()
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(self.request_timeout, self._too_slow)
-
-    def _disarm(self) -> None:
-        if getattr(self, "_deadline", None) is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _too_slow(self) -> None:
-        if not self.transport.is_closing():
-            self.transport.close()
-
-    def on_message_complete(self) -> None:
-        self._disarm()
-        super().on_message_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._head = 0  # the next request's head
-        if not self.transport.is_closing():
-            self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        if getattr(self, "_counted", None) is not None:
-            self.per_client[self._counted] -= 1
-            if not self.per_client[self._counted]:
-                del self.per_client[self._counted]
-            self._counted = None
-        super().connection_lost(exc)
 
 
 class Problem(BaseModel):

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from engine.cli import err, fail, need, selection_policy
+from engine.commands import err, fail, need, selection_policy
 from engine.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
@@ -167,9 +167,9 @@ def rules_report(
             )
             months = report.monthly(report_rows(frame, decided, ruleset), [r.id for r in ruleset.rules])
         else:
-            from engine.cli import _office
+            from engine.commands import open_office
 
-            months = report.monthly(_office(source).store.report_rows())
+            months = report.monthly(open_office(source).store.report_rows())
     except InputError as e:
         fail(str(e))
     summary = report.rule_summary(months)

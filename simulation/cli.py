@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine.cli import err, fail, need
+from engine.commands import err, fail, need
 from engine.errors import InputError
 
 # The model, sweeps and tuning (SimPy, pandas, SciPy, Dask) are imported by the commands that use them,

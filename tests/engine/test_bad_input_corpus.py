@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from engine import schema
+from engine.apikeys import key_digest
 from engine.cli import app
 from engine.database import open_database
 from engine.declarations import Enterprise, parse_declaration
@@ -23,7 +24,7 @@ from engine.office import Office
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
 from engine.selection import SelectionPolicy
-from engine.service import create_app, key_digest
+from engine.service import create_app
 from tests.conftest import BASELINE_RULES, ROOT, declaration_data, postgres_schema
 
 ROSTER = ROOT / "scenarios" / "roster.yaml"

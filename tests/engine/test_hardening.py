@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from engine import schema
+from engine.apikeys import load_keys
 from engine.cli import app
 from engine.declarations import ID_PATTERN, CreditClass, Enterprise, parse_declaration, read_enterprises_csv
 from engine.dispatch import Roster
@@ -22,7 +23,6 @@ from engine.errors import InputError
 from engine.office import Office
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
-from engine.service import load_keys
 from tests.conftest import BASELINE_RULES, ROOT, declaration_data
 
 ROSTER = ROOT / "scenarios" / "roster.yaml"

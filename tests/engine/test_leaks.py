@@ -12,10 +12,11 @@ import psycopg
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from engine.apikeys import key_digest
 from engine.cli import app as cli
 from engine.declarations import Enterprise
 from engine.office import Office
-from engine.service import create_app, key_digest
+from engine.service import create_app
 from tests.conftest import BASELINE_RULES, POSTGRES, declaration_data
 from tests.engine.test_service import MORNING, WEAPONS, h, office_files, post_declaration
 

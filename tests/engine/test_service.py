@@ -21,9 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import database
+from engine.apikeys import key_digest
 from engine.audit import AuditLog
 from engine.office import Office
-from engine.service import create_app, key_digest
+from engine.service import create_app
 from engine.store import open_store
 from tests.conftest import BASELINE_RULES, ROOT, declaration_data
 
@@ -458,7 +459,7 @@ def test_a_missing_or_invalid_rules_file_keeps_the_last_good_version(client, set
 
 def test_a_rules_file_still_being_written_is_not_deployed(setup):
     """The file changes between the two reads `settle` apart: the old version keeps deciding."""
-    from engine.service import LiveOffice
+    from engine.runtime import LiveOffice
 
     office = Office(setup["db"], draws=None)
     live = LiveOffice(office, setup["rules"], False, setup["db"], settle=0.2)
@@ -534,7 +535,7 @@ def test_the_service_writes_signed_checkpoints_that_verify(setup, tmp_path):
 
     from engine import checkpoint
     from engine.cli import app as cli
-    from engine.service import Checkpointing
+    from engine.runtime import Checkpointing
 
     checkpoint.new_signing_key(tmp_path / "audit.key")
     folder = tmp_path / "checkpoints"

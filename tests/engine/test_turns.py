@@ -26,7 +26,8 @@ from engine.errors import Unavailable
 from engine.office import Office
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
-from engine.service import Checkpointing, create_app
+from engine.runtime import Checkpointing
+from engine.service import create_app
 from tests.conftest import BASELINE_RULES, POSTGRES, ROOT, declaration_data
 from tests.engine.test_service import MORNING, WEAPONS, office_files, post_declaration
 

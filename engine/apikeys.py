@@ -1,0 +1,66 @@
+"""The service's API keys and roles: who may call, as what, for which site.
+
+The keys file holds, per key, a name, a role and the key's SHA-256 (never the key itself); a key may
+be bound to one customs office (site). ROLES lists the roles once: the keys file, the `apikey`
+command's help and the routes' checks read it here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.declarations import ID_PATTERN, Id
+from engine.files import read_model
+
+ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer")
+
+
+class KeyEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Id("who: the inspector id for inspectors")
+    role: Literal[ROLES]  # a tuple subscript: the same as listing them
+    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    site: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="the customs office (site) the key acts for; none: every site",
+    )
+
+
+class KeysFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    keys: list[KeyEntry] = Field(min_length=1)
+
+    @field_validator("keys")
+    @classmethod
+    def _each_key_once(cls, value: list[KeyEntry]) -> list[KeyEntry]:
+        seen = set()
+        for entry in value:
+            if entry.key_sha256 in seen:  # one key under two roles would take the more powerful one
+                raise ValueError(
+                    f"the key of {entry.name!r} ({entry.role}) is listed twice; one entry per key"
+                )
+            seen.add(entry.key_sha256)
+        return value
+
+
+def load_keys(path: str | Path) -> list[KeyEntry]:
+    return read_model(path, KeysFile, "API keys file").keys
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    role: str
+    site: str | None = None  # a key bound to a site acts on that site's declarations and inspections only
