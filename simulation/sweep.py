@@ -299,13 +299,46 @@ def interval_table(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> 
 
 
 def mean_interval(values: np.ndarray, name: str) -> dict[str, float]:
+    """The mean over replications with a 95% interval that stays in the figure's physical range: a
+    t-interval on the logit scale for a share (0..1), on the log scale for a figure that cannot be
+    negative (times, counts), on the figure's own scale otherwise (a trend, a growth). The standard
+    error is carried to the new scale by the delta method, so far from a bound the interval is the
+    plain t-interval, and near one it is squeezed on that side instead of crossing it."""
     values = values[~np.isnan(values)]
     mean = float(values.mean()) if len(values) else math.nan
     if len(values) < 2 or np.all(values == values[0]):
         half = 0.0 if len(values) >= 2 else math.nan
+        return {name: mean, f"{name}_low": mean - half, f"{name}_high": mean + half}
+    se = float(values.std(ddof=1) / math.sqrt(len(values)))
+    t = float(stats.t.ppf(0.975, len(values) - 1))
+    scale = range_of(name)
+    if scale == "share" and 0 < mean < 1:
+        centre, half = math.log(mean / (1 - mean)), t * se / (mean * (1 - mean))
+        low, high = (1 / (1 + math.exp(-(centre + s * half))) for s in (-1, 1))
+    elif scale in ("share", "positive") and mean > 0:
+        low, high = (mean * math.exp(s * t * se / mean) for s in (-1, 1))
     else:
-        half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
-    return {name: mean, f"{name}_low": mean - half, f"{name}_high": mean + half}
+        low, high = mean - t * se, mean + t * se
+    return {name: mean, f"{name}_low": low, f"{name}_high": high}
+
+
+# What cannot be negative, by unit in the registries; a share may also exceed 1 where the unit says
+# "share of" something (utilization over on-post hours counts overtime): those are only non-negative.
+_POSITIVE_UNITS = (
+    "count",
+    "hours",
+    "declarations per run",
+    "declarations per month",
+    "share of on-post hours",
+)
+
+
+def range_of(name: str) -> str | None:
+    """'share' (0..1), 'positive' (0..inf) or None (any sign) for a figure of the registries."""
+    unit = next((m.unit for m in (*metrics.RUN_METRICS, *metrics.METRICS) if name in m.names), None)
+    if unit == "share" and name != "inspector_utilization":  # overtime can take it over 1
+        return "share"
+    return "positive" if unit in _POSITIVE_UNITS or name == "inspector_utilization" else None
 
 
 def write(results: SweepResults, out: Path) -> list[Path]:

@@ -128,6 +128,32 @@ def test_intervals_come_from_replications():
     assert math.isclose(got["x_low"], 2.5 - half) and math.isclose(got["x_high"], 2.5 + half)
 
 
+def test_intervals_stay_in_their_physical_range_and_cover():
+    """A share's interval never leaves 0..1 and a time's never goes below 0, however few and spread
+    the replications; and over 2,000 sweeps of 5 replications of a rare share (Beta(2, 98), mean 2%)
+    the interval covers the true mean at close to its 95% (binomial sd of the coverage: 0.005)."""
+    near_zero = sweep.mean_interval(np.array([0.0, 0.0, 0.001, 0.05]), "inspection_rate")
+    assert (
+        0
+        < near_zero["inspection_rate_low"]
+        < near_zero["inspection_rate"]
+        < near_zero["inspection_rate_high"]
+        < 1
+    )
+    near_one = sweep.mean_interval(np.array([0.99, 1.0, 0.90, 1.0]), "random_dispatch_share")
+    assert near_one["random_dispatch_share_high"] < 1
+    times = sweep.mean_interval(np.array([0.5, 0.4, 30.0]), "p95_clearance_h")
+    assert 0 < times["p95_clearance_h_low"] < times["p95_clearance_h"]
+    plain = 0.34 - 4.303 * np.std([0.5, 0.4, 30.0], ddof=1) / np.sqrt(3)  # what a t-interval would say
+    assert plain < 0
+    rng, covered = np.random.default_rng(3), 0
+    for _ in range(2000):
+        got = sweep.mean_interval(rng.beta(2, 98, 5), "inspection_rate")
+        assert 0 <= got["inspection_rate_low"] and got["inspection_rate_high"] <= 1
+        covered += got["inspection_rate_low"] <= 0.02 <= got["inspection_rate_high"]
+    assert 0.925 <= covered / 2000 <= 0.975, covered
+
+
 def test_adaptive_policy_follows_its_target_share():
     spec = scenario.load(
         SCENARIOS / "adaptive.yaml",
