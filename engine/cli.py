@@ -299,7 +299,12 @@ def report(
     db: DbUrl,
     by: str = typer.Option("month", "--by", help="month (the only grouping so far)"),
     output: str = typer.Option("table", "--format", help="table, json or csv"),
-    table: str = typer.Option("months", "--table", help="csv: months, or rules (per rule and month)"),
+    table: str = typer.Option(
+        "months",
+        "--table",
+        help="csv: months, rules (per rule and month) or long (month x channel x figure with 95%% bounds, "
+        "as the simulation's monthly_long.csv)",
+    ),
 ) -> None:
     """The live office's monthly figures, as the simulation writes them: selections by channel and
     lane, the computer-selection, pure random and credit shares, hit rates per channel and per rule
@@ -310,13 +315,14 @@ def report(
         fail(f"--by: only 'month' is supported, not {by!r}")
     if output not in ("table", "json", "csv"):
         fail(f"--format: table, json or csv, not {output!r}")
-    if table not in ("months", "rules"):
-        fail(f"--table: months or rules, not {table!r}")
+    if table not in ("months", "rules", "long"):
+        fail(f"--table: months, rules or long, not {table!r}")
     months = monthly_report.monthly(open_office(db).store.report_rows())
     if output == "json":
         print(json.dumps(monthly_report.jsonable(months), indent=1))
     elif output == "csv":
-        _print_csv(_month_rows(months) if table == "months" else _rule_rows(months))
+        rows = {"months": _month_rows, "rules": _rule_rows, "long": monthly_report.long_rows}[table](months)
+        _print_csv(rows)
     else:
         _print_report(months, Console())
 

@@ -190,6 +190,42 @@ def _rule_counts() -> dict[str, float]:
     return {"fired": 0, "inspected": 0, "finished": 0, "found": 0, "credited": 0.0}
 
 
+LONG_COLUMNS = ("month", "channel", "figure", "value", "low", "high")
+
+
+def long_rows(months: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The monthly figures in long format, one row per month x channel x figure with its 95% interval
+    where it has one (Wilson, so no bound leaves 0..1): per channel of CHANNELS (credit included) its
+    inspections, finished ones, finds, hit rate and share of all inspections; for channel `all` the
+    declarations, inspections, inspection rate, the three shares and the lanes. The live report and
+    the simulation's monthly.csv give the same rows (both hold every figure of FIGURES)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(month: str, channel: str, figure: str, value: float, low=math.nan, high=math.nan) -> None:
+        rows.append(dict(zip(LONG_COLUMNS, (month, channel, figure, value, low, high))))
+
+    for m in months:
+        month, inspections = str(m["month"]), int(m["inspections"])
+        for c in CHANNELS:
+            for figure, column in (
+                ("selected", f"{c}_selected"),
+                ("finished", f"finished_{c}"),
+                ("hits", f"hits_{c}"),
+            ):
+                add(month, c, figure, int(m[column]))
+            add(month, c, "hit_rate", m[f"hit_rate_{c}"], m[f"hit_rate_{c}_low"], m[f"hit_rate_{c}_high"])
+            add(month, c, "share_of_inspections", *proportion(int(m[f"{c}_selected"]), inspections))
+        add(month, "all", "declarations", int(m["declarations"]))
+        add(month, "all", "inspections", inspections)
+        add(month, "all", "inspection_rate", *proportion(inspections, int(m["declarations"])))
+        computer = inspections - int(m["instructed_selected"])
+        for name, k in zip(SHARES, (computer, int(m["random_selected"]), int(m["credit_selected"]))):
+            add(month, "all", name, *proportion(k, inspections))
+        for lane in LANES:
+            add(month, "all", f"lane_{lane}", int(m[f"lane_{lane}"]))
+    return rows
+
+
 def _figures(month: str, m: dict[str, Any]) -> dict[str, Any]:
     out = {"month": month, **channel_figures(m)}
     out["rules"] = {

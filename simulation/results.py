@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine import report
 from engine.dispatch import FACILITY_FOR
 from engine.selection import LANES
 from simulation import adaptive, calibration, metrics
@@ -64,8 +65,8 @@ class Results:
     monthly_by_site: pd.DataFrame = field(default_factory=pd.DataFrame)  # monthly, one block per site
 
     def write(self, out_dir: str | Path, plots: bool = True) -> list[Path]:
-        """events.parquet, monthly.csv, monthly_by_site.csv, hourly.csv, summary.json (+ PNG plots) in
-        out_dir."""
+        """events.parquet, monthly.csv, monthly_by_site.csv, hourly.csv, summary.json, monthly_long.csv
+        (+ PNG plots) in out_dir."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         written = [
@@ -74,10 +75,14 @@ class Results:
             out / "hourly.csv",
             out / "summary.json",
             out / "monthly_by_site.csv",
+            out / "monthly_long.csv",
         ]
         self.events.to_parquet(written[0], index=False)
         self.monthly.to_csv(written[1], index=False, float_format="%.6g")
         self.monthly_by_site.to_csv(written[4], index=False, float_format="%.6g")
+        # the figures a live office reports too, month x channel x figure, as `report --table long`
+        long = pd.DataFrame(report.long_rows(self.monthly.to_dict("records")), columns=report.LONG_COLUMNS)
+        long.to_csv(written[5], index=False, float_format="%.6g")
         self.hourly.to_csv(written[2], index=False)
         written[3].write_text(json.dumps(self.summary, indent=2, sort_keys=True, default=str) + "\n")
         if plots:

@@ -142,7 +142,49 @@ def test_a_simulated_month_read_as_a_live_store_gives_the_same_figures():
             rows += [(f"{month}-01", released, None, None)] * int(total[f"lane_{lane}"])
     live = pd.DataFrame(report.monthly(rows)).set_index("month")[report.FIGURE_NAMES]
     simulated = result.monthly.set_index("month")[report.FIGURE_NAMES]
-    assert (
-        len(live) == 2 and simulated["hits_random"].sum() > 0 and simulated["instructed_selected"].sum() > 0
-    )
+    assert len(live) == 2 and simulated["instructed_selected"].sum() > 0
+    assert 0 < simulated["finished_random"].sum() < simulated["random_selected"].sum()
     pd.testing.assert_frame_equal(live, simulated, check_dtype=False)
+    # the long table (monthly_long.csv, `report --table long`) too, bounds included
+    live_long = pd.DataFrame(report.long_rows(report.monthly(rows)))
+    simulated_long = pd.DataFrame(report.long_rows(result.monthly.to_dict("records")))
+    assert len(live_long) == 2 * 30 and set(live_long["channel"]) == {*report.CHANNELS, "all"}
+    pd.testing.assert_frame_equal(live_long, simulated_long, check_dtype=False)
+
+
+def test_the_long_table_is_the_same_file_live_and_simulated(tmp_path):
+    """`report --format csv --table long` on a live office and monthly_long.csv of a run: the same
+    columns, the same channels and figures, bounds inside 0..1 for every rate and share."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from doublerandom.cli import app
+    from simulation import run, scenario
+
+    spec = scenario.load(
+        ROOT / "scenarios" / "baseline.yaml",
+        ["horizon.warmup_months=0", "horizon.days=5", "arrivals.per_day=400", "population.enterprises=800"],
+    )
+    run(spec, seed=1).write(tmp_path / "sim", plots=False)
+    simulated = pd.read_csv(tmp_path / "sim" / "monthly_long.csv")
+    db = tmp_path / "office.db"
+    lines = (ROOT / "scenarios" / "declarations" / "sample.jsonl").read_text().splitlines()[:40]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    chosen = runner.invoke(
+        app,
+        ["select", "--rules", str(ROOT / "scenarios/rules/baseline.yaml"), "--seed", "1", "--ratio", "0.5",
+         "--input", str(tmp_path / "in.jsonl"), "--db", str(db),
+         "--enterprises", str(ROOT / "scenarios/declarations/enterprises.csv")],
+    )  # fmt: skip
+    assert chosen.exit_code == 0, chosen.output
+    assert any(json.loads(line)["selected"] for line in chosen.stdout.splitlines() if line.startswith("{"))
+    out = runner.invoke(app, ["report", str(db), "--format", "csv", "--table", "long"])
+    assert out.exit_code == 0, out.output
+    live = pd.read_csv(__import__("io").StringIO(out.stdout))
+    assert list(live.columns) == list(simulated.columns) == list(report.LONG_COLUMNS)
+    assert set(zip(live["channel"], live["figure"])) == set(zip(simulated["channel"], simulated["figure"]))
+    for frame in (live, simulated):
+        bounded = frame.dropna(subset=["low"])
+        assert len(bounded) and ((bounded["low"] >= 0) & (bounded["high"] <= 1)).all()
