@@ -95,6 +95,20 @@ class Drift:
         """Significantly upward (the tuner's test for a backlog or clearance that grows)."""
         return self.low > 0
 
+    @property
+    def verdict(self) -> str:
+        """`met` (no trend shown: the interval inside the tolerance), `drifting` (a trend beyond the
+        tolerance: the interval excludes 0 and the change is beyond it), `inconclusive` (the interval
+        is wider than the tolerance: too little information, not a trend; measure more months or
+        seeds) or `undetermined` (no interval at all)."""
+        if self.undefined:
+            return "undetermined"
+        if self.stable:
+            return "met"
+        if (self.low > 0 or self.high < 0) and abs(self.change) > self.tolerance:
+            return "drifting"
+        return "inconclusive"
+
 
 def drift(values, column: str = "", tolerance: float | None = None, relative: float = 0.10) -> Drift:
     """The least-squares change over the series with a 95% interval widened for autocorrelated
@@ -130,14 +144,47 @@ def drift(values, column: str = "", tolerance: float | None = None, relative: fl
     return Drift(column, level, change, change - half, change + half, tol)
 
 
+def pooled_drift(changes: list[Drift], column: str, tolerance: float) -> Drift:
+    """Several seeds' changes of one series as one estimate: their mean with a t-interval over the
+    seeds. Independent seeds need no correction for autocorrelation (each run's own interval needed
+    one, and lost most of its months to it), so a few seeds give the power one run cannot."""
+    values = np.array([d.change for d in changes if math.isfinite(d.change)])
+    level = float(np.mean([d.level for d in changes]))
+    if len(values) < 2:
+        return Drift(
+            column, level, math.nan, math.nan, math.nan, tolerance, "fewer than 2 seeds with a change"
+        )
+    change = float(values.mean())
+    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return Drift(column, level, change, change - half, change + half, tolerance)
+
+
+def across_seeds(monthlies: list[pd.DataFrame]) -> dict:
+    """The calibration targets and the steady state of several seeds' runs: per seed (each target met
+    or not; each series met, drifting, inconclusive or undetermined) and pooled (the targets' means
+    over seeds; each series' change pooled over seeds, with the tolerance of the pooled level)."""
+    per_seed = [{"targets": table(m), "steady": steady_state(m)} for m in monthlies]
+    pooled_targets = table(pd.concat(monthlies, ignore_index=True))
+    pooled_steady = [
+        pooled_drift([run["steady"][k] for run in per_seed], column, tolerance)
+        for k, (column, tolerance) in enumerate(tolerances(pd.concat(monthlies, ignore_index=True)).items())
+    ]
+    return {"per_seed": per_seed, "targets": pooled_targets, "steady": pooled_steady}
+
+
 def steady_state(monthly: pd.DataFrame) -> list[Drift]:
     """The series a steady state must hold level: inspection rate and dishonest firms within 10% of
     their level over the measured months; the month-end backlog, a spiky snapshot that is mostly 0 in
     a stable office and grows by days of work a month in an overloaded one, within half a day's
     inspections."""
+    return [drift(monthly[column], column, tolerance) for column, tolerance in tolerances(monthly).items()]
+
+
+def tolerances(monthly: pd.DataFrame) -> dict[str, float]:
+    """The steady state's series and the change each may show over the measured months."""
     per_day = float((monthly["inspections"] / 30.4).mean())
-    return [
-        drift(monthly["inspection_rate"], "inspection_rate"),
-        drift(monthly["dishonest_enterprises"], "dishonest_enterprises"),
-        drift(monthly["backlog_end"], "backlog_end", tolerance=max(1.0, 0.5 * per_day)),
-    ]
+    return {
+        "inspection_rate": 0.10 * abs(float(monthly["inspection_rate"].mean())),
+        "dishonest_enterprises": 0.10 * abs(float(monthly["dishonest_enterprises"].mean())),
+        "backlog_end": max(1.0, 0.5 * per_day),
+    }

@@ -1,8 +1,10 @@
-"""The simulation's commands (run, sweep, tune); `doublerandom.cli` mounts them beside the engine's."""
+"""The simulation's commands (run, sweep, tune, check); `doublerandom.cli` mounts them beside the engine's."""
 
 from __future__ import annotations
 
 import copy
+import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import List, Optional
 
@@ -153,20 +155,30 @@ def print_calibration(s: dict) -> None:
             _verdict(row["met"]),
         )
     for d in s.get("steady_state", []):  # the least-squares change, interval widened for autocorrelation
-        undefined = d.get("undefined")
-        table.add_row(
-            f"change in {d['column']}",
-            f"within +-{d['tolerance']:.3g}",
-            ("-" if d["change"] != d["change"] else f"{d['change']:+.3g}") + f" (no interval: {undefined})"
-            if undefined
-            else f"{d['change']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]",
-            "[yellow]undetermined[/]" if undefined else _verdict(d["stable"]),
-        )
+        table.add_row(f"change in {d['column']}", f"within +-{d['tolerance']:.3g}", _change(d), _trend(d))
     out.print(table)
+    if any(d.get("verdict") == "inconclusive" for d in s.get("steady_state", [])):
+        out.print(
+            "[yellow]inconclusive[/]: the interval is wider than the tolerance (too few independent months "
+            "to show a level, not a trend); `doublerandom check SCENARIO --seeds 5` pools several seeds"
+        )
 
 
 def _verdict(met) -> str:
     return "[green]met[/]" if met else "[bold red]NOT met[/]" if met is False else "not judged"
+
+
+def _change(d: dict) -> str:
+    if d.get("undefined"):
+        return (
+            "-" if d["change"] != d["change"] else f"{d['change']:+.3g}"
+        ) + f" (no interval: {d['undefined']})"
+    return f"{d['change']:+.3g} [{d['low']:+.3g}, {d['high']:+.3g}]"
+
+
+def _trend(d: dict) -> str:
+    verdict = d.get("verdict") or ("met" if d["stable"] else "drifting")
+    return {"met": "[green]met[/]", "drifting": "[bold red]drifting[/]"}.get(verdict, f"[yellow]{verdict}[/]")
 
 
 def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[str]) -> dict:
@@ -244,6 +256,87 @@ def sweep_cmd(
     out.print(f"wrote {len(written)} files to {out_dir}/: " + ", ".join(p.name for p in written))
     if results.failures:
         raise typer.Exit(1)
+
+
+@app.command("check")
+def check_cmd(
+    scenario_file: Path = typer.Argument(..., metavar="SCENARIO"),
+    seeds: int = typer.Option(5, "--seeds", min=2, help="runs, seeds S..S+N-1 (S: the scenario's seed)"),
+    out_dir: Path = typer.Option(Path("out/check"), "--out"),
+    months: Optional[int] = typer.Option(None, "--months", help="measured months (after the warm-up)"),
+    overrides: List[str] = typer.Option([], "--set", help="override for every run: path=value"),
+    workers: Optional[int] = WORKERS,
+    scheduler: Optional[str] = SCHEDULER,
+) -> None:
+    """The calibration targets and the steady state on several seeds: each seed's verdicts, and the
+    targets' means and each series' change pooled over the seeds (one run's months are too few and
+    too autocorrelated to show a slow series level; independent seeds are not)."""
+    need("sim", *SIM_MODULES, "dask")
+    from simulation import calibration
+    from simulation import sweep as sweeps
+
+    raw = _sweep_inputs(scenario_file, months, overrides)
+    with sweeps.Runner(workers, scheduler) as runner, _bar() as bar:
+        task = bar.add_task(f"simulating {seeds} seeds", total=seeds)
+        results = sweeps.sweep(
+            raw,
+            scenario_file.parent.resolve(),
+            [],
+            seeds,
+            runner,
+            lambda done, n: bar.update(task, completed=done),
+        )
+    if results.failures or results.monthly.empty:
+        for failure in results.failures:
+            err.print(f"seed {failure.task.seed} failed: {failure.error}", markup=False)
+        raise typer.Exit(1)
+    by_seed = {int(seed): part.reset_index(drop=True) for seed, part in results.monthly.groupby("seed")}
+    checked = calibration.across_seeds(list(by_seed.values()))
+    _print_seeds(list(by_seed), checked)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "check.json").write_text(
+        json.dumps(_seeds_json(list(by_seed), checked), indent=1, default=str)
+    )
+    out.print(f"wrote {out_dir / 'check.json'}")
+
+
+def _print_seeds(seeds: list[int], checked: dict) -> None:
+    table = Table(title=f"calibration and steady state over seeds {', '.join(map(str, seeds))}")
+    for column in ("target", "band", *[f"seed {s}" for s in seeds], "pooled [95%]", "pooled"):
+        table.add_column(column)
+    for k, row in enumerate(checked["targets"]):
+        fmt = (lambda v: f"{100 * v:.1f}%") if row["high"] <= 1 else (lambda v: f"{v:.1f}")
+        marks = [_verdict(run["targets"][k]["met"]) for run in checked["per_seed"]]
+        value = f"{fmt(row['value'])} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+        table.add_row(
+            row["name"], f"{fmt(row['low'])} to {fmt(row['high'])}", *marks, value, _verdict(row["met"])
+        )
+    for k, d in enumerate(checked["steady"]):
+        marks = [_trend({"verdict": run["steady"][k].verdict}) for run in checked["per_seed"]]
+        table.add_row(
+            f"change in {d.column}",
+            f"within +-{d.tolerance:.3g}",
+            *marks,
+            _change(asdict(d)),
+            _trend({"verdict": d.verdict}),
+        )
+    out.print(table)
+
+
+def _seeds_json(seeds: list[int], checked: dict) -> dict:
+    return {
+        "seeds": seeds,
+        "targets": checked["targets"],
+        "steady_state": [{**asdict(d), "verdict": d.verdict} for d in checked["steady"]],
+        "per_seed": [
+            {
+                "seed": seed,
+                "targets": run["targets"],
+                "steady_state": [{**asdict(d), "verdict": d.verdict} for d in run["steady"]],
+            }
+            for seed, run in zip(seeds, checked["per_seed"])
+        ],
+    }
 
 
 @app.command("tune")

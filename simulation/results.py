@@ -261,5 +261,7 @@ def _totals(
         "backlog_end": int(capacity["backlog_end"].iloc[-1]),
         "credit_rules": metrics.credit_rules(events, metrics.population(whole)),
         "calibration": calibration.table(monthly),
-        "steady_state": [{**asdict(d), "stable": d.stable} for d in calibration.steady_state(monthly)],
+        "steady_state": [
+            {**asdict(d), "stable": d.stable, "verdict": d.verdict} for d in calibration.steady_state(monthly)
+        ],
     }
