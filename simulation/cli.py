@@ -177,7 +177,9 @@ def _change(d: dict) -> str:
 
 
 def _trend(d: dict) -> str:
-    verdict = d.get("verdict") or ("met" if d["stable"] else "drifting")
+    verdict = d.get("verdict") or (
+        "undetermined" if d.get("undefined") else "met" if d["stable"] else "inconclusive"
+    )
     return {"met": "[green]met[/]", "drifting": "[bold red]drifting[/]"}.get(verdict, f"[yellow]{verdict}[/]")
 
 
