@@ -38,7 +38,7 @@ from simulation.population import CREDIT_CLASSES
 from simulation.recorder import Case, Recorder
 from simulation.results import Results, build_results
 from simulation.risk import RiskTable
-from simulation.scenario import Scenario, ServiceTime
+from simulation.scenario import Perceived, Scenario, ServiceTime
 from simulation.screening import INSPECTION_TYPES, Batch, Screening
 
 Progress = Callable[[int, int], None]
@@ -58,6 +58,7 @@ class OfficeModel:
             self.firms.credit, self.firms.history, scenario.feedback, scenario.horizon.start
         )
         self.propensity = self.firms.propensity.copy()
+        self.perception = Perception(scenario.population.perceived, len(self.propensity))
         self.screening = Screening(scenario, rules, self.decls, backend)
         self.rule_ids = [r.id for r in rules.rules]
         self.roster = build_roster(scenario)
@@ -109,14 +110,14 @@ class OfficeModel:
 
     def _arrivals(self, hour: int, lo: int, hi: int):
         firms = self.decls.enterprise[lo:hi]
-        violating = self.decls.u_violation[lo:hi] < population.violation_probability(
-            self.propensity[firms], self.decls.risk[lo:hi]
-        )
+        chance = population.violation_probability(self.propensity[firms], self.decls.risk[lo:hi])
+        violating = self.decls.u_violation[lo:hi] < np.minimum(1.0, chance * self.perception.factor[firms])
         if self.decls.logged is not None:  # a real log: its outcome wherever it recorded one
             logged = self.decls.logged[lo:hi]
             violating = np.where(np.isnan(logged), violating, logged == 1)
         batch = self.screening.screen(lo, hi, self.standing, self.policy, self.instruction_rate, violating)
         self.standing.count_declarations(firms)
+        self.perception.saw(firms, batch.selected | batch.instructed)
         channels = (
             int(batch.random_hit.sum()),
             int(((batch.targeted | batch.credit_only) & ~batch.random_hit).sum()),
@@ -194,6 +195,7 @@ class OfficeModel:
         month's random ratio and instruction rate."""
         leaving, credit, propensity = population.newcomers(self.scenario, self.firms, month)
         self.standing.replace(leaving, credit)
+        self.perception.new_month(leaving)
         self.propensity[leaving] = propensity
         self.record.entered[month] = len(leaving)
         spec = self.scenario.adaptive
@@ -235,6 +237,41 @@ class OfficeModel:
     def waiting(self) -> int:
         """Inspections waiting for dispatch, all sites."""
         return sum(d.waiting() for d in self.dispatchers.values())
+
+
+class Perception:
+    """General deterrence (`population.perceived`): each firm's belief of how likely its declarations
+    are inspected, from what it has seen (its own declarations and inspections, counts halving every
+    `half_life_months`) and heard (last month's office-wide rate, weighted as `prior_declarations`
+    declarations), turned monthly into a factor on its chance of violating. Without the setting the
+    factor is 1 everywhere and nothing is counted."""
+
+    def __init__(self, spec: Perceived | None, n_firms: int):
+        self.spec, self.factor = spec, np.ones(n_firms)
+        self.declarations, self.inspected = np.zeros(n_firms), np.zeros(n_firms)
+        self.month_declarations = self.month_inspected = 0
+
+    def saw(self, firms: np.ndarray, inspected: np.ndarray) -> None:
+        if self.spec is None:
+            return
+        np.add.at(self.declarations, firms, 1.0)
+        np.add.at(self.inspected, firms[inspected], 1.0)
+        self.month_declarations += len(firms)
+        self.month_inspected += int(inspected.sum())
+
+    def new_month(self, leaving: np.ndarray) -> None:
+        spec = self.spec
+        if spec is None or not self.month_declarations:
+            return
+        heard = self.month_inspected / self.month_declarations
+        keep = 0.5 ** (1.0 / spec.half_life_months)
+        self.declarations *= keep
+        self.inspected *= keep
+        self.declarations[leaving] = self.inspected[leaving] = 0.0  # a newcomer knows only what it hears
+        q = (self.inspected + spec.prior_declarations * heard) / (self.declarations + spec.prior_declarations)
+        factor = (np.maximum(q, 1e-6) / spec.reference_rate) ** -spec.elasticity
+        self.factor = np.clip(factor, 1 / spec.max_factor, spec.max_factor)
+        self.month_declarations = self.month_inspected = 0
 
 
 def draw_time(rng: random.Random, spec: ServiceTime) -> float:

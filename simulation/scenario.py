@@ -107,6 +107,22 @@ class Propensity(Strict):
     concentration: float = Field(default=2.0, gt=0, description="lower = more unequal firms")
 
 
+class Perceived(Strict):
+    """General deterrence: a firm's chance of violating is multiplied by (q / reference_rate) ** -elasticity,
+    q being the share of its declarations it believes get inspected: its own inspected share over the
+    recent months (counts halving every `half_life_months`), pulled towards last month's office-wide
+    inspection rate as if it had seen `prior_declarations` declarations at that rate (what it hears).
+    The factor is held within [1 / max_factor, max_factor]. Not fitted: the elasticity is an assumption
+    to vary (tax-audit studies find compliance responds to audit rates, with elasticities well under
+    1); at 0 nothing changes."""
+
+    elasticity: float = Field(ge=0, le=3)
+    reference_rate: float = Field(default=0.05, gt=0, le=1, description="q at which the factor is 1")
+    half_life_months: float = Field(default=6.0, gt=0)
+    prior_declarations: float = Field(default=20.0, gt=0)
+    max_factor: float = Field(default=3.0, ge=1)
+
+
 class Population(Strict):
     enterprises: int = Field(default=20000, ge=1)
     volume_skew: float = Field(default=1.0, ge=0, description="Zipf exponent: a few big traders lodge most")
@@ -126,6 +142,9 @@ class Population(Strict):
     }
     deterrence: float = Field(
         default=0.0, ge=0, lt=1, description="propensity x (1 - this) after each inspection"
+    )
+    perceived: Perceived | None = Field(
+        default=None, description="general deterrence: firms violate less the likelier they think inspection"
     )
     overrides: dict[int, float] = Field(default={}, description="enterprise number -> fixed propensity")
     turnover: float = Field(
