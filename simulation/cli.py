@@ -45,6 +45,14 @@ def run_cmd(
         "vector", "--rules-backend", help="vector (fast) or durable (the live engine)"
     ),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="write PNG plots"),
+    save_warm: Optional[Path] = typer.Option(
+        None, "--save-warm", help="also save the world at the end of the warm-up in this folder"
+    ),
+    from_warm: Optional[Path] = typer.Option(
+        None,
+        "--from-warm",
+        help="start from a saved warm-up (same scenario, seed; policy, rules, capacity, months may differ)",
+    ),
 ) -> None:
     """Simulate a scenario; write events.parquet, monthly.csv, summary.json and plots."""
     from simulation import scenario as scenarios  # loaded by the commands that read a scenario
@@ -71,11 +79,16 @@ def run_cmd(
         transient=False,
     ) as bar:
         task = bar.add_task(f"simulating {scenario.name}", total=scenario.horizon.n_days)
-        results = simulate(
-            scenario,
-            rules_backend=rules_backend,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
+        try:
+            results = simulate(
+                scenario,
+                rules_backend=rules_backend,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                save_warm=save_warm,
+                from_warm=from_warm,
+            )
+        except InputError as e:
+            fail(str(e))
     folder = out_dir or Path("out") / scenario.name
     written = results.write(folder, plots=plots)
     print_summary(results)

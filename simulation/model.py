@@ -19,6 +19,7 @@ import datetime as dt
 import math
 import random
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -31,7 +32,7 @@ from engine.randomness import stream_generator
 from engine.rules import RuleSet
 from engine.selection import channel
 from engine.standing import Standing
-from simulation import population
+from simulation import population, warm
 from simulation.adaptive import MonthCounts, next_settings
 from simulation.dispatcher import Dispatcher, build_roster
 from simulation.population import CREDIT_CLASSES
@@ -47,8 +48,8 @@ Progress = Callable[[int, int], None]
 class OfficeModel:
     """Everything one run owns: the environment, the world, the engine's rules, and the records."""
 
-    def __init__(self, scenario: Scenario, rules: RuleSet, backend: str):
-        self.scenario, self.env = scenario, simpy.Environment()
+    def __init__(self, scenario: Scenario, rules: RuleSet, backend: str, start_h: int = 0):
+        self.scenario, self.env, self.start_h = scenario, simpy.Environment(initial_time=start_h), start_h
         self.firms = population.enterprises(scenario)
         risk = RiskTable.read(scenario.path(scenario.goods.risk)) if scenario.goods.risk else None
         self.decls = population.declarations(
@@ -89,13 +90,18 @@ class OfficeModel:
 
     # ------------------------------------------------------------ processes
 
-    def source(self, progress: Progress | None):
+    def source(self, progress: Progress | None, warm_to: Path | None = None):
+        """Declarations hour by hour from `start_h`; with `warm_to`, the warm state is saved there at
+        the first measured hour, before anything of that hour happens."""
         env, decls, n_hours = self.env, self.decls, len(self.month_of_hour)
         bounds = np.searchsorted(decls.arrival_h, np.arange(n_hours + 1))
         n_days = n_hours // 24
-        for hour in range(n_hours):
+        first_measured = int(self.record.month_edges[self.scenario.horizon.warmup_months])
+        for hour in range(self.start_h, n_hours):
             if env.now < hour:
                 yield env.timeout(hour - env.now)
+            if warm_to is not None and hour == first_measured:
+                warm.save(warm_to, self.scenario, hour, self.warm_state())
             self.record.hourly_waiting[hour] = self.waiting()
             if hour % 24 == 0 and progress:
                 progress(hour // 24, n_days)
@@ -223,9 +229,10 @@ class OfficeModel:
     def shifts(self):
         """Keep the on-post list current; count on-post hours per month for utilization."""
         boundaries = shift_boundaries(self.roster, self.scenario, len(self.month_of_hour))
+        boundaries = [float(self.start_h)] + [t for t in boundaries if t > self.start_h]
         dispatchers = list(self.dispatchers.values())
         for d in dispatchers:
-            d.set_on_post(0.0)
+            d.set_on_post(float(self.start_h))
         for previous, t in zip(boundaries, boundaries[1:]):
             # counted before the wait: SimPy stops before the events at the horizon's very end
             month = self.month_of_hour[min(int(previous), len(self.month_of_hour) - 1)]
@@ -237,6 +244,33 @@ class OfficeModel:
     def waiting(self) -> int:
         """Inspections waiting for dispatch, all sites."""
         return sum(d.waiting() for d in self.dispatchers.values())
+
+    # ------------------------------------------------------------ warm starts (simulation/warm.py)
+
+    def warm_state(self) -> dict:
+        record = {name: getattr(self.record, name) for name in WARM_COUNTS}
+        return {
+            "standing": self.standing,
+            "propensity": self.propensity,
+            "perception": self.perception,
+            "pacers": self.screening.decider.pacers,
+            "streams": {name: getattr(self, name).getstate() for name in STREAMS},
+            "dispatch": {site: d.rng.getstate() for site, d in self.dispatchers.items()},
+            "record": record,
+        }
+
+    def restore(self, state: dict) -> None:
+        """Take up a warm state at `start_h` (the same first measured hour it was saved at)."""
+        self.standing, self.propensity = state["standing"], state["propensity"]
+        self.perception, self.screening.decider.pacers = state["perception"], state["pacers"]
+        for name in STREAMS:
+            getattr(self, name).setstate(state["streams"][name])
+        for site, rng_state in state["dispatch"].items():
+            if site in self.dispatchers:
+                self.dispatchers[site].rng.setstate(rng_state)
+        warm_months = self.scenario.horizon.warmup_months
+        for name, saved in state["record"].items():  # the warm-up months: what the controller reads
+            getattr(self.record, name)[:warm_months] = saved[:warm_months]
 
 
 class Perception:
@@ -274,6 +308,10 @@ class Perception:
         self.month_declarations = self.month_inspected = 0
 
 
+STREAMS = ("service_rng", "detect_rng", "release_rng")
+WARM_COUNTS = ("channel_counts", "busy_hours", "on_post_hours", "ratio_used", "instruction_used")
+
+
 def draw_time(rng: random.Random, spec: ServiceTime) -> float:
     if spec.dist == "fixed":
         return spec.mean_h
@@ -309,15 +347,22 @@ def run(
     seed: int | None = None,
     rules_backend: str = "vector",
     progress: Progress | None = None,
+    save_warm: Path | None = None,
+    from_warm: Path | None = None,
 ) -> Results:
-    """Simulate the scenario's horizon once; the same scenario and seed give identical results."""
+    """Simulate the scenario's horizon once; the same scenario and seed give identical results.
+    `save_warm`: also save the world at the end of the warm-up there; `from_warm`: start from such a
+    state at the first measured hour instead of simulating the warm-up (simulation/warm.py)."""
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
     started = time.perf_counter()
     rules = RuleSet.load(scenario.path(scenario.rules))
-    office = OfficeModel(scenario, rules, rules_backend)
+    start_h, state = warm.load(from_warm, scenario) if from_warm is not None else (0, None)
+    office = OfficeModel(scenario, rules, rules_backend, start_h)
+    if state is not None:
+        office.restore(state)
     office.env.process(office.shifts())
-    office.env.process(office.source(progress))
+    office.env.process(office.source(progress, save_warm))
     office.env.run(until=len(office.month_of_hour))
     office.close_month(office.record.n_months - 1, float(len(office.month_of_hour)))
     meta = {
@@ -328,6 +373,7 @@ def run(
         "seed": scenario.seed,
         "rules_backend": rules_backend,
         "wall_seconds": round(time.perf_counter() - started, 3),
+        "from_warm": str(from_warm) if from_warm is not None else None,
     }
     if scenario.arrivals.log:  # what the log recorded decides what a trace run can say (results.py)
         logged = office.decls.logged
