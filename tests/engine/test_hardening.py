@@ -328,3 +328,20 @@ def test_extends_resolves_the_base_files_paths_from_the_base_folder(tmp_path):
         == (ROOT / "scenarios" / "risk" / "kcs_effects.csv").resolve()
     )
     assert scenario.policy.random_ratio == 0.05
+
+
+@pytest.mark.parametrize("reason", ["\u0085", "\ufeff", "\u00a0", "\u2028", "\x1c", "\x9f", " \t\u3000"])
+def test_a_reason_of_spaces_and_controls_is_refused_whatever_regex_reads_it(reason):
+    """The reason's rule is spelt so that Python, pydantic (Rust's regex) and a client reading the
+    schema as ECMA-262 agree: U+0085 (space to Rust, not to ECMA), U+FEFF (the reverse) and the
+    other controls and spaces say nothing (schemathesis found U+0085 accepted by the schema and
+    refused by the service)."""
+    from pydantic import ValidationError
+
+    from engine.declarations import says_something
+    from engine.service import InstructionBody
+
+    assert not says_something(reason) and not says_something(f" {reason} ")
+    with pytest.raises(ValidationError, match="reason"):
+        InstructionBody(declaration_id="D1", reason=reason)
+    assert InstructionBody(declaration_id="D1", reason=f"{reason}x{reason}").reason
