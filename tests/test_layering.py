@@ -52,7 +52,7 @@ def test_the_composition_root_mounts_both_and_mutates_neither():
 
     assert "run" not in names(engine.cli.app) and "select" not in names(simulation.cli.app)
     assert {"select", "serve", "run", "sweep", "tune", "import", "evaluate"} <= names(app)
-    assert {g.name for g in app.registered_groups} == {"audit", "db", "integrity", "rules"}
+    assert {g.name for g in app.registered_groups} == {"audit", "db", "integrity", "rules", "model"}
 
 
 # What `pip install doublerandom` leaves out (the sim and service extras): made unimportable below.
