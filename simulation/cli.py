@@ -397,6 +397,12 @@ def tune_cmd(
         help="required 95%% half-width of the monthly compliance estimate (0.005 = ±0.5 percentage points)",
     ),
     out: Path = typer.Option(Path("out/frontier"), "--out", help="folder for frontier.csv and frontier.png"),
+    sensitivity: List[str] = typer.Option(
+        [],
+        "--sensitivity",
+        help="with --fixed-capacity: rerun the answer at the low and high value of an assumption "
+        "(violation-level, goods-effects, detection, turnover, deterrence, or all); repeatable",
+    ),
 ) -> None:
     """The largest random ratio each capacity can carry within the limits, or the smallest capacity for a
     ratio; or, with --fixed-capacity, which random share of a fixed capacity to choose."""
@@ -420,7 +426,10 @@ def tune_cmd(
             out,
             workers,
             scheduler,
+            sensitivity,
         )
+    if sensitivity:
+        fail("--sensitivity goes with --fixed-capacity (the answer it reruns)")
     if not limits.items():
         fail("give at least one limit: --max-utilization, --max-p95-clearance-hours or --max-mean-wait-hours")
     raw = _sweep_inputs(scenario_file, months, overrides)
@@ -466,11 +475,13 @@ def _fixed_capacity(
     out,
     workers,
     scheduler,
+    sensitivity=(),
 ) -> None:
     from simulation import plots, tuning
     from simulation import sweep as sweeps
 
     raw = _sweep_inputs(scenario_file, months, overrides)
+    names = _assumption_names(raw, scenario_file, list(sensitivity))  # checked before any run
     try:
         start, stop, step = (float(x) for x in shares_text.split(":"))
         shares = (
@@ -520,6 +531,33 @@ def _fixed_capacity(
     print(result.table[columns].round(4).to_string(index=False))
     print(result.sentence())
     err.print(f"wrote {out / 'frontier.csv'} and {out / 'frontier.png'}", highlight=False)
+    if names:
+        say = lambda line: err.print(f"  {line}", markup=False, highlight=False)  # noqa: E731
+        try:
+            with sweeps.Runner(workers, scheduler) as runner:
+                table = tuning.sensitivity(
+                    raw, base, runner, capacity, shares, precision, limits, replications, names, say
+                )
+        except InputError as e:
+            fail(str(e))
+        table.to_csv(out / "sensitivity.csv", index=False, float_format="%.6g")
+        print(table.round(4).to_string(index=False))
+        print(tuning.sensitivity_sentence(result, table))
+        err.print(f"wrote {out / 'sensitivity.csv'}", highlight=False)
+
+
+def _assumption_names(raw: dict, scenario_file: Path, asked: list[str]) -> list[str]:
+    from simulation import scenario as scenarios
+    from simulation import tuning
+
+    known = list(
+        tuning.assumptions(scenarios.validate(copy.deepcopy(raw), str(scenario_file), scenario_file.parent))
+    )
+    names = known if "all" in asked else asked
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        fail(f"--sensitivity: unknown {', '.join(unknown)}; known: {', '.join(known)} or all")
+    return names
 
 
 def _decision(table, limits, vary, ratio, axis, replications) -> str:

@@ -22,13 +22,16 @@ least 6 months (the scenario's own horizon when longer).
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from engine.errors import InputError
 from simulation.sweep import WHOLE_RUN, Axis, Runner, mean_interval, tasks_for
 
 LEVELS = ("recommended", "estimate", "optimistic")
@@ -314,3 +317,102 @@ def fixed_capacity(
     ok = table[table["meets"]]
     best = float(ok.loc[ok["violations_found_per_month"].idxmax(), "share"]) if len(ok) else math.nan
     return Frontier(capacity, precision, table, best)
+
+
+# The chosen-not-fitted assumptions the README lists, each at a low and a high value: the
+# recommendation is rerun under each (`tune --fixed-capacity ... --sensitivity NAME|all`).
+def assumptions(scenario) -> dict[str, dict[str, list[str]]]:
+    """name -> {"low"|"high": overrides}, from the scenario's own values."""
+    level = {c.value: p.mean for c, p in scenario.population.violation.items()}
+    physical = scenario.inspection.detection.get("physical", 0.8)
+    turnover = scenario.population.turnover
+    return {
+        "violation-level": {
+            side: [f"population.violation.{c}.mean={min(0.99, m * k):g}" for c, m in level.items()]
+            for side, k in (("low", 0.5), ("high", 1.5))
+        },
+        "goods-effects": {"low": ["goods.risk_strength=0.5"], "high": ["goods.risk_strength=1.5"]},
+        "detection": {
+            side: [f"inspection.detection.physical={max(0.05, min(1.0, physical + d)):g}"]
+            for side, d in (("low", -0.2), ("high", +0.1))
+        },
+        "turnover": {
+            "low": ["population.turnover=0"],
+            "high": [f"population.turnover={min(1.0, 2 * turnover):g}"],
+        },
+        "deterrence": {"low": [], "high": ["population.perceived={elasticity: 0.5}"]},
+    }
+
+
+def sensitivity(
+    raw: dict,
+    base_dir: str,
+    runner: Runner,
+    capacity: float,
+    shares: list[float],
+    precision: float,
+    limits: Limits,
+    replications: int,
+    names: list[str],
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """The fixed-capacity recommendation under each named assumption at its low and high value: one
+    row per (assumption, side) with the recommended share and what it finds and estimates."""
+    from simulation import scenario as scenarios
+
+    table = assumptions(scenarios.validate(copy.deepcopy(raw), "scenario", Path(base_dir)))
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise InputError(f"--sensitivity: unknown {unknown}; known: {', '.join(table)} or all")
+    rows = []
+    for name in names:
+        for side, overrides in table[name].items():
+            varied = copy.deepcopy(raw)
+            for item in overrides:
+                scenarios.apply_override(varied, item)
+            frontier = fixed_capacity(
+                varied, base_dir, runner, capacity, shares, precision, limits, replications
+            )
+            chosen = (
+                frontier.table.set_index("share").loc[frontier.recommended]
+                if frontier.recommended == frontier.recommended
+                else None
+            )
+            rows.append(
+                {
+                    "assumption": name,
+                    "side": side,
+                    "settings": "; ".join(overrides) or "(as the scenario)",
+                    "recommended_share": frontier.recommended,
+                    "violations_found_per_month": math.nan
+                    if chosen is None
+                    else chosen["violations_found_per_month"],
+                    "monthly_half_width": math.nan if chosen is None else chosen["monthly_half_width"],
+                }
+            )
+            if progress:
+                share = "none" if math.isnan(frontier.recommended) else f"{frontier.recommended:.0%}"
+                progress(f"{name} {side}: recommended share {share}")
+    return pd.DataFrame(rows)
+
+
+def sensitivity_sentence(base: Frontier, table: pd.DataFrame) -> str:
+    """The answer and how far it moves across the assumptions."""
+    found = table["recommended_share"].dropna()
+    none = table[table["recommended_share"].isna()]
+    if base.recommended != base.recommended and found.empty:
+        return "Under no assumption tried does any share meet the precision within the limits."
+    shares = [base.recommended, *found] if base.recommended == base.recommended else list(found)
+    text = (
+        f"The recommended random share is {base.recommended:.0%} as the scenario stands"
+        if base.recommended == base.recommended
+        else "As the scenario stands no share meets the precision"
+    )
+    text += f"; across the assumptions tried it ranges from {min(shares):.0%} to {max(shares):.0%}"
+    if len(none):
+        text += (
+            ", and under "
+            + ", ".join(f"{r.assumption} {r.side}" for r in none.itertuples())
+            + " no share meets it"
+        )
+    return text + "."
