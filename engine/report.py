@@ -64,6 +64,19 @@ FIGURES = [
         "`credit_selected / inspections`: the credit floor for dishonest firms alone",
     ),
     Figure(("inspection_rate",), "share", "`inspections / declarations`"),
+    Figure(
+        ("scored_selected",),
+        "count",
+        "of `targeted_selected`, those the targeted channel took by risk score under an expected rate "
+        "(the highest scores: a draw only at the cutoff's ties and through the credit multipliers)",
+    ),
+    Figure(
+        ("drawn_share", "scored_share"),
+        "share",
+        "of all inspections, those the computer chose by a random draw (the random channel, the credit "
+        "floor, rules' sampling rates) and those it chose by ranking risk scores: together the "
+        "computer-selection share, told apart (China's 55% counts both)",
+    ),
     Figure(tuple(f"finished_{c}" for c in CHANNELS), "count", "inspections of the channel with a result"),
     Figure(tuple(f"hits_{c}" for c in CHANNELS), "count", "violations found per channel"),
     Figure(
@@ -100,7 +113,7 @@ def shares(selected: Mapping[str, int]) -> tuple[float, float, float]:
 
 def channel_figures(counts: Mapping[str, int]) -> dict[str, Any]:
     """Every figure of FIGURES from a month's counts: `declarations`, and per channel of CHANNELS
-    `{c}_selected`, `finished_{c}` and `hits_{c}`, and per lane `lane_{l}`."""
+    `{c}_selected`, `finished_{c}` and `hits_{c}`, `scored_selected`, and per lane `lane_{l}`."""
     selected = {c: int(counts[f"{c}_selected"]) for c in CHANNELS}
     inspections = sum(selected.values())
     out: dict[str, Any] = {
@@ -110,6 +123,11 @@ def channel_figures(counts: Mapping[str, int]) -> dict[str, Any]:
         "inspections": inspections,
         **dict(zip(SHARES, shares(selected))),
         "inspection_rate": _share(inspections, int(counts["declarations"])),
+        "scored_selected": int(counts["scored_selected"]),
+        "drawn_share": _share(
+            inspections - selected["instructed"] - int(counts["scored_selected"]), inspections
+        ),
+        "scored_share": _share(int(counts["scored_selected"]), inspections),
         **{f"finished_{c}": int(counts[f"finished_{c}"]) for c in CHANNELS},
         **{f"hits_{c}": int(counts[f"hits_{c}"]) for c in CHANNELS},
     }
@@ -161,6 +179,7 @@ def monthly(
         m[f"lane_{lane_of(decision, inspection_type)}"] += 1
         if channel is not None:
             m[f"{channel}_selected"] += 1
+            m["scored_selected"] += channel == "targeted" and decision.get("cutoff") is not None
             if outcome is not None:
                 m[f"finished_{channel}"] += 1
                 m[f"hits_{channel}"] += outcome == "problem"
@@ -180,6 +199,7 @@ def _empty() -> dict[str, Any]:
     return {
         "declarations": 0,
         **{f"{c}_selected": 0 for c in CHANNELS},
+        "scored_selected": 0,
         **counts,
         **{f"lane_{lane}": 0 for lane in LANES},
         "rules": {},
@@ -219,7 +239,11 @@ def long_rows(months: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         add(month, "all", "inspections", inspections)
         add(month, "all", "inspection_rate", *proportion(inspections, int(m["declarations"])))
         computer = inspections - int(m["instructed_selected"])
-        for name, k in zip(SHARES, (computer, int(m["random_selected"]), int(m["credit_selected"]))):
+        scored = int(m["scored_selected"])
+        for name, k in zip(
+            (*SHARES, "drawn_share", "scored_share"),
+            (computer, int(m["random_selected"]), int(m["credit_selected"]), computer - scored, scored),
+        ):
             add(month, "all", name, *proportion(k, inspections))
         for lane in LANES:
             add(month, "all", f"lane_{lane}", int(m[f"lane_{lane}"]))

@@ -301,7 +301,10 @@ def _counts(ev: pd.DataFrame, total: pd.Series, finished: pd.Series, found: pd.S
     """A simulated month's counts, as engine.report.channel_figures reads them: per channel (an
     event's `both` is the random channel's), inspections, finished ones and finds; lanes per month."""
     channel = ev["channel"].where(~ev["channel"].isin(RANDOM_CHANNELS), "random")
-    out = {"declarations": int(total["declarations"])}
+    out = {
+        "declarations": int(total["declarations"]),
+        "scored_selected": int(((channel == "targeted") & ev["scored"].astype(bool)).sum()),
+    }
     for c in CHANNELS:
         mine = channel == c
         out |= {

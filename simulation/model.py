@@ -161,6 +161,7 @@ class OfficeModel:
             INSPECTION_TYPES[batch.inspection[k]].value,
             bool(batch.violating[k]),
             float(batch.threshold[k]),
+            bool(batch.scored[k]),
         )
 
     def inspection(self, case: Case):

@@ -135,7 +135,14 @@ def test_a_simulated_month_read_as_a_live_store_gives_the_same_figures():
         for e in events.itertuples():
             selected = e.channel != "instructed"
             lane = "yellow" if e.inspection_type == "document" else "red"
-            decision = {"selected": selected, "channel": e.channel, "rules": [], "lane": lane}
+            cutoff = 0.0 if e.scored else None  # the live decision's cutoff: taken by score under a rate
+            decision = {
+                "selected": selected,
+                "channel": e.channel,
+                "rules": [],
+                "lane": lane,
+                "cutoff": cutoff,
+            }
             rows.append((f"{month}-01", decision, e.inspection_type, e.outcome or None))
         for lane in ("green", "blue"):  # the declarations nobody inspected
             released = {"selected": False, "channel": "none", "rules": [], "lane": lane}
@@ -148,7 +155,7 @@ def test_a_simulated_month_read_as_a_live_store_gives_the_same_figures():
     # the long table (monthly_long.csv, `report --table long`) too, bounds included
     live_long = pd.DataFrame(report.long_rows(report.monthly(rows)))
     simulated_long = pd.DataFrame(report.long_rows(result.monthly.to_dict("records")))
-    assert len(live_long) == 2 * 30 and set(live_long["channel"]) == {*report.CHANNELS, "all"}
+    assert len(live_long) == 2 * 32 and set(live_long["channel"]) == {*report.CHANNELS, "all"}
     pd.testing.assert_frame_equal(live_long, simulated_long, check_dtype=False)
 
 
@@ -188,3 +195,26 @@ def test_the_long_table_is_the_same_file_live_and_simulated(tmp_path):
     for frame in (live, simulated):
         bounded = frame.dropna(subset=["low"])
         assert len(bounded) and ((bounded["low"] >= 0) & (bounded["high"] <= 1)).all()
+
+
+def test_the_computer_selection_share_is_told_apart_into_drawn_and_scored():
+    """China's 55% counts every computer selection; `drawn_share` (random draw, credit floor, rules'
+    sampling) and `scored_share` (the highest risk scores under an expected rate) add up to it. Under
+    per-rule sampling nothing is scored; under an expected rate the targeted channel is all scored."""
+    from simulation import run, scenario
+
+    small = [
+        "horizon.warmup_months=0",
+        "horizon.days=20",
+        "arrivals.per_day=800",
+        "population.enterprises=2000",
+        "inspectors.count=20",
+    ]
+    for extra, scored in (([], True), (["policy.expected_rate=null"], False)):
+        m = run(scenario.load(ROOT / "scenarios" / "baseline.yaml", [*small, *extra]), seed=3).monthly
+        total = m["drawn_share"] + m["scored_share"]
+        assert (abs(total - m["random_dispatch_share"]) < 1e-12).all()
+        if scored:
+            assert (m["scored_selected"] == m["targeted_selected"]).all() and m["scored_share"].min() > 0
+        else:
+            assert (m["scored_selected"] == 0).all() and m["targeted_selected"].sum() > 0
