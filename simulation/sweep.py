@@ -4,9 +4,11 @@ Replication k of every grid point runs with the same seed (scenario seed + k), s
 the same declarations and the same draws (common random numbers): the random sample at a 1% ratio is
 a subset of the one at 2%, and differences between points are the policy's, not noise.
 
-Runs go to a dask.distributed cluster: a LocalCluster on this machine's cores when no scheduler is
-given, or an existing scheduler (`tcp://HOST:PORT`), so the same command scales to a cluster.
-`workers=0` runs in this process, one after the other (what tests compare the cluster against).
+Runs go to a process pool on this machine's cores when no scheduler is given (workers forked from a
+server that imported the model once; a dask LocalCluster cost 13-17 s to start and ran slower than
+serial on a busy 2-core machine), or to an existing dask.distributed scheduler (`tcp://HOST:PORT`), so the
+same command scales to a cluster. `workers=0` runs in this process, one after the other (what tests
+compare the pool against).
 """
 
 from __future__ import annotations
@@ -148,32 +150,35 @@ class Outcome:
 
 
 class Runner:
-    """Runs tasks serially (workers=0), on a LocalCluster, or on an existing dask scheduler."""
+    """Runs tasks serially (workers=0), on a local process pool, or on an existing dask scheduler."""
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None):
         self.workers, self.scheduler = workers, scheduler
-        self._client = self._cluster = None
+        self._client = self._pool = None
 
     def __enter__(self) -> Runner:
-        if self.workers == 0 and not self.scheduler:
-            return self
-        from dask.distributed import Client, LocalCluster
-
         if self.scheduler:
+            from dask.distributed import Client
+
             self._client = Client(self.scheduler)
-        else:
+        elif self.workers != 0:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             n = self.workers or os.cpu_count() or 1
-            self._cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-            )
-            self._client = Client(self._cluster)
+            # a fork server, not a fork of this process: the caller may hold threads (a progress
+            # bar's), which fork would copy half-way; the server imports the model once and each
+            # worker is forked from it ready to run
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["simulation.model", "simulation.sweep"])
+            self._pool = ProcessPoolExecutor(max_workers=n, mp_context=context)
         return self
 
     def __exit__(self, *exc) -> None:
         if self._client is not None:
             self._client.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
 
     def map(
         self, raw: dict, base_dir: str, tasks: list[Task], progress: Callable[[int, int], None] | None = None
@@ -189,6 +194,19 @@ class Runner:
         return outcomes  # type: ignore[return-value]
 
     def _completed(self, raw, base_dir, tasks) -> Iterable[tuple[int, Outcome]]:
+        if self._pool is not None:
+            from concurrent.futures import as_completed as pool_completed
+
+            pending = {
+                self._pool.submit(run_one, raw, base_dir, t.params, t.seed): i for i, t in enumerate(tasks)
+            }
+            for future in pool_completed(pending):
+                index, task = pending[future], tasks[pending[future]]
+                try:
+                    yield index, Outcome(task, future.result())
+                except Exception as err:  # raised in the worker, or the worker died
+                    yield index, Outcome(task, error=_describe(err))
+            return
         if self._client is None:
             for index, task in enumerate(tasks):
                 try:
