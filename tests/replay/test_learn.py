@@ -145,3 +145,32 @@ def test_the_commands_train_and_compare_with_random(tmp_path):
         app, ["model", "train", str(folder), "--until", "2025-13-01", "--valid-until", "x", "--out", "m"]
     )
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output and "Traceback" not in bad.output
+
+
+def test_inverse_probability_weights_recover_the_population_rate():
+    """A log of what a targeted policy inspected: chapter 61 (violating at 40%) inspected at 90%, the
+    rest (5%) at 2% by the random channel, each with its inclusion probability. Unweighted, the model
+    learns the inspected mix and overstates the population's rate several-fold; weighted by the
+    inverse probabilities its mean score over the whole population is the true rate."""
+    rng = np.random.default_rng(9)
+    log = synthetic_log(40000, seed=9)
+    chapter61 = log["hs_code"].str[:2].eq("61").to_numpy()
+    truth = np.where(chapter61, 0.40, 0.05)
+    log["violation"] = (rng.random(len(log)) < truth).astype(object)
+    p = np.where(chapter61, 0.9, 0.02)
+    log["inspected"] = rng.random(len(log)) < p
+    log["inclusion_probability"] = p
+    log.loc[~log["inspected"], "violation"] = None
+    weighted = learn.train(log, dt.date(2025, 8, 1), dt.date(2025, 10, 1))
+    log_plain = log.assign(inclusion_probability=np.nan)
+    plain = learn.train(log_plain, dt.date(2025, 8, 1), dt.date(2025, 10, 1))
+    everyone = log[log["declared_at"] >= "2025-10-01"]
+    true_rate = float(truth[(log["declared_at"] >= "2025-10-01").to_numpy()].mean())
+    inspected = everyone[everyone["inspected"]]
+    assert weighted.meta["weighted"] and not plain.meta["weighted"]
+    assert abs(weighted.score(everyone).mean() - true_rate) < 0.02, (
+        weighted.score(everyone).mean(),
+        true_rate,
+    )
+    assert plain.score(everyone).mean() > true_rate + 0.05  # the inspected mix, not the population
+    assert inspected["violation"].astype(float).mean() > 2 * true_rate
