@@ -41,8 +41,9 @@ $(VENV)/.installed-notebooks: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
 	touch $@
 
+# served from the project root so the file browser reaches out/, where the notebooks write; opens on notebooks/
 lab: $(VENV)/.installed-notebooks
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
