@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.dispatch import Assignment
 from engine.selection import Decision
@@ -44,6 +44,13 @@ class Inspection(_Answer):
     category: str | None
     department: str | None
     released_by: str | None
+
+
+class Worklist(_Answer):
+    """Inspections in one status, by id, a page at a time: a work queue with each wait's reason."""
+
+    inspections: list[Inspection]
+    next: str | None = Field(description="the id to pass as `after` for the next page; none: the last page")
 
 
 class Decided(_Answer):

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Callable, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,10 +34,11 @@ from engine import __version__, answers, report
 from engine.apikeys import Caller, key_digest, load_keys
 from engine.audit import AuditLog
 from engine.database import open_database
-from engine.declarations import SAYS_SOMETHING, Declaration, Enterprise, Id, InspectionType, Text
+from engine.declarations import ID_PATTERN, SAYS_SOMETHING, Declaration, Enterprise, Id, InspectionType, Text
 from engine.dispatch import Roster, Waiting
 from engine.errors import Conflict, InputError, NotFound, Unavailable, public
 from engine.http import GuardedHttp
+from engine.lifecycle import Status
 from engine.office import DEPARTMENTS, Office
 from engine.randomness import KeyedDraws
 from engine.reconciliation import reconcile
@@ -284,6 +285,26 @@ def create_app(
         with live.read_lock:
             months = report.monthly(live.reader.store.report_rows())
         return {"months": report.jsonable(months)}
+
+    @app.get(
+        "/inspections",
+        summary="Inspections in one status, by id, a page at a time: the waiting queue with each "
+        "inspection's reason (chief, auditor; a site's key sees its site)",
+        operation_id="inspections",
+        responses=_answers(answers.Worklist, READ),
+    )
+    def inspections(
+        status: Status = Query(Status.waiting, description="waiting by default: the queue"),
+        after: str | None = Query(
+            None, pattern=ID_PATTERN, max_length=64, description="the previous page's next"
+        ),
+        limit: int = Query(100, ge=1, le=1000),
+        who: Caller = Depends(allow("chief", "auditor")),
+    ) -> dict:
+        with live.read_lock:
+            rows = live.reader.store.inspections(status.value, who.site, after, limit + 1)
+        shown = [{k: row[k] for k in answers.Inspection.model_fields} for row in rows[:limit]]
+        return {"inspections": shown, "next": shown[-1]["id"] if len(rows) > limit else None}
 
     @app.get(
         "/declarations/{declaration_id}",

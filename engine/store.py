@@ -205,6 +205,22 @@ class SqlStore:
             f"UPDATE inspections SET {assignments} WHERE id = ?", (*fields.values(), inspection_id)
         )
 
+    def inspections(
+        self, status: str, site: str | None, after: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Inspections in one status (at one site), by id after `after`: a page of a work queue."""
+        where, args = ["status = ?"], [status]
+        if site is not None:
+            where.append("site = ?")
+            args.append(site)
+        if after:
+            where.append("id > ?")
+            args.append(after)
+        rows = self.db.execute(
+            f"SELECT * FROM inspections WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*args, limit)
+        )
+        return [{k: row[k] for k in row.keys()} for row in rows]
+
     def open_work(self, status: str) -> list[tuple[str, str, str, int]]:
         return [
             tuple(r)

@@ -879,5 +879,37 @@ def test_every_answer_matches_the_schema_the_api_documents(any_client):
     assert call("get", "/audit/verify", "/audit/verify", "aud")["ok"]
     call("get", "/rules", "/rules")
     call("get", "/health", "/health")
+    queue = call("get", "/inspections", "/inspections", "chief")["inspections"]
+    assert [q["id"] for q in queue] == ["J3"] and "OFF-99" in queue[0]["wait_reason"]
     documented = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     assert seen == documented  # every operation the document lists was reached with a 200
+
+
+def test_the_waiting_queue_pages_by_id_with_each_reason_and_only_for_its_readers(client):
+    """Five declarations at an office nobody works at wait; a chief reads them two at a time, in id
+    order, each with its reason; a dispatched one is in its own status; a selector may not read it."""
+    for k in range(5):
+        body = declaration_data(
+            id=f"Q{k}", enterprise_id=f"E{k}", declared_at="2026-06-01T10:00:00", **WEAPONS
+        )
+        body["customs_office"] = "OFF-99"
+        assert client.post("/declarations", json=body, headers=h("sel")).status_code == 200
+    seen, after = [], None
+    while True:
+        page = client.get(
+            "/inspections", params={"limit": 2, **({"after": after} if after else {})}, headers=h("chief")
+        ).json()
+        assert len(page["inspections"]) <= 2
+        seen += page["inspections"]
+        after = page["next"]
+        if after is None:
+            break
+    assert [q["id"] for q in seen] == [f"Q{k}" for k in range(5)]
+    assert all(q["status"] == "waiting" and "OFF-99" in q["wait_reason"] for q in seen)
+    assert (
+        client.get("/inspections", params={"status": "released"}, headers=h("aud")).json()["inspections"]
+        == []
+    )
+    assert client.get("/inspections", headers=h("sel")).status_code == 403
+    bad = client.get("/inspections", params={"status": "lost"}, headers=h("chief"))
+    assert bad.status_code == 422 and "status" in bad.text
