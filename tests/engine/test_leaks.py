@@ -98,6 +98,8 @@ def test_no_http_body_names_the_database_or_a_server_path(tmp_path, postgres_url
 
 # ---------------------------------------------------------------- keys bound to a site
 
+STATUSES = ("waiting", "dispatched", "awaiting_release")
+
 
 def test_a_key_bound_to_a_site_acts_on_that_site_only(tmp_path):
     setup = office_files(tmp_path, tmp_path / "office.db")
@@ -128,6 +130,15 @@ def test_a_key_bound_to_a_site_acts_on_that_site_only(tmp_path):
             ).status_code
             == 200
         )
+
+        # the work queue: a site's key sees its site's inspections only
+        def queue(who: str) -> set[str]:
+            pages = [
+                client.get("/inspections", params={"status": s}, headers=h(who)).json() for s in STATUSES
+            ]
+            return {q["id"] for page in pages for q in page["inspections"]}
+
+        assert queue("chief30") == {"S3"} and "S1" in queue("chief40") and "S3" not in queue("chief40")
 
 
 def test_apikey_writes_the_site(tmp_path):
