@@ -355,3 +355,44 @@ def model_evaluate(
         "features by share of the model's gain: "
         + ", ".join(f"{n} {g:.0%}" for n, g in learn.importance(model))
     )
+
+
+@model_app.command("report")
+def model_report(
+    folder: Path = typer.Argument(..., metavar="DIR", help="an imported log"),
+    model_file: Path = typer.Option(..., "--model", help="a model file from `model train`"),
+    start: str = typer.Option(..., "--from", help="report the months from this date"),
+    budget: float = typer.Option(
+        0.05, "--budget", min=0.001, max=1, help="the share of declarations at the top"
+    ),
+) -> None:
+    """Month by month: the score's drift against its validation period (population stability index),
+    and the precision at the budget with its 95% interval, flagged where it lies wholly under the
+    validation precision's lower bound."""
+    need("sim", *NEEDS)
+    need("model", "lightgbm")
+    from replay import learn
+    from replay import log as logs
+
+    (since,) = _dates(start)
+    try:
+        model, frame = learn.load(model_file), logs.read(folder)
+        if f"{budget:g}" not in model.meta["validation"]:
+            fail(f"--budget {budget:g}: the model was validated at {', '.join(model.meta['validation'])}")
+        months = learn.monthly_report(model, frame, since, budget)
+    except InputError as e:
+        fail(str(e))
+    if months.empty:
+        fail(f"no declarations from {start} in {folder}")
+    floor = model.meta["validation"][f"{budget:g}"]["precision_low"]
+    print(
+        f"precision at {budget:.0%} in validation: at least {floor:.1%} (95% lower bound); "
+        "a score PSI over 0.25: the inputs shifted"
+    )
+    for m in months.itertuples():
+        flag = "  BELOW VALIDATION" if m.below_validation else ""
+        shift = "  inputs shifted" if m.score_psi > 0.25 else ""
+        print(
+            f"{m.month}  {m.declarations:7,d} declarations  score PSI {m.score_psi:5.2f}  precision "
+            f"{m.precision:6.1%} [{m.precision_low:.1%}, {m.precision_high:.1%}]{flag}{shift}"
+        )

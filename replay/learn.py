@@ -263,3 +263,47 @@ def importance(model: Model, top: int = 8) -> list[tuple[str, float]]:
     names = model.booster.feature_name()
     order = np.argsort(-gain)[:top]
     return [(names[k], float(gain[k] / gain.sum())) for k in order]
+
+
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of `actual` against `expected` on the expected's deciles: the sum
+    of (a - e) ln(a / e) over the bins (under 0.1 stable, over 0.25 a shift, by the usual reading)."""
+    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
+    e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=len(edges) + 1) / len(expected)
+    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1) / len(actual)
+    e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
+    return float(((a - e) * np.log(a / e)).sum())
+
+
+def monthly_report(model: Model, log: pd.DataFrame, since: dt.date, budget: float = 0.05) -> pd.DataFrame:
+    """Month by month from `since`: declarations, the score's PSI against the validation period's,
+    the precision at `budget` with its interval, and a flag where that whole interval lies under the
+    validation precision's lower bound (the model finds less than it did when it was checked)."""
+    validation = log[
+        (log["declared_at"].dt.date >= dt.date.fromisoformat(model.meta["trained_until"]))
+        & (log["declared_at"].dt.date < dt.date.fromisoformat(model.meta["validated_until"]))
+    ]
+    reference = model.score(validation)
+    floor = model.meta["validation"][f"{budget:g}"]["precision_low"]
+    later = log[log["declared_at"].dt.date >= since]
+    scores = model.score(later)
+    y = later["violation"].fillna(False).to_numpy(bool)
+    months = later["declared_at"].dt.strftime("%Y-%m").to_numpy()
+    rows = []
+    for month in sorted(set(months)):
+        mine = months == month
+        at = precision_at(scores[mine], y[mine], (budget,))[f"{budget:g}"]
+        rows.append(
+            {
+                "month": month,
+                "declarations": int(mine.sum()),
+                "score_psi": psi(reference, scores[mine]),
+                "mean_score": float(scores[mine].mean()),
+                "violation_rate": float(y[mine].mean()),
+                "precision": at["precision"],
+                "precision_low": at["precision_low"],
+                "precision_high": at["precision_high"],
+                "below_validation": bool(at["precision_high"] < floor),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -141,6 +141,12 @@ def test_the_commands_train_and_compare_with_random(tmp_path):
     )
     assert shown.exit_code == 0, shown.output
     assert "are no copy of a training row" in shown.stdout and "random" in shown.stdout
+    monthly = runner.invoke(
+        app, ["model", "report", str(folder), "--model", str(model), "--from", "2025-10-01"]
+    )
+    assert monthly.exit_code == 0 and "2025-12" in monthly.stdout and "score PSI" in monthly.stdout, (
+        monthly.output
+    )
     bad = runner.invoke(
         app, ["model", "train", str(folder), "--until", "2025-13-01", "--valid-until", "x", "--out", "m"]
     )
@@ -174,3 +180,22 @@ def test_inverse_probability_weights_recover_the_population_rate():
     )
     assert plain.score(everyone).mean() > true_rate + 0.05  # the inspected mix, not the population
     assert inspected["violation"].astype(float).mean() > 2 * true_rate
+
+
+def test_the_monthly_report_flags_drift_in_the_inputs_and_in_the_finds():
+    """From November the goods mix shifts towards chapter 61 and chapter 61 stops violating while
+    chapter 84 starts: the score's population stability index rises over 0.1 and the model's precision
+    at 5% falls wholly under its validation interval, flagged; the quarter before is not flagged."""
+    rng = np.random.default_rng(21)
+    log = synthetic_log(16000, seed=21)
+    late = (log["declared_at"] >= "2025-11-01").to_numpy()
+    chapter = np.where(late & (rng.random(len(log)) < 0.6), "61", log["hs_code"].str[:2].to_numpy())
+    log["hs_code"] = [c + code[2:] for c, code in zip(chapter, log["hs_code"])]
+    p = np.where(chapter == "61", 0.40, 0.05)
+    p = np.where(late, np.where(chapter == "61", 0.02, np.where(chapter == "84", 0.45, 0.05)), p)
+    log["violation"] = rng.random(len(log)) < p
+    model = learn.train(log, dt.date(2025, 8, 1), dt.date(2025, 10, 1))
+    months = learn.monthly_report(model, log, dt.date(2025, 10, 1)).set_index("month")
+    assert not months.loc["2025-10", "below_validation"] and months.loc["2025-10", "score_psi"] < 0.1
+    for month in ("2025-11", "2025-12"):
+        assert months.loc[month, "below_validation"] and months.loc[month, "score_psi"] > 0.1, months
