@@ -71,7 +71,10 @@ METRICS = [
         "finite-population term f_h d_h, f_h = n_h/N_h)",
     ),
     Figure(
-        ("inspector_utilization",), "share", "inspection hours worked in the month / inspector on-post hours"
+        ("inspector_utilization",),
+        "share of on-post hours",
+        "inspection hours worked in the month / inspector on-post hours (over 1 when inspectors work "
+        "their open inspections past their shift)",
     ),
     Figure(
         ("facility_utilization",),

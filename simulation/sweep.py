@@ -353,10 +353,11 @@ _POSITIVE_UNITS = (
 
 def range_of(name: str) -> str | None:
     """'share' (0..1), 'positive' (0..inf) or None (any sign) for a figure of the registries."""
-    unit = next((m.unit for m in (*metrics.RUN_METRICS, *metrics.METRICS) if name in m.names), None)
-    if unit == "share" and name != "inspector_utilization":  # overtime can take it over 1
-        return "share"
-    return "positive" if unit in _POSITIVE_UNITS or name == "inspector_utilization" else None
+    unit = _UNITS.get(name)
+    return "share" if unit == "share" else "positive" if unit in _POSITIVE_UNITS else None
+
+
+_UNITS = {name: m.unit for m in (*metrics.METRICS, *metrics.RUN_METRICS) for name in m.names}
 
 
 def write(results: SweepResults, out: Path) -> list[Path]:
