@@ -303,7 +303,7 @@ def _month_row(month: str, ev: pd.DataFrame, total: pd.Series, cap: pd.Series) -
 def _counts(ev: pd.DataFrame, total: pd.Series, finished: pd.Series, found: pd.Series) -> dict[str, int]:
     """A simulated month's counts, as engine.report.channel_figures reads them: per channel (an
     event's `both` is the random channel's), inspections, finished ones and finds; lanes per month."""
-    channel = ev["channel"].where(~ev["channel"].isin(RANDOM_CHANNELS), "random")
+    channel = report_channel(ev["channel"])
     out = {
         "declarations": int(total["declarations"]),
         "scored_selected": int(((channel == "targeted") & ev["scored"].astype(bool)).sum()),
@@ -377,8 +377,14 @@ def censored_percentile(times, censored, q: float = 0.95) -> float:
 
 def dispatch_shares(channel: pd.Series) -> tuple[float, float, float]:
     """engine.report's three shares from a run's event channels."""
-    merged = channel.where(~channel.isin(RANDOM_CHANNELS), "random")
+    merged = report_channel(channel)
     return shares({c: int((merged == c).sum()) for c in CHANNELS})
+
+
+def report_channel(channel: pd.Series) -> pd.Series:
+    """Events' channels as the report counts them: `both` (random draw and a rule) is the random
+    channel's, as engine.report.channel_of says of a live decision."""
+    return channel.where(~channel.isin(RANDOM_CHANNELS), "random")
 
 
 def population(totals: Mapping) -> dict[str, int]:
