@@ -100,7 +100,6 @@ class Dispatcher:
         self.people = [p for p in roster.inspectors if p.site == site]  # nobody works outside their site
         self.kinds = {p.id: [t for t in InspectionType if t in p.qualifications] for p in self.people}
         self.free = {t: roster.facilities[site].get(FACILITY_FOR[t], 0) for t in InspectionType}
-        self.max_open = self.roster.max_open
         self.open: dict[str, int] = {p.id: 0 for p in self.people}  # dispatched, not finished
         self.desks = {p.id: simpy.Resource(env, capacity=1) for p in self.people}  # one at a time
         self.on_post: list[str] = []
@@ -135,7 +134,8 @@ class Dispatcher:
         self.try_dispatch()
 
     def _under_cap(self, inspector: str) -> bool:
-        return self.max_open is None or self.open[inspector] < self.max_open
+        cap = self.roster.max_open
+        return cap is None or self.open[inspector] < cap
 
     def set_on_post(self, at_h: float) -> None:
         at = self.start + dt.timedelta(hours=at_h)

@@ -141,11 +141,16 @@ def live_spread(trials: int, tmp_path) -> np.ndarray:
 
 
 def simulated_spread(trials: int, weighting: str = "workload") -> np.ndarray:
-    scenario = load(ROOT / "scenarios" / "baseline.yaml", [f"sites=[{{name: {SITE}, share: 1}}]"])
+    # the site's dispatch settings come from the scenario, as in a run: the test's weighting, no cap
+    settings = [
+        f"sites=[{{name: {SITE}, share: 1}}]",
+        f"inspectors.weighting={weighting}",
+        "inspectors.max_open=null",
+    ]
     env = simpy.Environment()
-    dispatcher = Dispatcher(env, roster(0, weighting), scenario, random.Random(5), SITE)
-    dispatcher.roster = roster(0, weighting)  # the test's office, not the scenario's site settings
-    dispatcher.max_open = None
+    dispatcher = Dispatcher(
+        env, roster(0), load(ROOT / "scenarios" / "baseline.yaml", settings), random.Random(5), SITE
+    )
     dispatcher.set_on_post(9.0)
     counts = np.zeros(4, int)
     for t in range(trials):
@@ -194,10 +199,11 @@ def test_the_cap_on_open_work_rules_out_the_same_inspectors(tmp_path):
         office.admit(parse_declaration(data), START)
         task = office.inspection(f"D{k}")
         live.append(task["inspector_id"] if task["status"] == "dispatched" else None)
-    scenario = load(ROOT / "scenarios" / "baseline.yaml", [f"sites=[{{name: {SITE}, share: 1}}]"])
+    scenario = load(
+        ROOT / "scenarios" / "baseline.yaml", [f"sites=[{{name: {SITE}, share: 1}}]", "inspectors.max_open=1"]
+    )
     env = simpy.Environment()
     dispatcher = Dispatcher(env, capped, scenario, random.Random(2), SITE)
-    dispatcher.max_open = 1
     dispatcher.set_on_post(9.0)
     dones = [
         dispatcher.request(Case(k, 9.0, SITE, k, "general", "random", "", "physical", False, 1.0))
