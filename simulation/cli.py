@@ -211,7 +211,14 @@ def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[st
 
 
 WORKERS = typer.Option(
-    None, "--workers", help="local dask workers (default: all cores); 0 runs serially here"
+    None, "--workers", help="local worker processes (default: all cores); 0 runs serially here"
+)
+WARM = typer.Option(
+    None,
+    "--warm",
+    help="start every run from today's office: the scenario's warm-up under its own policy and staff, "
+    "simulated once per seed and kept in this folder; the runs then answer what follows a change, "
+    "not the steady state under it",
 )
 SCHEDULER = typer.Option(None, "--scheduler", help="an existing dask scheduler, e.g. tcp://10.0.0.5:8786")
 
@@ -230,6 +237,7 @@ def sweep_cmd(
     overrides: List[str] = typer.Option([], "--set", help="fixed override for every run: path=value"),
     workers: Optional[int] = WORKERS,
     scheduler: Optional[str] = SCHEDULER,
+    warm: Optional[Path] = WARM,
 ) -> None:
     """Run the scenario over a grid with replications; write runs, summaries with intervals, and plots."""
     need("sim", *SIM_MODULES, "dask")
@@ -241,7 +249,7 @@ def sweep_cmd(
     except InputError as e:
         fail(str(e))
     total = len(sweeps.grid(axes)) * replications
-    with sweeps.Runner(workers, scheduler) as runner, _bar() as bar:
+    with sweeps.Runner(workers, scheduler, warm) as runner, _bar() as bar:
         task = bar.add_task(f"sweeping {total} runs", total=total)
         results = sweeps.sweep(
             raw,
@@ -379,6 +387,7 @@ def tune_cmd(
     overrides: List[str] = typer.Option([], "--set"),
     workers: Optional[int] = WORKERS,
     scheduler: Optional[str] = SCHEDULER,
+    warm: Optional[Path] = WARM,
     fixed_capacity: Optional[float] = typer.Option(
         None,
         "--fixed-capacity",
@@ -427,6 +436,7 @@ def tune_cmd(
             workers,
             scheduler,
             sensitivity,
+            warm,
         )
     if sensitivity:
         fail("--sensitivity goes with --fixed-capacity (the answer it reruns)")
@@ -451,7 +461,7 @@ def tune_cmd(
     if ratio is not None and axis is None:
         fail("--ratio needs --capacity: which capacity values to search")
     base = str(scenario_file.parent.resolve())
-    with sweeps.Runner(workers, scheduler) as runner:
+    with sweeps.Runner(workers, scheduler, warm) as runner:
         say = lambda line: err.print(f"  probe {line}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
         if ratio is None:
             table = tuning.tune_ratio(
@@ -476,6 +486,7 @@ def _fixed_capacity(
     workers,
     scheduler,
     sensitivity=(),
+    warm=None,
 ) -> None:
     from simulation import plots, tuning
     from simulation import sweep as sweeps
@@ -494,7 +505,7 @@ def _fixed_capacity(
     if not shares or min(shares) < 0 or max(shares) > 1:
         fail(f"--shares {shares_text!r}: shares lie in [0, 1], with a positive step")
     base = str(scenario_file.parent.resolve())
-    with sweeps.Runner(workers, scheduler) as runner, _bar() as bar:
+    with sweeps.Runner(workers, scheduler, warm) as runner, _bar() as bar:
         task = bar.add_task(
             f"{len(shares)} shares x {replications} replications", total=len(shares) * replications
         )
@@ -534,7 +545,7 @@ def _fixed_capacity(
     if names:
         say = lambda line: err.print(f"  {line}", markup=False, highlight=False)  # noqa: E731
         try:
-            with sweeps.Runner(workers, scheduler) as runner:
+            with sweeps.Runner(workers, scheduler, warm) as runner:
                 table = tuning.sensitivity(
                     raw, base, runner, capacity, shares, precision, limits, replications, names, say
                 )

@@ -14,6 +14,7 @@ compare the pool against).
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import math
 import os
@@ -31,6 +32,7 @@ from engine.errors import InputError
 from engine.files import parse_yaml
 from simulation import calibration, metrics
 from simulation import scenario as scenarios
+from simulation import warm as warms
 
 WHOLE_RUN = list(metrics.RUN)  # the registry's whole-run figures
 
@@ -82,21 +84,58 @@ def grid(axes: list[Axis]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ one run, anywhere
 
 
-def run_one(raw: dict, base_dir: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
-    """Validate the scenario with these settings and simulate it; plain data back (picklable)."""
-    from simulation.model import run  # imported on the worker
-
+def varied_spec(raw: dict, base_dir: str, params: dict[str, Any]):
     varied = copy.deepcopy(raw)
     for path, value in params.items():
         scenarios.set_path(varied, path, value)
-    spec = scenarios.validate(varied, "scenario", Path(base_dir))
-    result = run(spec, seed=seed)
+    return scenarios.validate(varied, "scenario", Path(base_dir))
+
+
+def run_one(
+    raw: dict, base_dir: str, params: dict[str, Any], seed: int, warm: str | None = None
+) -> dict[str, Any]:
+    """Validate the scenario with these settings and simulate it; plain data back (picklable).
+    With `warm` (a folder of warm states, see `warm_up`), start from the one of its warm-up."""
+    from simulation.model import run  # imported on the worker
+
+    spec = varied_spec(raw, base_dir, params).model_copy(update={"seed": seed})
+    start = Path(warm) / warms.key(spec)[:16] if warm is not None else None
+    result = run(spec, from_warm=start)
     provenance = {k: result.summary[k] for k in ("scenario_hash", "rules_version", "package_version")}
     return {
         "whole": whole_run(result.summary, result.monthly),
         "monthly": result.monthly.to_dict("records"),
         "provenance": provenance,
     }
+
+
+# what a warm-up keeps of the base scenario whatever a point varies: the policy in force and the
+# staff today, so every point of a sweep starts from the same office ("from today on")
+TODAY = (*warms.WHAT_IF, "inspectors", "facilities")
+
+
+def warm_up(raw: dict, base_dir: str, params: dict[str, Any], seed: int, warm: str) -> str:
+    """Simulate the warm-up the point (`params`, `seed`) starts from, under the base scenario's
+    policy and staff, and save it in `warm` under its key (kept when it is there already). It is
+    simulated with one measured day, so it equals `run --save-warm` with `horizon.days=1` (the
+    declarations drawn depend on the horizon's length)."""
+    from simulation.model import run  # imported on the worker
+
+    today = copy.deepcopy(raw)
+    for path, value in params.items():
+        if path.split(".")[0] not in TODAY:
+            scenarios.set_path(today, path, value)
+    today["horizon"] = {k: v for k, v in (today.get("horizon") or {}).items() if k != "months"} | {"days": 1}
+    spec = scenarios.validate(today, "scenario", Path(base_dir)).model_copy(update={"seed": seed})
+    folder = Path(warm) / warms.key(spec)[:16]
+    if not (folder / warms.FILE).exists():
+        # written aside and moved in whole: two workers warming the same point never mix files
+        scratch = Path(warm) / f".{folder.name}-{os.getpid()}"
+        run(spec, save_warm=scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        (scratch / warms.FILE).replace(folder / warms.FILE)
+        scratch.rmdir()
+    return str(folder)
 
 
 def whole_run(summary: dict, monthly: pd.DataFrame) -> dict[str, float]:
@@ -150,10 +189,18 @@ class Outcome:
 
 
 class Runner:
-    """Runs tasks serially (workers=0), on a local process pool, or on an existing dask scheduler."""
+    """Runs tasks serially (workers=0), on a local process pool, or on an existing dask scheduler.
 
-    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+    With `warm` (a folder), every run starts from a saved warm-up instead of simulating its own: the
+    base scenario's policy and staff for the warm-up months, one per seed (and per varied setting
+    that shapes the warm-up), made on first use and kept. Its answers are then what-ifs "from today
+    on": the first measured months after a change, not the steady state under the new settings."""
+
+    def __init__(
+        self, workers: int | None = None, scheduler: str | None = None, warm: str | Path | None = None
+    ):
         self.workers, self.scheduler = workers, scheduler
+        self.warm = str(warm) if warm is not None else None
         self._client = self._pool = None
 
     def __enter__(self) -> Runner:
@@ -185,20 +232,40 @@ class Runner:
     ) -> list[Outcome]:
         """All outcomes in task order; a failing run becomes an Outcome with its error."""
         outcomes: list[Outcome | None] = [None] * len(tasks)
-        done = 0
-        for index, outcome in self._completed(raw, base_dir, tasks):
-            outcomes[index] = outcome
+        job: Callable[..., Any] = run_one
+        if self.warm is not None:
+            job = functools.partial(run_one, warm=self.warm)
+            for index, outcome in self._warm_ups(raw, base_dir, tasks):
+                outcomes[index] = outcome  # a failed warm-up fails the runs that start from it
+        waiting = [i for i, o in enumerate(outcomes) if o is None]
+        done = len(tasks) - len(waiting)
+        for index, outcome in self._completed(job, raw, base_dir, [tasks[i] for i in waiting]):
+            outcomes[waiting[index]] = outcome
             done += 1
             if progress:
                 progress(done, len(tasks))
         return outcomes  # type: ignore[return-value]
 
-    def _completed(self, raw, base_dir, tasks) -> Iterable[tuple[int, Outcome]]:
+    def _warm_ups(self, raw, base_dir, tasks) -> Iterable[tuple[int, Outcome]]:
+        """One warm-up per distinct start, run before the runs that need it (in parallel with each
+        other); the failed ones as outcomes of every task that needed them."""
+        starts: dict[tuple, list[int]] = {}
+        for index, t in enumerate(tasks):
+            shaping = tuple(sorted((k, repr(v)) for k, v in t.params.items() if k.split(".")[0] not in TODAY))
+            starts.setdefault((shaping, t.seed), []).append(index)
+        firsts = [tasks[indices[0]] for indices in starts.values()]
+        job = functools.partial(warm_up, warm=self.warm)
+        for at, outcome in self._completed(job, raw, base_dir, firsts):
+            if outcome.error:
+                for index in list(starts.values())[at]:
+                    yield index, Outcome(tasks[index], error=f"warm-up: {outcome.error}")
+
+    def _completed(self, job, raw, base_dir, tasks) -> Iterable[tuple[int, Outcome]]:
         if self._pool is not None:
             from concurrent.futures import as_completed as pool_completed
 
             pending = {
-                self._pool.submit(run_one, raw, base_dir, t.params, t.seed): i for i, t in enumerate(tasks)
+                self._pool.submit(job, raw, base_dir, t.params, t.seed): i for i, t in enumerate(tasks)
             }
             for future in pool_completed(pending):
                 index, task = pending[future], tasks[pending[future]]
@@ -210,14 +277,14 @@ class Runner:
         if self._client is None:
             for index, task in enumerate(tasks):
                 try:
-                    yield index, Outcome(task, run_one(raw, base_dir, task.params, task.seed))
+                    yield index, Outcome(task, job(raw, base_dir, task.params, task.seed))
                 except Exception as err:  # one failing point must not lose the others
                     yield index, Outcome(task, error=_describe(err))
             return
         from dask.distributed import as_completed
 
         futures = {
-            self._client.submit(run_one, raw, base_dir, t.params, t.seed, pure=False): i
+            self._client.submit(job, raw, base_dir, t.params, t.seed, pure=False): i
             for i, t in enumerate(tasks)
         }  # the scenario is a small mapping: sent with each task
         for future in as_completed(futures):

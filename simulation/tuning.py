@@ -26,7 +26,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -285,6 +285,7 @@ def fixed_capacity(
     limits: Limits,
     replications: int,
     progress: Callable[[int, int], None] | None = None,
+    fixed: dict[str, Any] | None = None,
 ) -> Frontier:
     """Hold the computer's selections at `capacity` (policy.expected_rate) and give `share` of it to
     the random channel (random_ratio = share x capacity; the targeted channel tops up the rest with
@@ -296,8 +297,10 @@ def fixed_capacity(
 
     ratios = [round(s * capacity, 10) for s in shares]
     varied = {**raw, "policy": {**(raw.get("policy") or {}), "expected_rate": capacity}}
+    held = [Axis(path, (value,)) for path, value in (fixed or {}).items()]  # one value each, as axes so
+    # that a warm runner sees them as what-ifs (inspectors today) rather than as another office
     results = sweeps.sweep(
-        varied, base_dir, [Axis("policy.random_ratio", tuple(ratios))], replications, runner, progress
+        varied, base_dir, [Axis("policy.random_ratio", tuple(ratios)), *held], replications, runner, progress
     )
     table = results.summary.rename(columns={"policy.random_ratio": "random_ratio"}).drop(columns="point")
     table.insert(0, "share", [shares[ratios.index(r)] for r in table["random_ratio"]])

@@ -251,6 +251,20 @@ def test_the_fixed_capacity_answer_reports_how_far_it_moves_across_assumptions(t
     )
 
 
+def test_the_tuner_starts_from_todays_office_with_warm(tmp_path):
+    """`tune --fixed-capacity --warm DIR`: the warm-up simulated once per seed (not once per share)
+    and kept, the frontier written from runs that start from it."""
+    args = ["tune", str(SCENARIOS / "capacity_frontier.yaml"), "--fixed-capacity", "0.03",
+            "--shares", "0:0.4:0.2", "--precision", "0.5", "-r", "2", "--workers", "0",
+            "--out", str(tmp_path / "out"), "--warm", str(tmp_path / "warm"),
+            "--set", "horizon.warmup_months=2", "--months", "2", "--set", "arrivals.per_day=400",
+            "--set", "population.enterprises=1500", "--set", "inspectors.count=12"]  # fmt: skip
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert len(list((tmp_path / "warm").glob("*/warm.pickle"))) == 2
+    assert len(pd.read_csv(tmp_path / "out" / "frontier.csv")) == 3
+
+
 def test_the_sensitivity_sentence_gives_the_range_and_names_where_nothing_meets():
     base = tuning.Frontier(0.032, 0.01, pd.DataFrame(), 0.45)
     table = pd.DataFrame(

@@ -78,3 +78,36 @@ def test_a_warm_state_for_another_warm_up_is_refused(warm, tmp_path):
     (tmp_path / "warm.pickle").write_bytes(b"not a pickle")
     with pytest.raises(InputError, match="not a readable warm state"):
         run(load(), seed=5, from_warm=tmp_path)
+
+
+def test_a_warm_sweep_starts_every_point_from_todays_office(tmp_path):
+    """A sweep with a warm folder simulates one warm-up per seed, under the base scenario's policy,
+    and every point starts from it: each run equals a what-if from that warm-up bit for bit (it
+    would not if a point's own policy had shaped the warm-up), serially and on the pool alike, and a
+    second sweep reuses the saved warm-ups."""
+    from simulation import sweep
+
+    base = scenario.read_raw(ROOT / "scenarios" / "baseline.yaml")
+    for item in SMALL:
+        scenario.apply_override(base, item, str(ROOT / "scenarios" / "baseline.yaml"))
+    axes = [sweep.Axis("policy.random_ratio", (0.0, 0.03))]
+    with sweep.Runner(workers=0, warm=tmp_path / "w") as runner:
+        serial = sweep.sweep(base, ROOT / "scenarios", axes, 2, runner)
+    saved = sorted((tmp_path / "w").glob("*/warm.pickle"))
+    assert len(saved) == 2  # one per seed, not one per point
+    stamps = [p.stat().st_mtime_ns for p in saved]
+
+    today = tmp_path / "today"  # the sweep's warm-up measures a day (draws depend on the horizon's length)
+    run(load("horizon.days=1"), seed=1, save_warm=today)
+    what_if = run(load("policy.random_ratio=0.03"), seed=1, from_warm=today)
+    row = serial.runs[(serial.runs["policy.random_ratio"] == 0.03) & (serial.runs["seed"] == 1)].iloc[0]
+    assert row["violations_found"] == what_if.summary["violations_found"]
+    assert row["inspections"] == what_if.summary["inspections"]
+
+    with sweep.Runner(workers=2, warm=tmp_path / "w") as runner:
+        pooled = sweep.sweep(base, ROOT / "scenarios", axes, 2, runner)
+    assert [p.stat().st_mtime_ns for p in saved] == stamps
+    columns = ["policy.random_ratio", "seed", "violations_found", "inspections", "p95_clearance_h"]
+    assert pooled.runs[columns].sort_values(columns[:2]).values.tolist() == (
+        serial.runs[columns].sort_values(columns[:2]).values.tolist()
+    )
