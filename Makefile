@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 OUT ?= out
 
-.PHONY: run select test install lab clean
+.PHONY: run select test install lab policy clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "error: needs Python 3.11 or 3.12 (durable-rules does not build on 3.13)"; exit 1; }
@@ -44,6 +44,10 @@ $(VENV)/.installed-notebooks: $(VENV)/.installed
 # served from the project root so the file browser reaches out/, where the notebooks write; opens on notebooks/
 lab: $(VENV)/.installed-notebooks
 	$(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/notebooks
+
+# the policy page: sliders, Simulate, the frontier and a one-page report, without code (Voilà)
+policy: $(VENV)/.installed-notebooks
+	cd notebooks && ../$(BIN)/voila policy.ipynb
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest

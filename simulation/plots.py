@@ -10,6 +10,7 @@ from matplotlib.figure import Figure  # not pyplot: files need no GUI backend, a
 
 from simulation.calibration import TARGETS
 from simulation.metrics import CREDIT_RULES, RUN, wilson
+from simulation.whatif import shown_table
 
 CHINA_H1_2015 = 0.55  # share of dispatches from random selection, China Customs, first half of 2015
 BAND = {t.column: t for t in TARGETS}  # the calibration bands, drawn where their metric is plotted
@@ -277,9 +278,15 @@ def write_sweep(results, out: Path) -> list[Path]:
 def frontier(result, out: Path) -> Path:
     """Detections against the monthly estimate's precision, one point per random share of a fixed
     capacity, with 95% intervals over replications; the required precision as a line."""
-    t = result.table.sort_values("share")
     fig = Figure(figsize=(8, 5))
-    ax = fig.subplots()
+    frontier_on(fig.subplots(), result)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def frontier_on(ax, result) -> None:
+    t = result.table.sort_values("share")
     x, y = 100 * t["monthly_half_width"], t["violations_found_per_month"]
     ax.errorbar(
         x,
@@ -320,6 +327,38 @@ def frontier(result, out: Path) -> Path:
     )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
+
+
+def policy_report(answer, out: Path) -> Path:
+    """The policy page's answer on one A4 page: the settings' sentence, every limit breach in red,
+    the figures with their intervals and limits, and the frontier when one was run."""
+    import textwrap
+
+    fig = Figure(figsize=(8.27, 11.69))
+    fig.text(0.06, 0.96, "doublerandom: what follows from these settings", fontsize=14, weight="bold")
+    lines = [(line, "black") for line in textwrap.wrap(answer.sentence, 105)]
+    lines += [(line, "red") for b in answer.breaches for line in textwrap.wrap("LIMIT: " + b, 105)]
+    if answer.frontier is not None:
+        lines += [(line, "darkgreen") for line in textwrap.wrap(answer.frontier.sentence(), 105)]
+    lines += [(note, "grey") for note in answer.notes]
+    for k, (line, colour) in enumerate(lines):
+        fig.text(0.06, 0.93 - 0.017 * k, line, fontsize=8, color=colour)
+    shown = shown_table(answer.table)
+    table_ax = fig.add_axes((0.06, 0.47, 0.88, 0.26))
+    table_ax.axis("off")
+    drawn = table_ax.table(
+        shown.values.tolist(),
+        colLabels=list(shown.columns),
+        colWidths=[0.37, 0.14, 0.23, 0.11, 0.15],
+        cellLoc="left",
+        bbox=(0, 0, 1, 1),
+    )
+    drawn.auto_set_font_size(False)
+    drawn.set_fontsize(7)
+    for row, verdict in enumerate(shown["verdict"], start=1):
+        if verdict in ("breaks the limit", "may break the limit"):
+            drawn[row, 4].get_text().set_color("red")
+    if answer.frontier is not None:
+        frontier_on(fig.add_axes((0.1, 0.05, 0.84, 0.36)), answer.frontier)
+    fig.savefig(out, dpi=100)
     return out

@@ -78,3 +78,54 @@ def store_url(request, tmp_path) -> Iterator[str]:
         yield str(tmp_path / "office.db")
     else:
         yield from postgres_schema()
+
+
+# Browser tests drive Debian's Chromium through Playwright (never a browser Playwright downloads).
+# .ci/run installs it and sets DOUBLERANDOM_TEST_BROWSER=1, so there a missing browser fails the test;
+# elsewhere those tests skip, saying how to run them.
+CHROMIUM = os.environ.get("DOUBLERANDOM_CHROMIUM", "/usr/bin/chromium")
+BROWSER_HOW = (
+    "needs Debian's Chromium: `apt-get install chromium chromium-driver`, then "
+    "DOUBLERANDOM_TEST_BROWSER=1 make test (.ci/run does both)"
+)
+ARTIFACTS = Path(os.environ.get("DOUBLERANDOM_TEST_ARTIFACTS", ROOT / "out" / "test-artifacts"))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not Path(CHROMIUM).is_file():
+        if os.environ.get("DOUBLERANDOM_TEST_BROWSER"):
+            pytest.fail(f"DOUBLERANDOM_TEST_BROWSER is set but there is no Chromium at {CHROMIUM}")
+        pytest.skip(BROWSER_HOW)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, process, seconds: float = 90.0) -> None:
+    """Until the server at `url` answers, or fail with what it printed."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}: {process.stdout.read()[-2000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"{url} did not answer within {seconds:.0f} s")
