@@ -114,6 +114,11 @@ def run_one(
 TODAY = (*warms.WHAT_IF, "inspectors", "facilities")
 
 
+def shaping(params: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a point that shape its warm-up: all but the what-ifs and the staff."""
+    return {path: value for path, value in params.items() if path.split(".")[0] not in TODAY}
+
+
 def warm_up(raw: dict, base_dir: str, params: dict[str, Any], seed: int, warm: str) -> str:
     """Simulate the warm-up the point (`params`, `seed`) starts from, under the base scenario's
     policy and staff, and save it in `warm` under its key (kept when it is there already). It is
@@ -121,12 +126,9 @@ def warm_up(raw: dict, base_dir: str, params: dict[str, Any], seed: int, warm: s
     declarations drawn depend on the horizon's length)."""
     from simulation.model import run  # imported on the worker
 
-    today = copy.deepcopy(raw)
-    for path, value in params.items():
-        if path.split(".")[0] not in TODAY:
-            scenarios.set_path(today, path, value)
-    today["horizon"] = {k: v for k, v in (today.get("horizon") or {}).items() if k != "months"} | {"days": 1}
-    spec = scenarios.validate(today, "scenario", Path(base_dir)).model_copy(update={"seed": seed})
+    spec = varied_spec(raw, base_dir, {**shaping(params), "horizon.days": 1}).model_copy(
+        update={"seed": seed}
+    )
     folder = Path(warm) / warms.key(spec)[:16]
     if not (folder / warms.FILE).exists():
         # written aside and moved in whole: two workers warming the same point never mix files
@@ -251,13 +253,13 @@ class Runner:
         other); the failed ones as outcomes of every task that needed them."""
         starts: dict[tuple, list[int]] = {}
         for index, t in enumerate(tasks):
-            shaping = tuple(sorted((k, repr(v)) for k, v in t.params.items() if k.split(".")[0] not in TODAY))
-            starts.setdefault((shaping, t.seed), []).append(index)
-        firsts = [tasks[indices[0]] for indices in starts.values()]
+            start = tuple(sorted((k, repr(v)) for k, v in shaping(t.params).items()))
+            starts.setdefault((start, t.seed), []).append(index)
+        groups = list(starts.values())
         job = functools.partial(warm_up, warm=self.warm)
-        for at, outcome in self._completed(job, raw, base_dir, firsts):
+        for at, outcome in self._completed(job, raw, base_dir, [tasks[group[0]] for group in groups]):
             if outcome.error:
-                for index in list(starts.values())[at]:
+                for index in groups[at]:
                     yield index, Outcome(tasks[index], error=f"warm-up: {outcome.error}")
 
     def _completed(self, job, raw, base_dir, tasks) -> Iterable[tuple[int, Outcome]]:
