@@ -10,7 +10,6 @@ from matplotlib.figure import Figure  # not pyplot: files need no GUI backend, a
 
 from simulation.calibration import TARGETS
 from simulation.metrics import CREDIT_RULES, RUN, wilson
-from simulation.whatif import shown_table
 
 CHINA_H1_2015 = 0.55  # share of dispatches from random selection, China Customs, first half of 2015
 BAND = {t.column: t for t in TARGETS}  # the calibration bands, drawn where their metric is plotted
@@ -343,7 +342,7 @@ def policy_report(answer, out: Path) -> Path:
     lines += [(note, "grey") for note in answer.notes]
     for k, (line, colour) in enumerate(lines):
         fig.text(0.06, 0.93 - 0.017 * k, line, fontsize=8, color=colour)
-    shown = shown_table(answer.table)
+    shown = answer.readable()
     table_ax = fig.add_axes((0.06, 0.47, 0.88, 0.26))
     table_ax.axis("off")
     drawn = table_ax.table(

@@ -63,6 +63,22 @@ class Answer:
     frontier: tuning.Frontier | None = None
     notes: list[str] = field(default_factory=list)
 
+    def readable(self) -> pd.DataFrame:
+        """The figures as a reader sees them: each in its unit, with its interval and limit."""
+        rows = self.table.itertuples()
+        return pd.DataFrame(
+            [
+                {
+                    "figure": r.label,
+                    "value": shown(r.value, r.unit),
+                    "95% interval": f"[{shown(r.low, r.unit)}, {shown(r.high, r.unit)}]",
+                    "limit": "" if r.limit != r.limit else shown(r.limit, r.unit),
+                    "verdict": r.verdict,
+                }
+                for r in rows
+            ]  # fmt: skip
+        )
+
 
 def limits_of(limits: tuning.Limits, precision: float) -> dict[str, float]:
     """figure -> the most it may be: the service limits and the required precision."""
@@ -154,21 +170,6 @@ def breaches(table: pd.DataFrame) -> list[str]:
                 f"against the limit {shown(r.limit, r.unit)}: {r.verdict}"
             )
     return out
-
-
-def shown_table(table: pd.DataFrame) -> pd.DataFrame:
-    """The answer's figures as a reader sees them: each in its unit, with its interval and limit."""
-    return pd.DataFrame(
-        {
-            "figure": table["label"],
-            "value": [shown(r.value, r.unit) for r in table.itertuples()],
-            "95% interval": [
-                f"[{shown(r.low, r.unit)}, {shown(r.high, r.unit)}]" for r in table.itertuples()
-            ],
-            "limit": ["" if r.limit != r.limit else shown(r.limit, r.unit) for r in table.itertuples()],
-            "verdict": table["verdict"],
-        }
-    )
 
 
 def frontier(
