@@ -1,6 +1,7 @@
 """The policy page (`make policy`: notebooks/policy.ipynb served by Voilà) in a real browser: it
 loads, a slider moved and Simulate pressed re-run the office and the sentence changes with the
-setting, a broken limit is said in red, and the answer exports as a one-page PNG."""
+setting, a broken limit is said in red, the frontier comes with the sentence of the settings shown,
+and the answer exports as a one-page PNG."""
 
 from __future__ import annotations
 
@@ -82,6 +83,15 @@ def test_a_slider_change_reruns_the_office_and_changes_the_sentence(browser, pag
     breach = page.locator(".breach").first
     assert "monthly compliance estimate" in breach.inner_text() and "breaks the limit" in breach.inner_text()
     assert breach.evaluate("e => getComputedStyle(e).color") == "rgb(204, 0, 0)"
+
+    # the frontier at the sliders' capacity, with the sentence of the settings shown, not the last run's
+    page.locator(".noUi-handle").nth(0).focus()
+    page.keyboard.press("ArrowLeft")
+    fewer = page.locator(".widget-readout").nth(0).inner_text()
+    page.get_by_role("button", name="Frontier at this capacity").click()
+    page.locator(".frontier .recommendation").wait_for(timeout=240_000)
+    assert "At a capacity of 3.2% of declarations" in page.locator(".frontier").inner_text()
+    assert sentence.inner_text().startswith(f"With {fewer} inspectors,") and fewer != "12"
 
     page.get_by_role("button", name="Export report (PNG)").click()
     link = page.locator(".download a")
