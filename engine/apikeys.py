@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.declarations import ID_PATTERN, Id
-from engine.files import read_model
+from engine.files import first_repeat, read_model
 
 ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer")
 
@@ -41,13 +41,9 @@ class KeysFile(BaseModel):
     @field_validator("keys")
     @classmethod
     def _each_key_once(cls, value: list[KeyEntry]) -> list[KeyEntry]:
-        seen = set()
-        for entry in value:
-            if entry.key_sha256 in seen:  # one key under two roles would take the more powerful one
-                raise ValueError(
-                    f"the key of {entry.name!r} ({entry.role}) is listed twice; one entry per key"
-                )
-            seen.add(entry.key_sha256)
+        twice = first_repeat(value, lambda entry: entry.key_sha256)
+        if twice is not None:  # one key under two roles would take the more powerful one
+            raise ValueError(f"the key of {twice.name!r} ({twice.role}) is listed twice; one entry per key")
         return value
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from engine.declarations import Id, InspectionType
 from engine.errors import InputError
-from engine.files import read_model
+from engine.files import first_repeat, read_model
 
 
 class FacilityType(str, Enum):
@@ -102,11 +102,9 @@ class Roster(BaseModel):
     @field_validator("inspectors")
     @classmethod
     def _each_inspector_once(cls, value: list[Inspector]) -> list[Inspector]:
-        seen = set()
-        for person in value:
-            if person.id in seen:  # listed twice would mean twice the draw weight
-                raise ValueError(f"inspector {person.id!r} is listed twice; one entry per inspector")
-            seen.add(person.id)
+        twice = first_repeat(value, lambda person: person.id)
+        if twice is not None:  # listed twice would mean twice the draw weight
+            raise ValueError(f"inspector {twice.id!r} is listed twice; one entry per inspector")
         return value
 
     @classmethod

@@ -15,7 +15,7 @@ import csv
 import io
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, Hashable, Iterable, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from engine.errors import InputError, describe
 
 Model = TypeVar("Model", bound=BaseModel)
+T = TypeVar("T")
 
 
 class Yaml12Loader(yaml.SafeLoader):
@@ -119,6 +120,16 @@ def _expanded_size(value: Any, seen: dict[int, int]) -> int:
 
 def read_yaml(path: str | Path, what: str) -> Any:
     return parse_yaml(read_text(path, what), str(path))
+
+
+def first_repeat(items: Iterable[T], key: Callable[[T], Hashable]) -> T | None:
+    """The first item whose key an earlier item has (an entry listed twice in a file), or None."""
+    seen: set = set()
+    for item in items:
+        if key(item) in seen:
+            return item
+        seen.add(key(item))
+    return None
 
 
 def read_model(path: str | Path, model: type[Model], what: str) -> Model:
