@@ -249,16 +249,8 @@ def sweep_cmd(
     except InputError as e:
         fail(str(e))
     total = len(sweeps.grid(axes)) * replications
-    with sweeps.Runner(workers, scheduler, warm) as runner, _bar() as bar:
-        task = bar.add_task(f"sweeping {total} runs", total=total)
-        results = sweeps.sweep(
-            raw,
-            scenario_file.parent.resolve(),
-            axes,
-            replications,
-            runner,
-            progress=lambda done, n: bar.update(task, completed=done),
-        )
+    with sweeps.Runner(workers, scheduler, warm) as runner:
+        results = _swept(raw, scenario_file, axes, replications, runner, f"sweeping {total} runs")
     written = sweeps.write(results, out_dir)
     for failure in results.failures:
         err.print(
@@ -299,16 +291,8 @@ def check_cmd(
     from simulation import sweep as sweeps
 
     raw = _sweep_inputs(scenario_file, months, overrides)
-    with sweeps.Runner(workers, scheduler) as runner, _bar() as bar:
-        task = bar.add_task(f"simulating {seeds} seeds", total=seeds)
-        results = sweeps.sweep(
-            raw,
-            scenario_file.parent.resolve(),
-            [],
-            seeds,
-            runner,
-            lambda done, n: bar.update(task, completed=done),
-        )
+    with sweeps.Runner(workers, scheduler) as runner:
+        results = _swept(raw, scenario_file, [], seeds, runner, f"simulating {seeds} seeds")
     if results.failures or results.monthly.empty:
         for failure in results.failures:
             err.print(f"seed {failure.task.seed} failed: {failure.error}", markup=False)
@@ -593,6 +577,22 @@ def _decision(table, limits, vary, ratio, axis, replications) -> str:
                 f"{row['optimistic']:.4g}], best estimate {row['estimate']:.4g}"
             )
     return "\n".join(lines)
+
+
+def _swept(raw, scenario_file: Path, axes, replications: int, runner, label: str):
+    """A sweep of the scenario file's settings, with a bar of runs done."""
+    from simulation import sweep as sweeps
+
+    with _bar() as bar:
+        task = bar.add_task(label, total=len(sweeps.grid(axes)) * replications)
+        return sweeps.sweep(
+            raw,
+            scenario_file.parent.resolve(),
+            axes,
+            replications,
+            runner,
+            lambda done, n: bar.update(task, completed=done),
+        )
 
 
 def _bar() -> Progress:
