@@ -358,6 +358,7 @@ def _month_figures(m: dict) -> list[tuple[str, str]]:
         ("declarations", f"{m['declarations']:,}"),
         *((c, str(m[f"{c}_selected"])) for c in ("random", "targeted", "credit", "instructed")),
         ("computer-selection share", shares or f"{m['random_dispatch_share']:.1%}"),
+        ("drawn share", shares or f"{m['drawn_share']:.1%}"),
         ("pure random share", shares or f"{m['pure_random_share']:.1%}"),
         ("credit share", shares or f"{m['credit_share']:.1%}"),
         *(

@@ -75,7 +75,7 @@ FIGURES = [
         "share",
         "of all inspections, those the computer chose by a random draw (the random channel, the credit "
         "floor, rules' sampling rates) and those it chose by ranking risk scores: together the "
-        "computer-selection share, told apart (China's 55% counts both)",
+        'computer-selection share, told apart (China\'s 55% "from random selection" is the drawn share)',
     ),
     Figure(tuple(f"finished_{c}" for c in CHANNELS), "count", "inspections of the channel with a result"),
     Figure(tuple(f"hits_{c}" for c in CHANNELS), "count", "violations found per channel"),
@@ -101,7 +101,8 @@ SHARES = ("random_dispatch_share", "pure_random_share", "credit_share")  # the t
 
 def shares(selected: Mapping[str, int]) -> tuple[float, float, float]:
     """Of all inspections (`selected`: inspections per channel of CHANNELS): the computer-selection
-    share (rules, random draw and credit floor: all but the officers' orders, China's "55%"), the
+    share (rules, random draw and credit floor: all but the officers' orders; China's "55%" is only its
+    drawn part, see channel_figures), the
     pure random share and the credit share (the floor)."""
     inspections = sum(selected.values())
     return (

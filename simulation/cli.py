@@ -108,6 +108,8 @@ def print_summary(results) -> None:
         ("declarations", f"{s['declarations']:,}"),
         ("inspections (rate)", f"{s['inspections']:,} ({100 * s['inspection_rate']:.2f}%)"),
         ("computer-selection share of inspections", f"{100 * s['random_dispatch_share']:.1f}%"),
+        ("drawn share of inspections (random draws)", _percent(s["drawn_share"])),
+        ("scored share of inspections (highest risk scores)", _percent(s["scored_share"])),
         ("pure random share of inspections", f"{100 * s['pure_random_share']:.1f}%"),
         ("credit share of inspections", f"{100 * s['credit_share']:.1f}%"),
         ("violations found / true", f"{s['violations_found']:,} / {s['violations_true']:,}"),
@@ -149,6 +151,10 @@ def print_summary(results) -> None:
         out.print(f"[bold yellow]warning:[/] {s['noncompliance_warning']}")
     for note in s.get("trace_warnings", []):
         out.print(f"[bold yellow]trace:[/] {escape(note)}")
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.1f}%"
 
 
 def print_calibration(s: dict) -> None:

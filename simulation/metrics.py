@@ -154,6 +154,17 @@ RUN_METRICS = [
     Figure(
         ("pure_random_share",), "share", "pure random share: the random draw's inspections / all inspections"
     ),
+    Figure(
+        ("drawn_share",),
+        "share",
+        "drawn share: inspections chosen by a random draw (pure random, credit floor, rules' sampling) / "
+        "all inspections; China's 55% from random selection",
+    ),
+    Figure(
+        ("scored_share",),
+        "share",
+        "scored share: inspections chosen by ranking risk scores / all inspections",
+    ),
     Figure(("credit_share",), "share", "credit share: the credit floor's inspections / all inspections"),
     Figure(("violations_true",), "count", "declarations that violate (ground truth)"),
     Figure(("violations_found",), "declarations per run", "violations found"),

@@ -56,13 +56,19 @@ def random_dispatch_share(ax, monthly: pd.DataFrame) -> None:
         monthly["month"],
         monthly["random_dispatch_share"],
         marker="o",
-        label="computer-selection share (rules, pure random, credit floor)",
+        label="computer-selection share (drawn + scored)",
+    )
+    ax.plot(
+        monthly["month"],
+        monthly["drawn_share"],
+        marker="D",
+        label="drawn share (pure random, credit floor, rules' sampling)",
     )
     ax.plot(monthly["month"], monthly["pure_random_share"], marker="s", label="pure random share")
     credit = monthly["credit_selected"] / monthly["inspections"].where(monthly["inspections"] > 0)
     ax.plot(monthly["month"], credit, marker="^", label="credit share (the floor for dishonest firms)")
     ax.axhline(CHINA_H1_2015, color="grey", ls="--", label="China Customs H1 2015: 55%")
-    band(ax, "random_dispatch_share")
+    band(ax, "drawn_share")
     ax.set(
         title="Shares of inspections by who chose them",
         xlabel="month",

@@ -231,6 +231,7 @@ def _totals(
     estimate = metrics.random_sample_estimate(events, whole)
     declarations, inspections = int(monthly["declarations"].sum()), len(events)
     computer_share, random_share, credit_share = metrics.dispatch_shares(events["channel"])
+    scored = int(((events["channel"] == "targeted") & events["scored"].astype(bool)).sum())
     busy = float(capacity["busy_hours"].sum())
     clearance = events["clearance_h"]
     return {
@@ -240,6 +241,8 @@ def _totals(
         "random_dispatch_share": computer_share if inspections else None,
         "pure_random_share": random_share if inspections else None,
         "credit_share": credit_share if inspections else None,
+        "drawn_share": computer_share - scored / inspections if inspections else None,
+        "scored_share": scored / inspections if inspections else None,
         "violations_true": int(monthly["violations_true"].sum()),
         "violations_found": int(events["detected"].sum()),
         "noncompliance_true": float(monthly["violations_true"].sum() / declarations)

@@ -67,7 +67,7 @@ def test_a_slider_change_reruns_the_office_and_changes_the_sentence(browser, pag
     page.get_by_role("button", name="Simulate").click()
     sentence.wait_for(timeout=240_000)
     first = sentence.inner_text()
-    assert "38% of it at random" in first and "violations a month [" in first
+    assert "66% of it at random" in first and "violations a month [" in first
 
     share.focus()
     for _ in range(4):
@@ -77,7 +77,7 @@ def test_a_slider_change_reruns_the_office_and_changes_the_sentence(browser, pag
         "first => document.querySelector('.answer .sentence').innerText !== first", arg=first, timeout=90_000
     )
     second, moved = sentence.inner_text(), page.locator(".widget-readout").nth(2).inner_text()
-    assert moved != "38%" and f"{moved} of it at random" in second, (moved, second)
+    assert moved != "66%" and f"{moved} of it at random" in second, (moved, second)
 
     # the tiny office's random sample cannot estimate compliance to ±0.5 points: said, in red
     breach = page.locator(".breach").first

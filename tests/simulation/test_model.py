@@ -179,7 +179,7 @@ def test_vectorised_rules_give_exactly_the_durable_rules_results():
         "baseline.yaml",
         NO_WARMUP,
         "horizon.days=3",
-        "arrivals.per_day=400",
+        "arrivals.per_day=500",
         "population.enterprises=300",
         "inspectors.count=20",
     )

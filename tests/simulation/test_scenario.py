@@ -125,8 +125,8 @@ def test_cli_run_end_to_end(tmp_path):
     assert len(events) == summary["inspections"]
     # the warm-up month is simulated but in no output; the calibration table is printed and kept
     assert list(monthly["month"]) == ["2026-02"] and events["month"].eq("2026-02").all()
-    assert {row["name"] for row in summary["calibration"]} >= {"inspection rate", "computer-selection share"}
-    assert "calibration" in done.output and "computer-selection share" in done.output
+    assert {row["name"] for row in summary["calibration"]} >= {"inspection rate", "drawn share"}
+    assert "calibration" in done.output and "drawn share" in done.output
 
 
 def test_cli_run_refuses_a_bad_scenario_without_a_traceback(tmp_path):
@@ -143,7 +143,7 @@ def test_cli_run_refuses_a_bad_scenario_without_a_traceback(tmp_path):
 def test_a_scenario_can_extend_another(tmp_path):
     adaptive = scenario.load(ROOT / "scenarios" / "adaptive.yaml")
     baseline = scenario.load(BASELINE)
-    assert adaptive.adaptive is not None and adaptive.adaptive.end_share == 0.80
+    assert adaptive.adaptive is not None and adaptive.adaptive.end_share == 0.85
     assert adaptive.sites == baseline.sites and adaptive.policy == baseline.policy
     variant = tmp_path / "variant.yaml"
     variant.write_text("extends: nowhere.yaml\nname: v\n")

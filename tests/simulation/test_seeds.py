@@ -83,7 +83,7 @@ def test_check_reports_each_seed_and_the_pooled_verdicts(tmp_path):
     checked = json.loads((out / "check.json").read_text())
     assert checked["seeds"] == [1, 2, 3] and len(checked["per_seed"]) == 3
     names = [t["name"] for t in checked["targets"]]
-    assert "computer-selection share" in names and "seed 3" in result.output
+    assert "drawn share" in names and "seed 3" in result.output
     pooled = {d["column"]: d for d in checked["steady_state"]}
     assert set(pooled) == {"inspection_rate", "dishonest_enterprises", "backlog_end"}
     assert all(d["verdict"] in ("met", "drifting", "inconclusive", "undetermined") for d in pooled.values())

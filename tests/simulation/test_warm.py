@@ -59,7 +59,7 @@ def test_a_what_if_from_the_warm_state_applies_its_own_policy(warm):
     """More random inspection and more inspectors from the first measured hour: the pure random share
     rises well beyond the cold run's, on the same declarations."""
     folder, cold = warm
-    more = run(load("policy.random_ratio=0.05", "inspectors.count=30"), seed=5, from_warm=folder)
+    more = run(load("policy.random_ratio=0.08", "inspectors.count=30"), seed=5, from_warm=folder)
     assert (more.monthly["declarations"] == cold.monthly["declarations"]).all()
     assert more.monthly["pure_random_share"].mean() > 2 * cold.monthly["pure_random_share"].mean()
 

@@ -117,40 +117,66 @@ def test_drift_flags_a_real_trend():
     assert d.rising and not d.stable and d.change == pytest.approx(23, abs=2)
 
 
-@pytest.fixture(scope="module")
-def baseline_run():
-    """The shipped baseline as `make run` runs it: two warm-up years, two measured years (~35 s)."""
+SEEDS = (1, 2, 3, 4, 5)
+
+
+def _baseline(seed: int) -> dict:
+    """One seed of the shipped baseline as `make run` runs it (two warm-up years, two measured
+    years): what the checks read, small enough to send back from a worker."""
     from simulation.model import run
 
-    return run(load(f"{SCENARIOS}/baseline.yaml"))
+    result = run(load(f"{SCENARIOS}/baseline.yaml"), seed=seed)
+    return {"monthly": result.monthly, "summary": result.summary, "first_event": result.events["month"].min()}
 
 
-def test_baseline_discards_its_warm_up(baseline_run):
-    monthly, events = baseline_run.monthly, baseline_run.events
-    assert list(monthly["month"])[:1] == ["2028-01"] and len(monthly) == 24
-    assert events["month"].min() == "2028-01"
+@pytest.fixture(scope="module")
+def baseline_runs():
+    """The baseline on five seeds, two at a time (the two cores CI has): one seed's 24 months are too
+    few and too autocorrelated to show the dishonest firms level (issue: a weight tuned until seed 1
+    passed), so every check below holds on every seed or pooled over them (~2 minutes)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        return dict(zip(SEEDS, pool.map(_baseline, SEEDS)))
 
 
-def test_baseline_holds_a_steady_state(baseline_run):
-    for d in calibration.steady_state(baseline_run.monthly):
-        assert d.stable, d
+def test_baseline_discards_its_warm_up(baseline_runs):
+    for run in baseline_runs.values():
+        assert list(run["monthly"]["month"])[:1] == ["2028-01"] and len(run["monthly"]) == 24
+        assert run["first_event"] == "2028-01"
 
 
-def test_baseline_meets_every_calibration_target(baseline_run):
-    rows = baseline_run.summary["calibration"]
-    assert [r["name"] for r in rows if not r["met"]] == []
-    ratio = next(r for r in rows if r["column"] == "hit_ratio")
-    assert 3 <= ratio["ci_low"] and ratio["ci_high"] <= 10
+def test_baseline_holds_a_steady_state_pooled_over_seeds(baseline_runs):
+    checked = calibration.across_seeds([run["monthly"] for run in baseline_runs.values()])
+    assert [d.verdict for d in checked["steady"]] == ["met"] * 3, checked["steady"]
+    # no seed alone shows a trend beyond chance (inconclusive or undetermined is no evidence of one)
+    assert not [d for run in checked["per_seed"] for d in run["steady"] if d.verdict == "drifting"]
 
 
-def test_baseline_meets_the_credit_rules_on_the_total_rate(baseline_run):
-    assert all(rule["met"] for rule in baseline_run.summary["credit_rules"])
+def test_baseline_meets_every_calibration_target_on_every_seed(baseline_runs):
+    for seed, run in baseline_runs.items():
+        rows = run["summary"]["calibration"]
+        assert [r["name"] for r in rows if not r["met"]] == [], seed
+        ratio = next(r for r in rows if r["column"] == "hit_ratio")
+        assert 3 <= ratio["ci_low"] and ratio["ci_high"] <= 10
+        drawn = next(r for r in rows if r["column"] == "drawn_share")  # China's 55%: random draws only
+        assert 0.50 <= drawn["ci_low"] and drawn["ci_high"] <= 0.60
 
 
-def test_baseline_estimate_interval_holds_the_truth(baseline_run):
-    s = baseline_run.summary
-    low, high = s["noncompliance_ci"]
-    assert low <= s["noncompliance_true"] <= high
+def test_baseline_meets_the_credit_rules_on_the_total_rate_on_every_seed(baseline_runs):
+    for seed, run in baseline_runs.items():
+        assert all(rule["met"] for rule in run["summary"]["credit_rules"]), seed
+
+
+def test_baseline_estimate_interval_holds_the_truth(baseline_runs):
+    """A 95% interval misses on some seeds by design: missing on 2 or more of 5 has chance 2.3%."""
+    covered = [
+        low <= s["noncompliance_true"] <= high
+        for s in (run["summary"] for run in baseline_runs.values())
+        for low, high in [s["noncompliance_ci"]]
+    ]
+    assert sum(covered) >= 4, covered
 
 
 SMALL_PORT = {
