@@ -73,6 +73,17 @@ class BatchRules:
             visit(rule.condition)
         return out
 
+    def named(self) -> np.ndarray:
+        """Rows a rule matches by what the declaration lodges alone (goods, origin, value, office: no
+        `enterprise.*` field), on the days it is in force: what a firm can learn the rules aim at and
+        route its violations around."""
+        out = np.zeros(len(self.frame), bool)
+        for rule in self.rules.rules:
+            whole = self._static.get(id(rule.condition))
+            if whole is not None:
+                out |= whole & self._active.get(rule.id, True)
+        return out
+
     def fire(self, lo: int, hi: int, firm_fields: Mapping[str, np.ndarray]) -> np.ndarray:
         """Rows lo..hi x rules: which active rules match, given the `enterprise.*` fields of those rows."""
 

@@ -536,15 +536,21 @@ def _fixed_capacity(
         say = lambda line: err.print(f"  {line}", markup=False, highlight=False)  # noqa: E731
         try:
             with sweeps.Runner(workers, scheduler, warm) as runner:
-                table = tuning.sensitivity(
+                table, frontiers = tuning.sensitivity(
                     raw, base, runner, capacity, shares, precision, limits, replications, names, say
                 )
         except InputError as e:
             fail(str(e))
         table.to_csv(out / "sensitivity.csv", index=False, float_format="%.6g")
+        frontiers.to_csv(out / "sensitivity_frontiers.csv", index=False, float_format="%.6g")
+        plots.sensitivity(result, frontiers, out / "sensitivity.png")
         print(table.round(4).to_string(index=False))
         print(tuning.sensitivity_sentence(result, table))
-        err.print(f"wrote {out / 'sensitivity.csv'}", highlight=False)
+        err.print(
+            f"wrote {out / 'sensitivity.csv'}, {out / 'sensitivity_frontiers.csv'} and "
+            f"{out / 'sensitivity.png'}",
+            highlight=False,
+        )
 
 
 def _assumption_names(raw: dict, scenario_file: Path, asked: list[str]) -> list[str]:

@@ -177,6 +177,11 @@ RUN_METRICS = [
         "the monthly compliance estimate's 95% interval half-width, mean over months",
     ),
     Figure(("violations_found_per_month",), "declarations per month", "violations found per measured month"),
+    Figure(
+        ("violations_per_month",),
+        "declarations per month",
+        "violations committed per measured month (ground truth: deterrence lowers it)",
+    ),
     Figure(("inspector_utilization",), "share of on-post hours", "inspector utilization"),
     Figure(("mean_wait_h",), "hours", "mean wait for dispatch"),
     Figure(("p95_clearance_h",), "hours", "95th percentile clearance, unfinished ones counted to the end"),

@@ -61,6 +61,15 @@ class OfficeModel:
         self.propensity = self.firms.propensity.copy()
         self.perception = Perception(scenario.population.perceived, len(self.propensity))
         self.screening = Screening(scenario, rules, self.decls, backend)
+        if scenario.population.adaptation:  # firms route around the rules in force
+            firms, enterprise = self.firms, self.decls.enterprise
+            self.decls.risk = population.adapted(
+                self.decls.risk,
+                self.screening.decider.batch.named(),
+                population.propensity_logodds(firms.propensity)[enterprise],
+                firms.credit[enterprise],
+                scenario.population.adaptation,
+            )
         self.rule_ids = [r.id for r in rules.rules]
         self.roster = build_roster(scenario)
         self.sites = scenario.sites

@@ -290,6 +290,47 @@ def frontier(result, out: Path) -> Path:
     return out
 
 
+def sensitivity(result, frontiers: pd.DataFrame, out: Path) -> Path:
+    """Violations committed and found per month against the random share, as the scenario stands and
+    under each assumption's other value (95% intervals over replications): where the committed line
+    falls as the share rises, randomness deters; where the found line rises, it finds what the rules
+    miss; where both are flat or found falls, it costs."""
+    fig = Figure(figsize=(11, 4.8))
+    committed, found = fig.subplots(1, 2)
+    lines = [("as the scenario stands", result.table)] + [
+        (f"{a} {s}: {settings}", t)
+        for (a, s, settings), t in frontiers.groupby(["assumption", "side", "settings"], sort=False)
+        if settings  # a side that is the scenario itself repeats its line
+    ]
+    for label, t in lines:
+        t = t.sort_values("share")
+        for ax, figure in ((committed, "violations_per_month"), (found, "violations_found_per_month")):
+            y = t[figure]
+            ax.errorbar(
+                100 * t["share"],
+                y,
+                yerr=[y - t[f"{figure}_low"], t[f"{figure}_high"] - y],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+    committed.set(
+        title="Violations committed a month (deterrence lowers them)",
+        xlabel="random share of the computer's capacity (%)",
+        ylabel="violating declarations per month",
+    )
+    found.set(
+        title="Violations found a month",
+        xlabel="random share of the computer's capacity (%)",
+        ylabel="violations found per month",
+    )
+    found.legend(fontsize=7)
+    fig.suptitle(f"Randomness under assumptions not fitted; capacity {result.capacity:.1%} of declarations")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    return out
+
+
 def frontier_on(ax, result) -> None:
     t = result.table.sort_values("share")
     x, y = 100 * t["monthly_half_width"], t["violations_found_per_month"]

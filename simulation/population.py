@@ -258,6 +258,21 @@ def goods_risk(
     return goods + shift[firms.credit[enterprise]]
 
 
+def adapted(
+    risk: np.ndarray, named: np.ndarray, firm_logodds: np.ndarray, group: np.ndarray, share: float
+) -> np.ndarray:
+    """Adaptation to published rules (`population.adaptation`): firms learn what the rules name and
+    move their violations elsewhere. The odds of violating on a named declaration are multiplied by
+    (1 - share), then each credit class is shifted back to its own level, so violations move to the
+    goods no rule names rather than vanish: the rules find less, a random draw finds as much.
+    Not fitted: an assumption to vary (the frontier's sensitivity), taken as learned at the start."""
+    if not share or not named.any():
+        return risk
+    moved = np.log1p(-share) * named
+    shift = centred_shift(firm_logodds + risk, moved, group)
+    return risk + moved + shift[group]
+
+
 def propensity_logodds(propensity: np.ndarray) -> np.ndarray:
     """A firm's propensity on the log-odds scale (0 and 1, which overrides may set, kept finite)."""
     return logit(np.clip(propensity, 1e-9, 1 - 1e-9))

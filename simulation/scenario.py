@@ -143,6 +143,14 @@ class Population(Strict):
     deterrence: float = Field(
         default=0.0, ge=0, lt=1, description="propensity x (1 - this) after each inspection"
     )
+    adaptation: float = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="adaptation to published rules: the share of the violation risk on declarations a rule "
+        "names by their goods, origin or value that firms move to declarations no rule names (each class's "
+        "level kept)",
+    )
     perceived: Perceived | None = Field(
         default=None, description="general deterrence: firms violate less the likelier they think inspection"
     )

@@ -344,6 +344,7 @@ def assumptions(scenario) -> dict[str, dict[str, list[str]]]:
             "high": [f"population.turnover={min(1.0, 2 * turnover):g}"],
         },
         "deterrence": {"low": [], "high": ["population.perceived={elasticity: 0.5}"]},
+        "adaptation": {"low": [], "high": ["population.adaptation=0.5"]},
     }
 
 
@@ -358,16 +359,17 @@ def sensitivity(
     replications: int,
     names: list[str],
     progress: Callable[[str], None] | None = None,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The fixed-capacity recommendation under each named assumption at its low and high value: one
-    row per (assumption, side) with the recommended share and what it finds and estimates."""
+    row per (assumption, side) with the recommended share and what it finds and estimates; and every
+    frontier whole (a row per assumption, side and share), to show how the trade-off itself moves."""
     from simulation import scenario as scenarios
 
     table = assumptions(scenarios.validate(copy.deepcopy(raw), "scenario", Path(base_dir)))
     unknown = [n for n in names if n not in table]
     if unknown:
         raise InputError(f"--sensitivity: unknown {unknown}; known: {', '.join(table)} or all")
-    rows = []
+    rows, frontiers = [], []
     for name in names:
         for side, overrides in table[name].items():
             varied = copy.deepcopy(raw)
@@ -376,6 +378,7 @@ def sensitivity(
             frontier = fixed_capacity(
                 varied, base_dir, runner, capacity, shares, precision, limits, replications
             )
+            frontiers.append(frontier.table.assign(assumption=name, side=side, settings="; ".join(overrides)))
             chosen = (
                 frontier.table.set_index("share").loc[frontier.recommended]
                 if frontier.recommended == frontier.recommended
@@ -396,7 +399,7 @@ def sensitivity(
             if progress:
                 share = "none" if math.isnan(frontier.recommended) else f"{frontier.recommended:.0%}"
                 progress(f"{name} {side}: recommended share {share}")
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), pd.concat(frontiers, ignore_index=True)
 
 
 def sensitivity_sentence(base: Frontier, table: pd.DataFrame) -> str:

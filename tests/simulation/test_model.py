@@ -369,3 +369,71 @@ def test_general_deterrence_makes_random_inspection_pay_and_is_off_by_default():
     deterred = "population.perceived={elasticity: 0.5}"
     none, some = violations(0.0, deterred), violations(0.10, deterred)
     assert none - some > 4 * math.sqrt(none + some), (none, some)
+
+
+ADAPTATION_PORT = [
+    "horizon.warmup_months=0",
+    "horizon.months=3",
+    "arrivals.per_day=1500",
+    "population.enterprises=3000",
+    "inspectors.count=30",
+]
+
+
+def test_adaptation_moves_violations_off_what_the_rules_name_keeping_each_class_level():
+    """With `population.adaptation` 0.5 the odds of violating on a declaration that a rule names by
+    its goods, origin or value halve, and each credit class is shifted back to its level: the class
+    levels stay (the violations move, they do not vanish), the named declarations' chance falls, the
+    others' rises. Off by default."""
+    from engine.rules import RuleSet
+    from simulation import population
+    from simulation.model import OfficeModel
+
+    def office(*extra: str) -> OfficeModel:
+        s = load("baseline.yaml", *ADAPTATION_PORT, *extra)
+        return OfficeModel(s, RuleSet.load(s.path(s.rules)), "vector")
+
+    before, after = office(), office("population.adaptation=0.5")
+    assert before.scenario.population.adaptation == 0
+    named = after.screening.decider.batch.named()
+    assert 0.01 < named.mean() < 0.5, named.mean()  # the goods and origin lists name some, not most
+
+    def chance(o: OfficeModel) -> np.ndarray:
+        return population.violation_probability(o.firms.propensity[o.decls.enterprise], o.decls.risk)
+
+    p0, p1 = chance(before), chance(after)
+    klass = before.firms.credit[before.decls.enterprise]
+    for code in np.unique(klass):
+        where = klass == code
+        assert p1[where].mean() == pytest.approx(p0[where].mean(), rel=1e-6)
+    assert p1[named].mean() < 0.7 * p0[named].mean()
+    assert p1[~named].mean() > p0[~named].mean()
+
+
+def test_adapted_firms_escape_the_rules_but_not_the_random_draw():
+    """The same port and draws with and without adaptation (0.6), every rule hit inspected (no
+    expected rate): the inspections a goods or origin rule chose find fewer violations (a two-proportion
+    z beyond 3), the random channel's hit rate does not move beyond chance (|z| < 3), and the
+    violations committed stay within chance of each other (they moved, not vanished)."""
+
+    def counts(*extra: str) -> dict:
+        result = run(load("baseline.yaml", *ADAPTATION_PORT, "policy.expected_rate=null", *extra), seed=5)
+        e = result.events
+        named = (e["channel"] == "targeted") & e["rules"].astype(str).str.contains("GOODS|ORIGIN")
+        random_ = e["channel"] == "random"
+        return {
+            "named": (int(e["violating"][named].sum()), int(named.sum())),
+            "random": (int(e["violating"][random_].sum()), int(random_.sum())),
+            "committed": int(result.monthly["violations_true"].sum()),
+        }
+
+    def z(a: tuple[int, int], b: tuple[int, int]) -> float:
+        (k0, n0), (k1, n1) = a, b
+        pooled = (k0 + k1) / (n0 + n1)
+        return (k0 / n0 - k1 / n1) / math.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
+
+    plain, adapted = counts(), counts("population.adaptation=0.6")
+    assert z(plain["named"], adapted["named"]) > 3, (plain, adapted)
+    assert abs(z(plain["random"], adapted["random"])) < 3, (plain, adapted)
+    total = plain["committed"] + adapted["committed"]
+    assert abs(plain["committed"] - adapted["committed"]) < 4 * math.sqrt(total)

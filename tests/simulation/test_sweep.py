@@ -246,6 +246,12 @@ def test_the_fixed_capacity_answer_reports_how_far_it_moves_across_assumptions(t
         ("goods-effects", "low"), ("goods-effects", "high"), ("deterrence", "low"), ("deterrence", "high"),
     ]  # fmt: skip
     assert (table["recommended_share"] == 0.4).all()  # the only share with a random sample
+    # every frontier whole, to plot how the trade-off moves: committed and found per share and side
+    frontiers = pd.read_csv(tmp_path / "sensitivity_frontiers.csv")
+    assert len(frontiers) == 4 * 2 and set(frontiers["share"]) == {0.0, 0.4}
+    assert frontiers[["violations_per_month", "violations_found_per_month"]].notna().all().all()
+    assert (frontiers["violations_per_month"] >= frontiers["violations_found_per_month"]).all()
+    assert (tmp_path / "sensitivity.png").stat().st_size > 10_000
     assert (
         "is 40% as the scenario stands; across the assumptions tried it ranges from 40% to 40%" in done.stdout
     )
