@@ -4,10 +4,16 @@ declaration fields and the importer's record as of each declaration's date.
 Features (`features`): the HS chapter, heading and six-digit code, the origin and departure country,
 the customs office, the transport and trade mode (categories, LightGBM's own handling: the levels are
 those seen in training, an unseen one is missing); the declared value, net mass and value per kg (on
-a log scale); and the importer's record **before the declaration's day**: declarations lodged,
-inspected, and inspected with a violation, and that share with a prior of one clean and one bad
-(a firm never seen has 0.5). A day's outcomes count from the next day on, as the replay's standing
-does, so no declaration's features see its own day's outcomes or later ones (a test plants one).
+a log scale); and the importer's record over the **180 days before the declaration's day**:
+declarations lodged, inspected, and inspected with a violation, and that share with a prior of one
+clean and one bad (a firm not seen in the window has 0.5). A day's outcomes count from the next day
+on, as the replay's standing does, so no declaration's features see its own day's outcomes or later
+ones (a test plants one). A window, not the firm's whole life: lifetime counts only grow, so a model
+trained on one year would see every later month as drift (a score PSI of 0.10 in a month with no
+change), and a score must not depend on where the log it is computed from begins.
+
+Scores are always computed on the whole log and then cut to the rows asked for (`Model.score(log,
+rows)`): computed on a slice, the record would lose the history before the slice's first day.
 
 Where the log carries inclusion probabilities, each labelled declaration weighs their inverse
 (`ipw`), so the random channel's unbiased labels count for the population.
@@ -37,7 +43,8 @@ from engine.errors import InputError
 from engine.report import proportion
 from replay.evaluate import top
 
-FORMAT = "doublerandom-model/1"
+FORMAT = "doublerandom-model/2"  # /2: the importer's record over a 180-day window
+WINDOW = "180D"  # the importer's record: the days before the declaration's that count
 CATEGORIES = [
     "hs_chapter",
     "hs_heading",
@@ -96,7 +103,8 @@ def features(log: pd.DataFrame) -> pd.DataFrame:
 
 
 def firm_record(log: pd.DataFrame) -> pd.DataFrame:
-    """Each importer's declarations, inspections and violations on the days before each declaration."""
+    """Each importer's declarations, inspections and violations on the 180 days before each
+    declaration's day (that day excluded)."""
     day = log["declared_at"].dt.normalize()
     inspected = log["inspected"].astype(bool) & log["violation"].notna()
     per_day = (
@@ -112,8 +120,14 @@ def firm_record(log: pd.DataFrame) -> pd.DataFrame:
         .groupby(["firm", "day"], sort=True)
         .sum()
     )
-    # totals up to the day before: the running sum per firm, less the day's own
-    before = per_day.groupby(level="firm").cumsum() - per_day
+    # per firm, the window of days before each of its days (closed on the left: not the day itself)
+    before = (
+        per_day.reset_index(level="firm")
+        .groupby("firm")[["declarations", "inspected", "violations"]]
+        .rolling(WINDOW, closed="left")
+        .sum()
+        .fillna(0.0)
+    )
     joined = before.reindex(pd.MultiIndex.from_arrays([log["enterprise_id"], day])).to_numpy(float)
     out = pd.DataFrame(
         joined, columns=["firm_declarations", "firm_inspected", "firm_violations"], index=log.index
@@ -136,10 +150,14 @@ class Model:
     booster: object  # lightgbm.Booster
     meta: dict
 
-    def score(self, log: pd.DataFrame) -> np.ndarray:
-        """The probability of a violation for every row of an imported log."""
-        x = _frame(features(log), self.meta["levels"])
-        return self.booster.predict(x, num_iteration=self.meta["iterations"])
+    def score(self, log: pd.DataFrame, rows: np.ndarray | pd.Series | None = None) -> np.ndarray:
+        """The probability of a violation for every row of an imported log, or for `rows` (a mask):
+        the features are built on the whole log first, so each row keeps its importer's record from
+        before the rows asked for."""
+        x = features(log)
+        if rows is not None:
+            x = x[np.asarray(rows, bool)]
+        return self.booster.predict(_frame(x, self.meta["levels"]), num_iteration=self.meta["iterations"])
 
     def save(self, path: str | Path) -> None:
         text = self.booster.model_to_string(num_iteration=self.meta["iterations"])
@@ -192,7 +210,7 @@ def train(log: pd.DataFrame, until: dt.date, valid_until: dt.date, rounds: int =
         "weighted": bool((weight != 1).any()),
     }
     model = Model(booster, meta)
-    model.meta["validation"] = precision_at(model.score(log[valid]), y[valid].to_numpy(bool))
+    model.meta["validation"] = precision_at(model.score(log, valid), y[valid].to_numpy(bool))
     return model
 
 
@@ -279,14 +297,15 @@ def monthly_report(model: Model, log: pd.DataFrame, since: dt.date, budget: floa
     """Month by month from `since`: declarations, the score's PSI against the validation period's,
     the precision at `budget` with its interval, and a flag where that whole interval lies under the
     validation precision's lower bound (the model finds less than it did when it was checked)."""
-    validation = log[
-        (log["declared_at"].dt.date >= dt.date.fromisoformat(model.meta["trained_until"]))
-        & (log["declared_at"].dt.date < dt.date.fromisoformat(model.meta["validated_until"]))
-    ]
-    reference = model.score(validation)
+    day = log["declared_at"].dt.date
+    validation = (day >= dt.date.fromisoformat(model.meta["trained_until"])) & (
+        day < dt.date.fromisoformat(model.meta["validated_until"])
+    )
+    reference = model.score(log, validation)
     floor = model.meta["validation"][f"{budget:g}"]["precision_low"]
-    later = log[log["declared_at"].dt.date >= since]
-    scores = model.score(later)
+    since_then = day >= since
+    later = log[since_then]
+    scores = model.score(log, since_then)
     y = later["violation"].fillna(False).to_numpy(bool)
     months = later["declared_at"].dt.strftime("%Y-%m").to_numpy()
     rows = []

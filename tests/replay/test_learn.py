@@ -82,12 +82,25 @@ def test_the_model_finds_more_than_random_at_the_same_budget(trained):
     log, model = trained
     test = log[log["declared_at"] >= "2025-10-01"]
     y = test["violation"].to_numpy(bool)
-    at5 = learn.precision_at(model.score(test), y)["0.05"]
+    at5 = learn.precision_at(model.score(log, log["declared_at"] >= "2025-10-01"), y)["0.05"]
     assert at5["selected"] > 80 and at5["precision_low"] > y.mean() + 0.1, (at5, y.mean())
     later = (log["declared_at"] >= "2025-10-01").to_numpy()
     assert not learn.seen_in_training(log, dt.date(2025, 8, 1))[later].any()  # all of it new to the model
     names = [name for name, _ in learn.importance(model, top=3)]
     assert {"hs_chapter", "hs_heading", "hs_code", "firm_violation_share", "firm_violations"} & set(names)
+
+
+def test_a_score_does_not_depend_on_where_the_log_begins(trained):
+    """The last quarter scored from the whole year, and from a log cut 183 days before it (the
+    record's window, and a day more), gives the same scores: the record counts the 180 days before
+    each declaration, not the firm's life since the log began. Scored from the quarter alone, the
+    importers' records would be lost (the slicing the model report and validation once did)."""
+    log, model = trained
+    quarter = log["declared_at"] >= "2025-10-01"
+    whole = model.score(log, quarter)
+    cut = log[log["declared_at"] >= pd.Timestamp("2025-10-01") - pd.Timedelta(days=183)]
+    assert np.array_equal(model.score(cut, cut["declared_at"] >= "2025-10-01"), whole)
+    assert not np.allclose(model.score(log[quarter]), whole)  # a slice alone loses the record
 
 
 def test_a_changed_or_mismatched_model_file_is_refused(trained, tmp_path):
