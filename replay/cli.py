@@ -365,10 +365,12 @@ def model_report(
     budget: float = typer.Option(
         0.05, "--budget", min=0.001, max=1, help="the share of declarations at the top"
     ),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="also draw the report to this PNG"),
 ) -> None:
     """Month by month: the score's drift against its validation period (population stability index),
-    and the precision at the budget with its 95% interval, flagged where it lies wholly under the
-    validation precision's lower bound."""
+    the input that moved most, and the precision at the budget with its 95% interval, flagged where it
+    lies wholly under the validation precision's lower bound; then the calibration curve over the
+    months' inspected declarations."""
     need("sim", *NEEDS)
     need("model", "lightgbm")
     from replay import learn
@@ -380,6 +382,10 @@ def model_report(
         if f"{budget:g}" not in model.meta["validation"]:
             fail(f"--budget {budget:g}: the model was validated at {', '.join(model.meta['validation'])}")
         months = learn.monthly_report(model, frame, since, budget)
+        labelled = (frame["declared_at"].dt.date >= since) & frame["violation"].notna()
+        curve = learn.calibration(
+            model.score(frame, labelled), frame.loc[labelled, "violation"].astype(bool).to_numpy()
+        )
     except InputError as e:
         fail(str(e))
     if months.empty:
@@ -393,6 +399,19 @@ def model_report(
         flag = "  BELOW VALIDATION" if m.below_validation else ""
         shift = "  inputs shifted" if m.score_psi > 0.25 else ""
         print(
-            f"{m.month}  {m.declarations:7,d} declarations  score PSI {m.score_psi:5.2f}  precision "
+            f"{m.month}  {m.declarations:7,d} declarations  score PSI {m.score_psi:5.2f}  most moved "
+            f"{m.top_input} {m.top_input_psi:5.2f}  precision "
             f"{m.precision:6.1%} [{m.precision_low:.1%}, {m.precision_high:.1%}]{flag}{shift}"
         )
+    print("calibration over the months' inspected declarations (bins of equal count):")
+    for b in curve.itertuples():
+        inside = "" if b.rate_low <= b.mean_score <= b.rate_high else "  off"
+        print(
+            f"  bin {b.bin:2d}  {b.declarations:6,d}  mean score {b.mean_score:6.1%}  observed "
+            f"{b.violation_rate:6.1%} [{b.rate_low:.1%}, {b.rate_high:.1%}]{inside}"
+        )
+    if plot is not None:
+        from replay import plots
+
+        plots.model_report(curve, months, floor, budget, plot)
+        err.print(f"wrote {plot}", highlight=False)

@@ -293,10 +293,58 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     return float(((a - e) * np.log(a / e)).sum())
 
 
+def category_psi(expected: pd.Series, actual: pd.Series) -> float:
+    """Population stability index of a category's level shares: the expected's 20 commonest levels,
+    all others as one more (thousands of six-digit codes in a month's rows would make sampling noise
+    look like a shift: 0.9 in every month of the Korean test quarter)."""
+    levels = pd.Index(expected.astype(str).value_counts().index[:20])
+
+    def shares(values: pd.Series) -> np.ndarray:
+        codes = levels.get_indexer(values.astype(str))  # -1: a level the expected never had
+        return np.bincount(codes + 1, minlength=len(levels) + 1) / max(len(values), 1)
+
+    e, a = np.clip(shares(expected), 1e-4, None), np.clip(shares(actual), 1e-4, None)
+    return float(((a - e) * np.log(a / e)).sum())
+
+
+def input_psi(reference: pd.DataFrame, month: pd.DataFrame) -> dict[str, float]:
+    """Each input's population stability index in `month` against `reference` (the features)."""
+    return {
+        name: category_psi(reference[name], month[name])
+        if name in CATEGORIES
+        else psi(reference[name].to_numpy(float), month[name].to_numpy(float))
+        for name in FEATURES
+    }
+
+
+def calibration(score: np.ndarray, y: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """The calibration curve: declarations in bins of equal count by score, each bin's mean score
+    against its observed violation rate with a Wilson 95% interval (a calibrated score lies inside)."""
+    order = np.argsort(score, kind="stable")
+    rows = []
+    for k, part in enumerate(np.array_split(order, bins)):
+        if not len(part):
+            continue
+        found = int(y[part].sum())
+        rate, low, high = proportion(found, len(part))
+        rows.append(
+            {
+                "bin": k + 1,
+                "declarations": len(part),
+                "mean_score": float(score[part].mean()),
+                "violation_rate": rate,
+                "rate_low": low,
+                "rate_high": high,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def monthly_report(model: Model, log: pd.DataFrame, since: dt.date, budget: float = 0.05) -> pd.DataFrame:
     """Month by month from `since`: declarations, the score's PSI against the validation period's,
-    the precision at `budget` with its interval, and a flag where that whole interval lies under the
-    validation precision's lower bound (the model finds less than it did when it was checked)."""
+    the input that moved most (its PSI), the precision at `budget` with its interval, and a flag where
+    that whole interval lies under the validation precision's lower bound (the model finds less than
+    it did when it was checked)."""
     day = log["declared_at"].dt.date
     validation = (day >= dt.date.fromisoformat(model.meta["trained_until"])) & (
         day < dt.date.fromisoformat(model.meta["validated_until"])
@@ -306,17 +354,23 @@ def monthly_report(model: Model, log: pd.DataFrame, since: dt.date, budget: floa
     since_then = day >= since
     later = log[since_then]
     scores = model.score(log, since_then)
+    inputs = features(log)
+    reference_inputs, later_inputs = inputs[validation.to_numpy()], inputs[since_then.to_numpy()]
     y = later["violation"].fillna(False).to_numpy(bool)
     months = later["declared_at"].dt.strftime("%Y-%m").to_numpy()
     rows = []
     for month in sorted(set(months)):
         mine = months == month
         at = precision_at(scores[mine], y[mine], (budget,))[f"{budget:g}"]
+        moved = input_psi(reference_inputs, later_inputs[mine])
+        top_input = max(moved, key=moved.get)
         rows.append(
             {
                 "month": month,
                 "declarations": int(mine.sum()),
                 "score_psi": psi(reference, scores[mine]),
+                "top_input": top_input,
+                "top_input_psi": moved[top_input],
                 "mean_score": float(scores[mine].mean()),
                 "violation_rate": float(y[mine].mean()),
                 "precision": at["precision"],

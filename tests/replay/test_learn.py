@@ -154,12 +154,15 @@ def test_the_commands_train_and_compare_with_random(tmp_path):
     )
     assert shown.exit_code == 0, shown.output
     assert "are no copy of a training row" in shown.stdout and "random" in shown.stdout
+    drawn = tmp_path / "report.png"
     monthly = runner.invoke(
-        app, ["model", "report", str(folder), "--model", str(model), "--from", "2025-10-01"]
+        app,
+        ["model", "report", str(folder), "--model", str(model), "--from", "2025-10-01", "--plot", str(drawn)],
     )
     assert monthly.exit_code == 0 and "2025-12" in monthly.stdout and "score PSI" in monthly.stdout, (
         monthly.output
     )
+    assert "calibration" in monthly.stdout and "bin 10" in monthly.stdout and drawn.stat().st_size > 10_000
     bad = runner.invoke(
         app, ["model", "train", str(folder), "--until", "2025-13-01", "--valid-until", "x", "--out", "m"]
     )
@@ -212,3 +215,20 @@ def test_the_monthly_report_flags_drift_in_the_inputs_and_in_the_finds():
     assert not months.loc["2025-10", "below_validation"] and months.loc["2025-10", "score_psi"] < 0.1
     for month in ("2025-11", "2025-12"):
         assert months.loc[month, "below_validation"] and months.loc[month, "score_psi"] > 0.1, months
+        # the input that moved is named: the goods mix (chapter 61's share rose from a fifth to two thirds)
+        assert months.loc[month, "top_input"] in ("hs_chapter", "hs_heading", "hs_code"), months
+    assert months.loc["2025-10", "top_input_psi"] < months.loc["2025-11", "top_input_psi"]
+
+
+def test_the_calibration_curve_holds_a_calibrated_score_and_shows_an_overconfident_one():
+    """Scores that are the true chances: each bin's observed rate covers its mean score (95%
+    intervals: three or more of ten miss by chance with probability 0.012). The same scores doubled: the
+    upper bins' intervals lie wholly under their mean score."""
+    rng = np.random.default_rng(4)
+    p = rng.beta(1, 8, 20000)
+    y = rng.random(len(p)) < p
+    curve = learn.calibration(p, y)
+    inside = (curve["rate_low"] <= curve["mean_score"]) & (curve["mean_score"] <= curve["rate_high"])
+    assert len(curve) == 10 and inside.sum() >= 8, curve
+    doubled = learn.calibration(np.minimum(1, 2 * p), y)
+    assert (doubled["rate_high"] < doubled["mean_score"]).tail(5).all(), doubled
