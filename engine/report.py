@@ -55,7 +55,8 @@ FIGURES = [
     Figure(
         ("random_dispatch_share",),
         "share",
-        'computer selection (rules + random draw + credit floor) / all inspections: China\'s "55%"',
+        "computer selection (rules + random draw + credit floor) / all inspections: the drawn share plus "
+        "the scored share",
     ),
     Figure(("pure_random_share",), "share", "`random_selected / inspections`"),
     Figure(
@@ -67,14 +68,16 @@ FIGURES = [
     Figure(
         ("scored_selected",),
         "count",
-        "of `targeted_selected`, those the targeted channel took by risk score under an expected rate "
-        "(the highest scores: a draw only at the cutoff's ties and through the credit multipliers)",
+        "of `targeted_selected`, those no draw chose: the highest risk scores under an expected rate (a "
+        "draw only at the cutoff's ties) or a rule that inspects every hit (its sampling rate, times the "
+        "credit multiplier, is 1)",
     ),
     Figure(
         ("drawn_share", "scored_share"),
         "share",
         "of all inspections, those the computer chose by a random draw (the random channel, the credit "
-        "floor, rules' sampling rates) and those it chose by ranking risk scores: together the "
+        "floor, rules' sampling rates under 1) and those it chose without one (ranked risk scores, rules "
+        "that inspect every hit): together the "
         'computer-selection share, told apart (China\'s 55% "from random selection" is the drawn share)',
     ),
     Figure(tuple(f"finished_{c}" for c in CHANNELS), "count", "inspections of the channel with a result"),
@@ -163,6 +166,16 @@ def lane_of(decision: dict[str, Any], inspection_type: str | None) -> str:
     return LANES[int(lanes(np.array([code]), np.array([0.0]), np.array([0]))[0])]
 
 
+def drawn_by_a_rule(decision: dict) -> bool:
+    """A targeted decision a rule's sampling draw made (a rate under 1), as `Choices.rule_drawn` says
+    of a batch: not one ranked under an expected rate (a cutoff), nor one a rule inspects whenever it
+    fires (rate 1: certain, not random)."""
+    if decision.get("cutoff") is not None:
+        return False
+    draws = decision.get("rule_draws") or {}
+    return any(draws.get(rule, [0.0, 1.0])[1] < 1 for rule in decision.get("sampled_rules", []))
+
+
 def monthly(
     rows: Iterable[tuple[str, str | dict, str | None, str | None]], rule_ids: Iterable[str] = ()
 ) -> list[dict[str, Any]]:
@@ -180,7 +193,7 @@ def monthly(
         m[f"lane_{lane_of(decision, inspection_type)}"] += 1
         if channel is not None:
             m[f"{channel}_selected"] += 1
-            m["scored_selected"] += channel == "targeted" and decision.get("cutoff") is not None
+            m["scored_selected"] += channel == "targeted" and not drawn_by_a_rule(decision)
             if outcome is not None:
                 m[f"finished_{channel}"] += 1
                 m[f"hits_{channel}"] += outcome == "problem"

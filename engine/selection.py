@@ -200,6 +200,15 @@ class Choices:
     inclusion: np.ndarray  # the chance of being selected by some computer channel
     score: np.ndarray  # the risk score: the sum of the fired rules' weights
     paced: Paced | None = None  # the capacity cutoffs, when the office has an expected rate
+    # targeted by a rule's sampling draw (a rate under 1): a random pick. The other targeted picks are
+    # certain (a rule that inspects every hit) or ranked (the highest scores under an expected rate)
+    rule_drawn: np.ndarray | None = None
+
+    @property
+    def scored(self) -> np.ndarray:
+        """Targeted without a draw: what `scored_share` counts (China's random-selection share does not)."""
+        drawn = self.rule_drawn if self.rule_drawn is not None else np.zeros(len(self.targeted), bool)
+        return self.targeted & ~drawn
 
     @property
     def selected(self) -> np.ndarray:
@@ -239,9 +248,11 @@ def choose(
             raise ValueError("a policy with an expected rate needs the offices' pacers")
         paced = pace(score, table.multipliers[credit], random_hit | credit_hit)
         sampled, rule_miss = hits & paced.hit[:, None], 1 - paced.chance
+        rule_drawn = np.zeros(len(credit), bool)  # ranked, not drawn
     else:
         rates = table.rule_rates(credit)
         sampled, rule_miss = hits & (u_rules < rates), np.ones(len(credit))
+        rule_drawn = (sampled & (rates < 1)).any(axis=1)
         for k in range(hits.shape[1]):  # multiplied in file order, as choose_one does
             rule_miss *= np.where(hits[:, k], 1 - rates[:, k], 1.0)
     targeted = sampled.any(axis=1)
@@ -249,7 +260,17 @@ def choose(
     inspection = np.where(random_hit | credit_hit, np.maximum(inspection, table.random_intensity), inspection)
     miss = (1 - threshold) * (1 - floor) * rule_miss
     return Choices(
-        threshold, random_hit, sampled, targeted, floor, credit_hit, inspection, 1 - miss, score, paced
+        threshold,
+        random_hit,
+        sampled,
+        targeted,
+        floor,
+        credit_hit,
+        inspection,
+        1 - miss,
+        score,
+        paced,
+        rule_drawn,
     )
 
 

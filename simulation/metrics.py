@@ -157,13 +157,15 @@ RUN_METRICS = [
     Figure(
         ("drawn_share",),
         "share",
-        "drawn share: inspections chosen by a random draw (pure random, credit floor, rules' sampling) / "
+        "drawn share: inspections chosen by a random draw (pure random, credit floor, rules' sampling "
+        "under 1) / "
         "all inspections; China's 55% from random selection",
     ),
     Figure(
         ("scored_share",),
         "share",
-        "scored share: inspections chosen by ranking risk scores / all inspections",
+        "scored share: inspections the targeted channel chose without a draw (ranked risk scores, rules "
+        "that inspect every hit) / all inspections",
     ),
     Figure(("credit_share",), "share", "credit share: the credit floor's inspections / all inspections"),
     Figure(("violations_true",), "count", "declarations that violate (ground truth)"),

@@ -29,7 +29,7 @@ class Case:
     inspection_type: str
     violating: bool
     random_threshold: float
-    scored: bool = False  # targeted by risk score under an expected rate, not by a sampling draw
+    scored: bool = False  # targeted without a draw: ranked under an expected rate, or a rule at rate 1
     inspector: str = ""
     facility: str = ""
     dispatched_h: float = math.nan

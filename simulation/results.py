@@ -37,7 +37,8 @@ EVENT_COLUMNS = {
     "inspection_type": "document | scan | physical",
     "violating": "ground truth: the declaration violates",
     "random_threshold": "probability the random channel picks it (ratio x credit multiplier)",
-    "scored": "targeted by risk score under an expected rate (not by a rule's sampling draw)",
+    "scored": "targeted without a draw: the highest risk scores under an expected rate, or a rule that "
+    "inspects every hit (sampling rate 1); not by a rule's sampling draw",
     "detection": "probability this inspection type finds a violation (the simulated truth)",
     "assumed_detection": "the probability the office believes (inspection.assumed_detection, else the "
     "truth): what the compliance estimate divides by",

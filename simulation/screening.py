@@ -39,7 +39,7 @@ class Batch:
     credit: np.ndarray  # index into CREDIT_CLASSES: the class the decision used, whatever happens later
     credit_only: np.ndarray  # selected by the credit floor alone (the `credit` channel)
     lane: np.ndarray  # code into engine.selection.LANES, after the officers' orders
-    scored: np.ndarray  # targeted by risk score under an expected rate (not by a sampling draw)
+    scored: np.ndarray  # targeted without a draw: ranked under an expected rate, or a rule at rate 1
 
     @property
     def selected(self) -> np.ndarray:
@@ -116,7 +116,7 @@ class Screening:
             credit,
             chosen.credit_only,
             lanes(inspection, chosen.score, credit),
-            chosen.targeted & (chosen.paced is not None),
+            chosen.scored,
         )
 
     def _fire_durable(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:

@@ -198,9 +198,11 @@ def test_the_long_table_is_the_same_file_live_and_simulated(tmp_path):
 
 
 def test_the_computer_selection_share_is_told_apart_into_drawn_and_scored():
-    """China's 55% counts every computer selection; `drawn_share` (random draw, credit floor, rules'
-    sampling) and `scored_share` (the highest risk scores under an expected rate) add up to it. Under
-    per-rule sampling nothing is scored; under an expected rate the targeted channel is all scored."""
+    """`drawn_share` (random draw, credit floor, rules' sampling under 1: China's 55% counts these)
+    and `scored_share` (targeted without a draw) add up to the computer-selection share. Under an
+    expected rate the targeted channel is all scored (ranked); under per-rule sampling only the hits of
+    rules that inspect every hit are (the goods list, at rate 1), not those the new-firm and high-risk
+    rules drew at 0.5 and 0.3."""
     from simulation import run, scenario
 
     small = [
@@ -217,4 +219,4 @@ def test_the_computer_selection_share_is_told_apart_into_drawn_and_scored():
         if scored:
             assert (m["scored_selected"] == m["targeted_selected"]).all() and m["scored_share"].min() > 0
         else:
-            assert (m["scored_selected"] == 0).all() and m["targeted_selected"].sum() > 0
+            assert 0 < m["scored_selected"].sum() < m["targeted_selected"].sum()
