@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine import __version__, answers, report
+from engine import __version__, answers, dashboard, report
 from engine.apikeys import Caller, key_digest, load_keys
 from engine.audit import AuditLog
 from engine.database import open_database
@@ -155,17 +155,21 @@ def create_app(
     app.exception_handler(HTTPException)(_http_error)
     app.exception_handler(StarletteHTTPException)(_http_error)
 
-    async def caller(request: Request) -> Caller:  # async: no thread hop for a hash comparison
-        presented = request.headers.get("x-api-key")
-        if not presented:
-            raise HTTPException(401, "missing X-API-Key header")
+    def identify(presented: str) -> Caller | None:
         digest, found = key_digest(presented), None
         for entry in keys:  # compare against every entry, each in constant time
             if hmac.compare_digest(digest, entry.key_sha256):
                 found = entry
+        return None if found is None else Caller(found.name, found.role, found.site)
+
+    async def caller(request: Request) -> Caller:  # async: no thread hop for a hash comparison
+        presented = request.headers.get("x-api-key")
+        if not presented:
+            raise HTTPException(401, "missing X-API-Key header")
+        found = identify(presented)
         if found is None:
             raise HTTPException(401, "unknown API key")
-        return Caller(found.name, found.role, found.site)
+        return found
 
     def allow(*roles: str):
         async def check(who: Caller = Depends(caller)) -> Caller:
@@ -198,6 +202,48 @@ def create_app(
     def written(answer):
         live.wrote()
         return answer
+
+    verified: dict = {}  # the last GET /audit/verify's verdict, which the dashboard shows
+
+    def dashboard_figures(who: Caller) -> dict:
+        """What the dashboard shows: the monthly report's last 13 months (this one to date), the
+        queue and the open work (a site's key: its site's), the rules in force and the audit status."""
+        with live.read_lock:
+            store = live.reader.store
+            months = report.monthly(store.report_rows())
+            waiting = len(store.inspections("waiting", who.site, None, WAITING_SHOWN + 1))
+            work = store.open_work("dispatched")
+        per_inspector: dict[tuple[str, str], int] = {}
+        for inspector, site, _facility, _items in work:
+            if who.site is None or site == who.site:
+                per_inspector[(inspector, site)] = per_inspector.get((inspector, site), 0) + 1
+        signed = checkpoints.last if checkpoints is not None else None
+        audit = (
+            f"verified {verified['at'][:16]}: {'intact' if verified['ok'] else 'BROKEN'}, "
+            f"{verified['records']:,} records"
+            if verified
+            else "not verified since the service started (an auditor's GET /audit/verify)"
+        ) + (
+            ""
+            if signed is None
+            else f"; newest signed checkpoint at record {signed}"
+            if signed
+            else "; no checkpoint signed since the start"
+        )
+        return {
+            "now": clock().isoformat(timespec="seconds"),
+            "rules_version": office.rules.version,
+            "model_version": None,  # the live engine selects by rules only
+            "audit": {"ok": verified.get("ok"), "text": audit},
+            "waiting": f"{WAITING_SHOWN:,}+" if waiting > WAITING_SHOWN else str(waiting),
+            "open_work": [
+                {"inspector": inspector, "site": site, "open": n}
+                for (inspector, site), n in sorted(per_inspector.items())
+            ],
+            "months": report.jsonable(months[-13:]),
+        }
+
+    dashboard.routes(app, identify, dashboard_figures)
 
     @app.post(
         "/declarations",
@@ -356,6 +402,7 @@ def create_app(
             head = log.head()
         finally:
             log.db.close()
+        verified.update(ok=verdict.ok and not differences, records=verdict.count, at=clock().isoformat())
         return {
             "ok": verdict.ok and not differences,
             "records": verdict.count,
@@ -389,6 +436,7 @@ def create_app(
 
 
 RETRY_AFTER = 2  # seconds, in a 503's Retry-After
+WAITING_SHOWN = 10_000  # the dashboard counts the queue up to this, then says "10,000+"
 
 SETTINGS = "DOUBLERANDOM_SERVE"  # the environment variable `serve --workers N` hands its settings down in
 
