@@ -114,6 +114,34 @@ class DeclarationHistory(_Answer):
     history: list[AuditRecord]
 
 
+class IntegrityChange(_Answer):
+    """One field of one enterprise's standing changed, as the audit log recorded it."""
+
+    seq: int  # the audit record's: the cursor
+    at: str
+    enterprise_id: str
+    field: str
+    old: Any
+    new: Any
+    reason: str
+
+
+class IntegrityChanges(_Answer):
+    """Changes of enterprises' standing after a cursor, in audit order: poll with `since=next`."""
+
+    changes: list[IntegrityChange]
+    next: int
+
+
+class AgencyBatch(_Answer):
+    """An agency's batch of listings: applied, or already applied under its id (a retry changes
+    nothing)."""
+
+    batch_id: str
+    applied: bool
+    changes: list[dict[str, Any]]
+
+
 class Monthly(_Answer):
     months: list[dict[str, Any]]
 

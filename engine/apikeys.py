@@ -1,8 +1,9 @@
 """The service's API keys and roles: who may call, as what, for which site.
 
 The keys file holds, per key, a name, a role and the key's SHA-256 (never the key itself); a key may
-be bound to one customs office (site). ROLES lists the roles once: the keys file, the `apikey`
-command's help and the routes' checks read it here.
+be bound to one customs office (site); an `agency` key is bound to one agency (another
+law-enforcement department of joint discipline), whose listings alone it may send. ROLES lists the
+roles once: the keys file, the `apikey` command's help and the routes' checks read it here.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.declarations import ID_PATTERN, Id
 from engine.files import first_repeat, read_model
 
-ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer")
+ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer", "agency")
 
 
 class KeyEntry(BaseModel):
@@ -31,6 +32,17 @@ class KeyEntry(BaseModel):
         pattern=ID_PATTERN,
         description="the customs office (site) the key acts for; none: every site",
     )
+    agency: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="for the agency role: the agency the key speaks for"
+    )
+
+    @model_validator(mode="after")
+    def _agency_keys_name_their_agency(self) -> KeyEntry:
+        if (self.role == "agency") != (self.agency is not None):
+            raise ValueError(
+                f"key {self.name!r}: an agency key names its agency, and only an agency key does"
+            )
+        return self
 
 
 class KeysFile(BaseModel):
@@ -60,3 +72,4 @@ class Caller:
     name: str
     role: str
     site: str | None = None  # a key bound to a site acts on that site's declarations and inspections only
+    agency: str | None = None  # an agency key: the agency whose listings it sends

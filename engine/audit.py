@@ -174,6 +174,14 @@ class AuditLog:
         for seq, at, k, payload in self.db.execute(query, (kind,) if kind else ()):
             yield {"seq": seq, "at": at, "kind": k, "payload": json.loads(payload)}
 
+    def records_after(self, kind: str, since: int, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` records of one kind after sequence number `since`, in order: a reader's cursor."""
+        rows = self.db.execute(
+            "SELECT seq, at, payload FROM audit WHERE kind = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (kind, since, limit),
+        )
+        return [{"seq": seq, "at": at, **json.loads(payload)} for seq, at, payload in rows]
+
     def verify(self) -> Verdict:
         """Walk the chain from the first record; report the first sequence number that breaks it."""
         expected_seq, prev, count = 1, GENESIS, 0

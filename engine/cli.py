@@ -643,15 +643,46 @@ def integrity_import_results(
 
 @integrity_app.command("export")
 def integrity_export(
-    db: DbUrl, csv_file: Path, on: str = typer.Option(None, "--on", help="date (default today)")
+    db: DbUrl,
+    csv_file: Path,
+    on: str = typer.Option(None, "--on", help="date (default today)"),
+    sign: Optional[Path] = typer.Option(
+        None, "--sign", help="the office's Ed25519 key (`audit keygen`): also write <csv>.sig"
+    ),
 ) -> None:
-    """Write the enterprises customs holds dishonest or high-risk, for other agencies."""
+    """Write the enterprises customs holds dishonest or high-risk, for other agencies; with --sign,
+    a signature the receiving agency checks with `integrity verify-bundle`."""
+    from engine import bundle, checkpoint
+
     try:
         day = dt.date.fromisoformat(on) if on else dt.date.today()
     except ValueError:
         fail(f"--on: {on!r} is not a date such as 2026-06-01")
+    try:
+        key = checkpoint.load_signing_key(sign) if sign else None  # a bad key writes nothing
+    except InputError as e:
+        fail(str(e))
     count = open_office(db).integrity.export_discipline_list(csv_file, day)
     print(f"wrote {count} enterprises to {csv_file}")
+    if key is not None:
+        print(f"signed it: {bundle.sign_file(csv_file, key, day)}")
+
+
+@integrity_app.command("verify-bundle")
+def integrity_verify_bundle(
+    csv_file: Path = typer.Argument(..., metavar="CSV", help="an export from customs"),
+    public_key: Path = typer.Option(..., "--public-key", help="the office's public key, from customs"),
+    signature: Optional[Path] = typer.Option(None, "--signature", help="default: <CSV>.sig"),
+) -> None:
+    """Check that an integrity export came from customs unaltered: its signature, made with the
+    office's key, over the file's exact bytes and export date."""
+    from engine import bundle, checkpoint
+
+    try:
+        sig = bundle.verify_file(csv_file, checkpoint.load_public_key(public_key), signature)
+    except InputError as e:
+        fail(str(e))
+    print(f"verified: {csv_file} is customs' export of {sig.exported_on}, signed by key {sig.key_id}")
 
 
 @app.command()
@@ -767,6 +798,9 @@ def apikey(
     role: str = typer.Option(..., "--role", help=", ".join(ROLES)),
     name: str = typer.Option(..., "--name", help="who holds it; for an inspector, the inspector id"),
     site: Optional[str] = typer.Option(None, "--site", help="the customs office it acts for (default: all)"),
+    agency: Optional[str] = typer.Option(
+        None, "--agency", help="for --role agency: the agency it speaks for"
+    ),
 ) -> None:
     """Make a new API key: its SHA-256 goes into the file, the key itself is printed once."""
     import secrets
@@ -778,11 +812,12 @@ def apikey(
 
     key = secrets.token_urlsafe(32)
     try:
-        entry = KeyEntry(name=name, role=role, key_sha256=key_digest(key), site=site)
+        entry = KeyEntry(name=name, role=role, key_sha256=key_digest(key), site=site, agency=agency)
     except ValueError:
         fail(
-            f"--role must be one of {', '.join(ROLES)}, and --name and --site ids ({ID_RULE}); "
-            f"got --role {role!r} --name {name!r} --site {site!r}"
+            f"--role must be one of {', '.join(ROLES)}, --name, --site and --agency ids ({ID_RULE}), and "
+            f"--agency given with --role agency only; got --role {role!r} --name {name!r} --site "
+            f"{site!r} --agency {agency!r}"
         )
     try:
         entries = load_keys(keys_file) if keys_file.exists() else []

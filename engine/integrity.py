@@ -188,8 +188,21 @@ class IntegrityStore:
 
     def import_agency_list(self, path: str | Path, on: dt.date | None = None) -> list[Change]:
         """Joint discipline: apply another agency's CSV (enterprise_id, status, source, date)."""
+        return self.apply_agency_rows(_read_agency_rows(path))
+
+    def batch_digest(self, source: str, batch_id: str) -> str | None:
+        """The content digest of an agency's batch already applied under this id, if any."""
+        prefix = f"batch {batch_id} "
+        row = self.db.execute(
+            "SELECT detail FROM enterprise_events WHERE source = ? AND substr(detail, 1, ?) = ? LIMIT 1",
+            (source, len(prefix), prefix),
+        ).fetchone()
+        return row[0].split(" ")[2] if row else None
+
+    def apply_agency_rows(self, rows: list[tuple[str, AgencyRow]]) -> list[Change]:
+        """Listings already checked, each with where it came from (a file's line, a batch's row)."""
         changes: list[Change] = []
-        for where, row in _read_agency_rows(path):
+        for where, row in rows:
             before = self.get(row.enterprise_id)
             after = before.model_copy()
             if row.status == "dishonest":

@@ -32,7 +32,7 @@ from engine.dispatch import (
     workload_points,
 )
 from engine.errors import Conflict, InputError, NotFound
-from engine.integrity import FeedbackPolicy
+from engine.integrity import AgencyRow, FeedbackPolicy
 from engine.lifecycle import Status, Step, after_result
 from engine.randomness import Draws
 from engine.rules import RuleSet
@@ -454,6 +454,40 @@ class Office:
             for change in changes:
                 self.audit.append("integrity_change", vars(change), at)
         return [vars(c) for c in changes]
+
+    def apply_agency_batch(
+        self, agency: str, batch_id: str, rows: list[AgencyRow], at: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """An agency's listings sent over the API: applied whole in one transaction, every change
+        audited; the same batch id again with the same rows changes nothing (a retry), with other rows
+        is refused (a new batch needs a new id)."""
+        at = at or _now()
+        first: dict[str, int] = {}
+        for k, row in enumerate(rows, 1):  # a conflict within the batch, refused whole (409)
+            if row.enterprise_id in first:
+                raise Conflict(
+                    f"row {k}: enterprise {row.enterprise_id!r} is listed twice in batch {batch_id!r} "
+                    f"(first at row {first[row.enterprise_id]}); one row per enterprise"
+                )
+            first[row.enterprise_id] = k
+        digest = hashlib.sha256(
+            json.dumps([r.model_dump(mode="json") for r in rows], sort_keys=True).encode()
+        ).hexdigest()[:16]
+        with self.store.transaction():
+            applied = self.integrity.batch_digest(agency, batch_id)
+            if applied is not None and applied != digest:
+                raise Conflict(
+                    f"batch {batch_id!r} of {agency} was applied with other rows; "
+                    "send new rows as a new batch"
+                )
+            if applied is not None:
+                return {"batch_id": batch_id, "applied": False, "changes": []}
+            changes = self.integrity.apply_agency_rows(
+                [(f"batch {batch_id} {digest} row {k + 1}", row) for k, row in enumerate(rows)]
+            )
+            for change in changes:
+                self.audit.append("integrity_change", vars(change), at)
+        return {"batch_id": batch_id, "applied": True, "changes": [vars(c) for c in changes]}
 
     def import_results(self, results, source: str, at: dt.datetime | None = None) -> dict[str, int]:
         """Past inspection results (enterprise id, date, problem, declaration id), applied in time

@@ -34,10 +34,20 @@ from engine import __version__, answers, dashboard, report
 from engine.apikeys import Caller, key_digest, load_keys
 from engine.audit import AuditLog
 from engine.database import open_database
-from engine.declarations import ID_PATTERN, SAYS_SOMETHING, Declaration, Enterprise, Id, InspectionType, Text
+from engine.declarations import (
+    ID_PATTERN,
+    SAYS_SOMETHING_STORABLE,
+    STORABLE,
+    Declaration,
+    Enterprise,
+    Id,
+    InspectionType,
+    Text,
+)
 from engine.dispatch import Roster, Waiting
 from engine.errors import Conflict, InputError, NotFound, Unavailable, public
 from engine.http import GuardedHttp
+from engine.integrity import AgencyRow
 from engine.lifecycle import Status
 from engine.office import DEPARTMENTS, Office
 from engine.randomness import KeyedDraws
@@ -53,7 +63,7 @@ class NormalResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: Literal["normal"]
-    category: Text = Field(default="", max_length=200)
+    category: Text = Field(default="", max_length=200, pattern=STORABLE)
     department: Literal[""] = ""
 
 
@@ -63,7 +73,7 @@ class ProblemResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     outcome: Literal["problem"]
-    category: Text = Field(default="", max_length=200)
+    category: Text = Field(default="", max_length=200, pattern=STORABLE)
     department: Literal[DEPARTMENTS]  # a tuple subscript: the same as listing them
 
 
@@ -74,15 +84,31 @@ class ReassignBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to: str = Id("the inspector to take it")
-    reason: Text = Field(min_length=1, max_length=500, pattern=SAYS_SOMETHING)
+    reason: Text = Field(min_length=1, max_length=500, pattern=SAYS_SOMETHING_STORABLE)
 
 
 class InstructionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     declaration_id: str = Id("the declaration to inspect, already decided and not selected")
-    reason: Text = Field(min_length=1, max_length=500, pattern=SAYS_SOMETHING)
+    reason: Text = Field(min_length=1, max_length=500, pattern=SAYS_SOMETHING_STORABLE)
     inspection_type: InspectionType = InspectionType.physical
+
+
+class Listing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enterprise_id: str = Id("the enterprise")
+    status: Literal["dishonest", "high_risk", "cleared"]
+    date: dt.date = Field(description="the day the listing takes effect")
+
+
+class ListingsBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    batch_id: str = Id("the agency's id for this batch: the same batch sent again is a retry")
+    # 500 rows stay under the 64 KiB body limit, so a longer batch gets 422 (the schema's answer), not 413
+    listings: list[Listing] = Field(min_length=1, max_length=500)
 
 
 class Problem(BaseModel):
@@ -160,7 +186,7 @@ def create_app(
         for entry in keys:  # compare against every entry, each in constant time
             if hmac.compare_digest(digest, entry.key_sha256):
                 found = entry
-        return None if found is None else Caller(found.name, found.role, found.site)
+        return None if found is None else Caller(found.name, found.role, found.site, found.agency)
 
     async def caller(request: Request) -> Caller:  # async: no thread hop for a hash comparison
         presented = request.headers.get("x-api-key")
@@ -319,6 +345,39 @@ def create_app(
                     body.declaration_id, who.name, body.reason, body.inspection_type.value, clock()
                 )
             )
+
+    @app.post(
+        "/agencies/{agency}/listings",
+        summary="An agency's listings and clearances for joint discipline, applied whole or refused "
+        "whole; idempotent on the batch id (agency, for its own agency only)",
+        operation_id="agency_listings",
+        responses=_answers(answers.AgencyBatch, WRITE),
+    )
+    def agency_listings(agency: str, body: ListingsBody, who: Caller = Depends(allow("agency"))) -> dict:
+        if agency != who.agency:
+            raise HTTPException(403, f"this key speaks for agency {who.agency}, not for {agency}")
+        rows = [
+            AgencyRow(enterprise_id=r.enterprise_id, status=r.status, source=agency, date=r.date)
+            for r in body.listings
+        ]
+        with live.lock:
+            return written(office.apply_agency_batch(agency, body.batch_id, rows, clock()))
+
+    @app.get(
+        "/integrity/changes",
+        summary="Changes of enterprises' standing (customs' results, class changes, listings) after a "
+        "cursor, in audit order, a page at a time (agency, auditor, chief)",
+        operation_id="integrity_changes",
+        responses=_answers(answers.IntegrityChanges, READ),
+    )
+    def integrity_changes(
+        since: int = Query(0, ge=0, le=2**62, description="the previous page's next (0: from the start)"),
+        limit: int = Query(100, ge=1, le=1000),
+        who: Caller = Depends(allow("agency", "auditor", "chief")),
+    ) -> dict:
+        with live.read_lock:
+            rows = live.reader.audit.records_after("integrity_change", since, limit)
+        return {"changes": rows, "next": rows[-1]["seq"] if rows else since}
 
     @app.get(
         "/reports/monthly",

@@ -18,6 +18,8 @@ ROLE_KEY = {  # (method, path) -> the key (tests/engine/test_service.py KEYS) of
     ("GET", "/enterprises/{enterprise_id}"): "chief",
     ("GET", "/reports/monthly"): "aud",
     ("GET", "/audit/verify"): "aud",
+    ("POST", "/agencies/{agency}/listings"): "police",
+    ("GET", "/integrity/changes"): "police",
 }
 
 

@@ -199,3 +199,16 @@ def test_an_undervalued_line_is_decided_and_bad_bytes_spoil_only_their_line(tmp_
     assert f"{source}:3: not UTF-8 text" in done.stderr
     assert f"{source}:4: JSON nested too deeply" in done.stderr
     assert done.exit_code == 1 and isinstance(done.exception, SystemExit)
+
+
+def test_an_agency_key_names_its_agency_and_only_an_agency_key_does(tmp_path):
+    keys = tmp_path / "keys.yaml"
+    runner = CliRunner()
+    made = runner.invoke(
+        app, ["apikey", str(keys), "--role", "agency", "--name", "feed", "--agency", "POLICE"]
+    )
+    assert made.exit_code == 0 and "agency: POLICE" in keys.read_text()
+    for extra in (["--role", "agency"], ["--role", "chief", "--agency", "POLICE"]):
+        refused = runner.invoke(app, ["apikey", str(keys), "--name", "other", *extra])
+        assert refused.exit_code == 2 and "--agency given with --role agency only" in refused.output
+    assert "other" not in keys.read_text()  # a refused key is not written

@@ -37,7 +37,9 @@ KEYS = {
     "aud": ("AUDIT-1", "auditor"),
     "rel-ins": ("INS-01", "releasing_officer"),
     "risk": ("RISK-1", "risk_officer"),
+    "police": ("POLICE-FEED", "agency"),  # speaks for agency POLICE
 }
+AGENCY = {"police": "POLICE"}
 WEAPONS = {"hs_code": "930690", "customs_office": "OFF-40"}  # WEAPONS-PARTS: always targeted, physical
 
 
@@ -51,7 +53,17 @@ def office_files(folder, db) -> dict:
     keys = folder / "keys.yaml"
     keys.write_text(
         json.dumps(
-            {"keys": [{"name": n, "role": r, "key_sha256": key_digest(k)} for k, (n, r) in KEYS.items()]}
+            {
+                "keys": [
+                    {
+                        "name": n,
+                        "role": r,
+                        "key_sha256": key_digest(k),
+                        **({"agency": AGENCY[k]} if k in AGENCY else {}),
+                    }
+                    for k, (n, r) in KEYS.items()
+                ]
+            }
         )
     )
     office = Office(db)
@@ -180,6 +192,12 @@ def test_a_problem_result_flags_the_enterprise(any_client):
     assert "HIGH-RISK-ENTERPRISE" in later["decision"]["rules"]
 
 
+LISTING = {
+    "batch_id": "B1",
+    "listings": [{"enterprise_id": "E1", "status": "high_risk", "date": "2026-06-01"}],
+}
+
+
 @pytest.mark.parametrize(
     "method, path, body, allowed",
     [
@@ -193,6 +211,8 @@ def test_a_problem_result_flags_the_enterprise(any_client):
         ("get", "/audit/verify", None, {"aud"}),
         ("post", "/instructions", {"declaration_id": "X", "reason": "tip-off"}, {"chief", "risk"}),
         ("get", "/reports/monthly", None, {"aud", "chief"}),
+        ("post", "/agencies/POLICE/listings", LISTING, {"police"}),
+        ("get", "/integrity/changes", None, {"police", "aud", "chief"}),
     ],
 )
 def test_each_endpoint_refuses_other_roles_and_strangers(client, method, path, body, allowed):
@@ -881,6 +901,9 @@ def test_every_answer_matches_the_schema_the_api_documents(any_client):
     call("get", "/health", "/health")
     queue = call("get", "/inspections", "/inspections", "chief")["inspections"]
     assert [q["id"] for q in queue] == ["J3"] and "OFF-99" in queue[0]["wait_reason"]
+    listed = call("post", "/agencies/POLICE/listings", "/agencies/{agency}/listings", "police", LISTING)
+    assert listed["applied"] and listed["changes"]
+    call("get", "/integrity/changes", "/integrity/changes", "police")
     documented = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     assert seen == documented  # every operation the document lists was reached with a 200
 
@@ -913,3 +936,75 @@ def test_the_waiting_queue_pages_by_id_with_each_reason_and_only_for_its_readers
     assert client.get("/inspections", headers=h("sel")).status_code == 403
     bad = client.get("/inspections", params={"status": "lost"}, headers=h("chief"))
     assert bad.status_code == 422 and "status" in bad.text
+
+
+def test_an_agency_sends_its_listings_whole_or_not_at_all_and_polls_customs_changes(any_client, any_setup):
+    """An agency's key sends a batch of listings: applied in one transaction and audited; the same
+    batch again changes nothing, the same id with other rows is refused; a bad row refuses the whole
+    batch, naming the row, and writes nothing; another agency's path is refused. It then reads every
+    change of standing (its listings, customs' results) after a cursor, a page at a time, without
+    gaps or repeats, and the audit chain still verifies and reconciles."""
+    client = any_client
+    batch = {
+        "batch_id": "2026-06-01-a",
+        "listings": [
+            {"enterprise_id": "E1", "status": "dishonest", "date": "2026-06-01"},
+            {"enterprise_id": "E2", "status": "high_risk", "date": "2026-06-01"},
+        ],
+    }
+    done = client.post("/agencies/POLICE/listings", json=batch, headers=h("police"))
+    assert done.status_code == 200 and done.json()["applied"], done.text
+    assert client.get("/enterprises/E1", headers=h("chief")).json()["credit_class"] == "dishonest"
+    again = client.post("/agencies/POLICE/listings", json=batch, headers=h("police"))
+    assert again.status_code == 200 and again.json() == {
+        "batch_id": "2026-06-01-a",
+        "applied": False,
+        "changes": [],
+    }
+    other = {**batch, "listings": batch["listings"][:1]}
+    assert client.post("/agencies/POLICE/listings", json=other, headers=h("police")).status_code == 409
+    assert (
+        client.post(
+            "/agencies/TAX/listings", json={**batch, "batch_id": "x"}, headers=h("police")
+        ).status_code
+        == 403
+    )
+
+    before = client.get("/integrity/changes", params={"limit": 1000}, headers=h("aud")).json()
+    bad = {
+        "batch_id": "2026-06-02",
+        "listings": [
+            {"enterprise_id": "E3", "status": "dishonest", "date": "2026-06-02"},
+            {"enterprise_id": "E4", "status": "wanted", "date": "2026-06-02"},
+            {"enterprise_id": "E3", "status": "cleared", "date": "2026-06-02"},
+        ],
+    }
+    refused = client.post("/agencies/POLICE/listings", json=bad, headers=h("police"))
+    assert refused.status_code == 422 and "listings.1.status" in str(refused.json()["detail"])
+    bad["listings"][1]["status"] = "high_risk"
+    twice = client.post("/agencies/POLICE/listings", json=bad, headers=h("police"))
+    assert twice.status_code == 409 and "row 3" in twice.json()["detail"]
+    assert client.get("/enterprises/E3", headers=h("chief")).json()["credit_class"] == "general"
+    assert client.get("/integrity/changes", params={"limit": 1000}, headers=h("aud")).json() == before
+
+    # customs' own result feeds the same stream: E5 found with a problem becomes high-risk
+    decided = post_declaration(client, id="AG1", enterprise_id="E5", **WEAPONS).json()
+    inspector = decided["inspection"]["inspector_id"]
+    key = "ins1" if inspector == "INS-01" else "ins3"
+    problem = {"outcome": "problem", "category": "smuggling", "department": "anti_smuggling"}
+    assert client.post("/inspections/AG1/result", json=problem, headers=h(key)).status_code == 200
+
+    pages, since = [], 0
+    while True:
+        page = client.get(
+            "/integrity/changes", params={"since": since, "limit": 2}, headers=h("police")
+        ).json()
+        if not page["changes"]:
+            assert page["next"] == since
+            break
+        pages += page["changes"]
+        since = page["next"]
+    seqs = [c["seq"] for c in pages]
+    assert seqs == sorted(set(seqs))  # in order, no repeat
+    assert {(c["enterprise_id"], c["field"]) for c in pages} >= {("E1", "credit_class"), ("E5", "high_risk")}
+    assert client.get("/audit/verify", headers=h("aud")).json()["ok"]
