@@ -39,10 +39,17 @@ class GuardedHttp(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._head is not None:  # still reading a request's line and headers
-            self._head += len(data)
-            if self._head > self.max_head_bytes:
-                self._refuse_head()
+            room = self.max_head_bytes - self._head
+            if len(data) > room:
+                # the headers may end inside this chunk, with the body after them (one read of a
+                # large POST): feed what fits, and refuse only if the headers did not end in it
+                super().data_received(data[:room])
+                if self._head is not None:
+                    self._refuse_head()
+                elif not self.transport.is_closing():
+                    super().data_received(data[room:])
                 return
+            self._head += len(data)
         super().data_received(data)
 
     def _refuse_head(self) -> None:

@@ -806,6 +806,25 @@ def test_headers_over_the_limit_are_refused_431_and_the_server_carries_on(setup)
         assert answer.startswith(b"HTTP/1.1 431 ") and b"over 32768 bytes" in answer
         ok = httpx.get(f"http://127.0.0.1:{port}/health", headers={"X-Fine": "b" * 8000}, timeout=5)
         assert ok.status_code == 200
+        # small headers and a 50 KB body sent in one write: the body is not a header (it was 431)
+        rows = [
+            {"enterprise_id": f"E{k:04d}-" + "X" * 40, "status": "high_risk", "date": "2026-06-01"}
+            for k in range(450)
+        ]
+        s = socket.create_connection(("127.0.0.1", port))
+        body = json.dumps({"batch_id": "big", "listings": rows}).encode()
+        assert len(body) > 40_000
+        s.sendall(
+            b"POST /agencies/POLICE/listings HTTP/1.1\r\nHost: x\r\nX-API-Key: police\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (len(body), body)
+        )
+        s.settimeout(10)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+        s.close()
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
     finally:
         server.kill()
         server.wait()
