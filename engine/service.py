@@ -26,7 +26,9 @@ from typing import Annotated, Callable, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -172,8 +174,11 @@ def create_app(
         title="doublerandom",
         version=__version__,
         description="Double-random customs inspection: selection, dispatch, results, release, audit.",
+        docs_url=None,  # served below from the package: FastAPI's own pages fetch their files from a CDN
+        redoc_url=None,
     )
     app.state.live = live
+    _documentation(app)
     group = GroupCommit(live, clock)
     app.middleware("http")(_limit_body)
     app.exception_handler(InputError)(_input_error)
@@ -514,6 +519,32 @@ def app_from_environment() -> FastAPI:
     signing = settings.pop("checkpoints")
     policy = SelectionPolicy.model_validate(settings.pop("policy"))
     return create_app(**settings, policy=policy, checkpoints=Checkpointing(*signing) if signing else None)
+
+
+def _documentation(app: FastAPI) -> None:
+    """/docs (Swagger UI 5.35) and /redoc (ReDoc 2.5) with their files from engine/static, so the
+    pages work on a machine without internet, as a customs office's often is."""
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="doublerandom: the API",
+            swagger_js_url="/static/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui.css",
+            swagger_favicon_url="/static/favicon-32x32.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="doublerandom: the API",
+            redoc_js_url="/static/redoc.standalone.js",
+            redoc_favicon_url="/static/favicon-32x32.png",
+            with_google_fonts=False,
+        )
 
 
 async def _limit_body(request: Request, call_next):
