@@ -7,7 +7,9 @@ is the engine alone.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO, Iterator, Optional
@@ -24,6 +26,14 @@ from engine.errors import InputError, redact
 from engine.keys import create_private, replace_private
 from engine.randomness import new_key_hex
 from engine.rules import RuleSet
+
+
+class LogLevel(str, enum.Enum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
 
 if TYPE_CHECKING:  # loaded where a command needs them (the live office pulls numpy): start at once
     from engine.selection import Selector
@@ -728,6 +738,9 @@ def serve(
     ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
+    log_level: LogLevel = typer.Option(
+        "info", "--log-level", help="info: a start-up line and one line per request; warning: problems only"
+    ),
 ) -> None:
     """Serve the engine over HTTP (OpenAPI docs at /docs)."""
     from engine.office import Office
@@ -737,7 +750,7 @@ def serve(
 
     from engine.http import GuardedHttp
     from engine.runtime import Checkpointing
-    from engine.service import create_app, to_environment
+    from engine.service import configure_logging, create_app, to_environment
 
     if (checkpoint_key is None) != (checkpoint_dir is None):
         fail("--checkpoint-key and --checkpoint-dir go together")
@@ -760,8 +773,18 @@ def serve(
         fail(str(e))
     GuardedHttp.request_timeout, GuardedHttp.max_connections = request_timeout, max_connections
     GuardedHttp.max_per_client = max_per_client
+    configure_logging(log_level.value)
+    logging.getLogger("doublerandom.service").info(
+        "doublerandom %s serving http://%s:%d: rules %s, database %s, %d worker(s)",
+        __version__,
+        host,
+        port,
+        app_.state.live.office.rules.version,
+        redact(db),
+        workers,
+    )
     if workers == 1:
-        uvicorn.run(app_, host=host, port=port, log_level="warning", http=GuardedHttp)
+        uvicorn.run(app_, host=host, port=port, log_level="warning", access_log=False, http=GuardedHttp)
         return
     app_.state.live.close()  # checked here; each worker process opens its own
     to_environment(
@@ -776,6 +799,7 @@ def serve(
             request_timeout=request_timeout,
             max_connections=max_connections,
             max_per_client=max_per_client,
+            log_level=log_level.value,
             checkpoints=[str(checkpoint_key), str(checkpoint_dir), checkpoint_every]
             if checkpoint_key
             else None,
@@ -788,6 +812,7 @@ def serve(
         host=host,
         port=port,
         log_level="warning",
+        access_log=False,
         http="engine.http:GuardedHttp",
     )
 

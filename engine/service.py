@@ -20,7 +20,9 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
+import uuid
 from pathlib import Path
 from typing import Annotated, Callable, Literal
 
@@ -181,6 +183,7 @@ def create_app(
     _documentation(app)
     group = GroupCommit(live, clock)
     app.middleware("http")(_limit_body)
+    app.middleware("http")(_access_log)  # added last: outermost, so refusals are logged too
     app.exception_handler(InputError)(_input_error)
     app.exception_handler(RequestValidationError)(_invalid_request)
     app.exception_handler(HTTPException)(_http_error)
@@ -516,6 +519,7 @@ def app_from_environment() -> FastAPI:
     GuardedHttp.request_timeout = settings.pop("request_timeout")
     GuardedHttp.max_connections = settings.pop("max_connections")
     GuardedHttp.max_per_client = settings.pop("max_per_client")
+    configure_logging(settings.pop("log_level"))
     signing = settings.pop("checkpoints")
     policy = SelectionPolicy.model_validate(settings.pop("policy"))
     return create_app(**settings, policy=policy, checkpoints=Checkpointing(*signing) if signing else None)
@@ -545,6 +549,39 @@ def _documentation(app: FastAPI) -> None:
             redoc_favicon_url="/static/favicon-32x32.png",
             with_google_fonts=False,
         )
+
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+access = logging.getLogger("doublerandom.access")
+
+
+async def _access_log(request: Request, call_next):
+    """One line per request: client, method, path, status, time and a request id (the caller's
+    X-Request-ID when it is a plain id, else a new one), echoed in the answer's X-Request-ID so a
+    complaint can be matched to its line. Headers (the API key among them) and bodies are not logged."""
+    given = request.headers.get("x-request-id", "")
+    request_id = given if REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+    start = time.perf_counter()
+    response = await call_next(request)
+    response.headers["X-Request-ID"] = request_id
+    client = request.client.host if request.client else "-"
+    access.info(
+        "%s %s %s %d %.1f ms id=%s",
+        client,
+        request.method,
+        request.url.path,
+        response.status_code,
+        1000 * (time.perf_counter() - start),
+        request_id,
+    )
+    return response
+
+
+def configure_logging(level: str) -> None:
+    """The service's log lines on standard error, each with its time: start-up, rules, access."""
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", force=True
+    )
 
 
 async def _limit_body(request: Request, call_next):

@@ -148,6 +148,8 @@ def served(tmp_path):
             str(files["roster"]),
             "--port",
             str(port),
+            "--log-level",
+            "warning",
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -51,7 +51,18 @@ def office(postgres_url, tmp_path):
 def start(office, *extra: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "engine", "serve", *office["args"], "--port", str(port), *extra],
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "serve",
+            *office["args"],
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            *extra,
+        ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

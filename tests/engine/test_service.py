@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -327,6 +328,8 @@ def start_server(setup, port: int, *extra: str) -> subprocess.Popen:
             str(setup["keys"]),
             "--port",
             str(port),
+            "--log-level",
+            "warning",  # an access line per request would fill the unread pipe and stall the server
             *extra,
         ],
         cwd=ROOT,
@@ -1027,3 +1030,46 @@ def test_an_agency_sends_its_listings_whole_or_not_at_all_and_polls_customs_chan
     assert seqs == sorted(set(seqs))  # in order, no repeat
     assert {(c["enterprise_id"], c["field"]) for c in pages} >= {("E1", "credit_class"), ("E5", "high_risk")}
     assert client.get("/audit/verify", headers=h("aud")).json()["ok"]
+
+
+def test_serve_logs_its_start_and_each_request_with_a_time_and_an_id_but_never_a_key(setup, tmp_path):
+    """`serve --log-level info`: a start-up line (version, address, rules), then a line per request
+    with its time, status and request id (the caller's X-Request-ID, echoed in the answer, or a new
+    one), refusals included; no API key in any line."""
+    port, log = free_port(), tmp_path / "serve.log"
+    with open(log, "w") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "engine", "serve", "--rules", str(setup["rules"]),
+             "--db", str(setup["db"]), "--key-file", str(setup["key"]), "--api-keys", str(setup["keys"]),
+             "--port", str(port), "--log-level", "info"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(300):
+                try:
+                    httpx.get(url + "/health", timeout=0.5)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            answer = httpx.get(url + "/reports/monthly", headers={**h("chief"), "X-Request-ID": "case-17"})
+            assert answer.status_code == 200 and answer.headers["x-request-id"] == "case-17"
+            refused = httpx.get(url + "/reports/monthly", headers={**h("sel"), "X-Request-ID": "bad id!"})
+            assert refused.status_code == 403 and re.fullmatch(
+                r"[0-9a-f]{16}", refused.headers["x-request-id"]
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+    text = log.read_text()
+    lines = text.splitlines()
+    stamp = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} INFO "
+    assert re.match(
+        stamp + r"doublerandom.service doublerandom \S+ serving http://127.0.0.1:\d+: rules ", lines[0]
+    )
+    assert any(
+        re.match(stamp + r"doublerandom.access 127.0.0.1 GET /reports/monthly 200 .* id=case-17$", x)
+        for x in lines
+    )
+    assert any(" GET /reports/monthly 403 " in x and refused.headers["x-request-id"] in x for x in lines)
+    assert "chief" not in text and "X-API-Key" not in text  # the keys sent, and no header at all
