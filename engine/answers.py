@@ -58,6 +58,14 @@ class Decided(_Answer):
     inspection: Inspection | None
 
 
+class DispatchedWaiting(_Answer):
+    """A chief's retry of the waiting queue: which inspections found an inspector, which still wait."""
+
+    tried: int
+    dispatched: list[str]
+    waiting: list[str]
+
+
 class Dispatched(_Answer):
     """An assignment (inspector, facility, the draw among the candidates and their weights) or,
     with `waiting`, why nobody could take it now."""

@@ -245,7 +245,8 @@ def create_app(
         with live.read_lock:
             store = live.reader.store
             months = report.monthly(store.report_rows())
-            waiting = len(store.inspections("waiting", who.site, None, WAITING_SHOWN + 1))
+            queue = store.inspections("waiting", who.site, None, WAITING_SHOWN + 1)
+            waiting = len(queue)
             work = store.open_work("dispatched")
         per_inspector: dict[tuple[str, str], int] = {}
         for inspector, site, _facility, _items in work:
@@ -270,6 +271,10 @@ def create_app(
             "model_version": None,  # the live engine selects by rules only
             "audit": {"ok": verified.get("ok"), "text": audit},
             "waiting": f"{WAITING_SHOWN:,}+" if waiting > WAITING_SHOWN else str(waiting),
+            "queue": [  # the oldest ids first, with why each waits
+                {k: row[k] for k in ("id", "site", "inspection_type", "attempts", "wait_reason")}
+                for row in queue[:QUEUE_SHOWN]
+            ],
             "open_work": [
                 {"inspector": inspector, "site": site, "open": n}
                 for (inspector, site), n in sorted(per_inspector.items())
@@ -301,6 +306,28 @@ def create_app(
         with live.lock:
             outcome = office.dispatch(inspection_id, clock())
             return written({"waiting": isinstance(outcome, Waiting), **vars(outcome)})
+
+    @app.post(
+        "/inspections/dispatch-waiting",
+        summary="Try again to dispatch every waiting inspection, oldest id first (chief; a site's key: "
+        "its site's)",
+        operation_id="redispatch_waiting",
+        responses=_answers(answers.DispatchedWaiting, WRITE),
+    )
+    def redispatch_waiting(
+        limit: int = Query(1000, ge=1, le=10_000), who: Caller = Depends(allow("chief"))
+    ) -> dict:
+        with live.read_lock:
+            queue = [row["id"] for row in live.reader.store.inspections("waiting", who.site, None, limit)]
+        dispatched, waiting = [], []
+        with live.lock:  # each its own transaction and draw, as one retry each would be
+            for inspection_id in queue:
+                try:
+                    outcome = office.dispatch(inspection_id, clock())
+                except Conflict:  # dispatched by someone else since the queue was read
+                    continue
+                (waiting if isinstance(outcome, Waiting) else dispatched).append(inspection_id)
+        return written({"tried": len(queue), "dispatched": dispatched, "waiting": waiting})
 
     @app.post(
         "/inspections/{inspection_id}/result",
@@ -504,6 +531,7 @@ def create_app(
 
 RETRY_AFTER = 2  # seconds, in a 503's Retry-After
 WAITING_SHOWN = 10_000  # the dashboard counts the queue up to this, then says "10,000+"
+QUEUE_SHOWN = 50  # ... and lists this many of it with their reasons
 
 SETTINGS = "DOUBLERANDOM_SERVE"  # the environment variable `serve --workers N` hands its settings down in
 

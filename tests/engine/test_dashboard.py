@@ -112,6 +112,7 @@ def test_the_data_are_the_monthly_reports_and_a_sites_key_sees_its_own_queue(off
     # a rule that inspects every hit chose them: no draw, so none of it counts as China's random share
     assert report[-1]["drawn_share"] == 0 and report[-1]["scored_share"] == 1
     assert sum(w["open"] for w in shown["open_work"]) + int(shown["waiting"]) == 4
+    assert len(shown["queue"]) == int(shown["waiting"]) >= 1 and all(q["wait_reason"] for q in shown["queue"])
     assert shown["rules_version"] and "not verified" in shown["audit"]["text"]
     assert client.get("/audit/verify", headers={"X-API-Key": keys["auditor"]}).json()["ok"]
     assert (

@@ -214,6 +214,7 @@ LISTING = {
         ("get", "/reports/monthly", None, {"aud", "chief"}),
         ("post", "/agencies/POLICE/listings", LISTING, {"police"}),
         ("get", "/integrity/changes", None, {"police", "aud", "chief"}),
+        ("post", "/inspections/dispatch-waiting", None, {"chief"}),
     ],
 )
 def test_each_endpoint_refuses_other_roles_and_strangers(client, method, path, body, allowed):
@@ -923,6 +924,8 @@ def test_every_answer_matches_the_schema_the_api_documents(any_client):
     call("get", "/health", "/health")
     queue = call("get", "/inspections", "/inspections", "chief")["inspections"]
     assert [q["id"] for q in queue] == ["J3"] and "OFF-99" in queue[0]["wait_reason"]
+    retried = call("post", "/inspections/dispatch-waiting", "/inspections/dispatch-waiting", "chief")
+    assert retried == {"tried": 1, "dispatched": [], "waiting": ["J3"]}
     listed = call("post", "/agencies/POLICE/listings", "/agencies/{agency}/listings", "police", LISTING)
     assert listed["applied"] and listed["changes"]
     call("get", "/integrity/changes", "/integrity/changes", "police")
@@ -1073,3 +1076,28 @@ def test_serve_logs_its_start_and_each_request_with_a_time_and_an_id_but_never_a
     )
     assert any(" GET /reports/monthly 403 " in x and refused.headers["x-request-id"] in x for x in lines)
     assert "chief" not in text and "X-API-Key" not in text  # the keys sent, and no header at all
+
+
+def test_a_chief_retries_the_whole_waiting_queue_once_inspectors_are_on_post(setup):
+    """Three declarations decided at 03:00, when nobody works at OFF-40, wait; at 10:00 one call
+    retries the queue: all three are dispatched to inspectors now on post, and the queue is empty."""
+    now = [dt.datetime(2026, 6, 1, 3, 0)]
+    app = create_app(
+        setup["rules"], setup["db"], setup["key"], setup["keys"], setup["roster"], clock=lambda: now[0]
+    )
+    with TestClient(app) as client:
+        for k in range(3):
+            decided = post_declaration(client, id=f"W{k}", enterprise_id=f"E{k}", **WEAPONS).json()
+            assert decided["inspection"]["status"] == "waiting"
+        assert client.post("/inspections/dispatch-waiting", headers=h("chief")).json()["waiting"] == [
+            "W0",
+            "W1",
+            "W2",
+        ]
+        now[0] = MORNING
+        retried = client.post("/inspections/dispatch-waiting", headers=h("chief")).json()
+        assert retried == {"tried": 3, "dispatched": ["W0", "W1", "W2"], "waiting": []}
+        assert client.get("/inspections", headers=h("chief")).json()["inspections"] == []
+        for k in range(3):
+            inspection = client.get(f"/declarations/W{k}", headers=h("chief")).json()["inspection"]
+            assert inspection["status"] == "dispatched" and inspection["inspector_id"] in ("INS-01", "INS-03")
