@@ -167,13 +167,13 @@ def lane_of(decision: dict[str, Any], inspection_type: str | None) -> str:
 
 
 def drawn_by_a_rule(decision: dict) -> bool:
-    """A targeted decision a rule's sampling draw made (a rate under 1), as `Choices.rule_drawn` says
-    of a batch: not one ranked under an expected rate (a cutoff), nor one a rule inspects whenever it
-    fires (rate 1: certain, not random)."""
+    """A targeted decision rules' sampling draws made (every rule that selected it at a rate under 1),
+    as `Choices.rule_drawn` says of a batch: not one ranked under an expected rate (a cutoff), nor one a
+    rule inspecting whenever it fires selected too (rate 1: certain, not random)."""
     if decision.get("cutoff") is not None:
         return False
-    draws = decision.get("rule_draws") or {}
-    return any(draws.get(rule, [0.0, 1.0])[1] < 1 for rule in decision.get("sampled_rules", []))
+    draws, sampled = decision.get("rule_draws") or {}, decision.get("sampled_rules", [])
+    return bool(sampled) and all(draws.get(rule, [0.0, 1.0])[1] < 1 for rule in sampled)
 
 
 def monthly(

@@ -200,8 +200,9 @@ class Choices:
     inclusion: np.ndarray  # the chance of being selected by some computer channel
     score: np.ndarray  # the risk score: the sum of the fired rules' weights
     paced: Paced | None = None  # the capacity cutoffs, when the office has an expected rate
-    # targeted by a rule's sampling draw (a rate under 1): a random pick. The other targeted picks are
-    # certain (a rule that inspects every hit) or ranked (the highest scores under an expected rate)
+    # targeted by rules' sampling draws alone (every rule that selected it at a rate under 1): a random
+    # pick. The other targeted picks are certain (a rule that inspects every hit selected it too) or
+    # ranked (the highest scores under an expected rate)
     rule_drawn: np.ndarray | None = None
 
     @property
@@ -252,7 +253,8 @@ def choose(
     else:
         rates = table.rule_rates(credit)
         sampled, rule_miss = hits & (u_rules < rates), np.ones(len(credit))
-        rule_drawn = (sampled & (rates < 1)).any(axis=1)
+        # drawn only when no rule that selected it was sure to: one at rate 1 makes the pick certain
+        rule_drawn = sampled.any(axis=1) & ~(sampled & (rates >= 1)).any(axis=1)
         for k in range(hits.shape[1]):  # multiplied in file order, as choose_one does
             rule_miss *= np.where(hits[:, k], 1 - rates[:, k], 1.0)
     targeted = sampled.any(axis=1)

@@ -144,3 +144,21 @@ def test_the_report_reads_whole_at_80_columns_and_its_csv_has_no_nan_text(busy, 
     rule_rows = list(csv.DictReader(io.StringIO(per_rule.stdout)))
     assert rule_rows and {"month", "rule", "fired", "found", "hit_rate", "low", "high"} <= set(rule_rows[0])
     assert len(rule_rows) == sum(len(m["rules"]) for m in months)
+
+
+def test_a_pick_is_drawn_only_when_every_rule_that_selected_it_drew_under_a_rate_of_one():
+    """China's random share counts rules' sampling draws, not picks a rule was sure to make: a
+    declaration two rules selected, one at rate 0.5 and one at rate 1, was certain, so scored."""
+    from engine.report import drawn_by_a_rule
+
+    def decision(sampled, rates, cutoff=None):
+        return {
+            "sampled_rules": sampled,
+            "rule_draws": {r: [0.1, rates[r]] for r in sampled},
+            "cutoff": cutoff,
+        }
+
+    assert drawn_by_a_rule(decision(["A"], {"A": 0.5}))
+    assert not drawn_by_a_rule(decision(["B"], {"B": 1.0}))
+    assert not drawn_by_a_rule(decision(["A", "B"], {"A": 0.5, "B": 1.0}))
+    assert not drawn_by_a_rule(decision(["A"], {"A": 0.5}, cutoff=2.0))  # ranked under an expected rate
