@@ -429,7 +429,8 @@ def create_app(
     @app.get(
         "/inspections",
         summary="Inspections in one status, by id, a page at a time: the waiting queue with each "
-        "inspection's reason (chief, auditor; a site's key sees its site)",
+        "inspection's reason, or an inspector's worklist (chief, auditor; a site's key sees its site; "
+        "an inspector sees only its own)",
         operation_id="inspections",
         responses=_answers(answers.Worklist, READ),
     )
@@ -439,10 +440,17 @@ def create_app(
             None, pattern=ID_PATTERN, max_length=64, description="the previous page's next"
         ),
         limit: int = Query(100, ge=1, le=1000),
-        who: Caller = Depends(allow("chief", "auditor")),
+        inspector: str | None = Query(
+            None, pattern=ID_PATTERN, max_length=64, description="one inspector's (an inspector: its own)"
+        ),
+        who: Caller = Depends(allow("chief", "auditor", "inspector")),
     ) -> dict:
+        if who.role == "inspector":
+            if inspector not in (None, who.name):
+                raise HTTPException(403, f"an inspector reads its own worklist only, not {inspector}'s")
+            inspector = who.name
         with live.read_lock:
-            rows = live.reader.store.inspections(status.value, who.site, after, limit + 1)
+            rows = live.reader.store.inspections(status.value, who.site, after, limit + 1, inspector)
         shown = [{k: row[k] for k in answers.Inspection.model_fields} for row in rows[:limit]]
         return {"inspections": shown, "next": shown[-1]["id"] if len(rows) > limit else None}
 

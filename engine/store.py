@@ -206,13 +206,17 @@ class SqlStore:
         )
 
     def inspections(
-        self, status: str, site: str | None, after: str | None, limit: int
+        self, status: str, site: str | None, after: str | None, limit: int, inspector: str | None = None
     ) -> list[dict[str, Any]]:
-        """Inspections in one status (at one site), by id after `after`: a page of a work queue."""
+        """Inspections in one status (at one site, of one inspector), by id after `after`: a page of
+        a work queue or of an inspector's worklist."""
         where, args = ["status = ?"], [status]
         if site is not None:
             where.append("site = ?")
             args.append(site)
+        if inspector is not None:
+            where.append("inspector_id = ?")
+            args.append(inspector)
         if after:
             where.append("id > ?")
             args.append(after)

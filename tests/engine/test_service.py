@@ -1101,3 +1101,27 @@ def test_a_chief_retries_the_whole_waiting_queue_once_inspectors_are_on_post(set
         for k in range(3):
             inspection = client.get(f"/declarations/W{k}", headers=h("chief")).json()["inspection"]
             assert inspection["status"] == "dispatched" and inspection["inspector_id"] in ("INS-01", "INS-03")
+
+
+def test_an_inspector_reads_its_own_worklist_and_a_chief_anyones(client):
+    """Four declarations at OFF-40 in the morning go to INS-01 and INS-03: each inspector's key reads
+    exactly its own dispatched inspections (asking for another's is 403), a chief reads either's, and
+    the two lists add up to everything dispatched."""
+    for k in range(4):
+        assert post_declaration(client, id=f"K{k}", enterprise_id=f"E{k}", **WEAPONS).status_code == 200
+    mine = {}
+    for key, name in (("ins1", "INS-01"), ("ins3", "INS-03")):
+        own = client.get("/inspections", params={"status": "dispatched"}, headers=h(key)).json()[
+            "inspections"
+        ]
+        assert all(q["inspector_id"] == name for q in own)
+        by_chief = client.get(
+            "/inspections", params={"status": "dispatched", "inspector": name}, headers=h("chief")
+        ).json()["inspections"]
+        assert by_chief == own
+        mine[name] = {q["id"] for q in own}
+    everything = client.get("/inspections", params={"status": "dispatched"}, headers=h("chief")).json()
+    assert mine["INS-01"] | mine["INS-03"] == {q["id"] for q in everything["inspections"]}
+    assert mine["INS-01"] and mine["INS-03"] and not mine["INS-01"] & mine["INS-03"]
+    other = client.get("/inspections", params={"inspector": "INS-03"}, headers=h("ins1"))
+    assert other.status_code == 403 and "its own worklist" in other.text
