@@ -24,6 +24,7 @@ from simulation import tuning
 FIGURES = {
     "violations_found_per_month": ("violations found a month", "count"),
     "monthly_half_width": ("monthly compliance estimate, 95% half-width", "points"),
+    "drawn_share": ("drawn share of inspections (China's 55% from random selection)", "share"),
     "random_dispatch_share": ("computer-selection share of inspections", "share"),
     "pure_random_share": ("pure random share of inspections", "share"),
     "credit_share": ("credit share of inspections", "share"),
@@ -142,6 +143,7 @@ def _at(table: pd.DataFrame, name: str) -> pd.Series:
 def sentence(settings: Settings, table: pd.DataFrame, replications: int) -> str:
     found, half = _at(table, "violations_found_per_month"), _at(table, "monthly_half_width")
     names = {
+        "drawn_share": "drawn",
         "random_dispatch_share": "computer-selection",
         "pure_random_share": "pure random",
         "credit_share": "credit",

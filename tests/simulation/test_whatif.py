@@ -36,14 +36,15 @@ def test_limits_are_judged_on_the_figure_and_its_interval():
 
 def test_the_sentence_states_the_tables_numbers():
     t = table(violations_found_per_month=(672.0, 635.2, 711.4), monthly_half_width=(0.009, 0.005, 0.0159),
-              random_dispatch_share=(0.556, 0.55, 0.56), pure_random_share=(0.138, 0.13, 0.14),
+              drawn_share=(0.441, 0.43, 0.45), random_dispatch_share=(0.556, 0.55, 0.56),
+              pure_random_share=(0.138, 0.13, 0.14),
               credit_share=(0.303, 0.3, 0.31))  # fmt: skip
     words = whatif.sentence(whatif.Settings(75, 0.032, 0.4), t, 3)
     assert words == (
         "With 75 inspectors, the computer selecting 3.2% of declarations, 40% of it at random, from today "
         "the office finds 672 violations a month [635, 711] and gets the monthly compliance estimate to "
-        "±0.90 points (up to ±1.59 points); shares of inspections: computer-selection 55.6%, pure random "
-        "13.8%, credit 30.3% (95% intervals over 3 replications)."
+        "±0.90 points (up to ±1.59 points); shares of inspections: drawn 44.1%, computer-selection "
+        "55.6%, pure random 13.8%, credit 30.3% (95% intervals over 3 replications)."
     )
     assert "no compliance estimate" in whatif.sentence(
         whatif.Settings(75, 0.032, 0.0), table(monthly_half_width=(math.nan, math.nan, math.nan)), 3
