@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -17,8 +15,8 @@ from fastapi.testclient import TestClient
 from engine.apikeys import key_digest
 from engine.dashboard import Sessions
 from engine.service import create_app
-from tests.conftest import ARTIFACTS, ROOT, declaration_data, free_port, wait_for_http
-from tests.engine.test_service import MORNING, office_files
+from tests.conftest import ARTIFACTS, declaration_data, free_port
+from tests.engine.test_service import MORNING, office_files, start_server
 
 WEAPONS = {"hs_code": "930690", "customs_office": "OFF-40"}  # always targeted (WEAPONS-PARTS)
 
@@ -128,38 +126,9 @@ def served(tmp_path):
     files = office_files(tmp_path, tmp_path / "office.db")
     keys = long_keys(files)
     port = free_port()
-    args = [
-        "--rules",
-        files["rules"],
-        "--db",
-        files["db"],
-        "--key-file",
-        files["key"],
-        "--api-keys",
-        files["keys"],
-    ]
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "serve",
-            *map(str, args),
-            "--roster",
-            str(files["roster"]),
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(files, port, "--roster", str(files["roster"]))
     try:
-        wait_for_http(url + "/health", server)
-        yield url, keys
+        yield f"http://127.0.0.1:{port}", keys
     finally:
         server.terminate()
         server.wait(timeout=20)

@@ -312,7 +312,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(setup, port: int, *extra: str) -> subprocess.Popen:
+def start_server(setup, port: int, *extra: str, log_level: str = "warning") -> subprocess.Popen:
+    """A real `serve` process on the office's files, once it answers /health. Its stderr is a pipe
+    read only on failure, so the default level is warning: an access line per request would fill it
+    and stall the server (a test reading the log asks for info)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -330,7 +333,7 @@ def start_server(setup, port: int, *extra: str) -> subprocess.Popen:
             "--port",
             str(port),
             "--log-level",
-            "warning",  # an access line per request would fill the unread pipe and stall the server
+            log_level,
             *extra,
         ],
         cwd=ROOT,
@@ -1035,36 +1038,22 @@ def test_an_agency_sends_its_listings_whole_or_not_at_all_and_polls_customs_chan
     assert client.get("/audit/verify", headers=h("aud")).json()["ok"]
 
 
-def test_serve_logs_its_start_and_each_request_with_a_time_and_an_id_but_never_a_key(setup, tmp_path):
+def test_serve_logs_its_start_and_each_request_with_a_time_and_an_id_but_never_a_key(setup):
     """`serve --log-level info`: a start-up line (version, address, rules), then a line per request
     with its time, status and request id (the caller's X-Request-ID, echoed in the answer, or a new
     one), refusals included; no API key in any line."""
-    port, log = free_port(), tmp_path / "serve.log"
-    with open(log, "w") as stderr:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "engine", "serve", "--rules", str(setup["rules"]),
-             "--db", str(setup["db"]), "--key-file", str(setup["key"]), "--api-keys", str(setup["keys"]),
-             "--port", str(port), "--log-level", "info"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr,
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    httpx.get(url + "/health", timeout=0.5)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.05)
-            answer = httpx.get(url + "/reports/monthly", headers={**h("chief"), "X-Request-ID": "case-17"})
-            assert answer.status_code == 200 and answer.headers["x-request-id"] == "case-17"
-            refused = httpx.get(url + "/reports/monthly", headers={**h("sel"), "X-Request-ID": "bad id!"})
-            assert refused.status_code == 403 and re.fullmatch(
-                r"[0-9a-f]{16}", refused.headers["x-request-id"]
-            )
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
-    text = log.read_text()
+    port = free_port()
+    server = start_server(setup, port, log_level="info")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        answer = httpx.get(url + "/reports/monthly", headers={**h("chief"), "X-Request-ID": "case-17"})
+        assert answer.status_code == 200 and answer.headers["x-request-id"] == "case-17"
+        refused = httpx.get(url + "/reports/monthly", headers={**h("sel"), "X-Request-ID": "bad id!"})
+        assert refused.status_code == 403 and re.fullmatch(r"[0-9a-f]{16}", refused.headers["x-request-id"])
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    text = server.stderr.read().decode()
     lines = text.splitlines()
     stamp = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} INFO "
     assert re.match(
