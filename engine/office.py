@@ -32,6 +32,7 @@ from engine.dispatch import (
     workload_points,
 )
 from engine.errors import Conflict, InputError, NotFound
+from engine.files import first_repeat
 from engine.integrity import AgencyRow, FeedbackPolicy
 from engine.lifecycle import Status, Step, after_result
 from engine.randomness import Draws
@@ -462,14 +463,14 @@ class Office:
         audited; the same batch id again with the same rows changes nothing (a retry), with other rows
         is refused (a new batch needs a new id)."""
         at = at or _now()
-        first: dict[str, int] = {}
-        for k, row in enumerate(rows, 1):  # a conflict within the batch, refused whole (409)
-            if row.enterprise_id in first:
-                raise Conflict(
-                    f"row {k}: enterprise {row.enterprise_id!r} is listed twice in batch {batch_id!r} "
-                    f"(first at row {first[row.enterprise_id]}); one row per enterprise"
-                )
-            first[row.enterprise_id] = k
+        twice = first_repeat(enumerate(rows, 1), lambda numbered: numbered[1].enterprise_id)
+        if twice is not None:  # a conflict within the batch, refused whole (409)
+            k, firm = twice[0], twice[1].enterprise_id
+            first = next(j for j, row in enumerate(rows, 1) if row.enterprise_id == firm)
+            raise Conflict(
+                f"row {k}: enterprise {firm!r} is listed twice in batch {batch_id!r} (first at row "
+                f"{first}); one row per enterprise"
+            )
         digest = hashlib.sha256(
             json.dumps([r.model_dump(mode="json") for r in rows], sort_keys=True).encode()
         ).hexdigest()[:16]
