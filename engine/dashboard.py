@@ -14,6 +14,7 @@ The page polls `/dashboard/data` (the same `engine.report.monthly` figures `GET 
 from __future__ import annotations
 
 import hmac
+import html
 import secrets
 import time
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ def routes(
 
     def sign_in_page(request: Request, problem: str = "", status: int = 200) -> HTMLResponse:
         token = secrets.token_urlsafe(16)
-        page = LOGIN.replace("{{csrf}}", token).replace("{{problem}}", _escape(problem))
+        page = LOGIN.replace("{{csrf}}", token).replace("{{problem}}", html.escape(problem))
         response = HTMLResponse(page, status_code=status)
         _cookie(response, CSRF, token, request, 3600)
         return response
@@ -138,7 +139,7 @@ def routes(
             return RedirectResponse("/dashboard/login", status_code=303)
         page = (
             PAGE.replace("{{csrf}}", session.csrf)
-            .replace("{{who}}", _escape(f"{session.who.name} ({session.who.role})"))
+            .replace("{{who}}", html.escape(f"{session.who.name} ({session.who.role})"))
             .replace("{{refresh}}", str(min(max(refresh, 1), 300)))
         )
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
@@ -155,10 +156,6 @@ def routes(
         return FileResponse(STATIC / "chart.umd.js", media_type="text/javascript")
 
     return sessions
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 LOGIN = """<!doctype html>

@@ -23,6 +23,7 @@ import os
 import re
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Callable, Literal
 
@@ -248,10 +249,9 @@ def create_app(
             queue = store.inspections("waiting", who.site, None, WAITING_SHOWN + 1)
             waiting = len(queue)
             work = store.open_work("dispatched")
-        per_inspector: dict[tuple[str, str], int] = {}
-        for inspector, site, _facility, _items in work:
-            if who.site is None or site == who.site:
-                per_inspector[(inspector, site)] = per_inspector.get((inspector, site), 0) + 1
+        per_inspector = Counter(
+            (inspector, site) for inspector, site, _facility, _items in work if who.site in (None, site)
+        )
         signed = checkpoints.last if checkpoints is not None else None
         audit = (
             f"verified {verified['at'][:16]}: {'intact' if verified['ok'] else 'BROKEN'}, "
