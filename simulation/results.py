@@ -232,7 +232,7 @@ def _totals(
     estimate = metrics.random_sample_estimate(events, whole)
     declarations, inspections = int(monthly["declarations"].sum()), len(events)
     computer_share, random_share, credit_share = metrics.dispatch_shares(events["channel"])
-    scored = int(((events["channel"] == "targeted") & events["scored"].astype(bool)).sum())
+    scored = int(monthly["scored_selected"].sum())  # counted once, per month (metrics._counts)
     busy = float(capacity["busy_hours"].sum())
     clearance = events["clearance_h"]
     return {
