@@ -155,8 +155,10 @@ class Model:
         the features are built on the whole log first, so each row keeps its importer's record from
         before the rows asked for."""
         x = features(log)
-        if rows is not None:
-            x = x[np.asarray(rows, bool)]
+        return self.predict(x if rows is None else x[np.asarray(rows, bool)])
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        """The probability of a violation for rows of `features(log)` (built on the whole log)."""
         return self.booster.predict(_frame(x, self.meta["levels"]), num_iteration=self.meta["iterations"])
 
     def save(self, path: str | Path) -> None:
@@ -210,7 +212,7 @@ def train(log: pd.DataFrame, until: dt.date, valid_until: dt.date, rounds: int =
         "weighted": bool((weight != 1).any()),
     }
     model = Model(booster, meta)
-    model.meta["validation"] = precision_at(model.score(log, valid), y[valid].to_numpy(bool))
+    model.meta["validation"] = precision_at(model.predict(x[valid]), y[valid].to_numpy(bool))
     return model
 
 
@@ -349,13 +351,12 @@ def monthly_report(model: Model, log: pd.DataFrame, since: dt.date, budget: floa
     validation = (day >= dt.date.fromisoformat(model.meta["trained_until"])) & (
         day < dt.date.fromisoformat(model.meta["validated_until"])
     )
-    reference = model.score(log, validation)
     floor = model.meta["validation"][f"{budget:g}"]["precision_low"]
     since_then = day >= since
     later = log[since_then]
-    scores = model.score(log, since_then)
-    inputs = features(log)
+    inputs = features(log)  # once, on the whole log: the inputs of both periods and their scores
     reference_inputs, later_inputs = inputs[validation.to_numpy()], inputs[since_then.to_numpy()]
+    reference, scores = model.predict(reference_inputs), model.predict(later_inputs)
     y = later["violation"].fillna(False).to_numpy(bool)
     months = later["declared_at"].dt.strftime("%Y-%m").to_numpy()
     rows = []
