@@ -434,6 +434,14 @@ class Office:
         at = at or _now()
         _check_text(officer=officer_id)
         with self.store.transaction():
+            if (
+                self.store.inspection(declaration_id) is None
+                and self.store.lodged(declaration_id) is not None
+            ):
+                # the declaration exists: a 404 would say it does not; it cleared without inspection
+                raise Conflict(
+                    f"declaration {declaration_id} was not selected for inspection: nothing to release"
+                )
             task = self._inspection(declaration_id, Step.release)
             if task["inspector_id"] == officer_id:
                 raise Conflict(

@@ -8,7 +8,7 @@ import pytest
 
 from engine.declarations import CreditClass, parse_declaration
 from engine.dispatch import Roster
-from engine.errors import InputError
+from engine.errors import Conflict, InputError, NotFound
 from engine.integrity import FeedbackPolicy
 from engine.office import Office
 from engine.randomness import KeyedDraws
@@ -90,6 +90,17 @@ def test_nobody_releases_what_they_inspected(office):
     assert office.inspection("R1")["status"] == "awaiting_release"  # the refusal changed nothing
     office.release("R1", "OFFICER-9")
     assert office.inspection("R1")["released_by"] == "OFFICER-9"
+
+
+def test_a_declaration_not_selected_is_a_conflict_to_release_and_an_unknown_one_is_not_found(office):
+    """The declaration exists but cleared without inspection: 409, not a 404 saying it does not exist."""
+    cleared = next(f"N{i}" for i in range(20) if not lodge(office, f"N{i}", day=i, **PLAIN).selected)
+    records = list(office.audit.records())
+    with pytest.raises(Conflict, match=f"{cleared} was not selected for inspection"):
+        office.release(cleared, "OFFICER-9")
+    with pytest.raises(NotFound, match="no inspection 'NOPE'"):
+        office.release("NOPE", "OFFICER-9")
+    assert list(office.audit.records()) == records and office.inspection(cleared) is None
 
 
 def test_only_the_assigned_inspector_records_a_result(office):

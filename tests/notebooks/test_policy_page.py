@@ -72,11 +72,15 @@ def test_a_slider_change_reruns_the_office_and_changes_the_sentence(browser, pag
     share.focus()
     for _ in range(4):
         page.keyboard.press("ArrowRight")  # steps of 5 points
+    moved = page.locator(".widget-readout").nth(2).inner_text()
+    # the kernel holds the new share (the status line says so) before the press: the browser sends
+    # a slider's value a moment after it moves, and a quick click could overtake it
+    page.locator(".status").get_by_text(f"{moved} random share").wait_for(timeout=30_000)
     page.get_by_role("button", name="Simulate").click()
     page.wait_for_function(
         "first => document.querySelector('.answer .sentence').innerText !== first", arg=first, timeout=90_000
     )
-    second, moved = sentence.inner_text(), page.locator(".widget-readout").nth(2).inner_text()
+    second = sentence.inner_text()
     assert moved != "66%" and f"{moved} of it at random" in second, (moved, second)
 
     # the tiny office's random sample cannot estimate compliance to ±0.5 points: said, in red
@@ -88,6 +92,7 @@ def test_a_slider_change_reruns_the_office_and_changes_the_sentence(browser, pag
     page.locator(".noUi-handle").nth(0).focus()
     page.keyboard.press("ArrowLeft")
     fewer = page.locator(".widget-readout").nth(0).inner_text()
+    page.locator(".status").get_by_text(f"settings now {fewer} inspectors").wait_for(timeout=30_000)
     page.get_by_role("button", name="Frontier at this capacity").click()
     page.locator(".frontier .recommendation").wait_for(timeout=240_000)
     assert "At a capacity of 3.2% of declarations" in page.locator(".frontier").inner_text()
