@@ -151,8 +151,10 @@ class BatchDecider:
         day: np.ndarray,
         standing: Standing,
         policy: SelectionPolicy,
+        probability: np.ndarray | None = None,
     ) -> Decided:
-        """Rows lo..hi, lodged by `firms` (codes into the standing) on day numbers `day`."""
+        """Rows lo..hi, lodged by `firms` (codes into the standing) on day numbers `day`; with a
+        learned score's `probability` where the policy names a model."""
         hits = self.fire(lo, hi, standing.fields(firms, day, self.batch.firm_fields_used))
         table, credit = self.table(policy), standing.credit[firms].copy()
         pace, u_rules = None, np.zeros(hits.shape)
@@ -162,7 +164,14 @@ class BatchDecider:
             for k in np.flatnonzero(table.rates * table.multipliers.min() < 1):
                 u_rules[:, k] = self._sampling_draw(int(k))[lo:hi]
         chosen = choose(
-            table, credit, hits, self.draws["random"][lo:hi], u_rules, self.draws["credit"][lo:hi], pace
+            table,
+            credit,
+            hits,
+            self.draws["random"][lo:hi],
+            u_rules,
+            self.draws["credit"][lo:hi],
+            pace,
+            probability,
         )
         return Decided(hits, chosen, credit, lanes(chosen.inspection, chosen.score, credit))
 

@@ -16,7 +16,7 @@ Every number compared is kept in the Decision, so an auditor can replay it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,6 +25,18 @@ from engine.capacity import Paced, Pacer
 from engine.declarations import CreditClass, Declaration, Enterprise, InspectionType
 from engine.randomness import Draws
 from engine.rules import RuleSet
+
+
+class ScoreModel(BaseModel):
+    """How the targeted channel uses a learned score (a probability of violating per declaration):
+    it ranks by `weight` x the probability, alone or added to the rules' score, under the office's
+    expected rate. A declaration it takes and no rule flagged gets `inspection`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    combine: Literal["alone", "added"] = "alone"
+    weight: float = Field(default=10.0, gt=0, le=1000, description="the score of a probability of 1")
+    inspection: InspectionType = InspectionType.physical
 
 
 class SelectionPolicy(BaseModel):
@@ -58,6 +70,7 @@ class SelectionPolicy(BaseModel):
     rate_refresh: int = Field(default=200, ge=1, description="declarations between two cutoffs")
     # A floor under the random ratio that no setting (nor the tuner) goes below.
     min_random_rate: float = Field(default=0.0, ge=0, le=1)
+    model: ScoreModel | None = Field(default=None, description="a learned score in the targeted channel")
 
     @model_validator(mode="after")
     def _refresh_inside_window(self) -> SelectionPolicy:
@@ -67,6 +80,8 @@ class SelectionPolicy(BaseModel):
             )
         if any(not 0 <= r <= 1 for r in self.office_expected_rates.values()):
             raise ValueError("office_expected_rates must lie in [0, 1]")
+        if self.model is not None and not self.paced:
+            raise ValueError("a learned score ranks under an expected rate: set expected_rate with model")
         return self
 
     @property
@@ -159,6 +174,9 @@ class PolicyTable:
     random_intensity: int
     weights: np.ndarray  # per rule: what it adds to the risk score
     paced: bool = False  # the targeted channel works to an expected rate
+    model_weight: float = 0.0  # the ranking score of a probability of 1; 0: no learned score
+    rules_ranked: bool = True  # the rules' score counts in the ranking (no model, or "added")
+    model_intensity: int = NOT_INSPECTED  # the inspection of a declaration only the learned score took
 
     def score(self, hits: np.ndarray) -> np.ndarray:
         """The risk score: the sum of the fired rules' weights, added in file order (as `choose_one`
@@ -168,8 +186,16 @@ class PolicyTable:
             total += np.where(hits[:, k], weight, 0.0)
         return total
 
+    def ranking(self, score, probability):
+        """What the targeted channel ranks by: the rules' score, or with a learned score the
+        model's probability x its weight, alone or added (arrays or plain floats alike)."""
+        if not self.model_weight or probability is None:
+            return score
+        return (score if self.rules_ranked else 0.0) + self.model_weight * probability
+
     @classmethod
     def of(cls, policy: SelectionPolicy, rules: RuleSet) -> PolicyTable:
+        model = policy.model
         return cls(
             np.array([policy.random_threshold(c) for c in CREDIT_CLASSES]),
             np.array([policy.multiplier(c) for c in CREDIT_CLASSES]),
@@ -179,6 +205,9 @@ class PolicyTable:
             policy.random_inspection.intensity,
             np.array([r.weight for r in rules.rules], dtype=float),
             policy.paced,
+            model.weight if model else 0.0,
+            model is None or model.combine == "added",
+            model.inspection.intensity if model else NOT_INSPECTED,
         )
 
     def rule_rates(self, credit: np.ndarray) -> np.ndarray:
@@ -234,22 +263,28 @@ def choose(
     u_rules: np.ndarray,
     u_credit: np.ndarray,
     pace: Pace | None = None,
+    probability: np.ndarray | None = None,
 ) -> Choices:
     """The one definition of the selection arithmetic, for one declaration (arrays of length 1, live)
     or a batch (simulation, replay). `credit`: codes into CREDIT_CLASSES; `hits`: n x rules, which
     rules fired; `u_random`: the random channel's draws; `u_rules`: n x rules sampling draws (any
     value where a rule's scaled rate is 1: a draw under a rate of 1 always passes); `u_credit`:
     the credit channel's draws; `pace`: with an expected rate (table.paced), the offices' pacers
-    bound to their draws: the targeted channel is theirs, and per-rule sampling is not used."""
+    bound to their draws: the targeted channel is theirs, and per-rule sampling is not used;
+    `probability`: a learned score's, where the policy names one (table.model_weight): the pacer
+    ranks by `table.ranking` and a declaration it takes is targeted whether or not a rule fired."""
     threshold, floor = table.thresholds[credit], table.floors[credit]
     random_hit, credit_hit = u_random < threshold, u_credit < floor
     score, paced = table.score(hits), None
+    by_model = np.zeros(len(credit), bool)
     if table.paced:
         if pace is None:
             raise ValueError("a policy with an expected rate needs the offices' pacers")
-        paced = pace(score, table.multipliers[credit], random_hit | credit_hit)
+        paced = pace(table.ranking(score, probability), table.multipliers[credit], random_hit | credit_hit)
         sampled, rule_miss = hits & paced.hit[:, None], 1 - paced.chance
         rule_drawn = np.zeros(len(credit), bool)  # ranked, not drawn
+        if table.model_weight and probability is not None:
+            by_model = paced.hit
     else:
         rates = table.rule_rates(credit)
         sampled, rule_miss = hits & (u_rules < rates), np.ones(len(credit))
@@ -257,8 +292,9 @@ def choose(
         rule_drawn = sampled.any(axis=1) & ~(sampled & (rates >= 1)).any(axis=1)
         for k in range(hits.shape[1]):  # multiplied in file order, as choose_one does
             rule_miss *= np.where(hits[:, k], 1 - rates[:, k], 1.0)
-    targeted = sampled.any(axis=1)
+    targeted = sampled.any(axis=1) | by_model
     inspection = np.where(sampled, table.intensity, NOT_INSPECTED).max(axis=1, initial=NOT_INSPECTED)
+    inspection = np.where(by_model, np.maximum(inspection, table.model_intensity), inspection)
     inspection = np.where(random_hit | credit_hit, np.maximum(inspection, table.random_intensity), inspection)
     miss = (1 - threshold) * (1 - floor) * rule_miss
     return Choices(
@@ -310,6 +346,7 @@ def choose_one(
     u_rules: dict[int, float],
     u_credit: float,
     pace: Pace | None = None,
+    probability: float | None = None,
 ) -> Choice:
     """`choose` for one declaration with plain numbers: the same arithmetic in the same order, so the
     live decision equals the batch core's to the last bit (a parity test holds them on random
@@ -319,13 +356,15 @@ def choose_one(
     weights, score = table.weights, 0.0
     for k in fired:
         score += float(weights[k])
-    cutoff, tie = None, 0.0
+    cutoff, tie, by_model = None, 0.0, False
     if table.paced:
         if pace is None:
             raise ValueError("a policy with an expected rate needs the offices' pacers")
-        paced = pace(np.array([score]), table.multipliers[[credit]], np.array([random_hit or credit_hit]))
+        rank = table.ranking(score, probability)
+        paced = pace(np.array([rank]), table.multipliers[[credit]], np.array([random_hit or credit_hit]))
         hit, rule_miss = bool(paced.hit[0]), 1 - float(paced.chance[0])
         sampled = tuple(fired) if hit else ()
+        by_model = hit and bool(table.model_weight) and probability is not None
         cutoff, tie = float(paced.cutoff[0]), float(paced.tie[0])
     else:
         multiplier, rule_miss, picked = float(table.multipliers[credit]), 1.0, []
@@ -337,6 +376,8 @@ def choose_one(
         sampled = tuple(picked)
     intensities = [int(table.intensity[k]) for k in sampled]
     inspection = max(intensities, default=NOT_INSPECTED)
+    if by_model:
+        inspection = max(inspection, table.model_intensity)
     if random_hit or credit_hit:
         inspection = max(inspection, table.random_intensity)
     miss = (1 - threshold) * (1 - floor) * rule_miss
@@ -344,7 +385,7 @@ def choose_one(
         threshold,
         random_hit,
         sampled,
-        bool(sampled),
+        bool(sampled) or by_model,
         floor,
         credit_hit,
         inspection,

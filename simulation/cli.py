@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import List, Optional
@@ -244,6 +245,12 @@ def sweep_cmd(
     workers: Optional[int] = WORKERS,
     scheduler: Optional[str] = SCHEDULER,
     warm: Optional[Path] = WARM,
+    compare_from: Optional[str] = typer.Option(
+        None,
+        "--compare-from",
+        help="YYYY-MM: also the violations found a month before and from then, and the paired "
+        "difference from the first point (compare.csv)",
+    ),
 ) -> None:
     """Run the scenario over a grid with replications; write runs, summaries with intervals, and plots."""
     need("sim", *SIM_MODULES, "dask")
@@ -254,6 +261,8 @@ def sweep_cmd(
         axes = [sweeps.parse_axis(g) for g in grid]
     except InputError as e:
         fail(str(e))
+    if compare_from is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", compare_from):
+        fail(f"--compare-from {compare_from!r}: a month, YYYY-MM")
     total = len(sweeps.grid(axes)) * replications
     with sweeps.Runner(workers, scheduler, warm) as runner:
         results = _swept(raw, scenario_file, axes, replications, runner, f"sweeping {total} runs")
@@ -274,6 +283,15 @@ def sweep_cmd(
     ]
     if len(results.summary):
         print(results.summary[shown].round(4).to_string(index=False))
+    if compare_from and len(results.monthly):
+        try:
+            compared = sweeps.compare(results, compare_from)
+        except InputError as e:
+            fail(str(e))
+        written.append(out_dir / "compare.csv")
+        compared.to_csv(written[-1], index=False, float_format="%.6g")
+        figures = [c for c in compared.columns if c.startswith("violations_found")]
+        print(compared.drop(columns="point").round({c: 1 for c in figures}).to_string(index=False))
     out.print(f"wrote {len(written)} files to {out_dir}/: " + ", ".join(p.name for p in written))
     if results.failures:
         raise typer.Exit(1)

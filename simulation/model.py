@@ -35,6 +35,7 @@ from engine.standing import Standing
 from simulation import population, warm
 from simulation.adaptive import MonthCounts, next_settings
 from simulation.dispatcher import Dispatcher, build_roster
+from simulation.learning import Learner
 from simulation.population import CREDIT_CLASSES
 from simulation.recorder import Case, Recorder
 from simulation.results import Results, build_results
@@ -70,6 +71,11 @@ class OfficeModel:
                 firms.credit[enterprise],
                 scenario.population.adaptation,
             )
+        if scenario.goods.drift:  # a segment's risk moves during the run
+            self.decls.risk = population.drifted(
+                self.decls.risk, self.decls.goods, self.decls.arrival_h, scenario
+            )
+        self.learner = Learner(scenario.model, self.decls) if scenario.model else None
         self.rule_ids = [r.id for r in rules.rules]
         self.roster = build_roster(scenario)
         self.sites = scenario.sites
@@ -114,6 +120,8 @@ class OfficeModel:
             self.record.hourly_waiting[hour] = self.waiting()
             if hour % 24 == 0 and progress:
                 progress(hour // 24, n_days)
+            if self.learner and hour and hour % (24 * self.scenario.model.retrain_days) == 0:
+                self.learner.retrain()  # on the labels of the inspections ended so far
             if hour and self.month_of_hour[hour] != self.month_of_hour[hour - 1]:
                 self.close_month(int(self.month_of_hour[hour - 1]), hour)
                 self._new_month(int(self.month_of_hour[hour]))
@@ -130,7 +138,15 @@ class OfficeModel:
         if self.decls.logged is not None:  # a real log: its outcome wherever it recorded one
             logged = self.decls.logged[lo:hi]
             violating = np.where(np.isnan(logged), violating, logged == 1)
-        batch = self.screening.screen(lo, hi, self.standing, self.policy, self.instruction_rate, violating)
+        probability = None
+        if self.learner:
+            self.learner.describe(lo, hi, firms, self.decls.arrival_h[lo:hi] / 24.0, self.standing)
+            probability = self.learner.probability(lo, hi)
+        batch = self.screening.screen(
+            lo, hi, self.standing, self.policy, self.instruction_rate, violating, probability
+        )
+        if self.learner:
+            self.learner.selected(lo, hi, batch.inclusion)
         self.standing.count_declarations(firms)
         self.perception.saw(firms, batch.selected | batch.instructed)
         channels = (
@@ -187,6 +203,8 @@ class OfficeModel:
         case.done_h = env.now
         case.detected = case.violating and self.detect_rng.random() < self.scenario.inspection.detection[kind]
         self._feedback(case)
+        if self.learner:
+            self.learner.learn(case.declaration, case.detected)
         if case.detected:
             departments = self.scenario.inspection.departments
             case.outcome = "problem"
@@ -267,12 +285,14 @@ class OfficeModel:
             "streams": {name: getattr(self, name).getstate() for name in STREAMS},
             "dispatch": {site: d.rng.getstate() for site, d in self.dispatchers.items()},
             "record": record,
+            "learner": self.learner,
         }
 
     def restore(self, state: dict) -> None:
         """Take up a warm state at `start_h` (the same first measured hour it was saved at)."""
         self.standing, self.propensity = state["standing"], state["propensity"]
         self.perception, self.screening.decider.pacers = state["perception"], state["pacers"]
+        self.learner = state.get("learner", self.learner)
         for name in STREAMS:
             getattr(self, name).setstate(state["streams"][name])
         for site, rng_state in state["dispatch"].items():

@@ -277,7 +277,33 @@ def write_sweep(results, out: Path) -> list[Path]:
     fig.tight_layout()
     frontier_png = out / "frontier.png"
     fig.savefig(frontier_png, dpi=100)
-    return [metrics_png, frontier_png]
+    return [metrics_png, frontier_png, by_month(results, out / "by_month.png")]
+
+
+def by_month(results, out: Path) -> Path:
+    """Each point's detections and targeted hits month by month, with their intervals over the
+    replications: what a change during the run (drift, a policy from today) does over time."""
+    keys = [axis.path for axis in results.axes]
+    fig = Figure(figsize=(13, 5))
+    panels = fig.subplots(1, 2, sharex=True)
+    for ax, metric, title in zip(
+        panels,
+        ("violations_found", "hits_targeted"),
+        ("Violations found, all channels", "Violations found by the targeted channel"),
+    ):
+        for values, part in results.monthly_summary.groupby(keys, sort=True):
+            values = values if isinstance(values, tuple) else (values,)
+            label = ", ".join(f"{k.split('.')[-1]} {v}" for k, v in zip(keys, values))
+            months = pd.PeriodIndex(part["month"], freq="M").to_timestamp()
+            ax.plot(months, part[metric], marker=".", label=label)
+            ax.fill_between(months, part[f"{metric}_low"], part[f"{metric}_high"], alpha=0.15)
+        ax.set(title=title, xlabel="month", ylabel="violations a month (mean, 95% interval)")
+        ax.grid(alpha=0.3)
+    panels[0].legend(fontsize=7)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    return out
 
 
 def frontier(result, out: Path) -> Path:

@@ -273,6 +273,20 @@ def adapted(
     return risk + moved + shift[group]
 
 
+def drifted(risk: np.ndarray, goods: pd.DataFrame, arrival_h: np.ndarray, scenario: Scenario) -> np.ndarray:
+    """`goods.drift`: from each drift's date on, its segment's log-odds move by its amount."""
+    start = scenario.horizon.start
+    for drift in scenario.goods.drift:
+        segment = np.ones(len(risk), bool)
+        if drift.origin_country:
+            segment &= goods["origin_country"].isin(drift.origin_country).to_numpy()
+        if drift.hs_chapter:
+            segment &= goods["hs_code"].astype(str).str[:2].isin(drift.hs_chapter).to_numpy()
+        after = arrival_h >= (drift.at - start).days * 24
+        risk = risk + np.where(segment & after, drift.log_odds, 0.0)
+    return risk
+
+
 def propensity_logodds(propensity: np.ndarray) -> np.ndarray:
     """A firm's propensity on the log-odds scale (0 and 1, which overrides may set, kept finite)."""
     return logit(np.clip(propensity, 1e-9, 1 - 1e-9))

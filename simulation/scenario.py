@@ -184,6 +184,23 @@ class Population(Strict):
         return self
 
 
+class Drift(Strict):
+    """From `at` on, the violation log-odds of the declarations in a segment (goods from these
+    origins and/or in these HS chapters) change by `log_odds`: a new fraud route (positive) or one
+    closed (negative). Not re-centred: the population's level changes with it."""
+
+    at: dt.date
+    origin_country: list[str] = []
+    hs_chapter: list[str] = []
+    log_odds: float = Field(ge=-10, le=10)
+
+    @model_validator(mode="after")
+    def _a_segment(self) -> Drift:
+        if not self.origin_country and not self.hs_chapter:
+            raise ValueError("a drift names its segment: origin_country and/or hs_chapter")
+        return self
+
+
 class Goods(Strict):
     table: str = Field(
         default="goods/kcs_mix.csv", description="CSV of goods lines to draw from, relative to the scenario"
@@ -196,6 +213,20 @@ class Goods(Strict):
         default=1.0, ge=0, description="multiplies the fitted effects (sensitivity checks)"
     )
     trade_modes: dict[str, float] = {"general": 0.8, "processing": 0.08, "bonded": 0.07, "ecommerce": 0.05}
+    drift: list[Drift] = Field(default=[], description="shifts of a segment's violation risk during the run")
+
+
+class Learning(Strict):
+    """The learned score inside a run (`policy.model` says how selection uses it): trained on the
+    declarations inspected so far, their labels what the inspection found, and retrained every
+    `retrain_days`; the first training at the first retraining day with `min_labels` labels. With
+    `ipw`, each label weighs the inverse of its inclusion probability, so the random channel's
+    unbiased labels count for the population."""
+
+    retrain_days: int = Field(default=30, ge=1, le=366)
+    ipw: bool = False
+    min_labels: int = Field(default=200, ge=10)
+    rounds: int = Field(default=150, ge=10, le=2000, description="boosting rounds per training")
 
 
 class Instruction(Strict):
@@ -350,6 +381,7 @@ class Scenario(Strict):
     rules: str = Field(default="rules/baseline.yaml", description="rules file, relative to the scenario")
     policy: SelectionPolicy = SelectionPolicy()
     instruction: Instruction = Instruction()
+    model: Learning | None = Field(default=None, description="train the score `policy.model` ranks by")
     adaptive: Adaptive | None = None
     sites: list[Site] = Field(
         min_length=1,
@@ -368,6 +400,15 @@ class Scenario(Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"site names must differ; got {names}")
         return v
+
+    @model_validator(mode="after")
+    def _model_both_ways(self) -> Scenario:
+        if (self.model is None) != (self.policy.model is None):
+            raise ValueError(
+                "a learned score needs both `model` (how the run trains it) and `policy.model` "
+                "(how selection ranks by it)"
+            )
+        return self
 
     def path(self, relative: str) -> Path:
         return (self.base_dir / relative).resolve()

@@ -40,6 +40,9 @@ class Batch:
     credit_only: np.ndarray  # selected by the credit floor alone (the `credit` channel)
     lane: np.ndarray  # code into engine.selection.LANES, after the officers' orders
     scored: np.ndarray  # targeted without a draw: ranked under an expected rate, or a rule at rate 1
+    # the chance of inspection as the office knows it: the computer's inclusion probability and the
+    # officers' nominal order rate (their intelligence's lift is theirs, not a known probability)
+    inclusion: np.ndarray
 
     @property
     def selected(self) -> np.ndarray:
@@ -93,14 +96,16 @@ class Screening:
         policy: SelectionPolicy,
         instruction_rate: float,
         violating: np.ndarray,
+        probability: np.ndarray | None = None,
     ) -> Batch:
         """The engine's batch decider (`engine.batch.BatchDecider`) over one batch, then the
         instruction channel, which the simulation adds for the officers' intelligence."""
-        d = self.decider.decide(lo, hi, self.decls.enterprise[lo:hi], self.day[lo:hi], standing, policy)
+        firms, day = self.decls.enterprise[lo:hi], self.day[lo:hi]
+        d = self.decider.decide(lo, hi, firms, day, standing, policy, probability)
         chosen, credit = d.chosen, d.credit
+        multiplier = self.decider.table(policy).multipliers[credit]
         flag_p = np.where(violating, min(1.0, instruction_rate * self.instruction.lift), instruction_rate)
-        # the credit measures bound the total rate, orders included
-        flag_p = flag_p * self.decider.table(policy).multipliers[credit]
+        flag_p = flag_p * multiplier  # the credit measures bound the total rate, orders included
         instructed = (self.decls.u_instruction[lo:hi] < flag_p) & ~chosen.selected
         inspection = np.where(instructed, self.instructed_type, chosen.inspection)
         return Batch(
@@ -117,6 +122,7 @@ class Screening:
             chosen.credit_only,
             lanes(inspection, chosen.score, credit),
             chosen.scored,
+            1 - (1 - chosen.inclusion) * (1 - instruction_rate * multiplier),
         )
 
     def _fire_durable(self, lo: int, hi: int, firm_fields: dict) -> np.ndarray:

@@ -374,6 +374,28 @@ def tabulate(outcomes: list[Outcome], axes: list[Axis]) -> SweepResults:
     )
 
 
+def compare(results: SweepResults, since: str, metric: str = "violations_found") -> pd.DataFrame:
+    """Per point, `metric` a month before and from month `since` (YYYY-MM), and from `since` the
+    paired difference from the first point, seed by seed (common random numbers make the pairs),
+    each with its 95% interval over the replications: what a change during the run (a drift, a
+    policy from today) does to each setting."""
+    keys = [axis.path for axis in results.axes]
+    monthly = results.monthly.assign(after=results.monthly["month"].astype(str) >= since)
+    per_run = monthly.groupby(["point", *keys, "seed", "after"], sort=True)[metric].mean().unstack("after")
+    per_run = per_run.rename(columns={False: "before", True: "after"}).reset_index()
+    if "after" not in per_run or "before" not in per_run:
+        raise InputError(f"--compare-from {since}: the measured months must lie on both sides of it")
+    first = per_run[per_run["point"] == per_run["point"].min()].set_index("seed")["after"]
+    per_run["gain"] = per_run["after"] - per_run["seed"].map(first)
+    rows = []
+    for group, part in per_run.groupby(["point", *keys], sort=True):
+        row = dict(zip(["point", *keys], group))
+        for name in ("before", "after", "gain"):
+            row.update(mean_interval(part[name].to_numpy(float), f"{metric}_{name}"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def interval_table(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
     """Per group: replications, and each metric's mean with a 95% t-interval over replications."""
     rows = []

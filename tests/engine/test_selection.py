@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from engine.declarations import CreditClass, Enterprise, parse_declaration
+from engine.declarations import CreditClass, Enterprise, InspectionType, parse_declaration
 from engine.randomness import KeyedDraws, SeededDraws
 from engine.rules import RuleSet
-from engine.selection import SelectionPolicy, Selector
+from engine.selection import CREDIT_CLASSES, INSPECTION_TYPES, SelectionPolicy, Selector
 from tests.conftest import declaration_data
 
 N = 100_000
@@ -312,7 +312,7 @@ SCALAR_FIELDS = (
 )
 
 
-def _random_table(rng, paced: bool):
+def _random_table(rng, paced: bool, model: str | None = None):
     from engine.selection import PolicyTable
 
     k = int(rng.integers(0, 12))
@@ -346,21 +346,23 @@ def _random_table(rng, paced: bool):
             if paced
             else {}
         ),
+        model={"combine": model, "weight": float(rng.random() * 20 + 0.1)} if model else None,
     )
     return policy, PolicyTable.of(policy, rules), k
 
 
-@pytest.mark.parametrize("paced", [False, True])
-def test_the_scalar_live_path_equals_the_batch_core_bit_for_bit(paced):
+@pytest.mark.parametrize("paced, model", [(False, None), (True, None), (True, "alone"), (True, "added")])
+def test_the_scalar_live_path_equals_the_batch_core_bit_for_bit(paced, model):
     """10,000 random decisions over random policies (ratios, multipliers, floors, rule rates of 0, 1 and
-    between, weights, inspection types; with and without an expected rate): `choose_one` on plain
-    numbers gives exactly what `choose` gives for the batch, field by field."""
+    between, weights, inspection types; with and without an expected rate, with a learned score alone
+    or added to the rules'): `choose_one` on plain numbers gives exactly what `choose` gives for the
+    batch, field by field."""
     from engine.selection import Pacers, choose, choose_one, lanes
 
     rng = np.random.default_rng(2026)
     checked = 0
     for _ in range(50):
-        policy, table, k = _random_table(rng, paced)
+        policy, table, k = _random_table(rng, paced, model)
         n = 200
         credit = rng.integers(0, len(CreditClass), n)
         hits = rng.random((n, k)) < 0.3
@@ -370,10 +372,11 @@ def test_the_scalar_live_path_equals_the_batch_core_bit_for_bit(paced):
             rng.random(n),
             rng.random(n),
         )
+        probability = rng.random(n) if model else None
         offices = np.array(["OFF-1"] * n)
         batch_pacers, scalar_pacers = Pacers(), Pacers()
         pace = batch_pacers.pace(policy, offices, u_capacity) if paced else None
-        c = choose(table, credit, hits, u_random, u_rules, u_credit, pace)
+        c = choose(table, credit, hits, u_random, u_rules, u_credit, pace, probability)
         lane = lanes(c.inspection, c.score, credit)
         for i in range(n):
             fired = [int(j) for j in np.flatnonzero(hits[i])]
@@ -388,6 +391,7 @@ def test_the_scalar_live_path_equals_the_batch_core_bit_for_bit(paced):
                 {j: float(u_rules[i, j]) for j in fired},
                 float(u_credit[i]),
                 one_pace,
+                None if probability is None else float(probability[i]),
             )
             for name in SCALAR_FIELDS:
                 assert getattr(one, name) == getattr(c, name)[i], (name, i)
@@ -396,3 +400,44 @@ def test_the_scalar_live_path_equals_the_batch_core_bit_for_bit(paced):
                 assert (one.cutoff, one.tie) == (c.paced.cutoff[i], c.paced.tie[i])
             checked += 1
     assert checked == 10_000
+
+
+def test_a_learned_score_takes_the_most_likely_declarations_that_no_rule_flagged():
+    """With a policy naming a model, the pacer ranks by the probability: under a 10% expected rate the
+    targeted channel takes about the top 10% of probabilities, rules or not, and inspects them as the
+    policy says; without the probability (no model trained yet) it ranks by the rules alone."""
+    from engine.selection import Pacers, PolicyTable, choose
+
+    policy = SelectionPolicy(
+        random_ratio=0.0,
+        credit_floors={},
+        expected_rate=0.1,
+        rate_window=500,
+        rate_refresh=50,
+        model={"combine": "alone", "inspection": "scan"},
+    )
+    table = PolicyTable.of(policy, RuleSet([], "p"))
+    n, rng = 5000, np.random.default_rng(3)
+    probability, credit = rng.random(n), np.full(n, CREDIT_CLASSES.index(CreditClass.general))
+    none = np.zeros((n, 0), bool)
+    pace = Pacers().pace(policy, np.array(["OFF-1"] * n), rng.random(n))
+    c = choose(table, credit, none, rng.random(n), none, rng.random(n), pace, probability)
+    taken = c.targeted[1000:]  # after the pacer's first windows
+    assert 0.08 < taken.mean() < 0.12
+    assert probability[1000:][taken].min() > 0.8  # the top tenth, give or take the online cutoff
+    assert set(c.inspection[c.targeted]) == {INSPECTION_TYPES.index(InspectionType.scan)}
+    rules_only = choose(
+        table,
+        credit,
+        none,
+        rng.random(n),
+        none,
+        rng.random(n),
+        Pacers().pace(policy, np.array(["OFF-1"] * n), rng.random(n)),
+    )
+    assert not rules_only.targeted.any()  # no rule, no model yet: nothing to rank
+
+
+def test_a_learned_score_needs_an_expected_rate():
+    with pytest.raises(ValueError, match="ranks under an expected rate"):
+        SelectionPolicy(model={"combine": "alone"})

@@ -197,9 +197,15 @@ def test_cli_sweep_and_tune(tmp_path):
         ],
     )
     assert done.exit_code == 0, done.output
-    assert {"runs.parquet", "summary.csv", "frontier.png", "metrics_vs_axis.png"} <= {
+    assert {"runs.parquet", "summary.csv", "frontier.png", "metrics_vs_axis.png", "by_month.png"} <= {
         p.name for p in tmp_path.iterdir()
     }
+    refused = runner.invoke(
+        app, ["sweep", str(SCENARIOS / "mmc_check.yaml"), "--grid", "policy.random_ratio=0.6",
+              "--compare-from", "2026-13", "--out", str(tmp_path / "refused")],
+    )  # fmt: skip
+    assert refused.exit_code != 0 and "a month, YYYY-MM" in refused.output
+    assert not (tmp_path / "refused").exists()  # refused before any run
     tuned = runner.invoke(
         app,
         [
@@ -281,3 +287,27 @@ def test_the_sensitivity_sentence_gives_the_range_and_names_where_nothing_meets(
         "The recommended random share is 45% as the scenario stands; across the assumptions tried it "
         "ranges from 30% to 60%, and under detection low no share meets it."
     )
+
+
+def test_compare_pairs_each_seed_with_the_first_point_from_a_month_on():
+    """`sweep --compare-from`: before and from the month, per point, and the paired gain over the
+    first point: a setting that finds 10 more a month from then on, whatever the seed's own level,
+    gains 10 with no spread; months before it do not count."""
+    rows = []
+    for point, ratio in enumerate((0.0, 0.01)):
+        for seed, level in zip((1, 2, 3), (100, 140, 90)):
+            for month in ("2026-01", "2026-02", "2026-03", "2026-04"):
+                found = level + (10 * point if month >= "2026-03" else 0)
+                rows.append({"point": point, "policy.random_ratio": ratio, "seed": seed, "month": month,
+                             "violations_found": found})  # fmt: skip
+    results = sweep.SweepResults(
+        pd.DataFrame(), pd.DataFrame(rows), pd.DataFrame(), pd.DataFrame(),
+        axes=[sweep.Axis("policy.random_ratio", (0.0, 0.01))],
+    )  # fmt: skip
+    table = sweep.compare(results, "2026-03").set_index("point")
+    assert table.loc[0, "violations_found_before"] == table.loc[1, "violations_found_before"] == 110
+    assert table.loc[1, "violations_found_after"] == 120 and table.loc[1, "violations_found_gain"] == 10
+    assert table.loc[1, "violations_found_gain_low"] == table.loc[1, "violations_found_gain_high"] == 10
+    assert table.loc[0, "violations_found_gain"] == 0
+    with pytest.raises(InputError, match="both sides"):
+        sweep.compare(results, "2027-01")
