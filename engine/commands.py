@@ -56,12 +56,12 @@ def make_draws(seed: Optional[int], key_file: Optional[Path]) -> Draws:
 
 def selection_policy(path: Path | None, ratio: float | None, expected_rate: float | None) -> SelectionPolicy:
     """The policy file (or the defaults), with the options given on the command line on top."""
-    from engine.selection import SelectionPolicy
+    from engine.selection import SelectionPolicy, live
 
     base = read_model(path, SelectionPolicy, "selection policy") if path else SelectionPolicy()
     changes = {k: v for k, v in (("random_ratio", ratio), ("expected_rate", expected_rate)) if v is not None}
     try:
-        return SelectionPolicy.model_validate({**base.model_dump(), **changes})
+        return live(SelectionPolicy.model_validate({**base.model_dump(), **changes}))
     except ValidationError as err:
         raise describe("the command line's policy options", err) from None
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.capacity import Paced, Pacer
 from engine.declarations import CreditClass, Declaration, Enterprise, InspectionType
+from engine.errors import InputError
 from engine.randomness import Draws
 from engine.rules import RuleSet
 
@@ -484,11 +485,23 @@ def channel(random_hit: bool, targeted: bool, credit_only: bool) -> str:
     return "targeted" if targeted else "credit" if credit_only else "none"
 
 
+def live(policy: SelectionPolicy) -> SelectionPolicy:
+    """The policy, if a live office can decide by it: one naming a learned score is refused, never
+    silently ranked by the rules alone (only the simulation trains and uses a score so far)."""
+    if policy.model is not None:
+        raise InputError(
+            "policy.model: a live office cannot load a learned score yet (the simulation trains "
+            "and uses one); remove `model` from the policy"
+        )
+    return policy
+
+
 class Selector:
     """Rules + policy + a source of draws (+ the offices' pacers, when the policy has an expected
     rate): `decide(declaration, enterprise) -> Decision`, through `choose` with arrays of one."""
 
     def __init__(self, rules: RuleSet, policy: SelectionPolicy, draws: Draws, pacers: Pacers | None = None):
+        live(policy)
         self.rules, self.policy, self.draws = rules, policy, draws
         self.table = PolicyTable.of(policy, rules)
         self.pacers = pacers if pacers is not None else Pacers()

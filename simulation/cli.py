@@ -71,6 +71,8 @@ def run_cmd(
         fail(str(e))
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
+    if scenario.model:  # the learned score trains with LightGBM, an extra
+        need("model", "lightgbm")
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -211,9 +213,11 @@ def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[st
         raw = scenarios.read_raw(scenario_file)
         for item in [*overrides, *([f"horizon.months={months}", "horizon.days=null"] if months else [])]:
             scenarios.apply_override(raw, item, str(scenario_file))
-        scenarios.validate(copy.deepcopy(raw), str(scenario_file), scenario_file.parent)
+        spec = scenarios.validate(copy.deepcopy(raw), str(scenario_file), scenario_file.parent)
     except InputError as e:
         fail(str(e))
+    if spec.model:  # the learned score trains with LightGBM, an extra
+        need("model", "lightgbm")
     return raw
 
 
@@ -266,7 +270,7 @@ def sweep_cmd(
     total = len(sweeps.grid(axes)) * replications
     with sweeps.Runner(workers, scheduler, warm) as runner:
         results = _swept(raw, scenario_file, axes, replications, runner, f"sweeping {total} runs")
-    written = sweeps.write(results, out_dir)
+    written = sweeps.write(results, out_dir, compare_from)
     for failure in results.failures:
         err.print(
             f"run failed: point {failure.task.point} {failure.task.params} seed {failure.task.seed}: "

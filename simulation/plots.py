@@ -215,7 +215,7 @@ def _curves(summary: pd.DataFrame, axes) -> list[tuple[str, pd.DataFrame]]:
     return [(f"{other} = {value}", part) for value, part in summary.groupby(other, sort=True)]
 
 
-def write_sweep(results, out: Path) -> list[Path]:
+def write_sweep(results, out: Path, since: str | None = None) -> list[Path]:
     summary, axes = results.summary, results.axes
     x = axes[0].path
     fig = Figure(figsize=(15, 8.5))
@@ -277,12 +277,13 @@ def write_sweep(results, out: Path) -> list[Path]:
     fig.tight_layout()
     frontier_png = out / "frontier.png"
     fig.savefig(frontier_png, dpi=100)
-    return [metrics_png, frontier_png, by_month(results, out / "by_month.png")]
+    return [metrics_png, frontier_png, by_month(results, out / "by_month.png", since)]
 
 
-def by_month(results, out: Path) -> Path:
+def by_month(results, out: Path, since: str | None = None) -> Path:
     """Each point's detections and targeted hits month by month, with their intervals over the
-    replications: what a change during the run (drift, a policy from today) does over time."""
+    replications: what a change during the run (drift, a policy from today) does over time; `since`
+    (YYYY-MM, the sweep's --compare-from) is marked."""
     keys = [axis.path for axis in results.axes]
     fig = Figure(figsize=(13, 5))
     panels = fig.subplots(1, 2, sharex=True)
@@ -297,6 +298,10 @@ def by_month(results, out: Path) -> Path:
             months = pd.PeriodIndex(part["month"], freq="M").to_timestamp()
             ax.plot(months, part[metric], marker=".", label=label)
             ax.fill_between(months, part[f"{metric}_low"], part[f"{metric}_high"], alpha=0.15)
+        if since:
+            ax.axvline(
+                pd.Period(since, freq="M").to_timestamp(), color="k", ls="--", lw=1, label=f"from {since}"
+            )
         ax.set(title=title, xlabel="month", ylabel="violations a month (mean, 95% interval)")
         ax.grid(alpha=0.3)
     panels[0].legend(fontsize=7)

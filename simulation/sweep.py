@@ -452,7 +452,7 @@ def range_of(name: str) -> str | None:
 _UNITS = {name: m.unit for m in (*metrics.METRICS, *metrics.RUN_METRICS) for name in m.names}
 
 
-def write(results: SweepResults, out: Path) -> list[Path]:
+def write(results: SweepResults, out: Path, since: str | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = [
         out / "runs.parquet",
@@ -476,5 +476,5 @@ def write(results: SweepResults, out: Path) -> list[Path]:
     if len(results.summary):
         from simulation import plots
 
-        written += plots.write_sweep(results, out)
+        written += plots.write_sweep(results, out, since)
     return written

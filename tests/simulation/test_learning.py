@@ -133,3 +133,21 @@ def test_features_are_what_a_declaration_lodges_and_its_firm_at_decision_time(ra
     busiest = np.flatnonzero(firms == np.bincount(firms).argmax())
     seen = office.learner.x[busiest, learning.FEATURES.index("declarations")]
     assert (np.diff(seen) >= 0).all() and seen[-1] > seen[0]
+
+
+def test_a_run_with_a_learned_score_without_lightgbm_says_which_extra_to_install(monkeypatch, tmp_path):
+    import importlib.util
+
+    from typer.testing import CliRunner
+
+    from simulation.cli import app
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "lightgbm" else real(name, *a)
+    )
+    done = CliRunner().invoke(
+        app, ["run", str(ROOT / "scenarios" / "drift.yaml"), "--out", str(tmp_path / "o")]
+    )
+    assert done.exit_code == 2 and "pip install 'doublerandom[model]'" in done.output
+    assert not (tmp_path / "o").exists()
