@@ -161,6 +161,15 @@ class Model:
         """The probability of a violation for rows of `features(log)` (built on the whole log)."""
         return self.booster.predict(_frame(x, self.meta["levels"]), num_iteration=self.meta["iterations"])
 
+    def explain(self, x: pd.DataFrame, top: int = 3) -> list[list[tuple[str, float]]]:
+        """Why each row scored as it did: the `top` features that pushed its score most (LightGBM's
+        tree contributions, on the log-odds scale; they and the bias add up to the row's log-odds)."""
+        contributions = self.booster.predict(
+            _frame(x, self.meta["levels"]), num_iteration=self.meta["iterations"], pred_contrib=True
+        )[:, :-1]  # the last column is the bias
+        order = np.argsort(-np.abs(contributions), axis=1)[:, :top]
+        return [[(FEATURES[k], float(row[k])) for k in keys] for row, keys in zip(contributions, order)]
+
     def save(self, path: str | Path) -> None:
         text = self.booster.model_to_string(num_iteration=self.meta["iterations"])
         body = {**self.meta, "booster": text}

@@ -35,6 +35,26 @@ SMALL = {
         "min_support": 8,
         "out_dir": "../out/test-notebook-07",
     },
+    "08_learned_score.ipynb": {
+        "data_files": ["../tests/data/kcs_test_head.csv"],
+        "train_until": "2021-04-13",
+        "valid_until": "2021-04-20",
+        "rounds": 60,
+        "ratios": [0.0, 0.016],
+        "replications": 2,
+        "workers": 0,
+        "overrides": [
+            "horizon.start=2026-12-01",
+            "horizon.warmup_months=0",
+            "horizon.months=2",
+            "arrivals.per_day=400",
+            "population.enterprises=1200",
+            "inspectors.count=6",
+            "model.retrain_days=10",
+            "model.min_labels=30",
+        ],
+        "out_dir": "../out/test-notebook-08",
+    },
     "06_is_the_model_right.ipynb": {
         "warmup_months": 0,
         "months": 1,
@@ -95,6 +115,7 @@ STATED = {
     "02_sampling_ratio_for_policy.ipynb": 2,
     "03_random_dispatch_share.ipynb": 2,
     "04_feedback_and_selection_bias.ipynb": 2,
+    "08_learned_score.ipynb": 3,
 }
 
 

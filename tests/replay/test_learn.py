@@ -232,3 +232,21 @@ def test_the_calibration_curve_holds_a_calibrated_score_and_shows_an_overconfide
     assert len(curve) == 10 and inside.sum() >= 8, curve
     doubled = learn.calibration(np.minimum(1, 2 * p), y)
     assert (doubled["rate_high"] < doubled["mean_score"]).tail(5).all(), doubled
+
+
+def test_an_explanation_names_what_pushed_the_score_and_adds_up_to_it(trained):
+    """For a high-scoring chapter-61 declaration of a bad importer, the reasons are the goods and the
+    importer's record; the contributions with the bias add up to the score's log-odds."""
+    log, model = trained
+    x = learn.features(log)
+    scores = model.predict(x)
+    k = int(np.argmax(np.where(log["hs_code"].str[:2] == "61", scores, -1)))
+    reasons = model.explain(x.iloc[[k]], top=3)[0]
+    assert len(reasons) == 3 and {name for name, _ in reasons} & {"hs_chapter", "hs_heading", "hs_code"}
+    assert reasons[0][1] > 0 and abs(reasons[0][1]) >= abs(reasons[-1][1])
+    whole = model.booster.predict(
+        learn._frame(x.iloc[[k]], model.meta["levels"]),
+        num_iteration=model.meta["iterations"],
+        pred_contrib=True,
+    )[0]
+    assert abs(whole.sum() - np.log(scores[k] / (1 - scores[k]))) < 1e-6
