@@ -187,25 +187,80 @@ def monthly(
         m = months[declared_at[:7]]
         for rule in rule_ids:
             m["rules"].setdefault(rule, _rule_counts())
-        decision = json.loads(text) if isinstance(text, str) else text
-        channel = channel_of(decision, inspection_type is not None)
-        m["declarations"] += 1
-        m[f"lane_{lane_of(decision, inspection_type)}"] += 1
-        if channel is not None:
-            m[f"{channel}_selected"] += 1
-            m["scored_selected"] += channel == "targeted" and not drawn_by_a_rule(decision)
-            if outcome is not None:
-                m[f"finished_{channel}"] += 1
-                m[f"hits_{channel}"] += outcome == "problem"
-        for rule in decision["rules"]:
-            r = m["rules"].setdefault(rule, _rule_counts())
-            r["fired"] += 1
-            r["inspected"] += inspection_type is not None
-            r["finished"] += outcome is not None
-            r["found"] += outcome == "problem"
-            # a find is credited in equal parts to the rules that fired on it, so the credits add up
-            r["credited"] += (outcome == "problem") / len(decision["rules"])
+        _count(m, json.loads(text) if isinstance(text, str) else text, inspection_type, outcome)
     return [_figures(month, months[month]) for month in sorted(months)]
+
+
+def _count(
+    m: dict[str, Any], decision: dict, inspection_type: str | None, outcome: str | None, sign: int = 1
+) -> None:
+    """One declaration's part in its month's counts: added, or taken away (sign -1) when its
+    inspection changed since it was counted (the one definition for `monthly` and `Tally`)."""
+    channel = channel_of(decision, inspection_type is not None)
+    m["declarations"] += sign
+    m[f"lane_{lane_of(decision, inspection_type)}"] += sign
+    if channel is not None:
+        m[f"{channel}_selected"] += sign
+        m["scored_selected"] += sign * (channel == "targeted" and not drawn_by_a_rule(decision))
+        if outcome is not None:
+            m[f"finished_{channel}"] += sign
+            m[f"hits_{channel}"] += sign * (outcome == "problem")
+    fired = len(decision["rules"])
+    for rule in decision["rules"]:
+        r = m["rules"].setdefault(rule, _rule_counts())
+        r["fired"] += sign
+        r["inspected"] += sign * (inspection_type is not None)
+        r["finished"] += sign * (outcome is not None)
+        r["found"] += sign * (outcome == "problem")
+        # a find is credited in equal parts to the rules that fired on it, so the credits add up; kept
+        # as counts per number of rules fired, so a find taken away leaves no rounding behind
+        r["credited"][fired] = r["credited"].get(fired, 0) + sign * (outcome == "problem")
+
+
+class Tally:
+    """The monthly report kept up to date instead of recomputed: each refresh counts the declarations
+    decided since the last one, and recounts the few whose inspection changed since they were counted
+    (an officer's order on a declaration the computer left, a result). A declaration's decision never
+    changes; its inspection is created once and gets its outcome once, so those are all the changes.
+    What the dashboard and `GET /reports/monthly` serve (a test holds it equal to `monthly` over the
+    whole store after every step of a random run)."""
+
+    def __init__(self) -> None:
+        self.months: dict[str, dict[str, Any]] = defaultdict(_empty)
+        self.last = 0  # the store's order (rowid) of the last declaration counted
+        self.seen = 0  # the audit record up to which changes were looked at
+        self.counted: dict[str, tuple[str, str | None]] = {}  # id -> (inspection type, outcome) as counted
+
+    def update(self, store) -> list[dict[str, Any]]:
+        """Count what changed since the last call; the months' figures."""
+        self.count(store)
+        return [_figures(month, self.months[month]) for month in sorted(self.months)]
+
+    def count(self, store, limit: int | None = None) -> bool:
+        """Count up to `limit` new declarations (all: None) and every change to those counted;
+        whether it has caught up. A service counts a large store a slice at a time at start-up, so
+        other reads go on between the slices."""
+        top = store.last_change()  # first: whatever the reads below see is at least this recent
+        if self.last == 0:  # the first count reads every declaration as it stands: no change to recount
+            self.seen = top
+        read = 0
+        for order, id, declared_at, text, inspection_type, outcome in store.report_rows_after(
+            self.last, limit
+        ):
+            _count(self.months[declared_at[:7]], json.loads(text), inspection_type, outcome)
+            if inspection_type is not None:
+                self.counted[id] = (inspection_type, outcome)
+            self.last, read = order, read + 1
+        for id in store.inspected_since(self.seen, top):  # the audit log names every change
+            order, declared_at, text, inspection_type, outcome = store.counted_state(id)
+            before = self.counted.get(id, (None, None))
+            if order <= self.last and before != (inspection_type, outcome):  # later ones: counted next time
+                decision, m = json.loads(text), self.months[declared_at[:7]]
+                _count(m, decision, *before, sign=-1)
+                _count(m, decision, inspection_type, outcome)
+                self.counted[id] = (inspection_type, outcome)
+        self.seen = top
+        return limit is None or read < limit
 
 
 def _empty() -> dict[str, Any]:
@@ -220,8 +275,11 @@ def _empty() -> dict[str, Any]:
     }
 
 
-def _rule_counts() -> dict[str, float]:
-    return {"fired": 0, "inspected": 0, "finished": 0, "found": 0, "credited": 0.0}
+RULE_FIGURES = ("fired", "inspected", "finished", "found", "credited")  # a month's per rule, as reported
+
+
+def _rule_counts() -> dict[str, Any]:
+    return {"fired": 0, "inspected": 0, "finished": 0, "found": 0, "credited": {}}
 
 
 LONG_COLUMNS = ("month", "channel", "figure", "value", "low", "high")
@@ -267,7 +325,11 @@ def long_rows(months: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _figures(month: str, m: dict[str, Any]) -> dict[str, Any]:
     out = {"month": month, **channel_figures(m)}
     out["rules"] = {
-        rule: {**r, **dict(zip(("hit_rate", "low", "high"), proportion(r["found"], r["finished"])))}
+        rule: {
+            **r,
+            "credited": sum(k / fired for fired, k in sorted(r["credited"].items())),
+            **dict(zip(("hit_rate", "low", "high"), proportion(r["found"], r["finished"]))),
+        }
         for rule, r in sorted(m["rules"].items())
     }
     return out
@@ -309,7 +371,7 @@ def rule_summary(months: list[dict[str, Any]]) -> list[dict[str, Any]]:
     among them, so the shares add up to at most 100%), and flags a risk officer should look at: a
     rule that never fires, one that never finds, and one whose difference from random lies wholly
     below zero (GAO's point that targeting without measured hit rates may do no better than chance)."""
-    totals: dict[str, dict[str, float]] = defaultdict(_rule_counts)
+    totals: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(RULE_FIGURES, 0))
     for m in months:
         for rule, r in m["rules"].items():
             for key in totals[rule]:

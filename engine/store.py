@@ -91,6 +91,22 @@ class Store(Protocol):
         """(declared_at, decision JSON, first inspection's type or None, its outcome or None) per
         declaration, in the order decided."""
 
+    def report_rows_after(
+        self, order: int, limit: int | None = None
+    ) -> Iterable[tuple[int, str, str, str, str | None, str | None]]:
+        """(order, id, and the `report_rows` fields) of the (first `limit`) declarations decided after
+        `order`."""
+
+    def last_change(self) -> int:
+        """The sequence number of the newest audit record (0 when there is none)."""
+
+    def inspected_since(self, after: int, up_to: int) -> set[str]:
+        """The declarations whose first inspection was ordered or got its result in the audit records
+        after `after` up to `up_to`: the only steps that change what the report counts of them."""
+
+    def counted_state(self, declaration_id: str) -> tuple[int, str, str, str | None, str | None]:
+        """(order, declared_at, decision JSON, first inspection's type, its outcome) of a declaration."""
+
 
 def open_store(url: str | Path, feedback: FeedbackPolicy | None = None) -> SqlStore:
     """The store a database URL names (a file name or sqlite:///… for SQLite, postgresql://… for
@@ -282,6 +298,37 @@ class SqlStore:
             "SELECT d.declared_at, d.decision, i.inspection_type, i.outcome FROM declarations d "
             "LEFT JOIN inspections i ON i.id = d.id ORDER BY d.rowid"
         )
+
+    def report_rows_after(
+        self, order: int, limit: int | None = None
+    ) -> Iterable[tuple[int, str, str, str, str | None, str | None]]:
+        return self.db.execute(
+            "SELECT d.rowid, d.id, d.declared_at, d.decision, i.inspection_type, i.outcome "
+            "FROM declarations d LEFT JOIN inspections i ON i.id = d.id WHERE d.rowid > ? ORDER BY d.rowid"
+            + (" LIMIT ?" if limit is not None else ""),
+            (order, limit) if limit is not None else (order,),
+        )
+
+    def last_change(self) -> int:
+        return self.db.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0]
+
+    def inspected_since(self, after: int, up_to: int) -> set[str]:
+        rows = self.db.execute(
+            "SELECT kind, payload FROM audit WHERE seq > ? AND seq <= ? "
+            "AND kind IN ('instruction', 'result')",
+            (after, up_to),
+        )
+        named = (json.loads(p)["declaration" if k == "instruction" else "inspection"] for k, p in rows)
+        return {
+            name for name in named if "~" not in name
+        }  # a re-check (id~recheck) leaves the first as it was
+
+    def counted_state(self, declaration_id: str) -> tuple[int, str, str, str | None, str | None]:
+        return self.db.execute(
+            "SELECT d.rowid, d.declared_at, d.decision, i.inspection_type, i.outcome FROM declarations d "
+            "LEFT JOIN inspections i ON i.id = d.id WHERE d.id = ?",
+            (declaration_id,),
+        ).fetchone()
 
     def history(self, declaration_id: str, recheck_suffix: str) -> list[dict[str, Any]]:
         json_ = self.db.json
