@@ -28,6 +28,7 @@ from engine.office import Office
 from engine.service import create_app
 from engine.store import open_store
 from tests.conftest import BASELINE_RULES, ROOT, declaration_data
+from tests.engine.schemathesis_roles import PLACEHOLDER
 
 KEYS = {
     "sel": ("selector-system", "selector"),
@@ -127,6 +128,19 @@ def test_health_rules_and_docs_are_public(client):
     assert len(catalogue["rules"]) == 20 and set(catalogue["rules"][0]) == {"id", "description", "inspection"}
     assert "value_per_kg" not in json.dumps(catalogue)  # thresholds and lists are not published
     assert client.get("/openapi.json").status_code == 200 and client.get("/docs").status_code == 200
+
+
+def test_the_api_key_is_a_security_scheme_and_a_missing_one_is_our_401(client):
+    """/docs' Authorize button and "Try it out" use the declared scheme; every operation but the
+    public ones requires it; without the header the answer is still the service's own 401."""
+    spec = client.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["APIKeyHeader"]
+    assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
+    secured = {path for path, ops in spec["paths"].items() for op in ops.values() if op.get("security")}
+    assert "/declarations" in secured and "/reports/monthly" in secured
+    assert not {"/health", "/rules"} & secured
+    missing = client.get("/reports/monthly")
+    assert missing.status_code == 401 and missing.json()["detail"] == "missing X-API-Key header"
 
 
 def test_a_declaration_is_decided_once_and_dispatched(any_client):
@@ -531,6 +545,14 @@ def test_schemathesis_finds_no_failure_for_any_role(any_setup):
     setup = any_setup
     port = free_port()
     server = start_server(setup, port, "--roster", str(setup["roster"]), "--allow-new-enterprises")
+
+    def keyed(key: str) -> list[str]:
+        """The key through the schema's security scheme (not a fixed header), so the checks that
+        send no key or a wrong one can take it away and expect the service's 401."""
+        config = setup["rules"].parent / f"schemathesis-{key}.toml"
+        config.write_text(f'[auth.openapi.APIKeyHeader]\napi_key = "{key}"\n')
+        return ["--config-file", str(config)]
+
     run = [
         str(ROOT / ".venv" / "bin" / "schemathesis"),
         "run",
@@ -548,7 +570,7 @@ def test_schemathesis_finds_no_failure_for_any_role(any_setup):
     try:
         for key in KEYS:  # each role alone: what it may do, and the refusals of what it may not
             done = subprocess.run(
-                [*run, "-H", f"X-API-Key: {key}"], capture_output=True, text=True, timeout=240
+                [run[0], *keyed(key), *run[1:]], capture_output=True, text=True, timeout=240
             )
             assert done.returncode == 0, (key, _failures(done.stdout))
         # every operation with a key of a role allowed to call it, so the stateful phase can follow
@@ -558,7 +580,8 @@ def test_schemathesis_finds_no_failure_for_any_role(any_setup):
             "SCHEMATHESIS_HOOKS": "tests.engine.schemathesis_roles",
             "PYTHONPATH": str(ROOT),
         }
-        done = subprocess.run(run, capture_output=True, text=True, timeout=240, env=roles, cwd=ROOT)
+        every = [run[0], *keyed(PLACEHOLDER), *run[1:]]
+        done = subprocess.run(every, capture_output=True, text=True, timeout=240, env=roles, cwd=ROOT)
         assert done.returncode == 0 and "Stateful" in done.stdout, _failures(done.stdout)
     finally:
         server.kill()
