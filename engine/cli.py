@@ -736,6 +736,13 @@ def serve(
     max_per_client: int = typer.Option(
         64, "--max-per-client", min=1, help="open connections at most from one client address"
     ),
+    redispatch_every: float = typer.Option(
+        60.0,
+        "--redispatch-every",
+        min=0,
+        help="seconds between automatic tries of the waiting inspections (a shift starts, a facility "
+        "frees); 0: only when a chief asks",
+    ),
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
     log_level: LogLevel = typer.Option(
@@ -767,7 +774,15 @@ def serve(
             )
         policy = selection_policy(policy_file, ratio, expected_rate)
         app_ = create_app(
-            rules, db, key_file, api_keys, roster, policy, allow_new_enterprises, checkpoints=signing
+            rules,
+            db,
+            key_file,
+            api_keys,
+            roster,
+            policy,
+            allow_new_enterprises,
+            checkpoints=signing,
+            redispatch_every=redispatch_every,
         )
     except InputError as e:
         fail(str(e))
@@ -796,6 +811,7 @@ def serve(
             roster=str(roster) if roster else None,
             policy=policy.model_dump(mode="json"),
             allow_new_enterprises=allow_new_enterprises,
+            redispatch_every=redispatch_every,
             request_timeout=request_timeout,
             max_connections=max_connections,
             max_per_client=max_per_client,

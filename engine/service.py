@@ -15,6 +15,8 @@ text goes into the audit log, so every version stays replayable.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hmac
 import json
@@ -69,6 +71,7 @@ log = logging.getLogger("doublerandom.service")
 API_KEY = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="an API key from `doublerandom apikey`"
 )
+REDISPATCH_LIMIT = 10_000  # waiting inspections tried per automatic round
 TALLY_SLICE = 20_000  # declarations counted per hold of the read lock at start-up (about 0.3 s)
 
 
@@ -171,8 +174,11 @@ def create_app(
     allow_new_enterprises: bool = False,
     clock: Callable[[], dt.datetime] = dt.datetime.now,
     checkpoints: Checkpointing | None = None,
+    redispatch_every: float = 0.0,
 ) -> FastAPI:
-    """The app; `clock` gives the office's local time (shifts are in local time)."""
+    """The app; `clock` gives the office's local time (shifts are in local time); with a roster and
+    `redispatch_every` seconds, the waiting inspections are tried again that often without anyone
+    asking, so one waiting for a shift to start or a facility to free goes out when it can."""
     keys = load_keys(api_keys)
     office = Office(
         db,
@@ -182,7 +188,43 @@ def create_app(
         seal_key=checkpoints.key if checkpoints else None,  # the service seals what it writes
     )
     live = LiveOffice(office, Path(rules), allow_new_enterprises, db, checkpoints)
+
+    def dispatch_waiting(site: str | None, limit: int) -> dict:
+        """Every waiting inspection (of a site, or all), oldest id first, tried again: each its own
+        transaction and draw, as one retry each would be."""
+        with live.read_lock:
+            queue = [row["id"] for row in live.reader.store.inspections("waiting", site, None, limit)]
+        dispatched, waiting = [], []
+        with live.lock:
+            for inspection_id in queue:
+                try:
+                    outcome = office.dispatch(inspection_id, clock())
+                except Conflict:  # dispatched by someone else since the queue was read
+                    continue
+                (waiting if isinstance(outcome, Waiting) else dispatched).append(inspection_id)
+        live.wrote()
+        return {"tried": len(queue), "dispatched": dispatched, "waiting": waiting}
+
+    async def redispatching() -> None:
+        while True:
+            await asyncio.sleep(redispatch_every)
+            try:
+                done = await asyncio.to_thread(dispatch_waiting, None, REDISPATCH_LIMIT)
+            except Exception as err:  # the next round tries again; the service goes on
+                log.warning("re-dispatching the waiting inspections failed: %s", public(str(err)))
+                continue
+            if done["dispatched"]:
+                log.info("re-dispatched %d of %d waiting inspections", len(done["dispatched"]), done["tried"])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        task = asyncio.create_task(redispatching()) if redispatch_every > 0 and office.roster else None
+        yield
+        if task is not None:
+            task.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="doublerandom",
         version=__version__,
         description="Double-random customs inspection: selection, dispatch, results, release, audit.",
@@ -339,17 +381,7 @@ def create_app(
     def redispatch_waiting(
         limit: int = Query(1000, ge=1, le=10_000), who: Caller = Depends(allow("chief"))
     ) -> dict:
-        with live.read_lock:
-            queue = [row["id"] for row in live.reader.store.inspections("waiting", who.site, None, limit)]
-        dispatched, waiting = [], []
-        with live.lock:  # each its own transaction and draw, as one retry each would be
-            for inspection_id in queue:
-                try:
-                    outcome = office.dispatch(inspection_id, clock())
-                except Conflict:  # dispatched by someone else since the queue was read
-                    continue
-                (waiting if isinstance(outcome, Waiting) else dispatched).append(inspection_id)
-        return written({"tried": len(queue), "dispatched": dispatched, "waiting": waiting})
+        return dispatch_waiting(who.site, limit)
 
     @app.post(
         "/inspections/{inspection_id}/result",

@@ -143,6 +143,36 @@ def test_the_api_key_is_a_security_scheme_and_a_missing_one_is_our_401(client):
     assert missing.status_code == 401 and missing.json()["detail"] == "missing X-API-Key header"
 
 
+def test_an_inspection_waiting_for_a_shift_goes_out_when_the_shift_starts_without_anyone_asking(setup):
+    """At 07:00 nobody is on post at OFF-40: the inspection waits, saying why. At 08:00 the shift
+    starts; the service's own round (every 0.05 s here, 60 s by default) dispatches it, audited as
+    any dispatch. With the rounds off it stays waiting until a chief asks."""
+    now = {"at": dt.datetime(2026, 6, 1, 7, 0)}
+    for every, expect in ((0.05, "dispatched"), (0.0, "waiting")):
+        folder = setup["db"].parent / f"every-{every}"
+        folder.mkdir()
+        files = office_files(folder, folder / "office.db")
+        now["at"] = dt.datetime(2026, 6, 1, 7, 0)
+        app = create_app(
+            files["rules"], files["db"], files["key"], files["keys"], files["roster"],
+            clock=lambda: now["at"], redispatch_every=every,
+        )  # fmt: skip
+        with TestClient(app) as client:
+            decided = post_declaration(client, id="S1", enterprise_id="E1", **WEAPONS).json()
+            assert decided["inspection"]["status"] == "waiting", decided
+            assert "on post" in decided["inspection"]["wait_reason"]
+            now["at"] = dt.datetime(2026, 6, 1, 8, 30)
+            deadline = time.monotonic() + (5 if every else 0.3)  # off: a few rounds' worth of waiting
+            while time.monotonic() < deadline:
+                shown = client.get("/declarations/S1", headers=h("aud")).json()
+                if shown["inspection"]["status"] == expect == "dispatched":
+                    break
+                time.sleep(0.05)
+            assert shown["inspection"]["status"] == expect, shown["inspection"]
+            kinds = [step["kind"] for step in shown["history"]]
+            assert kinds[:2] == ["selection", "dispatch_wait"] and ("dispatch" in kinds) == bool(every)
+
+
 def test_a_declaration_is_decided_once_and_dispatched(any_client):
     first = post_declaration(any_client, id="D1", enterprise_id="E1", **WEAPONS)
     assert first.status_code == 200, first.text
