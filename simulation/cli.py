@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import List, Optional
@@ -258,6 +257,7 @@ def sweep_cmd(
 ) -> None:
     """Run the scenario over a grid with replications; write runs, summaries with intervals, and plots."""
     need("sim", *SIM_MODULES, "dask")
+    from simulation import scenario as scenarios
     from simulation import sweep as sweeps
 
     raw = _sweep_inputs(scenario_file, months, overrides)
@@ -265,8 +265,13 @@ def sweep_cmd(
         axes = [sweeps.parse_axis(g) for g in grid]
     except InputError as e:
         fail(str(e))
-    if compare_from is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", compare_from):
-        fail(f"--compare-from {compare_from!r}: a month, YYYY-MM")
+    if compare_from is not None:
+        try:  # before any run: a month with measured months on both sides
+            sweeps.check_compare(
+                scenarios.validate(copy.deepcopy(raw), "", scenario_file.parent), compare_from
+            )
+        except InputError as e:
+            fail(str(e))
     total = len(sweeps.grid(axes)) * replications
     with sweeps.Runner(workers, scheduler, warm) as runner:
         results = _swept(raw, scenario_file, axes, replications, runner, f"sweeping {total} runs")

@@ -14,10 +14,12 @@ compare the pool against).
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import functools
 import itertools
 import math
 import os
+import re
 import traceback
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -372,6 +374,19 @@ def tabulate(outcomes: list[Outcome], axes: list[Axis]) -> SweepResults:
     return SweepResults(
         runs, monthly, summary, monthly_summary, [o for o in outcomes if o.value is None], axes
     )
+
+
+def check_compare(spec: scenarios.Scenario, since: str) -> None:
+    """Before any run: `since` (YYYY-MM) must leave measured months on both of its sides."""
+    horizon = spec.horizon
+    first = horizon.measured_start.strftime("%Y-%m")
+    last = (horizon.end - dt.timedelta(days=1)).strftime("%Y-%m")
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", since):
+        raise InputError(f"--compare-from {since!r}: a month, YYYY-MM")
+    if not first < since <= last:
+        raise InputError(
+            f"--compare-from {since}: the measured months ({first} to {last}) must lie on both sides of it"
+        )
 
 
 def compare(results: SweepResults, since: str, metric: str = "violations_found") -> pd.DataFrame:

@@ -206,6 +206,12 @@ def test_cli_sweep_and_tune(tmp_path):
     )  # fmt: skip
     assert refused.exit_code != 0 and "a month, YYYY-MM" in refused.output
     assert not (tmp_path / "refused").exists()  # refused before any run
+    outside = runner.invoke(
+        app, ["sweep", str(SCENARIOS / "mmc_check.yaml"), "--grid", "policy.random_ratio=0.6",
+              "--compare-from", "2031-01", "--out", str(tmp_path / "outside")],
+    )  # fmt: skip
+    assert outside.exit_code != 0 and "must lie on both sides of it" in outside.output
+    assert not (tmp_path / "outside").exists()
     tuned = runner.invoke(
         app,
         [
