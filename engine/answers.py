@@ -98,6 +98,12 @@ class Recorded(_Answer):
     recheck: bool
 
 
+class Suspension(_Answer):
+    inspector: str
+    suspended: bool
+    by: str
+
+
 class Released(_Answer):
     released: str
     by: str

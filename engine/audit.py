@@ -35,6 +35,7 @@ KINDS = (
     "rules_loaded",
     "enterprise_registered",
     "instruction",
+    "suspension",
 )
 
 

@@ -95,6 +95,7 @@ class Office:
         self._pacers, self._paced_by = Pacers(), self.policy
         self._last_decided: int | None = None  # the store's newest declaration when the pacers were in step
         self._made_selector: Selector | None = None
+        self._suspensions_seen = 0  # the audit record up to which chiefs' suspensions are applied
 
     # ------------------------------------------------------------ selection
 
@@ -273,7 +274,7 @@ class Office:
     def dispatch(self, inspection_id: str, at: dt.datetime | None = None) -> Assignment | Waiting:
         """Pick an inspector at random among the eligible; or record why the inspection waits."""
         at = at or _now()
-        roster, draws = self._need_roster(), self._need_draws()
+        roster, draws = self._current_roster(), self._need_draws()
         with self.store.transaction():
             task = self._inspection(inspection_id, Step.dispatch)
             attempt = task["attempts"] + 1
@@ -299,7 +300,7 @@ class Office:
         _check_text(to=to, by=by, reason=reason)
         if not says_something(reason):
             raise InputError("a manual reassignment needs a reason")
-        roster = self._need_roster()
+        roster = self._current_roster()
         with self.store.transaction():
             task = self._inspection(inspection_id, Step.reassign)
             load = self._workload(at)
@@ -547,6 +548,40 @@ class Office:
             raise NotFound(f"no inspection {inspection_id!r} (was the declaration selected?)")
         lifecycle.check(step, inspection_id, task["status"])
         return task
+
+    def suspend(
+        self, inspector_id: str, suspended: bool, by: str, reason: str, at: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """A chief takes an inspector off dispatch (or puts them back) with a reason, as ASYCUDA's
+        selectivity module lets a chief examiner. Audited, so a restart and every other instance on
+        the database apply it too (`_current_roster`); over the roster file's own `suspended`.
+        Inspections already dispatched to them stay theirs until a chief reassigns them."""
+        at = at or _now()
+        _check_text(inspector=inspector_id, by=by, reason=reason)
+        if not says_something(reason):
+            raise InputError("a suspension needs a reason")
+        roster = self._current_roster()
+        if all(person.id != inspector_id for person in roster.inspectors):
+            raise NotFound(f"no inspector {inspector_id!r} on the roster")
+        with self.store.transaction():
+            self.audit.append(
+                "suspension",
+                {"inspector": inspector_id, "suspended": suspended, "by": by, "reason": reason},
+                at,
+            )
+        self._current_roster()
+        return {"inspector": inspector_id, "suspended": suspended, "by": by}
+
+    def _current_roster(self) -> Roster:
+        """The roster with every suspension chiefs have recorded since, in order (a few records)."""
+        roster = self._need_roster()
+        while records := self.audit.records_after("suspension", self._suspensions_seen, 1000):
+            for record in records:
+                for person in roster.inspectors:
+                    if person.id == record["inspector"]:
+                        person.suspended = record["suspended"]
+                self._suspensions_seen = record["seq"]
+        return roster
 
     def _need_roster(self) -> Roster:
         if self.roster is None:

@@ -103,6 +103,13 @@ class ReassignBody(BaseModel):
     reason: Text = Field(min_length=1, max_length=500, pattern=SAYS_SOMETHING_STORABLE)
 
 
+class SuspensionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    suspended: bool = Field(description="true: no more dispatches to them; false: back on dispatch")
+    reason: Text = Field(min_length=1, max_length=500, pattern=SAYS_SOMETHING_STORABLE)
+
+
 class InstructionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -418,6 +425,21 @@ def create_app(
         inspection_at_site(who, inspection_id, f"inspection {inspection_id}")
         with live.lock:
             return written(vars(office.reassign(inspection_id, body.to, who.name, body.reason, clock())))
+
+    @app.post(
+        "/inspectors/{inspector_id}/suspension",
+        summary="Take an inspector off dispatch, or put them back, with a reason (chief; a site's key: "
+        "its site's inspectors)",
+        operation_id="suspend",
+        responses=_answers(answers.Suspension, WRITE),
+    )
+    def suspend(inspector_id: str, body: SuspensionBody, who: Caller = Depends(allow("chief"))) -> dict:
+        if office.roster is None:
+            raise HTTPException(404, "this service has no roster (serve --roster)")
+        site = next((p.site for p in office.roster.inspectors if p.id == inspector_id), None)
+        at_site(who, site, f"inspector {inspector_id}")
+        with live.lock:
+            return written(office.suspend(inspector_id, body.suspended, who.name, body.reason, clock()))
 
     @app.post(
         "/instructions",

@@ -12,6 +12,7 @@ ROLE_KEY = {  # (method, path) -> the key (tests/engine/test_service.py KEYS) of
     ("POST", "/inspections/{inspection_id}/dispatch"): "chief",
     ("POST", "/inspections/{inspection_id}/result"): "ins1",
     ("POST", "/inspections/{inspection_id}/reassign"): "chief",
+    ("POST", "/inspectors/{inspector_id}/suspension"): "chief",
     ("POST", "/declarations/{declaration_id}/release"): "rel",
     ("POST", "/instructions"): "risk",
     ("GET", "/declarations/{declaration_id}"): "chief",

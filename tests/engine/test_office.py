@@ -229,3 +229,30 @@ def test_a_problem_extends_a_high_risk_flag_and_never_shortens_it():
     assert policy.apply(short_flag, 0, True, on, 0)[0].high_risk_until == dt.date(2026, 7, 1)
     permanent = Enterprise(id="E", high_risk=True)
     assert policy.apply(permanent, 0, True, on, 0)[0].high_risk_until is None
+
+
+def test_a_suspended_inspector_gets_no_dispatch_even_after_a_restart_until_put_back(store_url):
+    """A chief's suspension is audited and applied by every office on the database: the one that
+    recorded it, and one opened afterwards (a restart, another instance), over the roster file."""
+    office = make_office(store_url)
+    assert office.suspend("I1", True, "CHIEF-1", "on leave")["suspended"] is True
+    restarted = make_office(store_url)  # the roster file knows nothing of it
+
+    def picks(by: list, ids: range) -> set:
+        out = set()
+        for k in ids:  # each inspection finished at once, so nobody is ever busy
+            lodge(by[k % len(by)], f"S{k}", firm=f"E{k}", day=k, **TEXTILE)
+            out.add(inspect(by[k % len(by)], f"S{k}", "normal", k)[0])
+        return out
+
+    assert picks([office, restarted], range(24)) == {"I2", "I3", "I4"}  # 24 picks among the three left
+    restarted.suspend("I1", False, "CHIEF-1", "back from leave")
+    assert "I1" in picks([office], range(24, 60))  # the other office saw the return too
+    records = list(office.audit.records())
+    with pytest.raises(NotFound, match="no inspector 'I9'"):
+        office.suspend("I9", True, "CHIEF-1", "on leave")
+    with pytest.raises(InputError, match="needs a reason"):
+        office.suspend("I2", True, "CHIEF-1", "  ")
+    assert list(office.audit.records()) == records  # refused: nothing recorded
+    kinds = [r["payload"]["suspended"] for r in records if r["kind"] == "suspension"]
+    assert kinds == [True, False]

@@ -173,6 +173,39 @@ def test_an_inspection_waiting_for_a_shift_goes_out_when_the_shift_starts_withou
             assert kinds[:2] == ["selection", "dispatch_wait"] and ("dispatch" in kinds) == bool(every)
 
 
+def test_a_chief_suspends_an_inspector_over_the_api_and_dispatch_follows(any_client):
+    """Of the two physical inspectors on post at OFF-40, INS-01 is suspended: every pick goes to
+    INS-03 until the chief puts INS-01 back. Only a chief may; an unknown inspector is a 404."""
+    refused = any_client.post(
+        "/inspectors/INS-01/suspension", json={"suspended": True, "reason": "on leave"}, headers=h("ins1")
+    )
+    assert refused.status_code == 403
+    unknown = any_client.post(
+        "/inspectors/NOBODY/suspension", json={"suspended": True, "reason": "on leave"}, headers=h("chief")
+    )
+    assert unknown.status_code == 404 and "no inspector 'NOBODY'" in unknown.json()["detail"]
+    done = any_client.post(
+        "/inspectors/INS-01/suspension", json={"suspended": True, "reason": "on leave"}, headers=h("chief")
+    )
+    assert done.status_code == 200 and done.json() == {
+        "inspector": "INS-01",
+        "suspended": True,
+        "by": "CHIEF-1",
+    }
+    picked = set()
+    for k in range(8):  # each finished at once, so INS-03 is never too busy to take the next
+        decided = post_declaration(any_client, id=f"P{k}", enterprise_id=f"E{k}", **WEAPONS).json()
+        picked.add(decided["inspection"]["inspector_id"])
+        any_client.post(f"/inspections/P{k}/result", json={"outcome": "normal"}, headers=h("ins3"))
+    assert picked == {"INS-03"}  # 8 picks; with both eligible, all to one would be 1 in 128
+    back = any_client.post(
+        "/inspectors/INS-01/suspension", json={"suspended": False, "reason": "back"}, headers=h("chief")
+    )
+    assert back.status_code == 200
+    shown = any_client.get("/audit/verify", headers=h("aud")).json()
+    assert shown["ok"] is True
+
+
 def test_a_declaration_is_decided_once_and_dispatched(any_client):
     first = post_declaration(any_client, id="D1", enterprise_id="E1", **WEAPONS)
     assert first.status_code == 200, first.text
@@ -994,6 +1027,14 @@ def test_every_answer_matches_the_schema_the_api_documents(any_client):
     listed = call("post", "/agencies/POLICE/listings", "/agencies/{agency}/listings", "police", LISTING)
     assert listed["applied"] and listed["changes"]
     call("get", "/integrity/changes", "/integrity/changes", "police")
+    suspended = call(
+        "post",
+        "/inspectors/INS-02/suspension",
+        "/inspectors/{inspector_id}/suspension",
+        "chief",
+        {"suspended": True, "reason": "on leave"},
+    )
+    assert suspended == {"inspector": "INS-02", "suspended": True, "by": "CHIEF-1"}
     documented = {(m, p) for p, ops in spec["paths"].items() for m in ops}
     assert seen == documented  # every operation the document lists was reached with a 200
 
