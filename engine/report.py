@@ -240,7 +240,8 @@ class Tally:
         """Count up to `limit` new declarations (all: None) and every change to those counted;
         whether it has caught up. A service counts a large store a slice at a time at start-up, so
         other reads go on between the slices."""
-        top = store.last_change()  # first: whatever the reads below see is at least this recent
+        head = store.audit.head()  # first: whatever the reads below see is at least this recent
+        top = head[0] if head else 0
         if self.last == 0:  # the first count reads every declaration as it stands: no change to recount
             self.seen = top
         read = 0

@@ -187,10 +187,15 @@ class PolicyTable:
             total += np.where(hits[:, k], weight, 0.0)
         return total
 
+    def learned(self, probability) -> bool:
+        """Whether a learned score ranks: the policy names one and its probabilities are given (a
+        simulated run's score is not trained at first: the rules rank until it is)."""
+        return bool(self.model_weight) and probability is not None
+
     def ranking(self, score, probability):
         """What the targeted channel ranks by: the rules' score, or with a learned score the
         model's probability x its weight, alone or added (arrays or plain floats alike)."""
-        if not self.model_weight or probability is None:
+        if not self.learned(probability):
             return score
         return (score if self.rules_ranked else 0.0) + self.model_weight * probability
 
@@ -284,7 +289,7 @@ def choose(
         paced = pace(table.ranking(score, probability), table.multipliers[credit], random_hit | credit_hit)
         sampled, rule_miss = hits & paced.hit[:, None], 1 - paced.chance
         rule_drawn = np.zeros(len(credit), bool)  # ranked, not drawn
-        if table.model_weight and probability is not None:
+        if table.learned(probability):
             by_model = paced.hit
     else:
         rates = table.rule_rates(credit)
@@ -365,7 +370,7 @@ def choose_one(
         paced = pace(np.array([rank]), table.multipliers[[credit]], np.array([random_hit or credit_hit]))
         hit, rule_miss = bool(paced.hit[0]), 1 - float(paced.chance[0])
         sampled = tuple(fired) if hit else ()
-        by_model = hit and bool(table.model_weight) and probability is not None
+        by_model = hit and table.learned(probability)
         cutoff, tie = float(paced.cutoff[0]), float(paced.tie[0])
     else:
         multiplier, rule_miss, picked = float(table.multipliers[credit]), 1.0, []

@@ -23,7 +23,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 import uuid
 from collections import Counter
@@ -223,11 +222,24 @@ def create_app(
             if done["dispatched"]:
                 log.info("re-dispatched %d of %d waiting inspections", len(done["dispatched"]), done["tried"])
 
+    async def counting() -> None:
+        """The store's decisions counted once, a slice at a time (a year of 10^6 takes seconds), so
+        that the dashboard's first request finds them counted and other reads go on meanwhile."""
+        try:
+            while not await asyncio.to_thread(count_slice):
+                pass
+        except Exception as err:  # a request then counts what is left itself
+            log.warning("counting the monthly report at start-up stopped: %s", public(str(err)))
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
-        task = asyncio.create_task(redispatching()) if redispatch_every > 0 and office.roster else None
+        """The background work of a served app, stopped with it: an app only built (`serve
+        --workers N` checks its settings so) starts none."""
+        tasks = [asyncio.create_task(counting())]
+        if redispatch_every > 0 and office.roster:
+            tasks.append(asyncio.create_task(redispatching()))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
 
     app = FastAPI(
@@ -298,18 +310,9 @@ def create_app(
     verified: dict = {}  # the last GET /audit/verify's verdict, which the dashboard shows
     tally = report.Tally()  # the monthly figures, kept up to date rather than recomputed per request
 
-    def count_at_start() -> None:
-        """The store's decisions counted once, a slice at a time (a year of 10^6 takes seconds),
-        so that the dashboard's first request finds them counted and other reads go on meanwhile."""
-        try:
-            done = False
-            while not done:
-                with live.read_lock:
-                    done = tally.count(live.reader.store, TALLY_SLICE)
-        except Exception as err:  # a request then counts what is left itself
-            log.warning("counting the monthly report at start-up stopped: %s", public(str(err)))
-
-    threading.Thread(target=count_at_start, name="report-count", daemon=True).start()
+    def count_slice() -> bool:
+        with live.read_lock:
+            return tally.count(live.reader.store, TALLY_SLICE)
 
     def dashboard_figures(who: Caller) -> dict:
         """What the dashboard shows: the monthly report's last 13 months (this one to date), the

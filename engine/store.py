@@ -97,9 +97,6 @@ class Store(Protocol):
         """(order, id, and the `report_rows` fields) of the (first `limit`) declarations decided after
         `order`."""
 
-    def last_change(self) -> int:
-        """The sequence number of the newest audit record (0 when there is none)."""
-
     def inspected_since(self, after: int, up_to: int) -> set[str]:
         """The declarations whose first inspection was ordered or got its result in the audit records
         after `after` up to `up_to`: the only steps that change what the report counts of them."""
@@ -294,10 +291,7 @@ class SqlStore:
         ]
 
     def report_rows(self) -> Iterable[tuple[str, str, str | None, str | None]]:
-        return self.db.execute(
-            "SELECT d.declared_at, d.decision, i.inspection_type, i.outcome FROM declarations d "
-            "LEFT JOIN inspections i ON i.id = d.id ORDER BY d.rowid"
-        )
+        return (row[2:] for row in self.report_rows_after(0))
 
     def report_rows_after(
         self, order: int, limit: int | None = None
@@ -308,9 +302,6 @@ class SqlStore:
             + (" LIMIT ?" if limit is not None else ""),
             (order, limit) if limit is not None else (order,),
         )
-
-    def last_change(self) -> int:
-        return self.db.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0]
 
     def inspected_since(self, after: int, up_to: int) -> set[str]:
         rows = self.db.execute(

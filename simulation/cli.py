@@ -70,8 +70,7 @@ def run_cmd(
         fail(str(e))
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
-    if scenario.model:  # the learned score trains with LightGBM, an extra
-        need("model", "lightgbm")
+    _need_extras(scenario)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -204,8 +203,16 @@ def _trend(d: dict) -> str:
     return {"met": "[green]met[/]", "drifting": "[bold red]drifting[/]"}.get(verdict, f"[yellow]{verdict}[/]")
 
 
-def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[str]) -> dict:
-    """The scenario as a raw mapping with the command line's overrides, checked once up front."""
+def _need_extras(spec) -> None:
+    if spec.model:  # the learned score trains with LightGBM, an extra
+        need("model", "lightgbm")
+
+
+def _sweep_inputs(
+    scenario_file: Path, months: Optional[int], overrides: List[str], compare_from: Optional[str] = None
+) -> dict:
+    """The scenario as a raw mapping with the command line's overrides, checked once up front (and
+    `--compare-from`, a month with measured months on both sides, before any run)."""
     from simulation import scenario as scenarios  # loaded by the commands that read a scenario
 
     try:
@@ -213,10 +220,13 @@ def _sweep_inputs(scenario_file: Path, months: Optional[int], overrides: List[st
         for item in [*overrides, *([f"horizon.months={months}", "horizon.days=null"] if months else [])]:
             scenarios.apply_override(raw, item, str(scenario_file))
         spec = scenarios.validate(copy.deepcopy(raw), str(scenario_file), scenario_file.parent)
+        if compare_from is not None:
+            from simulation import sweep as sweeps
+
+            sweeps.check_compare(spec, compare_from)
     except InputError as e:
         fail(str(e))
-    if spec.model:  # the learned score trains with LightGBM, an extra
-        need("model", "lightgbm")
+    _need_extras(spec)
     return raw
 
 
@@ -257,21 +267,13 @@ def sweep_cmd(
 ) -> None:
     """Run the scenario over a grid with replications; write runs, summaries with intervals, and plots."""
     need("sim", *SIM_MODULES, "dask")
-    from simulation import scenario as scenarios
     from simulation import sweep as sweeps
 
-    raw = _sweep_inputs(scenario_file, months, overrides)
+    raw = _sweep_inputs(scenario_file, months, overrides, compare_from)
     try:
         axes = [sweeps.parse_axis(g) for g in grid]
     except InputError as e:
         fail(str(e))
-    if compare_from is not None:
-        try:  # before any run: a month with measured months on both sides
-            sweeps.check_compare(
-                scenarios.validate(copy.deepcopy(raw), "", scenario_file.parent), compare_from
-            )
-        except InputError as e:
-            fail(str(e))
     total = len(sweeps.grid(axes)) * replications
     with sweeps.Runner(workers, scheduler, warm) as runner:
         results = _swept(raw, scenario_file, axes, replications, runner, f"sweeping {total} runs")
