@@ -112,7 +112,11 @@ DbUrl = Annotated[
         help="the office's database: a SQLite file, sqlite:///path, or postgresql://user@host/db?schema=s",
     ),
 ]
-AT = typer.Option(None, "--at", help="when the step happens (ISO time; default now, UTC)")
+AT = typer.Option(
+    None,
+    "--at",
+    help="when the step happens (ISO time; default now, UTC; without an offset: the site's wall time)",
+)
 POLICY = typer.Option(
     None,
     "--policy",

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from engine.declarations import Id, InspectionType
 from engine.errors import InputError
@@ -96,8 +97,23 @@ class Roster(BaseModel):
         default=None, ge=1, description="most inspections an inspector holds open (dispatched, no result)"
     )
     recheck_share: float = Field(default=0.0, ge=0, le=1, description="finished inspections re-inspected")
+    time_zone: str | None = Field(
+        default=None,
+        description="IANA zone the shifts are read in (Asia/Seoul); unset: the server's local time",
+    )
+    time_zones: dict[str, str] = Field(default={}, description="site -> its own zone, over time_zone")
     facilities: dict[str, dict[FacilityType, int]] = {}
     inspectors: list[Inspector] = Field(min_length=1)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else _zone(value).key
+
+    @field_validator("time_zones")
+    @classmethod
+    def _known_zones(cls, value: dict[str, str]) -> dict[str, str]:
+        return {site: _zone(name).key for site, name in value.items()}
 
     @field_validator("inspectors")
     @classmethod
@@ -107,15 +123,42 @@ class Roster(BaseModel):
             raise ValueError(f"inspector {twice.id!r} is listed twice; one entry per inspector")
         return value
 
+    @model_validator(mode="after")
+    def _zones_of_known_sites(self) -> Roster:
+        sites = {p.site for p in self.inspectors}
+        for site in self.time_zones:
+            if site not in sites:  # a misspelt site would silently keep the default zone
+                raise ValueError(f"time_zones names {site!r}, where no inspector on the roster works")
+        return self
+
     @classmethod
     def load(cls, path: str | Path) -> Roster:
         return read_model(path, cls, "roster")
+
+    def zone(self, site: str) -> str | None:
+        return self.time_zones.get(site, self.time_zone)
+
+    def wall_time(self, site: str, at: dt.datetime) -> dt.datetime:
+        """The clock on the wall at the site, which the shifts are written in. An instant with an
+        offset (the service's clock, UTC) is converted to the site's zone, or to the server's own
+        zone where the roster names none; a time without one (`--at 11:00`) is already wall time."""
+        if at.tzinfo is None:
+            return at
+        zone = self.zone(site)
+        return (at.astimezone(ZoneInfo(zone)) if zone else at.astimezone()).replace(tzinfo=None)
 
     def inspector(self, inspector_id: str) -> Inspector:
         for person in self.inspectors:
             if person.id == inspector_id:
                 return person
         raise InputError(f"no inspector {inspector_id!r} on the roster")
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}: give an IANA name such as Asia/Seoul") from None
 
 
 @dataclass(frozen=True)
@@ -161,9 +204,10 @@ def eligible(
 ) -> tuple[list[Inspector], str]:
     """The inspectors who may take this request, or [] and the reason nobody may."""
     people = [p for p in roster.inspectors if p.site == request.site and p.id not in request.exclude]
+    wall = roster.wall_time(request.site, at)
     steps = [
         (f"no inspector works at {request.site}", lambda p: True),
-        ("no inspector is on post", lambda p: p.on_post(at)),
+        (f"no inspector is on post ({_when(roster, request.site, wall)})", lambda p: p.on_post(wall)),
         ("every inspector on post is suspended", lambda p: not p.suspended),
         (
             f"nobody on post is qualified for {request.inspection_type.value} inspection",
@@ -183,6 +227,11 @@ def eligible(
         if not people:
             return [], reason
     return people, ""
+
+
+def _when(roster: Roster, site: str, wall: dt.datetime) -> str:
+    """'Mon 03:12 at OFF-40, Asia/Seoul': the site's time that put nobody on post."""
+    return f"{wall:%a %H:%M} at {site}, {roster.zone(site) or 'server time'}"
 
 
 def weight(roster: Roster, points: float) -> float:

@@ -178,11 +178,12 @@ def create_app(
     roster: str | Path | None = None,
     policy: SelectionPolicy | None = None,
     allow_new_enterprises: bool = False,
-    clock: Callable[[], dt.datetime] = dt.datetime.now,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
     checkpoints: Checkpointing | None = None,
     redispatch_every: float = 0.0,
 ) -> FastAPI:
-    """The app; `clock` gives the office's local time (shifts are in local time); with a roster and
+    """The app; `clock` gives the time (UTC: the roster's zones say what it is at each site; a clock
+    without an offset is taken as the sites' wall time, as tests do); with a roster and
     `redispatch_every` seconds, the waiting inspections are tried again that often without anyone
     asking, so one waiting for a shift to start or a facility to free goes out when it can."""
     keys = load_keys(api_keys)

@@ -253,7 +253,8 @@ def rules_derive(
 
 
 model_app = typer.Typer(
-    no_args_is_help=True, help="A learned risk score trained on an imported log (the [model] extra)."
+    no_args_is_help=True,
+    help="A learned risk score trained on an imported log (the model extra: doublerandom\\[model]).",
 )
 app.add_typer(model_app, name="model")
 

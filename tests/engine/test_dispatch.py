@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 
 import pytest
 from scipy import stats
@@ -139,3 +140,47 @@ def test_bad_roster_is_refused_with_the_field(tmp_path):
     path.write_text("inspectors:\n  - {id: A, site: S1, shifts: ['8 to 4'], qualifications: [document]}\n")
     with pytest.raises(InputError, match=r"roster.yaml: field 'inspectors\[0\].shifts'"):
         Roster.load(path)
+
+
+def test_shifts_are_read_in_each_sites_zone_not_the_servers():
+    """One instant, 23:30 UTC on a Sunday: Monday 08:30 in Seoul, where the day shift is on post, and
+    Monday 00:30 in London, where nobody is. The roster's zones decide, whatever the server's zone;
+    a time without an offset is the site's wall time already."""
+    people = [
+        {"id": "SEOUL", "site": "S1", "shifts": ["08:00-16:00"], "qualifications": ["physical"]},
+        {"id": "LONDON", "site": "S2", "shifts": ["08:00-16:00"], "qualifications": ["physical"]},
+    ]
+    office = Roster.model_validate(
+        {
+            "time_zone": "Asia/Seoul",
+            "time_zones": {"S2": "Europe/London"},
+            "facilities": {"S1": {"physical_bay": 1}, "S2": {"physical_bay": 1}},
+            "inspectors": people,
+        }
+    )
+    instant = dt.datetime(2026, 5, 31, 23, 30, tzinfo=dt.timezone.utc)
+    assert dispatch(office, request(site="S1"), instant, Workload(), 0.5).inspector_id == "SEOUL"
+    waits = dispatch(office, request(site="S2"), instant, Workload(), 0.5)
+    assert isinstance(waits, Waiting)
+    assert waits.reason == "no inspector is on post (Mon 00:30 at S2, Europe/London)"
+    # the same wall time without an offset: 08:30 at either site, both on post
+    wall = dt.datetime(2026, 6, 1, 8, 30)
+    assert dispatch(office, request(site="S2"), wall, Workload(), 0.5).inspector_id == "LONDON"
+    # an hour later in UTC is 09:30 in Seoul and still night in London
+    later = dispatch(office, request(site="S2"), instant + dt.timedelta(hours=1), Workload(), 0.5)
+    assert isinstance(later, Waiting) and "01:30" in later.reason
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"time_zone": "Asia/Soul"}, "unknown time zone 'Asia/Soul'"),
+        ({"time_zones": {"S1": "+09:00"}}, "unknown time zone '+09:00'"),
+        ({"time_zones": {"S7": "Asia/Seoul"}}, "time_zones names 'S7', where no inspector"),
+    ],
+)
+def test_a_roster_with_an_unknown_zone_or_site_is_refused(extra, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        roster(**extra)

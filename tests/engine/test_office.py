@@ -214,8 +214,8 @@ def test_a_waiting_inspection_is_recorded_with_its_reason(store_url):
     lodge(office, "Z1", **TEXTILE)  # admitted at 09:00: selected, and its dispatch waits
     assert office.inspection("Z1")["status"] == "waiting"
     waiting = office.dispatch("Z1", DAY)
-    assert waiting.reason == "no inspector is on post"
-    assert office.inspection("Z1")["wait_reason"] == "no inspector is on post"
+    assert waiting.reason == "no inspector is on post (Mon 09:00 at OFF-40, server time)"
+    assert office.inspection("Z1")["wait_reason"] == waiting.reason
     assert office.dispatch("Z1", DAY.replace(hour=23)).inspector_id == "N"
 
 

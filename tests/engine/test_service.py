@@ -173,6 +173,28 @@ def test_an_inspection_waiting_for_a_shift_goes_out_when_the_shift_starts_withou
             assert kinds[:2] == ["selection", "dispatch_wait"] and ("dispatch" in kinds) == bool(every)
 
 
+def test_the_rosters_zone_not_the_servers_decides_who_is_on_post(setup):
+    """The service's clock is UTC. At 23:30 UTC on a Sunday it is Monday 08:30 in Seoul, where the
+    shipped roster's day shift is on post, and 00:30 in London: the same declaration goes out under
+    the one roster and waits, saying the site's time and zone, under the other."""
+    instant = dt.datetime(2026, 5, 31, 23, 30, tzinfo=dt.timezone.utc)
+    shipped = (ROOT / "scenarios" / "roster.yaml").read_text()
+    for zone, expect in (("Asia/Seoul", "dispatched"), ("Europe/London", "waiting")):
+        folder = setup["db"].parent / zone.replace("/", "-")
+        folder.mkdir()
+        files = office_files(folder, folder / "office.db")
+        roster = folder / "roster.yaml"
+        roster.write_text(shipped.replace("time_zone: Asia/Seoul", f"time_zone: {zone}"))
+        app = create_app(
+            files["rules"], files["db"], files["key"], files["keys"], roster, clock=lambda: instant
+        )
+        with TestClient(app) as client:
+            inspection = post_declaration(client, id="Z1", enterprise_id="E1", **WEAPONS).json()["inspection"]
+        assert inspection["status"] == expect, inspection
+        if expect == "waiting":
+            assert inspection["wait_reason"] == "no inspector is on post (Mon 00:30 at OFF-40, Europe/London)"
+
+
 def test_a_chief_suspends_an_inspector_over_the_api_and_dispatch_follows(any_client):
     """Of the two physical inspectors on post at OFF-40, INS-01 is suspended: every pick goes to
     INS-03 until the chief puts INS-01 back. Only a chief may; an unknown inspector is a 404."""
