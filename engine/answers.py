@@ -189,6 +189,7 @@ class Health(_Answer):
     status: Literal["ok", "degraded"]
     version: str
     rules_version: str
+    model_version: str | None = Field(description="the learned score's fingerprint, where one ranks")
     rules_problem: str | None
     database_problem: str | None
     checkpoint_problem: str | None

@@ -20,7 +20,16 @@ from rich.console import Console
 from engine import __version__, database, schema
 from engine.apikeys import ROLES
 from engine.audit import AuditLog
-from engine.commands import err, fail, make_draws, need, open_office, seal_key, selection_policy
+from engine.commands import (
+    err,
+    fail,
+    learned_score,
+    make_draws,
+    need,
+    open_office,
+    seal_key,
+    selection_policy,
+)
 from engine.declarations import ID_RULE, Enterprise, parse_declaration, read_enterprises_csv
 from engine.errors import InputError, redact
 from engine.keys import create_private, replace_private
@@ -130,6 +139,11 @@ RATIO = typer.Option(
     max=1,
     help="pure random ratio over all declarations (default 0.03, or the policy file's)",
 )
+MODEL = typer.Option(
+    None,
+    "--model",
+    help="a learned score the policy's `model` ranks by (from `doublerandom model train`; the model extra)",
+)
 EXPECTED_RATE = typer.Option(
     None,
     "--expected-rate",
@@ -145,6 +159,7 @@ def select(
     ratio: Optional[float] = RATIO,
     expected_rate: Optional[float] = EXPECTED_RATE,
     policy_file: Optional[Path] = POLICY,
+    model: Optional[Path] = MODEL,
     seed: Optional[int] = SEED,
     key_file: Optional[Path] = KEY_FILE,
     enterprises: Optional[Path] = typer.Option(None, "--enterprises", help="CSV of enterprise records"),
@@ -163,9 +178,12 @@ def select(
 
     try:
         ruleset, draws = RuleSet.load(rules), make_draws(seed, key_file)
-        policy = selection_policy(policy_file, ratio, expected_rate)
+        if model and not db:
+            raise InputError("--model needs --db: the learned score reads each importer's record there")
+        score = learned_score(model)
+        policy = selection_policy(policy_file, ratio, expected_rate, score)
         firms = read_enterprises_csv(str(enterprises)) if enterprises else {}
-        office = Office(db, policy=policy, draws=draws, seal_key=seal_key()) if db else None
+        office = Office(db, policy=policy, draws=draws, seal_key=seal_key(), score=score) if db else None
         if office:
             office.use_rules(ruleset, ruleset.text)  # so `audit replay` needs no --rules
             office.register(firms.values())
@@ -533,15 +551,19 @@ def audit_replay(
     ),
     seed: Optional[int] = SEED,
     key_file: Optional[Path] = KEY_FILE,
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="the model file of decisions a learned score ranked (the model extra)"
+    ),
 ) -> None:
-    """Recompute every logged selection decision from its logged inputs, rules and draws."""
+    """Recompute every logged selection decision from its logged inputs, rules, draws and, where a
+    learned score ranked it, the model file."""
     from engine.replay import replay
 
     try:
         log = _read_only_log(db)
         ruleset = RuleSet.load(rules) if rules else None
         key = make_draws(seed, key_file) if (seed is not None or key_file is not None) else None
-        count, mismatches = replay(log, ruleset, key)
+        count, mismatches = replay(log, ruleset, key, learned_score(model))
     except InputError as e:
         fail(str(e))
     for m in mismatches:
@@ -718,6 +740,7 @@ def serve(
     ratio: Optional[float] = RATIO,
     expected_rate: Optional[float] = EXPECTED_RATE,
     policy_file: Optional[Path] = POLICY,
+    model: Optional[Path] = MODEL,
     allow_new_enterprises: bool = typer.Option(
         False, "--allow-new-enterprises", help="decide declarations of unregistered enterprises too"
     ),
@@ -776,7 +799,7 @@ def serve(
                 "--workers above 1 needs a PostgreSQL database (SQLite takes one writer); "
                 "README 'Running in production'"
             )
-        policy = selection_policy(policy_file, ratio, expected_rate)
+        policy = selection_policy(policy_file, ratio, expected_rate, learned_score(model))
         app_ = create_app(
             rules,
             db,
@@ -787,6 +810,7 @@ def serve(
             allow_new_enterprises,
             checkpoints=signing,
             redispatch_every=redispatch_every,
+            model=model,
         )
     except InputError as e:
         fail(str(e))
@@ -814,6 +838,7 @@ def serve(
             api_keys=str(api_keys),
             roster=str(roster) if roster else None,
             policy=policy.model_dump(mode="json"),
+            model=str(model) if model else None,
             allow_new_enterprises=allow_new_enterprises,
             redispatch_every=redispatch_every,
             request_timeout=request_timeout,

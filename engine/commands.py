@@ -54,16 +54,30 @@ def make_draws(seed: Optional[int], key_file: Optional[Path]) -> Draws:
     return KeyedDraws.from_seed(seed) if key_file is None else KeyedDraws.from_file(key_file)
 
 
-def selection_policy(path: Path | None, ratio: float | None, expected_rate: float | None) -> SelectionPolicy:
-    """The policy file (or the defaults), with the options given on the command line on top."""
+def selection_policy(
+    path: Path | None, ratio: float | None, expected_rate: float | None, score=None
+) -> SelectionPolicy:
+    """The policy file (or the defaults), with the options given on the command line on top, if a
+    live office can decide by it (with the learned score `score`, where it names one)."""
     from engine.selection import SelectionPolicy, live
 
     base = read_model(path, SelectionPolicy, "selection policy") if path else SelectionPolicy()
     changes = {k: v for k, v in (("random_ratio", ratio), ("expected_rate", expected_rate)) if v is not None}
     try:
-        return live(SelectionPolicy.model_validate({**base.model_dump(), **changes}))
+        policy = SelectionPolicy.model_validate({**base.model_dump(), **changes})
     except ValidationError as err:
         raise describe("the command line's policy options", err) from None
+    live(policy, score)
+    return policy
+
+
+def learned_score(path: Path | None):
+    """The model file `--model` names, loaded and checked (engine.score), or None."""
+    if path is None:
+        return None
+    from engine.score import LearnedScore
+
+    return LearnedScore.load(path)
 
 
 SEAL_KEY = "DOUBLERANDOM_SEAL_KEY"  # the office's signing key file, for commands that write to its log

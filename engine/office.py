@@ -37,7 +37,8 @@ from engine.integrity import AgencyRow, FeedbackPolicy
 from engine.lifecycle import Status, Step, after_result
 from engine.randomness import Draws
 from engine.rules import RuleSet
-from engine.selection import Decision, Pacers, SelectionPolicy, Selector
+from engine.score import LearnedScore, window
+from engine.selection import Decision, Pacers, SelectionPolicy, Selector, live
 from engine.store import Store, open_store
 
 DEPARTMENTS = ("anti_smuggling", "duties", "health_quarantine", "intellectual_property", "other")
@@ -84,14 +85,18 @@ class Office:
         roster: Roster | None = None,
         feedback: FeedbackPolicy | None = None,
         seal_key: Any = None,
+        score: LearnedScore | None = None,
     ):
         """`seal_key`: the office's Ed25519 signing key; each step then seals the audit records it
-        appends (engine/audit.py), so records appended without the key show in `audit verify`."""
+        appends (engine/audit.py), so records appended without the key show in `audit verify`.
+        `score`: a learned score the policy ranks by (engine.score), with the importer's record read
+        from this office's store as the declaration is decided."""
         self.store: Store = open_store(db, feedback) if isinstance(db, (str, Path)) else db
         if seal_key is not None:
             self.store.sealer = seal_key
         self.integrity, self.audit = self.store.integrity, self.store.audit
         self.rules, self.policy, self.draws, self.roster = rules, policy or SelectionPolicy(), draws, roster
+        self.score = live(self.policy, score)  # refused at the start, not at the first declaration
         self._pacers, self._paced_by = Pacers(), self.policy
         self._last_decided: int | None = None  # the store's newest declaration when the pacers were in step
         self._made_selector: Selector | None = None
@@ -133,7 +138,12 @@ class Office:
 
     def _record_decision(self, declaration: Declaration, lodged: dict[str, Any], text: str) -> Decision:
         firm = self.integrity.get(declaration.enterprise_id)
-        decision = self._selector(self._pacers_at(declaration.customs_office)).decide(declaration, firm)
+        record = None
+        if self.score is not None:  # what the office knows of the importer as it decides
+            day = declaration.declared_at.date()
+            record = self.store.firm_record(declaration.enterprise_id, *window(day))
+        selector = self._selector(self._pacers_at(declaration.customs_office))
+        decision = selector.decide(declaration, firm, record)
         decided = decision.to_dict()
         self.audit.append(
             "selection",
@@ -176,9 +186,12 @@ class Office:
         is worked out against the rules: not a thing to redo for every declaration)."""
         made = self._made_selector
         if made is None or not (
-            made.rules is self.rules and made.policy is self.policy and made.draws is self.draws
+            made.rules is self.rules
+            and made.policy is self.policy
+            and made.draws is self.draws
+            and made.score is self.score
         ):
-            made = self._made_selector = Selector(self.rules, self.policy, self.draws, pacers)
+            made = self._made_selector = Selector(self.rules, self.policy, self.draws, pacers, self.score)
         made.pacers = pacers
         return made
 

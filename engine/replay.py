@@ -10,7 +10,10 @@ forged selection appended with a correct hash, made-up draws and that flag is ca
 missing what a decision needs, or holding what no declaration can, is a mismatch, never a crash. With an
 expected rate, each office's pacer is rebuilt along the log exactly as the live office rebuilds it
 (from its earlier decisions, whenever the policy changes), so the score cutoffs are recomputed too.
-Any difference from the logged decision is a mismatch.
+A decision ranked by a learned score is replayed with its model file (`score`, whose fingerprint
+must be the one the decision names): its inputs are rebuilt from the logged declaration and the
+importer's record it logged (what the office knew then), and the probability, the reasons and the
+decision are recomputed from them. Any difference from the logged decision is a mismatch.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from engine.declarations import Enterprise, parse_declaration
 from engine.errors import InputError
 from engine.randomness import KeyedDraws
 from engine.rules import RuleSet
+from engine.score import FIRM, LearnedScore
 from engine.selection import Decision, Pacers, SelectionPolicy, Selector
 
 _ABSENT = "(absent)"  # what a field missing from a record is shown as
@@ -57,24 +61,33 @@ class _LoggedDraws:
 
 
 def replay(
-    log: AuditLog, rules: RuleSet | None = None, key: KeyedDraws | None = None
+    log: AuditLog,
+    rules: RuleSet | None = None,
+    key: KeyedDraws | None = None,
+    score: LearnedScore | None = None,
 ) -> tuple[int, list[Mismatch]]:
     """(selection records replayed, mismatches found). Without `rules`, each decision is replayed with
-    the rules text the log itself recorded for its version (`rules_loaded` records, from the service)."""
+    the rules text the log itself recorded for its version (`rules_loaded` records, from the service);
+    `score`: the model file of the decisions a learned score ranked."""
     logged = {} if rules is not None else logged_rules(log)
     mismatches: list[Mismatch] = []
     count, pacing = 0, _Pacing()
     for record in log.records("selection"):
         count += 1
         try:
-            mismatches += _replay_record(record, rules, logged, key, pacing)
+            mismatches += _replay_record(record, rules, logged, key, pacing, score)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, InputError) as err:
             mismatches.append(_malformed(record["seq"], record["payload"], err))
     return count, mismatches
 
 
 def _replay_record(
-    record: dict, rules: RuleSet | None, logged: dict[str, RuleSet], key: KeyedDraws | None, pacing: _Pacing
+    record: dict,
+    rules: RuleSet | None,
+    logged: dict[str, RuleSet],
+    key: KeyedDraws | None,
+    pacing: _Pacing,
+    score: LearnedScore | None,
 ) -> list[Mismatch]:
     payload = record["payload"]
     version = payload["decision"]["rules_version"]
@@ -90,7 +103,7 @@ def _replay_record(
             )
         ]
     else:
-        found = _replay_one(record["seq"], payload, use, key, pacing)
+        found = _replay_one(record["seq"], payload, use, key, pacing, score)
     pacing.decided(payload)
     return found
 
@@ -134,8 +147,23 @@ def logged_rules(log: AuditLog) -> dict[str, RuleSet]:
     return out
 
 
+def _wrong_model(learned: Any, score: LearnedScore | None) -> tuple[object, str] | None:
+    """(what the decision names, why it cannot be replayed) when the model file is missing or another."""
+    named = learned.get("model") if isinstance(learned, dict) else _ABSENT
+    if score is None:
+        return named, "ranked by a learned score: give its model file (audit replay --model FILE)"
+    if named != score.version:
+        return named, f"the model file given is {score.version}"
+    return None
+
+
 def _replay_one(
-    seq: int, payload: dict, rules: RuleSet, key: KeyedDraws | None, pacing: _Pacing
+    seq: int,
+    payload: dict,
+    rules: RuleSet,
+    key: KeyedDraws | None,
+    pacing: _Pacing,
+    score: LearnedScore | None,
 ) -> list[Mismatch]:
     logged = payload["decision"]
     did = logged["declaration_id"]
@@ -155,8 +183,14 @@ def _replay_one(
         ]
     draws = key if key is not None else _LoggedDraws(logged)
     policy = SelectionPolicy.model_validate(payload["policy"])
-    selector = Selector(rules, policy, draws, pacing.before(payload, policy))
-    again: Decision = selector.decide(declaration, firm)
+    if policy.model is not None:
+        wrong = _wrong_model(logged.get("learned"), score)
+        if wrong:
+            return [Mismatch(seq, did, "learned.model", *wrong)]
+    use = score if policy.model is not None else None
+    selector = Selector(rules, policy, draws, pacing.before(payload, policy), use)
+    record = {k: logged["learned"]["inputs"][k] for k in FIRM} if use else None
+    again: Decision = selector.decide(declaration, firm, record)
     redone = again.to_dict()
     # every field, both ways: a record cannot escape a check by leaving a field out or adding one
     return [

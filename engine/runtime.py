@@ -43,7 +43,7 @@ class LiveOffice:
         self.allow_new = allow_new_enterprises
         self.lock = threading.Lock()
         self.read_lock = threading.Lock()
-        self.reader = Office(open_store(db), policy=office.policy, roster=office.roster)
+        self.reader = Office(open_store(db), policy=office.policy, roster=office.roster, score=office.score)
         self.checkpoints, self.settle = checkpoints, settle
         self.problem: str | None = None  # the rules file's
         self.checkpoint_problem: str | None = None

@@ -12,7 +12,8 @@ runs `doublerandom db upgrade URL`, because there the application's role may not
 History: 0 the first release; 2 declarations keep their fingerprint and content, inspections their
 kind; 3 declarations keep their customs office in a column (the capacity pacers read an office's
 last decisions, and a JSON scan per office does not scale on a shared server); 4 the audit log's
-seals (engine/audit.py).
+seals (engine/audit.py); 5 declarations indexed by importer and date (a learned score reads each
+importer's record over the days before a declaration: engine.score).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from engine.database import Database
 from engine.database import identifier as name
 from engine.errors import InputError
 
-VERSION = 4
+VERSION = 5
 BASE_VERSION = 2
 
 _TABLES = """
@@ -127,8 +128,10 @@ _SEALS = """CREATE TABLE IF NOT EXISTS audit_seals (
     signature TEXT NOT NULL
 )"""
 # Numbered migrations: the statements that bring a database from the version below to this one.
+_BY_FIRM = "CREATE INDEX declarations_by_firm ON declarations (enterprise_id, declared_at)"
 MIGRATIONS = {
     "sqlite": {
+        5: [_BY_FIRM],
         4: [_SEALS.format(integer="INTEGER")],
         2: [
             "ALTER TABLE declarations ADD COLUMN fingerprint TEXT",
@@ -143,6 +146,7 @@ MIGRATIONS = {
         ],  # rowid is in every index
     },
     "postgresql": {
+        5: [_BY_FIRM],
         4: [_SEALS.format(integer="BIGINT")],
         3: [
             "ALTER TABLE declarations ADD COLUMN customs_office TEXT",

@@ -26,6 +26,7 @@ from engine.declarations import CreditClass, Declaration, Enterprise, Inspection
 from engine.errors import InputError
 from engine.randomness import Draws
 from engine.rules import RuleSet
+from engine.score import LearnedScore, inputs
 
 
 class ScoreModel(BaseModel):
@@ -129,14 +130,20 @@ class Decision:
     cutoff: float | None = None  # with an expected rate: the score cutoff this declaration met or not
     tie: float = 0.0  # ... and the chance of a declaration scoring exactly the cutoff
     capacity_draw: float = 1.0  # ... and the draw compared with that chance
+    # with a learned score (engine.score): {"model": its fingerprint, "probability", "inputs": every
+    # input, "reasons": [[input, log-odds contribution], ...] largest first}
+    learned: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain copy, as `asdict` gives, without its deep copy of every leaf (this runs for every
-        decision, and the leaves are numbers and strings)."""
+        decision, and the leaves are numbers and strings). A decision without a learned score has no
+        `learned` key, as every decision had before there was one."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["rules"], out["sampled_rules"] = list(self.rules), list(self.sampled_rules)
         out["rule_draws"] = {k: list(v) for k, v in self.rule_draws.items()}
         out["contributions"] = dict(self.contributions)
+        if self.learned is None:
+            del out["learned"]
         return out
 
 
@@ -474,13 +481,21 @@ def _history(policy: SelectionPolicy, decisions: list[dict[str, Any]]) -> tuple:
     another channel took, and the last one's cutoff and tie."""
     last = decisions[-1] if decisions else {"cutoff": 0.0, "tie": 0.0}
     return (
-        [d.get("score", 0.0) for d in decisions],
+        [_rank(policy, d) for d in decisions],
         [policy.multiplier(CreditClass(d.get("credit_class", "general"))) for d in decisions],
         [d["channel"] == "targeted" for d in decisions],
         [d["channel"] in ("random", "both", "credit") for d in decisions],
         last.get("cutoff"),
         last.get("tie", 0.0),
     )
+
+
+def _rank(policy: SelectionPolicy, decision: dict[str, Any]) -> float:
+    """What the pacer ranked a stored decision by: `PolicyTable.ranking`'s arithmetic."""
+    score, learned = decision.get("score", 0.0), decision.get("learned")
+    if policy.model is None or not learned:
+        return score
+    return (score if policy.model.combine == "added" else 0.0) + policy.model.weight * learned["probability"]
 
 
 def channel(random_hit: bool, targeted: bool, credit_only: bool) -> str:
@@ -490,34 +505,68 @@ def channel(random_hit: bool, targeted: bool, credit_only: bool) -> str:
     return "targeted" if targeted else "credit" if credit_only else "none"
 
 
-def live(policy: SelectionPolicy) -> SelectionPolicy:
-    """The policy, if a live office can decide by it: one naming a learned score is refused, never
-    silently ranked by the rules alone (only the simulation trains and uses a score so far)."""
-    if policy.model is not None:
+def live(policy: SelectionPolicy, score: LearnedScore | None = None) -> LearnedScore | None:
+    """The score, if a live office can decide by the policy with it: a policy naming a learned
+    score without its model file is refused, never silently ranked by the rules alone; a model file
+    the policy does not use is refused, never silently ignored."""
+    if policy.model is not None and score is None:
         raise InputError(
-            "policy.model: a live office cannot load a learned score yet (the simulation trains "
-            "and uses one); remove `model` from the policy"
+            "policy.model: ranking by a learned score needs its model file: give --model FILE "
+            "(made by `doublerandom model train`)"
         )
-    return policy
+    if policy.model is None and score is not None:
+        raise InputError(
+            "a model file is given but the policy names no learned score: add `model: {combine: "
+            "added}` (or alone) and an expected_rate to the policy, or leave out --model"
+        )
+    return score
 
 
 class Selector:
     """Rules + policy + a source of draws (+ the offices' pacers, when the policy has an expected
     rate): `decide(declaration, enterprise) -> Decision`, through `choose` with arrays of one."""
 
-    def __init__(self, rules: RuleSet, policy: SelectionPolicy, draws: Draws, pacers: Pacers | None = None):
-        live(policy)
-        self.rules, self.policy, self.draws = rules, policy, draws
+    def __init__(
+        self,
+        rules: RuleSet,
+        policy: SelectionPolicy,
+        draws: Draws,
+        pacers: Pacers | None = None,
+        score: LearnedScore | None = None,
+    ):
+        live(policy, score)
+        self.rules, self.policy, self.draws, self.score = rules, policy, draws, score
         self.table = PolicyTable.of(policy, rules)
         self.pacers = pacers if pacers is not None else Pacers()
         self._column = {r.id: k for k, r in enumerate(rules.rules)}
 
-    def decide(self, declaration: Declaration, enterprise: Enterprise) -> Decision:
+    def decide(
+        self, declaration: Declaration, enterprise: Enterprise, record: dict[str, float] | None = None
+    ) -> Decision:
+        """`record`: the importer's record (engine.score.FIRM counts), where a learned score ranks."""
         fired = self.rules.evaluate(declaration, enterprise)
-        return self.decide_fired(declaration.id, enterprise.credit_class, fired, declaration.customs_office)
+        learned = None
+        if self.score is not None:
+            if record is None:
+                raise InputError("a learned score needs the importer's record (the office's database)")
+            values = inputs(declaration, record)
+            learned = {
+                "model": self.score.version,
+                "probability": self.score.probability(values),
+                "inputs": values,
+                "reasons": self.score.reasons(values),
+            }
+        return self.decide_fired(
+            declaration.id, enterprise.credit_class, fired, declaration.customs_office, learned
+        )
 
     def decide_fired(
-        self, declaration_id: str, credit: CreditClass, fired: list[str], office: str = ""
+        self,
+        declaration_id: str,
+        credit: CreditClass,
+        fired: list[str],
+        office: str = "",
+        learned: dict[str, Any] | None = None,
     ) -> Decision:
         """The decision once the rules have spoken: `choose_one`, the batch core's arithmetic on plain
         numbers."""
@@ -537,7 +586,8 @@ class Selector:
         if self.table.paced:
             u_capacity = self.draws.uniform(declaration_id, "capacity")
             pace = self.pacers.pace(self.policy, np.array([office]), np.array([u_capacity]))
-        c = choose_one(self.table, code, columns, u, u_rules, u_credit, pace)
+        probability = learned["probability"] if learned else None
+        c = choose_one(self.table, code, columns, u, u_rules, u_credit, pace, probability)
         sampled = set(c.sampled)
         return Decision(
             declaration_id=declaration_id,
@@ -560,6 +610,7 @@ class Selector:
             cutoff=c.cutoff,
             tie=c.tie,
             capacity_draw=u_capacity,
+            learned=learned,
         )
 
     def sampling_rate(self, rule_id: str) -> float:

@@ -61,6 +61,7 @@ from engine.office import DEPARTMENTS, Office
 from engine.randomness import KeyedDraws
 from engine.reconciliation import reconcile
 from engine.runtime import Checkpointing, GroupCommit, LiveOffice
+from engine.score import LearnedScore
 from engine.selection import SelectionPolicy
 
 MAX_BODY = 64 * 1024
@@ -181,6 +182,7 @@ def create_app(
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
     checkpoints: Checkpointing | None = None,
     redispatch_every: float = 0.0,
+    model: str | Path | None = None,
 ) -> FastAPI:
     """The app; `clock` gives the time (UTC: the roster's zones say what it is at each site; a clock
     without an offset is taken as the sites' wall time, as tests do); with a roster and
@@ -193,6 +195,7 @@ def create_app(
         draws=KeyedDraws.from_file(draw_key),
         roster=Roster.load(roster) if roster else None,
         seal_key=checkpoints.key if checkpoints else None,  # the service seals what it writes
+        score=LearnedScore.load(model) if model else None,
     )
     live = LiveOffice(office, Path(rules), allow_new_enterprises, db, checkpoints)
 
@@ -343,7 +346,7 @@ def create_app(
         return {
             "now": clock().isoformat(timespec="seconds"),
             "rules_version": office.rules.version,
-            "model_version": None,  # the live engine selects by rules only
+            "model_version": office.score.version[:12] if office.score else None,
             "audit": {"ok": verified.get("ok"), "text": audit},
             "waiting": f"{WAITING_SHOWN:,}+" if waiting > WAITING_SHOWN else str(waiting),
             "queue": [  # the oldest ids first, with why each waits
@@ -611,6 +614,7 @@ def create_app(
             "status": "degraded" if any(problems.values()) else "ok",
             "version": __version__,
             "rules_version": office.rules.version,
+            "model_version": office.score.version if office.score else None,
             **problems,
         }
 

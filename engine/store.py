@@ -104,6 +104,14 @@ class Store(Protocol):
     def counted_state(self, declaration_id: str) -> tuple[int, str, str, str | None, str | None]:
         """(order, declared_at, decision JSON, first inspection's type, its outcome) of a declaration."""
 
+    def log_rows(self) -> Iterable[tuple[str, str, str, str, str | None, str | None]]:
+        """(id, declared_at, the declaration as lodged, decision JSON, first inspection's outcome and
+        category) per declaration, in the order decided: the office's own log, to train a score on."""
+
+    def firm_record(self, enterprise_id: str, since: str, until: str) -> dict[str, float]:
+        """An importer's declarations lodged from `since` up to (not including) `until`, those whose
+        first inspection has a result, and those found with a problem (engine.score.FIRM)."""
+
 
 def open_store(url: str | Path, feedback: FeedbackPolicy | None = None) -> SqlStore:
     """The store a database URL names (a file name or sqlite:///… for SQLite, postgresql://… for
@@ -289,6 +297,26 @@ class SqlStore:
                 (after, limit),
             )
         ]
+
+    def log_rows(self) -> Iterable[tuple[str, str, str, str, str | None, str | None]]:
+        return self.db.execute(
+            "SELECT d.id, d.declared_at, d.input, d.decision, i.outcome, i.category "
+            "FROM declarations d LEFT JOIN inspections i ON i.id = d.id ORDER BY d.rowid"
+        )
+
+    def firm_record(self, enterprise_id: str, since: str, until: str) -> dict[str, float]:
+        row = self.db.execute(
+            "SELECT count(*), count(i.outcome), "
+            "coalesce(sum(CASE WHEN i.outcome = 'problem' THEN 1 ELSE 0 END), 0) "
+            "FROM declarations d LEFT JOIN inspections i ON i.id = d.id "
+            "WHERE d.enterprise_id = ? AND d.declared_at >= ? AND d.declared_at < ?",
+            (enterprise_id, since, until),
+        ).fetchone()
+        return {
+            "firm_declarations": float(row[0]),
+            "firm_inspected": float(row[1]),
+            "firm_violations": float(row[2]),
+        }
 
     def report_rows(self) -> Iterable[tuple[str, str, str | None, str | None]]:
         return (row[2:] for row in self.report_rows_after(0))

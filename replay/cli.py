@@ -269,7 +269,9 @@ def _dates(*texts: str) -> list[dt.date]:
 
 @model_app.command("train")
 def model_train(
-    folder: Path = typer.Argument(..., metavar="DIR", help="an imported log"),
+    folder: str = typer.Argument(
+        ..., metavar="DIR|DB", help="an imported log, or a live office's database (what it decided and found)"
+    ),
     until: str = typer.Option(..., "--until", help="train on declarations before this date"),
     valid_until: str = typer.Option(
         ..., "--valid-until", help="stop early on, and report, declarations from --until to this date"
@@ -301,7 +303,9 @@ def model_train(
 
 @model_app.command("evaluate")
 def model_evaluate(
-    folder: Path = typer.Argument(..., metavar="DIR", help="an imported log"),
+    folder: str = typer.Argument(
+        ..., metavar="DIR|DB", help="an imported log, or a live office's database (what it decided and found)"
+    ),
     model_file: Path = typer.Option(..., "--model", help="a model file from `model train`"),
     start: str = typer.Option(..., "--from", help="evaluate declarations from this date"),
     rules: List[Path] = typer.Option([], "--rules", help="rules files to compare at the same budgets"),
@@ -360,7 +364,9 @@ def model_evaluate(
 
 @model_app.command("report")
 def model_report(
-    folder: Path = typer.Argument(..., metavar="DIR", help="an imported log"),
+    folder: str = typer.Argument(
+        ..., metavar="DIR|DB", help="an imported log, or a live office's database (what it decided and found)"
+    ),
     model_file: Path = typer.Option(..., "--model", help="a model file from `model train`"),
     start: str = typer.Option(..., "--from", help="report the months from this date"),
     budget: float = typer.Option(

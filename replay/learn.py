@@ -1,16 +1,13 @@
 """A learned risk score trained on an imported log: gradient-boosted trees (LightGBM) on the engine's
 declaration fields and the importer's record as of each declaration's date.
 
-Features (`features`): the HS chapter, heading and six-digit code, the origin and departure country,
-the customs office, the transport and trade mode (categories, LightGBM's own handling: the levels are
-those seen in training, an unseen one is missing); the declared value, net mass and value per kg (on
-a log scale); and the importer's record over the **180 days before the declaration's day**:
-declarations lodged, inspected, and inspected with a violation, and that share with a prior of one
-clean and one bad (a firm not seen in the window has 0.5). A day's outcomes count from the next day
-on, as the replay's standing does, so no declaration's features see its own day's outcomes or later
-ones (a test plants one). A window, not the firm's whole life: lifetime counts only grow, so a model
-trained on one year would see every later month as drift (a score PSI of 0.10 in a month with no
-change), and a score must not depend on where the log it is computed from begins.
+Features (`features`): `engine.score.FEATURES`, built here for a whole log at once and there for one
+live declaration (a test holds both to the same bits). The importer's record covers the **180 days
+before the declaration's day**. A day's outcomes count from the next day on, as the replay's standing
+does, so no declaration's features see its own day's outcomes or later ones (a test plants one). A
+window, not the firm's whole life: lifetime counts only grow, so a model trained on one year would see
+every later month as drift (a score PSI of 0.10 in a month with no change), and a score must not
+depend on where the log it is computed from begins.
 
 Scores are always computed on the whole log and then cut to the rows asked for (`Model.score(log,
 rows)`): computed on a slice, the record would lose the history before the slice's first day.
@@ -21,16 +18,13 @@ Where the log carries inclusion probabilities, each labelled declaration weighs 
 LightGBM rather than scikit-learn's histogram boosting: a 3.6 MB wheel against scikit-learn's 13 MB
 plus its dependencies, native categorical splits, and the published figures on this data set are
 LightGBM's. Training stops early on a later validation period, which also gives the figures the
-model file records. The file (JSON) carries the format, the library and its version, the features
-and category levels, the training and validation periods, the validation figures and a SHA-256
-fingerprint of all that; `load` refuses a file whose fingerprint, format, features or library version
-do not match, with one clear error.
+model file records. The file's format and its checks are `engine.score`'s: the live office reads the
+same file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -41,30 +35,10 @@ import pandas as pd
 
 from engine.errors import InputError
 from engine.report import proportion
+from engine.score import CATEGORIES, FEATURES, FORMAT, WINDOW_DAYS, fingerprint, read
 from replay.evaluate import top
 
-FORMAT = "doublerandom-model/2"  # /2: the importer's record over a 180-day window
-WINDOW = "180D"  # the importer's record: the days before the declaration's that count
-CATEGORIES = [
-    "hs_chapter",
-    "hs_heading",
-    "hs_code",
-    "origin_country",
-    "departure_country",
-    "customs_office",
-    "transport_mode",
-    "trade_mode",
-]
-NUMBERS = [
-    "log_value",
-    "log_mass",
-    "log_value_per_kg",
-    "firm_declarations",
-    "firm_inspected",
-    "firm_violations",
-    "firm_violation_share",
-]
-FEATURES = CATEGORIES + NUMBERS
+WINDOW = f"{WINDOW_DAYS}D"  # the importer's record: the days before the declaration's that count
 BUDGETS = (0.01, 0.02, 0.05, 0.10)
 PARAMS = {
     "objective": "binary",
@@ -177,11 +151,6 @@ class Model:
         Path(path).write_text(json.dumps(body))
 
 
-def fingerprint(body: dict) -> str:
-    payload = {k: v for k, v in body.items() if k != "fingerprint"}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
 def train(log: pd.DataFrame, until: dt.date, valid_until: dt.date, rounds: int = 2000) -> Model:
     """Train on the inspected declarations before `until`, stop early on those from `until` to
     `valid_until` (and record the validation figures there)."""
@@ -237,26 +206,9 @@ def ipw(log: pd.DataFrame) -> np.ndarray:
 
 
 def load(path: str | Path) -> Model:
-    """A model file, refused with one clear error unless everything it says matches."""
-    import lightgbm as lgb
-
-    try:
-        body = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: not a readable model file ({err})") from None
-    problems = []
-    if not isinstance(body, dict) or body.get("format") != FORMAT:
-        raise InputError(f"{path}: not a {FORMAT} file")
-    if body.get("fingerprint") != fingerprint(body):
-        problems.append("its fingerprint does not match its content (changed after training)")
-    if body.get("features") != FEATURES:
-        problems.append(f"its features {body.get('features')} are not this version's {FEATURES}")
-    if body.get("library_version") != lgb.__version__:
-        problems.append(f"trained with LightGBM {body.get('library_version')}, this is {lgb.__version__}")
-    if problems:
-        raise InputError(f"{path}: refused: " + "; ".join(problems) + "; train it again")
-    booster = lgb.Booster(model_str=body.pop("booster"))
-    return Model(booster, body)
+    """A model file, refused with one clear error unless everything it says matches
+    (`engine.score.read`, as the live office reads it)."""
+    return Model(*read(path))
 
 
 def precision_at(score: np.ndarray, y: np.ndarray, budgets=BUDGETS, seed: int = 1) -> dict[str, dict]:

@@ -19,6 +19,7 @@ FORBIDDEN = {
     "ipywidgets",
     "papermill",
     "doublerandom",
+    "lightgbm",  # the model extra: loaded only with a model file
 }
 
 
@@ -69,6 +70,7 @@ EXTRAS_ONLY = [
     "starlette",
     "psycopg",
     "psycopg_pool",
+    "lightgbm",
 ]
 WITHOUT_EXTRAS = (
     "import sys\n"
@@ -114,6 +116,20 @@ def test_the_engine_runs_without_the_extras():
         (["run", "scenarios/baseline.yaml"], "sim"),
         (["serve", "--rules", "x", "--db", "y", "--key-file", "k", "--api-keys", "a"], "service"),
         (["audit", "verify", "postgresql://postgres@127.0.0.1/test"], "postgres"),
+        (
+            [
+                "select",
+                "--rules",
+                "scenarios/rules/baseline.yaml",
+                "--db",
+                "-",
+                "--model",
+                "m",
+                "--seed",
+                "1",
+            ],
+            "model",
+        ),
     ):
         refused = without_extras(*command)
         assert refused.returncode == 2 and f"doublerandom[{extra}]" in refused.stderr, refused.stderr

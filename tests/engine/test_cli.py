@@ -83,20 +83,6 @@ def test_select_needs_exactly_one_source_of_draws():
     assert done.exit_code == 2 and "exactly one of --seed" in done.stderr
 
 
-def test_a_live_policy_naming_a_learned_score_is_refused_not_ranked_by_the_rules(tmp_path):
-    """The live office cannot load a model yet: one clear error, never a silent rules-only ranking."""
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("expected_rate: 0.03\nmodel: {combine: alone}\n")
-    db = tmp_path / "office.db"
-    done = runner.invoke(
-        app,
-        ["select", "--rules", str(BASELINE_RULES), "--policy", str(policy), "--seed", "1", "--db", str(db)],
-        input="",
-    )
-    assert done.exit_code == 2 and "policy.model: a live office cannot load a learned score" in done.output
-    assert "Traceback" not in done.output and not db.exists()
-
-
 def test_the_readme_session_selects_dispatches_records_releases_and_verifies(tmp_path):
     db, roster = str(tmp_path / "office.db"), str(ROOT / "scenarios" / "roster.yaml")
     chosen = runner.invoke(

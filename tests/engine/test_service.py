@@ -577,6 +577,7 @@ def test_a_missing_or_invalid_rules_file_keeps_the_last_good_version(client, set
         "status": "ok",
         "version": None,
         "rules_version": new,
+        "model_version": None,
         "rules_problem": None,
         "database_problem": None,
         "checkpoint_problem": None,

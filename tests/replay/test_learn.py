@@ -250,3 +250,32 @@ def test_an_explanation_names_what_pushed_the_score_and_adds_up_to_it(trained):
         pred_contrib=True,
     )[0]
     assert abs(whole.sum() - np.log(scores[k] / (1 - scores[k]))) < 1e-6
+
+
+def test_one_live_declaration_scores_as_the_batch_does_to_the_last_bit(trained, tmp_path):
+    """The live office builds one declaration's inputs (engine.score) from its fields and the
+    importer's record; the batch builds a whole log's (replay.learn). For the last 400 declarations
+    of the log, given the batch's record, every input and the probability are the same bits."""
+    from engine.declarations import parse_declaration
+    from engine.score import FIRM, LearnedScore, inputs
+
+    log, model = trained
+    path = tmp_path / "m.json"
+    model.save(path)
+    live = LearnedScore.load(path)
+    x = learn.features(log)
+    batch = model.predict(x)
+    fields = ["id", "enterprise_id", "hs_code", "origin_country", "departure_country", "trade_mode"]
+    fields += ["transport_mode", "customs_office", "declared_value", "net_mass_kg", "quantity"]
+    unseen = 0
+    for k in range(len(log) - 400, len(log)):
+        row = log.iloc[k]
+        raw = {f: row[f].item() if hasattr(row[f], "item") else row[f] for f in fields}
+        declaration = parse_declaration({**raw, "declared_at": row["declared_at"].isoformat()}, "row")
+        values = inputs(declaration, {name: x.iloc[k][name] for name in FIRM})
+        assert values == x.iloc[k].to_dict(), k
+        assert live.probability(values) == batch[k], k
+        unseen += values["hs_code"] not in model.meta["levels"]["hs_code"]
+    assert unseen > 0  # some six-digit codes were never seen in training: missing, in both alike
+    top = live.reasons(values)
+    assert [name for name, _ in top] == [name for name, _ in model.explain(x.iloc[[len(log) - 1]])[0]]
