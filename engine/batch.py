@@ -129,8 +129,11 @@ class BatchDecider:
         offices: np.ndarray,
         draws: Mapping[str, np.ndarray],
         seed: int,
+        *sub: int,
     ):
-        self.rules, self.offices, self.draws, self.seed = rules, offices, draws, seed
+        """`sub`: the rule-sampling streams' further numbers (the simulation's month: each month's
+        declarations draw from their own)."""
+        self.rules, self.offices, self.draws, self.seed, self.sub = rules, offices, draws, seed, sub
         self.batch = BatchRules(rules, lodged)
         self.fire = self.batch.fire  # a checking run may put durable-rules itself in its place
         self.pacers = Pacers()  # each office's online score cutoff, when the policy has an expected rate
@@ -178,7 +181,7 @@ class BatchDecider:
     def _sampling_draw(self, k: int) -> np.ndarray:
         if k not in self._sampling:
             n = len(self.draws["random"])
-            self._sampling[k] = stream_generator(self.seed, "rule_sampling", k).random(n)
+            self._sampling[k] = stream_generator(self.seed, "rule_sampling", k, *self.sub).random(n)
         return self._sampling[k]
 
 

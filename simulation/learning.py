@@ -49,16 +49,21 @@ PARAMS = {
 
 
 class Learner:
-    """Features, labels and the current booster for every declaration of a run."""
+    """The features of this month's declarations, those of every inspected one with its inclusion
+    probability and, once its inspection ended, its label; and the current booster."""
 
-    def __init__(self, spec: Learning, decls: Declarations):
+    def __init__(self, spec: Learning):
         self.spec = spec
-        self.x = lodged_features(decls)
-        n = len(decls)
-        self.label = np.full(n, np.nan)  # nan: not inspected, or its inspection not finished
-        self.inclusion = np.ones(n)
+        self.levels: dict[str, list[str]] | None = None  # each category's values: one code all run long
+        self.x, self.first = np.zeros((0, len(FEATURES))), 0
+        self.kept: dict[int, tuple[np.ndarray, float]] = {}  # declaration number -> features, inclusion
+        self.label: dict[int, float] = {}  # ... -> what its inspection found, once it ended
         self.booster = None
         self.trainings: list[int] = []  # the labels each training saw (what the tests count)
+
+    def month(self, decls: Declarations, first: int) -> None:
+        """A new month's declarations, the first numbered `first` in the run."""
+        self.x, self.first = lodged_features(decls, self.levels), first
 
     def describe(self, lo: int, hi: int, firms: np.ndarray, day: np.ndarray, standing: Standing) -> None:
         """The enterprise's standing as the declarations are decided."""
@@ -80,48 +85,66 @@ class Learner:
             return None
         return self.booster.predict(self.x[lo:hi], num_threads=1)  # threads cost more than 60 rows
 
-    def selected(self, lo: int, hi: int, inclusion: np.ndarray) -> None:
-        self.inclusion[lo:hi] = inclusion
+    def selected(self, lo: int, hi: int, inclusion: np.ndarray, inspected: np.ndarray) -> None:
+        """Declarations lo..hi were decided: the inspected ones' features, as at decision time, are
+        kept to learn from when their inspection ends."""
+        for k in np.flatnonzero(inspected):
+            self.kept[self.first + lo + int(k)] = (self.x[lo + k].copy(), float(inclusion[k]))
 
-    def learn(self, i: int, found: bool) -> None:
-        """An inspection of declaration i ended: its label is what it found."""
-        self.label[i] = float(found)
+    def learn(self, number: int, found: bool) -> None:
+        """An inspection of declaration `number` ended: its label is what it found."""
+        self.label[number] = float(found)
 
     def retrain(self) -> None:
         import lightgbm  # only a run with a learned score needs it (the `model` extra)
 
-        known = ~np.isnan(self.label)
-        if known.sum() < self.spec.min_labels or len(np.unique(self.label[known])) < 2:
+        known = sorted(self.label)  # in the order decided
+        labels = np.array([self.label[n] for n in known])
+        if len(known) < self.spec.min_labels or len(np.unique(labels)) < 2:
             return
-        weight = 1 / self.inclusion[known] if self.spec.ipw else None
+        x = np.array([self.kept[n][0] for n in known])
+        weight = 1 / np.array([self.kept[n][1] for n in known]) if self.spec.ipw else None
         data = lightgbm.Dataset(
-            self.x[known],
-            self.label[known],
+            x,
+            labels,
             weight=weight,
             feature_name=FEATURES,
             categorical_feature=CATEGORIES,
             free_raw_data=True,
         )
         self.booster = lightgbm.train(PARAMS, data, num_boost_round=self.spec.rounds)
-        self.trainings.append(int(known.sum()))
+        self.trainings.append(len(known))
 
 
-def lodged_features(decls: Declarations) -> np.ndarray:
-    """The features a declaration lodges, for the whole horizon (categories as codes: LightGBM's
-    own handling); the standing's columns are filled as each batch is decided."""
-    goods = decls.goods
+def _categories(goods: pd.DataFrame) -> dict[str, pd.Series]:
     hs = goods["hs_code"].astype(str).str.zfill(6)
-    mass = goods["net_mass_kg"].to_numpy(float)
-    value = goods["declared_value"].to_numpy(float)
-    columns = {
+    return {
         "hs_chapter": hs.str[:2],
         "hs_heading": hs.str[:4],
         "hs_code": hs,
         **{name: goods[name].astype(str) for name in CATEGORIES[3:7]},
     }
+
+
+def levels(goods: pd.DataFrame, trade_modes: list[str]) -> dict[str, list[str]]:
+    """Every value each lodged category can take (the goods the declarations are drawn from, or a
+    log's), sorted: a value's code is its place here, the same in every month of a run."""
+    out = {name: sorted(values.unique()) for name, values in _categories(goods.assign(trade_mode="")).items()}
+    out["trade_mode"] = sorted(
+        set(map(str, trade_modes)) | set(goods.get("trade_mode", pd.Series([], dtype=str)).astype(str))
+    )
+    return out
+
+
+def lodged_features(decls: Declarations, levels: dict[str, list[str]]) -> np.ndarray:
+    """The features declarations lodge (categories as codes into `levels`: LightGBM's own
+    handling); the standing's columns are filled as each batch is decided."""
+    goods = decls.goods
+    mass = goods["net_mass_kg"].to_numpy(float)
+    value = goods["declared_value"].to_numpy(float)
     x = np.zeros((len(decls), len(FEATURES)))
-    for j, values in enumerate(columns.values()):
-        x[:, j] = pd.factorize(values, sort=True)[0]
+    for j, (name, values) in enumerate(_categories(goods).items()):
+        x[:, j] = pd.Categorical(values, categories=levels[name]).codes
     x[:, LODGED.index("site")] = decls.site
     x[:, LODGED.index("log_value")] = np.log1p(value)
     x[:, LODGED.index("log_mass")] = np.log1p(mass)

@@ -7,7 +7,9 @@ is transferred, a clean result is released by a different officer after a delay 
 the enterprise's standing, which the rules read from the next batch on.
 
 Speed: declarations are decided in hourly batches with vectorised rules; only inspected declarations
-become SimPy processes. The price is a feedback lag of at most one hour: a result found at 10:20 is
+become SimPy processes. Memory: the declarations are drawn a calendar month at a time
+(`population.Chunk`), so a run holds a month of them, whatever its horizon. The price of the
+batches is a feedback lag of at most one hour: a result found at 10:20 is
 seen by the rules for declarations arriving from 11:00.
 
 `run(scenario, seed) -> Results` is the one entry point the CLI, notebooks and sweeps use.
@@ -32,7 +34,7 @@ from engine.randomness import stream_generator
 from engine.rules import RuleSet
 from engine.selection import channel
 from engine.standing import Standing
-from simulation import population, warm
+from simulation import learning, population, warm
 from simulation.adaptive import MonthCounts, next_settings
 from simulation.dispatcher import Dispatcher, build_roster
 from simulation.learning import Learner
@@ -52,30 +54,18 @@ class OfficeModel:
     def __init__(self, scenario: Scenario, rules: RuleSet, backend: str, start_h: int = 0):
         self.scenario, self.env, self.start_h = scenario, simpy.Environment(initial_time=start_h), start_h
         self.firms = population.enterprises(scenario)
-        risk = RiskTable.read(scenario.path(scenario.goods.risk)) if scenario.goods.risk else None
-        self.decls = population.declarations(
-            scenario, self.firms, population.read_goods(scenario.path(scenario.goods.table)), risk
-        )
+        self.risk = RiskTable.read(scenario.path(scenario.goods.risk)) if scenario.goods.risk else None
+        self.goods = population.read_goods(scenario.path(scenario.goods.table))
         self.standing = Standing(
             self.firms.credit, self.firms.history, scenario.feedback, scenario.horizon.start
         )
         self.propensity = self.firms.propensity.copy()
         self.perception = Perception(scenario.population.perceived, len(self.propensity))
-        self.screening = Screening(scenario, rules, self.decls, backend)
-        if scenario.population.adaptation:  # firms route around the rules in force
-            firms, enterprise = self.firms, self.decls.enterprise
-            self.decls.risk = population.adapted(
-                self.decls.risk,
-                self.screening.decider.batch.named(),
-                population.propensity_logodds(firms.propensity)[enterprise],
-                firms.credit[enterprise],
-                scenario.population.adaptation,
-            )
-        if scenario.goods.drift:  # a segment's risk moves during the run
-            self.decls.risk = population.drifted(
-                self.decls.risk, self.decls.goods, self.decls.arrival_h, scenario
-            )
-        self.learner = Learner(scenario.model, self.decls) if scenario.model else None
+        self.rules, self.backend = rules, backend
+        self.screening: Screening | None = None  # this month's
+        self.carried_pacers = None  # a warm start's, for its first month
+        self.months = [None] if scenario.arrivals.log else population.chunks(scenario)
+        self.learner = Learner(scenario.model) if scenario.model else None
         self.rule_ids = [r.id for r in rules.rules]
         self.roster = build_roster(scenario)
         self.sites = scenario.sites
@@ -105,12 +95,62 @@ class OfficeModel:
 
     # ------------------------------------------------------------ processes
 
+    def lodge_month(self, k: int, first: int) -> None:
+        """The declarations of the horizon's k-th calendar month (a log's: all of them), numbered from
+        `first`; its screening carries on with the pacers of the month before."""
+        chunk = self.months[k]
+        scenario, firms = self.scenario, self.firms
+        decls = population.declarations(scenario, firms, self.goods, self.risk, chunk)
+        sub = () if chunk is None else (chunk.number,)
+        pacers = self.screening.decider.pacers if self.screening else self.carried_pacers
+        self.screening = Screening(scenario, self.rules, decls, self.backend, sub, first)
+        if pacers is not None:
+            self.screening.decider.pacers = pacers
+        if scenario.population.adaptation:  # firms route around the rules in force
+            enterprise = decls.enterprise
+            decls.risk = population.adapted(
+                decls.risk,
+                self.screening.decider.batch.named(),
+                population.propensity_logodds(firms.propensity)[enterprise],
+                firms.credit[enterprise],
+                scenario.population.adaptation,
+            )
+        if scenario.goods.drift:  # a segment's risk moves during the run
+            decls.risk = population.drifted(decls.risk, decls.goods, decls.arrival_h, scenario)
+        if self.learner:
+            if self.learner.levels is None:  # every value's code, fixed for the run
+                modes = list(scenario.goods.trade_modes)
+                self.learner.levels = learning.levels(self.goods if chunk else decls.goods, modes)
+            self.learner.month(decls, first)
+        self.decls, self.first = decls, first
+        end = len(self.month_of_hour) if chunk is None else chunk.end_h
+        start = 0 if chunk is None else chunk.first_h
+        self.bounds = np.searchsorted(decls.arrival_h, np.arange(start, end + 1))
+        self.bounds_from, self.month_end = start, end
+
+    def first_numbers(self) -> list[int]:
+        """Each month's first declaration's number in the run (the first month's own hours before the
+        horizon's start count negative), from the arrival counts alone."""
+        out, number = [], 0
+        for chunk in self.months:
+            if chunk is None:
+                return [0]
+            out.append(number - population.lodged_before(self.scenario, chunk, 0))
+            number += population.lodged_before(
+                self.scenario, chunk, len(self.month_of_hour)
+            ) - population.lodged_before(self.scenario, chunk, 0)
+        return out
+
     def source(self, progress: Progress | None, warm_to: Path | None = None):
-        """Declarations hour by hour from `start_h`; with `warm_to`, the warm state is saved there at
-        the first measured hour, before anything of that hour happens."""
-        env, decls, n_hours = self.env, self.decls, len(self.month_of_hour)
-        bounds = np.searchsorted(decls.arrival_h, np.arange(n_hours + 1))
+        """Declarations hour by hour from `start_h`, a month of them in memory at a time; with
+        `warm_to`, the warm state is saved there at the first measured hour, before anything of that
+        hour happens."""
+        env, n_hours = self.env, len(self.month_of_hour)
         n_days = n_hours // 24
+        firsts, k = self.first_numbers(), 0
+        while self.months[k] is not None and self.months[k].end_h <= self.start_h:
+            k += 1
+        self.lodge_month(k, firsts[k])
         first_measured = int(self.record.month_edges[self.scenario.horizon.warmup_months])
         for hour in range(self.start_h, n_hours):
             if env.now < hour:
@@ -125,7 +165,10 @@ class OfficeModel:
             if hour and self.month_of_hour[hour] != self.month_of_hour[hour - 1]:
                 self.close_month(int(self.month_of_hour[hour - 1]), hour)
                 self._new_month(int(self.month_of_hour[hour]))
-            lo, hi = int(bounds[hour]), int(bounds[hour + 1])
+            if hour >= self.month_end:
+                k += 1
+                self.lodge_month(k, firsts[k])
+            lo, hi = int(self.bounds[hour - self.bounds_from]), int(self.bounds[hour + 1 - self.bounds_from])
             if hi > lo:
                 yield from self._arrivals(hour, lo, hi)
         if progress:
@@ -146,7 +189,7 @@ class OfficeModel:
             lo, hi, self.standing, self.policy, self.instruction_rate, violating, probability
         )
         if self.learner:
-            self.learner.selected(lo, hi, batch.inclusion)
+            self.learner.selected(lo, hi, batch.inclusion, batch.selected | batch.instructed)
         self.standing.count_declarations(firms)
         self.perception.saw(firms, batch.selected | batch.instructed)
         channels = (
@@ -176,7 +219,7 @@ class OfficeModel:
         chosen_by = "instructed" if chosen_by == "none" else chosen_by  # the officers' order
         firm = int(self.decls.enterprise[i])
         return Case(
-            i,
+            self.first + i,
             float(self.decls.arrival_h[i]),
             self.sites[self.decls.site[i]].name,
             firm,
@@ -291,7 +334,7 @@ class OfficeModel:
     def restore(self, state: dict) -> None:
         """Take up a warm state at `start_h` (the same first measured hour it was saved at)."""
         self.standing, self.propensity = state["standing"], state["propensity"]
-        self.perception, self.screening.decider.pacers = state["perception"], state["pacers"]
+        self.perception, self.carried_pacers = state["perception"], state["pacers"]
         self.learner = state.get("learner", self.learner)
         for name in STREAMS:
             getattr(self, name).setstate(state["streams"][name])

@@ -1,15 +1,19 @@
-"""The simulated world: enterprises with a hidden propensity to violate, and every declaration of the
-horizon drawn up front with its ground truth draw.
+"""The simulated world: enterprises with a hidden propensity to violate, and their declarations with
+each one's ground truth draw, drawn a calendar month at a time (`Chunk`), so a run holds a month of
+declarations in memory, not its horizon.
 
-Everything is drawn from seeded numpy streams, one per purpose, so two scenarios with the same seed
-share their declarations and draws (common random numbers): raising the random ratio only adds
-declarations to the random sample, it never reshuffles who lodged what.
+Everything is drawn from seeded numpy streams, one per purpose and calendar month (numbered by the
+month itself, not by its place in the horizon), so two scenarios with the same seed share their
+declarations and draws (common random numbers): raising the random ratio only adds declarations to
+the random sample, it never reshuffles who lodged what; and a month's declarations are the same
+however the horizon is cut (a month is always drawn whole, and the hours outside the horizon are
+never lodged).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -109,12 +113,59 @@ class Declarations:
     def __len__(self) -> int:
         return len(self.arrival_h)
 
+    def hours(self, first: float, end: float) -> Declarations:
+        """Those arriving from hour `first` up to `end`."""
+        keep = slice(*np.searchsorted(self.arrival_h, [first, end]))
+        return Declarations(
+            **{
+                f.name: getattr(self, f.name)[keep].reset_index(drop=True)
+                if f.name == "goods"
+                else None
+                if getattr(self, f.name) is None
+                else getattr(self, f.name)[keep]
+                for f in fields(Declarations)
+            }
+        )
 
-def arrival_rates(scenario: Scenario) -> np.ndarray:
-    """Mean declarations in each hour of the horizon."""
-    a, start = scenario.arrivals, scenario.horizon.start
+
+@dataclass(frozen=True)
+class Chunk:
+    """One calendar month of arrivals: its stream number (year x 12 + month - 1), its first day, its
+    days, and its first hour counted from the horizon's start (negative when the horizon starts later
+    in the month)."""
+
+    number: int
+    first_day: dt.date
+    days: int
+    first_h: int
+
+    @property
+    def end_h(self) -> int:
+        return self.first_h + 24 * self.days
+
+
+def chunks(scenario: Scenario) -> list[Chunk]:
+    """The calendar months the horizon touches, in order."""
+    start, end = scenario.horizon.start, scenario.horizon.start + dt.timedelta(days=scenario.horizon.n_days)
+    out, first = [], start.replace(day=1)
+    while first < end:
+        following = (first + dt.timedelta(days=32)).replace(day=1)
+        out.append(
+            Chunk(
+                first.year * 12 + first.month - 1, first, (following - first).days, 24 * (first - start).days
+            )
+        )
+        first = following
+    return out
+
+
+def arrival_rates(scenario: Scenario, first: dt.date | None = None, n_days: int | None = None) -> np.ndarray:
+    """Mean declarations in each hour of `n_days` days from `first` (default: the horizon)."""
+    a = scenario.arrivals
+    first = scenario.horizon.start if first is None else first
+    n_days = scenario.horizon.n_days if n_days is None else n_days
     profile = np.asarray(a.hourly_profile, float) / sum(a.hourly_profile)
-    days = [start + dt.timedelta(days=d) for d in range(scenario.horizon.n_days)]
+    days = [first + dt.timedelta(days=d) for d in range(n_days)]
     per_day = np.array(
         [
             a.per_day * (a.weekend_factor if d.weekday() >= 5 else 1.0) * a.monthly_factor.get(d.month, 1.0)
@@ -125,18 +176,28 @@ def arrival_rates(scenario: Scenario) -> np.ndarray:
 
 
 def declarations(
-    scenario: Scenario, firms: Enterprises, goods_table: pd.DataFrame, risk_table: RiskTable | None = None
+    scenario: Scenario,
+    firms: Enterprises,
+    goods_table: pd.DataFrame,
+    risk_table: RiskTable | None = None,
+    chunk: Chunk | None = None,
 ) -> Declarations:
+    """One month's declarations (all its hours, `arrival_h` from the horizon's start); without
+    `chunk`, those of the whole horizon, month after month (what tests and references look at)."""
     if scenario.arrivals.log:
         return from_log(scenario, firms, risk_table)
-    seed = scenario.seed
-    rng = stream_generator(seed, "arrivals")
-    counts = rng.poisson(arrival_rates(scenario))
+    if chunk is None:
+        n_hours = 24 * scenario.horizon.n_days
+        months = [declarations(scenario, firms, goods_table, risk_table, c) for c in chunks(scenario)]
+        return concat([m.hours(0, n_hours) for m in months])
+    seed, number = scenario.seed, chunk.number
+    rng = stream_generator(seed, "arrivals", number)
+    counts = rng.poisson(arrival_rates(scenario, chunk.first_day, chunk.days))
     hours = np.repeat(np.arange(len(counts)), counts)
-    arrival = np.sort(hours + rng.random(hours.size))  # a Poisson process: uniform inside each hour
+    arrival = chunk.first_h + np.sort(hours + rng.random(hours.size))  # Poisson: uniform inside each hour
     n = arrival.size
     enterprise = rng.choice(len(firms), size=n, p=firms.volume).astype(np.int32)
-    goods_rng = stream_generator(seed, "goods")
+    goods_rng = stream_generator(seed, "goods", number)
     lines = goods_rng.integers(0, len(goods_table), n)
     goods = goods_table.iloc[lines].reset_index(drop=True)
     modes = scenario.goods.trade_modes
@@ -148,17 +209,40 @@ def declarations(
         enterprise=enterprise,
         goods=goods,
         risk=goods_risk(scenario, firms, enterprise, goods_table, lines, risk_table),
-        site=sites(scenario, n),
-        **draws(seed, n),
+        site=sites(scenario, n, number),
+        **draws(seed, n, number),
     )
 
 
-def draws(seed: int, n: int) -> dict[str, np.ndarray]:
-    """Each declaration's draws, one stream per purpose (common random numbers across scenarios)."""
+def lodged_before(scenario: Scenario, chunk: Chunk, hour: int) -> int:
+    """How many of the month's declarations arrive before `hour` (from the horizon's start): its
+    arrival counts only, without drawing the rest, to number declarations without holding them."""
+    rng = stream_generator(scenario.seed, "arrivals", chunk.number)
+    counts = rng.poisson(arrival_rates(scenario, chunk.first_day, chunk.days))
+    return int(counts[: max(0, min(len(counts), hour - chunk.first_h))].sum())
+
+
+def draws(seed: int, n: int, *number: int) -> dict[str, np.ndarray]:
+    """Each declaration's draws, one stream per purpose (and month: `number`), common random numbers
+    across scenarios."""
     return {
-        f"u_{purpose}": stream_generator(seed, purpose).random(n)
+        f"u_{purpose}": stream_generator(seed, purpose, *number).random(n)
         for purpose in ("violation", "random", "instruction", "credit", "capacity")
     }
+
+
+def concat(parts: list[Declarations]) -> Declarations:
+    """Declarations one after the other (parts in arrival order)."""
+    out = {}
+    for f in fields(Declarations):
+        values = [getattr(p, f.name) for p in parts]
+        if f.name == "goods":
+            out[f.name] = pd.concat(values, ignore_index=True)
+        elif f.name == "logged":
+            out[f.name] = None if values[0] is None else np.concatenate(values)
+        else:
+            out[f.name] = np.concatenate(values)
+    return Declarations(**out)
 
 
 GOODS = [
@@ -227,13 +311,13 @@ def from_log(scenario: Scenario, firms: Enterprises, risk_table: RiskTable | Non
     )
 
 
-def sites(scenario: Scenario, n: int) -> np.ndarray:
+def sites(scenario: Scenario, n: int, *number: int) -> np.ndarray:
     """Each declaration's site, drawn by the sites' shares (all 0 with one site: no draw spent)."""
     shares = np.array([site.share for site in scenario.sites])
     if len(shares) == 1:
         return np.zeros(n, np.int16)
     return (
-        stream_generator(scenario.seed, "site")
+        stream_generator(scenario.seed, "site", *number)
         .choice(len(shares), size=n, p=shares / shares.sum())
         .astype(np.int16)
     )

@@ -53,17 +53,29 @@ class Batch:
 
 
 class Screening:
-    def __init__(self, scenario: Scenario, rules: RuleSet, decls: Declarations, backend: str = "vector"):
+    def __init__(
+        self,
+        scenario: Scenario,
+        rules: RuleSet,
+        decls: Declarations,
+        backend: str = "vector",
+        sub: tuple[int, ...] = (),
+        first: int = 0,
+    ):
+        """`decls`: one month's (`sub`: its stream number), the first of them the run's declaration
+        number `first`."""
         if backend not in ("vector", "durable"):
             raise ValueError(f"rules backend is 'vector' or 'durable', not {backend!r}")
-        self.rules, self.decls, self.backend = rules, decls, backend
+        self.rules, self.decls, self.backend, self.first = rules, decls, backend, first
         self.instruction = scenario.instruction
         self.instructed_type = INSPECTION_TYPES.index(scenario.inspection.instructed_type)
         self.start = pd.Timestamp(scenario.horizon.start)
         self.site_names = np.array([site.name for site in scenario.sites], dtype=object)
         self.day = decls.arrival_h / 24.0
         draws = {"random": decls.u_random, "credit": decls.u_credit, "capacity": decls.u_capacity}
-        self.decider = BatchDecider(rules, self._lodged(), self.site_names[decls.site], draws, scenario.seed)
+        self.decider = BatchDecider(
+            rules, self._lodged(), self.site_names[decls.site], draws, scenario.seed, *sub
+        )
         self.frame, self.firm_fields_used = self.decider.batch.frame, self.decider.batch.firm_fields_used
         if backend == "durable":  # the rules through durable-rules, declaration by declaration
             self.decider.fire = self._fire_durable
@@ -82,7 +94,7 @@ class Screening:
                 "%Y-%m-%d"
             ),
             "enterprise_id": lambda: "E" + pd.Series(self.decls.enterprise).astype(str).str.zfill(6),
-            "id": lambda: "S" + pd.Series(np.arange(n)).astype(str).str.zfill(8),
+            "id": lambda: "S" + pd.Series(self.first + np.arange(n)).astype(str).str.zfill(8),
             **{name: (lambda name=name: goods[name]) for name in goods.columns},
         }
 

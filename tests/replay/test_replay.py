@@ -358,7 +358,9 @@ def test_a_scenario_can_take_its_arrivals_from_an_imported_log(tmp_path):
     )
     from simulation.model import OfficeModel
 
-    decls = OfficeModel(spec, RuleSet.load(spec.path(spec.rules)), "vector").decls
+    office = OfficeModel(spec, RuleSet.load(spec.path(spec.rules)), "vector")
+    office.lodge_month(0, 0)  # a log: one "month", the whole of it
+    decls = office.decls
     per_day = log.groupby(log["declared_at"].dt.day).size()
     arrivals = pd.Series(np.floor(decls.arrival_h / 24).astype(int) + 1).value_counts().sort_index()
     assert arrivals.to_numpy().tolist() == per_day.sort_index().to_numpy().tolist()

@@ -51,7 +51,9 @@ def test_the_recommended_share_meets_its_precision_when_re_simulated():
     average; and it is a real choice: the smallest share misses the precision."""
     from simulation import sweep, tuning
 
-    precision = 0.016
+    # between what the two shares give here (half-widths about 0.031 and 0.013, their upper bounds
+    # 0.037 and 0.018 over 3 replications), so the answer is a real choice
+    precision = 0.02
     with sweep.Runner(workers=2) as runner:
         found = tuning.fixed_capacity(
             port(), SCENARIOS, runner, CAPACITY, [0.1, 0.5], precision, tuning.Limits(max_utilization=0.9), 3

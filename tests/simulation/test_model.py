@@ -389,20 +389,27 @@ def test_adaptation_moves_violations_off_what_the_rules_name_keeping_each_class_
     from simulation import population
     from simulation.model import OfficeModel
 
-    def office(*extra: str) -> OfficeModel:
+    def months(*extra: str):
+        """The horizon's three months as a run lodges them (adapted), one after the other: the
+        enterprises, the declarations and which ones a rule names."""
         s = load("baseline.yaml", *ADAPTATION_PORT, *extra)
-        return OfficeModel(s, RuleSet.load(s.path(s.rules)), "vector")
+        made = OfficeModel(s, RuleSet.load(s.path(s.rules)), "vector")
+        parts, named = [], []
+        for k in range(3):
+            made.lodge_month(k, 0)
+            parts.append(made.decls)
+            named.append(made.screening.decider.batch.named())
+        return made, population.concat(parts), np.concatenate(named)
 
-    before, after = office(), office("population.adaptation=0.5")
+    (before, decls0, _), (after, decls1, named) = months(), months("population.adaptation=0.5")
     assert before.scenario.population.adaptation == 0
-    named = after.screening.decider.batch.named()
     assert 0.01 < named.mean() < 0.5, named.mean()  # the goods and origin lists name some, not most
 
-    def chance(o: OfficeModel) -> np.ndarray:
-        return population.violation_probability(o.firms.propensity[o.decls.enterprise], o.decls.risk)
+    def chance(o: OfficeModel, decls) -> np.ndarray:
+        return population.violation_probability(o.firms.propensity[decls.enterprise], decls.risk)
 
-    p0, p1 = chance(before), chance(after)
-    klass = before.firms.credit[before.decls.enterprise]
+    p0, p1 = chance(before, decls0), chance(after, decls1)
+    klass = before.firms.credit[decls0.enterprise]
     for code in np.unique(klass):
         where = klass == code
         assert p1[where].mean() == pytest.approx(p0[where].mean(), rel=1e-6)
