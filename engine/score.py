@@ -9,8 +9,13 @@ a log scale); and the importer's record over the `WINDOW_DAYS` days before the d
 declarations lodged, inspected (with a result), inspected with a violation, and that share with a
 prior of one clean and one bad.
 
+The probability is LightGBM's, recalibrated on the later validation period where the file carries a
+calibration (`model train --calibrate`; `calibrated`: Platt's logistic map of the trees' log-odds,
+weighed as the training was, so it keeps the ranking and its mean over that period is the period's
+violation rate).
+
 A live decision records every input, the probability and the inputs that pushed it most (LightGBM's
-tree contributions on the log-odds scale), so an officer sees why, and `audit replay --model FILE`
+tree contributions on the trees' own log-odds scale), so an officer sees why, and `audit replay --model FILE`
 recomputes the probability from the recorded inputs to the last bit. The importer's record is what
 the office knew when it decided (results recorded by then), which is why it is recorded rather than
 recomputed later.
@@ -27,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +71,15 @@ REASONS = 3  # the inputs a decision names as pushing its probability most
 def fingerprint(body: dict) -> str:
     payload = {k: v for k, v in body.items() if k != "fingerprint"}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def calibrated(p: float, calibration: dict | None) -> float:
+    """The trees' probability through the file's calibration (none: as it is). Plain floats, one at a
+    time, for the batch as for one live declaration: the same bits either way."""
+    if not calibration or p <= 0.0 or p >= 1.0:
+        return p
+    z = calibration["slope"] * math.log(p / (1.0 - p)) + calibration["intercept"]
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def window(day: dt.date) -> tuple[str, str]:
@@ -161,7 +176,8 @@ class LearnedScore:
 
     def probability(self, values: dict[str, Any]) -> float:
         x = self.row(values)
-        return float(self.booster.predict(x, num_iteration=self.meta["iterations"], num_threads=1)[0])
+        p = float(self.booster.predict(x, num_iteration=self.meta["iterations"], num_threads=1)[0])
+        return calibrated(p, self.meta.get("calibration"))
 
     def reasons(self, values: dict[str, Any], top: int = REASONS) -> list[list]:
         """The inputs that pushed this probability most: [name, log-odds contribution], largest first."""

@@ -277,6 +277,9 @@ def model_train(
         ..., "--valid-until", help="stop early on, and report, declarations from --until to this date"
     ),
     out: Path = typer.Option(..., "--out", help="the model file (JSON) to write"),
+    calibrate: bool = typer.Option(
+        False, "--calibrate", help="recalibrate the probability on the validation period (Platt)"
+    ),
 ) -> None:
     """Train gradient-boosted trees (LightGBM) on the log's inspected declarations before --until,
     stopping early on the period up to --valid-until; the file records the periods, the features, the
@@ -288,7 +291,7 @@ def model_train(
 
     start, end = _dates(until, valid_until)
     try:
-        model = learn.train(logs.read(folder), start, end)
+        model = learn.train(logs.read(folder), start, end, calibrate=calibrate)
     except InputError as e:
         fail(str(e))
     model.save(out)

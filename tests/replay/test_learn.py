@@ -277,5 +277,31 @@ def test_one_live_declaration_scores_as_the_batch_does_to_the_last_bit(trained, 
         assert live.probability(values) == batch[k], k
         unseen += values["hs_code"] not in model.meta["levels"]["hs_code"]
     assert unseen > 0  # some six-digit codes were never seen in training: missing, in both alike
+    calibrated = learn.train(log, dt.date(2025, 8, 1), dt.date(2025, 10, 1), calibrate=True)
+    calibrated.save(tmp_path / "c.json")
+    live_c, batch_c = LearnedScore.load(tmp_path / "c.json"), calibrated.predict(x)
+    for k in range(len(log) - 100, len(log)):  # the recalibration too: the same bits live and in a batch
+        row = x.iloc[k].to_dict()
+        assert live_c.probability(row) == batch_c[k] != batch[k], k
     top = live.reasons(values)
     assert [name for name, _ in top] == [name for name, _ in model.explain(x.iloc[[len(log) - 1]])[0]]
+
+
+def test_the_probability_is_recalibrated_on_the_validation_period_keeping_the_ranking(trained):
+    """Platt's map, fitted on the validation period: there the calibrated probabilities' mean is the
+    violation rate (the logistic intercept's score equation, so to rounding), and no two declarations
+    swap places."""
+    from scipy import stats
+
+    log, plain = trained
+    model = learn.train(log, dt.date(2025, 8, 1), dt.date(2025, 10, 1), calibrate=True)
+    assert model.meta["calibration"]["slope"] > 0 and "calibration" not in plain.meta
+    x = learn.features(log)
+    day = log["declared_at"].dt.date
+    valid = (day >= dt.date(2025, 8, 1)) & (day < dt.date(2025, 10, 1))
+    calibrated = model.predict(x[valid])
+    assert calibrated.mean() == pytest.approx(log.loc[valid, "violation"].mean(), abs=1e-9)
+    raw = learn.Model(model.booster, {**model.meta, "calibration": None}).predict(x[valid])
+    np.testing.assert_array_equal(raw, plain.predict(x[valid]))  # the same trees underneath
+    assert not np.allclose(raw, calibrated)  # it did move them
+    assert stats.spearmanr(raw, calibrated).statistic == pytest.approx(1.0, abs=1e-12)
