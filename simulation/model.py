@@ -63,6 +63,7 @@ class OfficeModel:
         self.perception = Perception(scenario.population.perceived, len(self.propensity))
         self.rules, self.backend = rules, backend
         self.screening: Screening | None = None  # this month's
+        self.decls: population.Declarations | None = None  # ... and its declarations
         self.carried_pacers = None  # a warm start's, for its first month
         self.months = [None] if scenario.arrivals.log else population.chunks(scenario)
         self.learner = Learner(scenario.model) if scenario.model else None
@@ -100,9 +101,12 @@ class OfficeModel:
         `first`; its screening carries on with the pacers of the month before."""
         chunk = self.months[k]
         scenario, firms = self.scenario, self.firms
+        pacers = self.screening.decider.pacers if self.screening else self.carried_pacers
+        self.screening = self.decls = None  # last month's go before this one is drawn: one in memory
+        if self.learner:
+            self.learner.x = None
         decls = population.declarations(scenario, firms, self.goods, self.risk, chunk)
         sub = () if chunk is None else (chunk.number,)
-        pacers = self.screening.decider.pacers if self.screening else self.carried_pacers
         self.screening = Screening(scenario, self.rules, decls, self.backend, sub, first)
         if pacers is not None:
             self.screening.decider.pacers = pacers
