@@ -270,6 +270,7 @@ class OfficeModel:
     def close_month(self, month: int, hour: float) -> None:
         self.record.backlog_end[month] = [d.waiting() for d in self.dispatchers.values()]
         self.record.dishonest_end[month], self.record.high_risk_end[month] = self.standing.count(hour / 24.0)
+        self.record.settle()  # the month's cleared inspections into compact columns
 
     def _new_month(self, month: int) -> None:
         """Enterprises leave and new ones take their trade; the adaptive controller (if any) sets this

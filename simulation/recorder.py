@@ -8,9 +8,11 @@ counts per month (and per site where a site has them), each counted once where i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, fields
 
 import numpy as np
+import pandas as pd
 
 from engine.selection import CREDIT_CLASSES, LANES
 
@@ -41,6 +43,17 @@ class Case:
     cleared_h: float = math.nan
 
 
+CASE_FIELDS = [f.name for f in fields(Case)]
+_ROW = operator.attrgetter(*CASE_FIELDS)
+
+
+def case_frame(cases: list[Case]) -> pd.DataFrame:
+    """Cases as rows, one column per field."""
+    if not cases:
+        return pd.DataFrame(columns=CASE_FIELDS)
+    return pd.DataFrame.from_records([_ROW(c) for c in cases], columns=CASE_FIELDS)
+
+
 class Recorder:
     def __init__(self, month_of_hour: np.ndarray, sites: list[str], ratio: float, instruction_rate: float):
         self.month_of_hour, self.sites = month_of_hour, sites
@@ -48,7 +61,8 @@ class Recorder:
         self.n_months = n_months
         self.site_index = {name: k for k, name in enumerate(sites)}
         self.month_edges = np.concatenate([[0], np.cumsum(np.bincount(month_of_hour, minlength=n_months))])
-        self.cases: list[Case] = []
+        self.cases: list[Case] = []  # inspections not yet cleared (and all of them, until `settle`)
+        self.settled: list[pd.DataFrame] = []  # cleared ones, a month's at a time, in compact columns
         # month x site
         self.declarations = np.zeros((n_months, n_sites), np.int64)
         self.violations = np.zeros((n_months, n_sites), np.int64)
@@ -70,6 +84,28 @@ class Recorder:
         self.ratio_used = np.full(n_months, ratio)
         self.instruction_used = np.full(n_months, instruction_rate)
         self.hourly_waiting = np.zeros(len(month_of_hour), np.int64)
+
+    def settle(self) -> None:
+        """Move the cleared cases (nothing changes a case once it is cleared) into compact columns,
+        so a long run holds a few bytes per inspection rather than an object each."""
+        cleared = [c for c in self.cases if not math.isnan(c.cleared_h)]
+        if not cleared:
+            return
+        self.cases = [c for c in self.cases if math.isnan(c.cleared_h)]
+        frame = case_frame(cleared)
+        for name in frame.select_dtypes(include=["object", "string"]).columns:
+            frame[name] = frame[name].astype("category")
+        self.settled.append(frame)
+
+    def all_cases(self) -> pd.DataFrame:
+        """Every case as a row, in the order the declarations arrived."""
+        parts = [*self.settled, case_frame(self.cases)] if self.cases else self.settled
+        if not parts:
+            return case_frame([])
+        frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].copy()
+        for name in frame.select_dtypes(include="category").columns:
+            frame[name] = frame[name].astype(object)
+        return frame.sort_values("declaration", kind="stable").reset_index(drop=True)
 
     def work(self, site: str, start_h: float, hours: float) -> None:
         """An inspection's service time, split over the months it spans (the part past the horizon's

@@ -8,7 +8,6 @@ monthly: see simulation.metrics. hourly: inspections waiting for dispatch at eac
 from __future__ import annotations
 
 import json
-import operator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,11 +200,8 @@ def month_labels(scenario: Scenario, n: int) -> list[str]:
 
 
 def _events(record: Recorder, scenario: Scenario) -> pd.DataFrame:
-    cases = record.cases
     derived = ("month", "detection", "assumed_detection", "wait_h", "clearance_h", "censored")
-    names = [f for f in EVENT_COLUMNS if f not in derived]
-    row = operator.attrgetter(*names)
-    frame = pd.DataFrame.from_records([row(c) for c in cases] if cases else None, columns=names)
+    frame = record.all_cases()[[f for f in EVENT_COLUMNS if f not in derived]]
     labels = np.array(month_labels(scenario, record.n_months))
     frame["month"] = labels[record.month_of_hour[frame["arrival_h"].to_numpy(int)]] if len(frame) else []
     detection = {t.value: p for t, p in scenario.inspection.detection.items()}

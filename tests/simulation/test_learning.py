@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -49,7 +47,7 @@ def simulate(spec: scenario.Scenario, trainings: list) -> OfficeModel:
 
 
 def case_table(office: OfficeModel) -> pd.DataFrame:
-    return pd.DataFrame([{f.name: getattr(c, f.name) for f in fields(c)} for c in office.record.cases])
+    return office.record.all_cases()
 
 
 @pytest.fixture(scope="module")
