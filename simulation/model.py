@@ -456,4 +456,5 @@ def run(
     if scenario.arrivals.log:  # what the log recorded decides what a trace run can say (results.py)
         logged = office.decls.logged
         meta["trace"] = {"declarations": int(len(logged)), "with_outcome": int(np.isfinite(logged).sum())}
+    office.screening = office.decls = None  # the last month's declarations, before the tables are built
     return build_results(office.record, scenario, meta)
