@@ -17,7 +17,9 @@ import pandas as pd
 from engine.errors import InputError
 
 DECLARATIONS = "declarations.parquet"  # the log's rows: declaration fields, outcomes, inclusion probability
-LOGGED = [  # the declaration's fields a log keeps
+# The declaration's fields a log keeps: codes (text), then amounts; with its id and time, what a
+# mapping must name (replay/mapping.py) and the columns `doublerandom import` writes (replay/log.py).
+CODES = (
     "enterprise_id",
     "hs_code",
     "origin_country",
@@ -25,10 +27,9 @@ LOGGED = [  # the declaration's fields a log keeps
     "trade_mode",
     "transport_mode",
     "customs_office",
-    "declared_value",
-    "net_mass_kg",
-    "quantity",
-]
+)
+NUMBERS = ("declared_value", "net_mass_kg", "quantity")
+DECLARATION_FIELDS = ("id", "declared_at", *CODES, *NUMBERS)
 
 
 def read(folder: str | Path) -> pd.DataFrame:
@@ -57,7 +58,7 @@ def from_store(store) -> pd.DataFrame:
         fields = json.loads(lodged)
         rows.append(
             {
-                **{name: fields.get(name) for name in LOGGED},
+                **{name: fields.get(name) for name in CODES + NUMBERS},
                 "id": id_,
                 # the declared wall time, as an imported log keeps it
                 "declared_at": dt.datetime.fromisoformat(declared_at).replace(tzinfo=None),

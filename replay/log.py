@@ -21,8 +21,14 @@ import pyarrow.parquet as pq
 
 from engine.declarations import COUNTRY_PATTERN, HS_PATTERN, ID_PATTERN
 from engine.errors import InputError
-from engine.imported import DECLARATIONS, read  # noqa: F401 - read: the replay's callers use logs.read
-from replay.mapping import DECLARATION_FIELDS, NUMBERS, OUTCOMES, Mapping, convert
+from engine.imported import (  # noqa: F401 - read: the replay's callers use logs.read
+    CODES,
+    DECLARATION_FIELDS,
+    DECLARATIONS,
+    NUMBERS,
+    read,
+)
+from replay.mapping import OUTCOMES, Mapping, convert
 
 REPORT = "import_report.json"
 REFUSED = "refused.csv"
@@ -90,18 +96,7 @@ SCHEMA = pa.schema(
     [
         ("id", pa.string()),
         ("declared_at", pa.timestamp("us")),
-        *[
-            (f, pa.string())
-            for f in (
-                "enterprise_id",
-                "hs_code",
-                "origin_country",
-                "departure_country",
-                "trade_mode",
-                "transport_mode",
-                "customs_office",
-            )
-        ],
+        *[(f, pa.string()) for f in CODES],
         *[(f, pa.float64()) for f in NUMBERS],
         ("violation", pa.bool_()),
         ("critical", pa.bool_()),

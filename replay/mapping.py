@@ -17,22 +17,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from engine.files import read_model
+from engine.imported import DECLARATION_FIELDS, NUMBERS
 
-DECLARATION_FIELDS = (
-    "id",
-    "declared_at",
-    "enterprise_id",
-    "hs_code",
-    "origin_country",
-    "departure_country",
-    "trade_mode",
-    "transport_mode",
-    "customs_office",
-    "declared_value",
-    "net_mass_kg",
-    "quantity",
-)
-NUMBERS = ("declared_value", "net_mass_kg", "quantity")
 # outcomes kept beside the declarations: violation found (0/1), its category, revenue (duty) at stake,
 # whether it was inspected, and its inclusion probability when the log recorded one
 OUTCOMES = ("violation", "critical", "category", "revenue", "inspected", "inclusion_probability")
