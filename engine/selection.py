@@ -40,6 +40,11 @@ class ScoreModel(BaseModel):
     weight: float = Field(default=10.0, gt=0, le=1000, description="the score of a probability of 1")
     inspection: InspectionType = InspectionType.physical
 
+    def rank(self, score, probability):
+        """What the targeted channel ranks by: `weight` x the probability, alone or added to the rules'
+        score (arrays or plain floats alike; one arithmetic for a batch, a decision and a stored one)."""
+        return (score if self.combine == "added" else 0.0) + self.weight * probability
+
 
 class SelectionPolicy(BaseModel):
     """The sampling percentages policy staff set; defaults follow the customs credit measures."""
@@ -182,8 +187,7 @@ class PolicyTable:
     random_intensity: int
     weights: np.ndarray  # per rule: what it adds to the risk score
     paced: bool = False  # the targeted channel works to an expected rate
-    model_weight: float = 0.0  # the ranking score of a probability of 1; 0: no learned score
-    rules_ranked: bool = True  # the rules' score counts in the ranking (no model, or "added")
+    model: ScoreModel | None = None  # how a learned score ranks, where the policy names one
     model_intensity: int = NOT_INSPECTED  # the inspection of a declaration only the learned score took
 
     def score(self, hits: np.ndarray) -> np.ndarray:
@@ -197,14 +201,12 @@ class PolicyTable:
     def learned(self, probability) -> bool:
         """Whether a learned score ranks: the policy names one and its probabilities are given (a
         simulated run's score is not trained at first: the rules rank until it is)."""
-        return bool(self.model_weight) and probability is not None
+        return self.model is not None and probability is not None
 
     def ranking(self, score, probability):
         """What the targeted channel ranks by: the rules' score, or with a learned score the
         model's probability x its weight, alone or added (arrays or plain floats alike)."""
-        if not self.learned(probability):
-            return score
-        return (score if self.rules_ranked else 0.0) + self.model_weight * probability
+        return self.model.rank(score, probability) if self.learned(probability) else score
 
     @classmethod
     def of(cls, policy: SelectionPolicy, rules: RuleSet) -> PolicyTable:
@@ -218,8 +220,7 @@ class PolicyTable:
             policy.random_inspection.intensity,
             np.array([r.weight for r in rules.rules], dtype=float),
             policy.paced,
-            model.weight if model else 0.0,
-            model is None or model.combine == "added",
+            model,
             model.inspection.intensity if model else NOT_INSPECTED,
         )
 
@@ -284,7 +285,7 @@ def choose(
     value where a rule's scaled rate is 1: a draw under a rate of 1 always passes); `u_credit`:
     the credit channel's draws; `pace`: with an expected rate (table.paced), the offices' pacers
     bound to their draws: the targeted channel is theirs, and per-rule sampling is not used;
-    `probability`: a learned score's, where the policy names one (table.model_weight): the pacer
+    `probability`: a learned score's, where the policy names one (table.model): the pacer
     ranks by `table.ranking` and a declaration it takes is targeted whether or not a rule fired."""
     threshold, floor = table.thresholds[credit], table.floors[credit]
     random_hit, credit_hit = u_random < threshold, u_credit < floor
@@ -493,9 +494,7 @@ def _history(policy: SelectionPolicy, decisions: list[dict[str, Any]]) -> tuple:
 def _rank(policy: SelectionPolicy, decision: dict[str, Any]) -> float:
     """What the pacer ranked a stored decision by: `PolicyTable.ranking`'s arithmetic."""
     score, learned = decision.get("score", 0.0), decision.get("learned")
-    if policy.model is None or not learned:
-        return score
-    return (score if policy.model.combine == "added" else 0.0) + policy.model.weight * learned["probability"]
+    return policy.model.rank(score, learned["probability"]) if policy.model and learned else score
 
 
 def channel(random_hit: bool, targeted: bool, credit_only: bool) -> str:
