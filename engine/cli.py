@@ -799,7 +799,8 @@ def serve(
                 "--workers above 1 needs a PostgreSQL database (SQLite takes one writer); "
                 "README 'Running in production'"
             )
-        policy = selection_policy(policy_file, ratio, expected_rate, learned_score(model))
+        score = learned_score(model)  # loaded and checked once; each worker of --workers N loads its own
+        policy = selection_policy(policy_file, ratio, expected_rate, score)
         app_ = create_app(
             rules,
             db,
@@ -810,7 +811,7 @@ def serve(
             allow_new_enterprises,
             checkpoints=signing,
             redispatch_every=redispatch_every,
-            model=model,
+            score=score,
         )
     except InputError as e:
         fail(str(e))

@@ -182,7 +182,7 @@ def create_app(
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
     checkpoints: Checkpointing | None = None,
     redispatch_every: float = 0.0,
-    model: str | Path | None = None,
+    score: LearnedScore | None = None,
 ) -> FastAPI:
     """The app; `clock` gives the time (UTC: the roster's zones say what it is at each site; a clock
     without an offset is taken as the sites' wall time, as tests do); with a roster and
@@ -195,7 +195,7 @@ def create_app(
         draws=KeyedDraws.from_file(draw_key),
         roster=Roster.load(roster) if roster else None,
         seal_key=checkpoints.key if checkpoints else None,  # the service seals what it writes
-        score=LearnedScore.load(model) if model else None,
+        score=score,
     )
     live = LiveOffice(office, Path(rules), allow_new_enterprises, db, checkpoints)
 
@@ -642,7 +642,13 @@ def app_from_environment() -> FastAPI:
     configure_logging(settings.pop("log_level"))
     signing = settings.pop("checkpoints")
     policy = SelectionPolicy.model_validate(settings.pop("policy"))
-    return create_app(**settings, policy=policy, checkpoints=Checkpointing(*signing) if signing else None)
+    model = settings.pop("model")
+    return create_app(
+        **settings,
+        policy=policy,
+        checkpoints=Checkpointing(*signing) if signing else None,
+        score=LearnedScore.load(model) if model else None,
+    )
 
 
 def _documentation(app: FastAPI) -> None:

@@ -203,7 +203,7 @@ def test_the_service_decides_with_the_model_and_the_audit_replays_it(tmp_path, m
     files = office_files(tmp_path, tmp_path / "office.db")
     service = create_app(
         files["rules"], files["db"], files["key"], files["keys"], files["roster"],
-        SelectionPolicy.model_validate(POLICY), clock=lambda: DAY, model=model_file,
+        SelectionPolicy.model_validate(POLICY), clock=lambda: DAY, score=LearnedScore.load(model_file),
     )  # fmt: skip
     answered = {}
     with TestClient(service) as client:
