@@ -129,10 +129,10 @@ def _categories(goods: pd.DataFrame) -> dict[str, pd.Series]:
 def levels(goods: pd.DataFrame, trade_modes: list[str]) -> dict[str, list[str]]:
     """Every value each lodged category can take (the goods the declarations are drawn from, or a
     log's), sorted: a value's code is its place here, the same in every month of a run."""
-    out = {name: sorted(values.unique()) for name, values in _categories(goods.assign(trade_mode="")).items()}
-    out["trade_mode"] = sorted(
-        set(map(str, trade_modes)) | set(goods.get("trade_mode", pd.Series([], dtype=str)).astype(str))
-    )
+    if "trade_mode" not in goods:  # a goods table: the scenario's modes are drawn beside its lines
+        goods = goods.assign(trade_mode=str(trade_modes[0]))
+    out = {name: sorted(values.unique()) for name, values in _categories(goods).items()}
+    out["trade_mode"] = sorted(set(out["trade_mode"]) | set(map(str, trade_modes)))
     return out
 
 

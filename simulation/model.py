@@ -139,10 +139,9 @@ class OfficeModel:
         for chunk in self.months:
             if chunk is None:
                 return [0]
-            out.append(number - population.lodged_before(self.scenario, chunk, 0))
-            number += population.lodged_before(
-                self.scenario, chunk, len(self.month_of_hour)
-            ) - population.lodged_before(self.scenario, chunk, 0)
+            before, inside = population.counted(self.scenario, chunk)
+            out.append(number - before)
+            number += inside
         return out
 
     def source(self, progress: Progress | None, warm_to: Path | None = None):

@@ -116,16 +116,10 @@ class Declarations:
     def hours(self, first: float, end: float) -> Declarations:
         """Those arriving from hour `first` up to `end`."""
         keep = slice(*np.searchsorted(self.arrival_h, [first, end]))
-        return Declarations(
-            **{
-                f.name: getattr(self, f.name)[keep].reset_index(drop=True)
-                if f.name == "goods"
-                else None
-                if getattr(self, f.name) is None
-                else getattr(self, f.name)[keep]
-                for f in fields(Declarations)
-            }
-        )
+        part = {f.name: getattr(self, f.name) for f in fields(Declarations)}
+        part = {name: None if value is None else value[keep] for name, value in part.items()}
+        part["goods"] = part["goods"].reset_index(drop=True)
+        return Declarations(**part)
 
 
 @dataclass(frozen=True)
@@ -214,12 +208,15 @@ def declarations(
     )
 
 
-def lodged_before(scenario: Scenario, chunk: Chunk, hour: int) -> int:
-    """How many of the month's declarations arrive before `hour` (from the horizon's start): its
-    arrival counts only, without drawing the rest, to number declarations without holding them."""
+def counted(scenario: Scenario, chunk: Chunk) -> tuple[int, int]:
+    """How many of the month's declarations arrive before the horizon's start, and how many inside
+    it: its arrival counts only, without drawing the rest, to number declarations without holding
+    them."""
     rng = stream_generator(scenario.seed, "arrivals", chunk.number)
     counts = rng.poisson(arrival_rates(scenario, chunk.first_day, chunk.days))
-    return int(counts[: max(0, min(len(counts), hour - chunk.first_h))].sum())
+    hour = np.arange(chunk.first_h, chunk.end_h)
+    inside = (hour >= 0) & (hour < 24 * scenario.horizon.n_days)
+    return int(counts[hour < 0].sum()), int(counts[inside].sum())
 
 
 def draws(seed: int, n: int, *number: int) -> dict[str, np.ndarray]:
