@@ -171,7 +171,8 @@ def lanes(inspection: np.ndarray, score: np.ndarray, credit: np.ndarray) -> np.n
     credit class code: the one definition, for a decision and for a batch."""
     document = INSPECTION_TYPES.index(InspectionType.document)
     audit = (inspection == NOT_INSPECTED) & (score > 0) & _CERTIFIED[credit]
-    return np.select([inspection > document, inspection == document, audit], [2, 1, 3], default=0)
+    # nested `where`, not `np.select`: the same codes at a fraction of the cost per hourly batch
+    return np.where(inspection > document, 2, np.where(inspection == document, 1, np.where(audit, 3, 0)))
 
 
 @dataclass(frozen=True)
@@ -193,10 +194,10 @@ class PolicyTable:
     def score(self, hits: np.ndarray) -> np.ndarray:
         """The risk score: the sum of the fired rules' weights, added in file order (as `choose_one`
         adds them for one declaration, so both speeds give the same float to the last bit)."""
-        total = np.zeros(len(hits))
-        for k, weight in enumerate(self.weights):
-            total += np.where(hits[:, k], weight, 0.0)
-        return total
+        if not len(self.weights):
+            return np.zeros(len(hits))
+        # a running sum over the rules axis adds in file order, as a loop would (+0.0: as from zero)
+        return np.add.accumulate(np.where(hits.T, self.weights[:, None], 0.0), axis=0)[-1] + 0.0
 
     def learned(self, probability) -> bool:
         """Whether a learned score ranks: the policy names one and its probabilities are given (a
@@ -304,8 +305,8 @@ def choose(
         sampled, rule_miss = hits & (u_rules < rates), np.ones(len(credit))
         # drawn only when no rule that selected it was sure to: one at rate 1 makes the pick certain
         rule_drawn = sampled.any(axis=1) & ~(sampled & (rates >= 1)).any(axis=1)
-        for k in range(hits.shape[1]):  # multiplied in file order, as choose_one does
-            rule_miss *= np.where(hits[:, k], 1 - rates[:, k], 1.0)
+        if hits.shape[1]:  # a running product multiplies in file order, as choose_one does
+            rule_miss = np.multiply.accumulate(np.where(hits.T, 1 - rates.T, 1.0), axis=0)[-1]
     targeted = sampled.any(axis=1) | by_model
     inspection = np.where(sampled, table.intensity, NOT_INSPECTED).max(axis=1, initial=NOT_INSPECTED)
     inspection = np.where(by_model, np.maximum(inspection, table.model_intensity), inspection)

@@ -70,6 +70,7 @@ class OfficeModel:
         self.rule_ids = [r.id for r in rules.rules]
         self.roster = build_roster(scenario)
         self.sites = scenario.sites
+        self.site_names = [site.name for site in self.sites]
         seeds = {
             name: int(stream_generator(scenario.seed, name).integers(2**63))
             for name in ("dispatch", "service", "detection", "release")
@@ -209,31 +210,66 @@ class OfficeModel:
             channels,
             batch.lane,
         )
-        for k in np.flatnonzero(batch.selected | batch.instructed):
-            case = self._case(batch, int(k))
+        for case in self._cases(batch, np.flatnonzero(batch.selected | batch.instructed)):
             if case.arrival_h > self.env.now:
                 yield self.env.timeout(case.arrival_h - self.env.now)
             self.record.cases.append(case)
             self.env.process(self.inspection(case))
 
-    def _case(self, batch: Batch, k: int) -> Case:
-        i = batch.lo + k
-        chosen_by = channel(batch.random_hit[k], batch.targeted[k], batch.credit_only[k])
-        chosen_by = "instructed" if chosen_by == "none" else chosen_by  # the officers' order
-        firm = int(self.decls.enterprise[i])
-        return Case(
-            self.first + i,
-            float(self.decls.arrival_h[i]),
-            self.sites[self.decls.site[i]].name,
-            firm,
-            CREDIT_CLASSES[batch.credit[k]].value,
-            chosen_by,
-            ";".join(batch.fired(k, self.rule_ids)),
-            INSPECTION_TYPES[batch.inspection[k]].value,
-            bool(batch.violating[k]),
-            float(batch.threshold[k]),
-            bool(batch.scored[k]),
+    def _cases(self, batch: Batch, ks: np.ndarray) -> list[Case]:
+        """The event-log rows of a batch's inspected declarations (rows `ks`), read a column at a
+        time as plain Python values rather than element by element from the arrays."""
+        rows, decls = batch.lo + ks, self.decls
+        fired = [";".join(self.rule_ids[j] for j in np.flatnonzero(hit)) for hit in batch.hits[ks]]
+        columns = zip(
+            (self.first + rows).tolist(),
+            decls.arrival_h[rows].tolist(),
+            decls.site[rows].tolist(),
+            decls.enterprise[rows].tolist(),
+            batch.credit[ks].tolist(),
+            batch.random_hit[ks].tolist(),
+            batch.targeted[ks].tolist(),
+            batch.credit_only[ks].tolist(),
+            fired,
+            batch.inspection[ks].tolist(),
+            batch.violating[ks].tolist(),
+            batch.threshold[ks].tolist(),
+            batch.scored[ks].tolist(),
         )
+        out = []
+        for (
+            number,
+            at,
+            site,
+            firm,
+            credit,
+            random_hit,
+            targeted,
+            credit_only,
+            rules,
+            kind,
+            bad,
+            p,
+            scored,
+        ) in columns:
+            chosen_by = channel(random_hit, targeted, credit_only)
+            chosen_by = "instructed" if chosen_by == "none" else chosen_by  # the officers' order
+            out.append(
+                Case(
+                    number,
+                    at,
+                    self.site_names[site],
+                    firm,
+                    CREDIT_VALUES[credit],
+                    chosen_by,
+                    rules,
+                    TYPE_VALUES[kind],
+                    bad,
+                    p,
+                    scored,
+                )
+            )
+        return out
 
     def inspection(self, case: Case):
         env, kind = self.env, InspectionType(case.inspection_type)
@@ -241,10 +277,12 @@ class OfficeModel:
         case.inspector = yield dispatcher.request(case)
         case.facility, case.dispatched_h = FACILITY_FOR[kind].value, env.now
         service = draw_time(self.service_rng, self.scenario.inspection.service[kind])
-        with dispatcher.desk(case.inspector).request() as turn:  # after the work handed over before
-            yield turn
-            self.record.work(case.site, env.now, service)
-            yield env.timeout(service)
+        before, finished = dispatcher.desk(case.inspector)
+        if before is not None:  # after the work handed over before
+            yield before
+        self.record.work(case.site, env.now, service)
+        yield env.timeout(service)
+        finished.succeed()
         dispatcher.release_inspector(case.inspector, kind)
         case.done_h = env.now
         case.detected = case.violating and self.detect_rng.random() < self.scenario.inspection.detection[kind]
@@ -386,6 +424,8 @@ class Perception:
 
 
 STREAMS = ("service_rng", "detect_rng", "release_rng")
+CREDIT_VALUES = [c.value for c in CREDIT_CLASSES]  # the event log's names for the batch's codes
+TYPE_VALUES = [t.value for t in INSPECTION_TYPES]
 WARM_COUNTS = ("channel_counts", "busy_hours", "on_post_hours", "ratio_used", "instruction_used")
 
 

@@ -80,7 +80,8 @@ class Recorder:
         self.channel_counts = np.zeros(
             (n_months, 3), np.int64
         )  # random, targeted, instructed (the controller's)
-        self.busy_hours = np.zeros((n_months, n_sites))  # inspection hours worked in the month (utilization)
+        self._busy = np.zeros((n_months, n_sites))  # inspection hours worked in the month (utilization)
+        self._work: tuple[list[int], list[float], list[float]] = ([], [], [])  # not yet in _busy
         self.ratio_used = np.full(n_months, ratio)
         self.instruction_used = np.full(n_months, instruction_rate)
         self.hourly_waiting = np.zeros(len(month_of_hour), np.int64)
@@ -108,14 +109,29 @@ class Recorder:
         return frame.sort_values("declaration", kind="stable").reset_index(drop=True)
 
     def work(self, site: str, start_h: float, hours: float) -> None:
-        """An inspection's service time, split over the months it spans (the part past the horizon's
-        end is not counted): the one count of busy hours, for utilization and the controller alike."""
-        edges, k = self.month_edges, self.site_index[site]
-        end_h = start_h + hours
-        month = int(np.searchsorted(edges, start_h, side="right")) - 1
-        while month < self.n_months and edges[month] < end_h:
-            self.busy_hours[month, k] += min(end_h, edges[month + 1]) - max(start_h, edges[month])
-            month += 1
+        """An inspection's service time: noted here, split over months when `busy_hours` is read."""
+        site_k, start, length = self._work
+        site_k.append(self.site_index[site])
+        start.append(start_h)
+        length.append(hours)
+
+    @property
+    def busy_hours(self) -> np.ndarray:
+        """Months x sites: the inspection hours worked, each service time split over the months it
+        spans (the part past the horizon's end is not counted): the one count of busy hours, for
+        utilization and the controller alike. Folded in a batch when read, not once per inspection,
+        adding the same parts in the same order as one at a time would."""
+        site_k, start_h, hours = (np.asarray(column) for column in self._work)
+        if len(site_k):
+            self._work = ([], [], [])
+            edges, end_h = self.month_edges, start_h + hours
+            first = np.searchsorted(edges, start_h, side="right") - 1
+            spans = np.maximum(0, np.minimum(self.n_months, np.searchsorted(edges, end_h)) - first)
+            entry = np.repeat(np.arange(len(spans)), spans)  # each inspection's months, in order
+            month = first[entry] + np.arange(len(entry)) - np.repeat(np.cumsum(spans) - spans, spans)
+            part = np.minimum(end_h[entry], edges[month + 1]) - np.maximum(start_h[entry], edges[month])
+            np.add.at(self._busy, (month, site_k[entry]), part)
+        return self._busy
 
     def arrivals(
         self,
