@@ -220,7 +220,8 @@ class OfficeModel:
         """The event-log rows of a batch's inspected declarations (rows `ks`), read a column at a
         time as plain Python values rather than element by element from the arrays."""
         rows, decls = batch.lo + ks, self.decls
-        fired = [";".join(self.rule_ids[j] for j in np.flatnonzero(hit)) for hit in batch.hits[ks]]
+        ids = self.rule_ids
+        fired = [";".join([r for r, hit in zip(ids, row) if hit]) for row in batch.hits[ks].tolist()]
         columns = zip(
             (self.first + rows).tolist(),
             decls.arrival_h[rows].tolist(),
