@@ -3,9 +3,6 @@
 Usable live on its own; it never imports the simulation, SimPy or Jupyter.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("doublerandom")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+unknown"
+# The package's version, stated once: pyproject.toml reads it from here (so asking for it at start
+# does not load importlib.metadata and the email package, a tenth of the command line's start-up).
+__version__ = "0.1.0"

@@ -2,8 +2,8 @@
 
 The keys file holds, per key, a name, a role and the key's SHA-256 (never the key itself); a key may
 be bound to one customs office (site); an `agency` key is bound to one agency (another
-law-enforcement department of joint discipline), whose listings alone it may send. ROLES lists the
-roles once: the keys file, the `apikey` command's help and the routes' checks read it here.
+law-enforcement department of joint discipline), whose listings alone it may send. The roles are
+listed once, in engine.roles.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from engine.declarations import ID_PATTERN, Id
 from engine.files import first_repeat, read_model
-
-ROLES = ("selector", "inspector", "chief", "releasing_officer", "auditor", "risk_officer", "agency")
+from engine.roles import ROLES
 
 
 class KeyEntry(BaseModel):

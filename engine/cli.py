@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO, Iterator, Optional
 
 import typer
-from rich.console import Console
 
-from engine import __version__, database, schema
-from engine.apikeys import ROLES
-from engine.audit import AuditLog
+from engine import __version__
 from engine.commands import (
-    err,
+    console,
     fail,
     learned_score,
     make_draws,
@@ -30,11 +27,8 @@ from engine.commands import (
     seal_key,
     selection_policy,
 )
-from engine.declarations import ID_RULE, Enterprise, parse_declaration, read_enterprises_csv
 from engine.errors import InputError, redact
-from engine.keys import create_private, replace_private
-from engine.randomness import new_key_hex
-from engine.rules import RuleSet
+from engine.roles import ROLES
 
 
 class LogLevel(str, enum.Enum):
@@ -44,7 +38,11 @@ class LogLevel(str, enum.Enum):
     error = "error"
 
 
-if TYPE_CHECKING:  # loaded where a command needs them (the live office pulls numpy): start at once
+if TYPE_CHECKING:  # loaded where a command needs them (engine.commands says why): start at once
+    from rich.console import Console
+
+    from engine.audit import AuditLog
+    from engine.declarations import Enterprise
     from engine.selection import Selector
 
 app = typer.Typer(
@@ -73,6 +71,8 @@ def _main(
 @app.command()
 def validate(rules_file: Path = typer.Argument(..., help="a rules YAML file")) -> None:
     """Check a rules file; print its version and rules, or what is wrong."""
+    from engine.rules import RuleSet
+
     try:
         rules = RuleSet.load(rules_file)
     except InputError as e:
@@ -83,6 +83,9 @@ def validate(rules_file: Path = typer.Argument(..., help="a rules YAML file")) -
 @app.command()
 def keygen(out: Path = typer.Argument(..., help="where to write the new key (hex)")) -> None:
     """Write a new secret key for live, verifiable random draws."""
+    from engine.keys import create_private
+    from engine.randomness import new_key_hex
+
     try:
         create_private(out, new_key_hex() + "\n")
     except InputError as e:
@@ -173,7 +176,9 @@ def select(
     ),
 ) -> None:
     """Decide declarations: one JSON decision per input line on stdout; bad lines on stderr."""
+    from engine.declarations import parse_declaration, read_enterprises_csv
     from engine.office import Office
+    from engine.rules import RuleSet
     from engine.selection import Selector
 
     try:
@@ -200,11 +205,11 @@ def select(
                 decision = decide(parse_declaration(raw, where))
             except InputError as e:
                 message = str(e) if str(e).startswith(where) else f"{where}: {e}"
-                err.print(message, markup=False, highlight=False, soft_wrap=True)
+                console(stderr=True).print(message, markup=False, highlight=False, soft_wrap=True)
                 bad += 1
                 continue
             except Exception as e:  # a defect of ours must not leave the following lines undecided
-                err.print(
+                console(stderr=True).print(
                     f"{where}: could not be decided ({type(e).__name__}: {e}); nothing was recorded "
                     "for it; please report this",
                     markup=False,
@@ -217,13 +222,14 @@ def select(
                 json.dumps(decision.to_dict(), sort_keys=True), flush=bool(office)
             )  # flushed = acknowledged
             decided += 1
-    err.print(f"decided {decided} declarations, {bad} bad lines", highlight=False)
+    console(stderr=True).print(f"decided {decided} declarations, {bad} bad lines", highlight=False)
     if bad:
         raise typer.Exit(1)
 
 
 def _in_memory(selector: Selector, firms: dict[str, Enterprise]):
     """Without a database: enterprises from the CSV, counting declarations as they come."""
+    from engine.declarations import Enterprise
 
     def decide(declaration):
         firm = firms.setdefault(declaration.enterprise_id, Enterprise(id=declaration.enterprise_id))
@@ -356,6 +362,8 @@ def report(
         rows = {"months": _month_rows, "rules": _rule_rows, "long": monthly_report.long_rows}[table](months)
         _print_csv(rows)
     else:
+        from rich.console import Console
+
         _print_report(months, Console())
 
 
@@ -474,7 +482,7 @@ def audit_checkpoint(
         fail(str(e))
     print(signed.to_json())
     if where:
-        err.print(f"wrote {where}", highlight=False)
+        console(stderr=True).print(f"wrote {where}", highlight=False)
 
 
 @audit_app.command("verify")
@@ -522,7 +530,7 @@ def audit_verify(
     except InputError as e:
         fail(str(e))
     for problem in problems:
-        err.print(problem, markup=False, highlight=False, soft_wrap=True)
+        console(stderr=True).print(problem, markup=False, highlight=False, soft_wrap=True)
     if problems:
         fail(f"{db}: {len(problems)} problems (the chain itself verifies: {verdict.count} records)", code=1)
     seq, head = log.head()
@@ -535,6 +543,9 @@ def audit_verify(
 
 def _read_only_log(db: str) -> AuditLog:
     """The audit log of a database opened read-only; refused when there is none."""
+    from engine import database, schema
+    from engine.audit import AuditLog
+
     opened = database.open_database(db, read_only=True)
     schema.refuse_newer(opened)
     log = AuditLog(opened)
@@ -558,6 +569,7 @@ def audit_replay(
     """Recompute every logged selection decision from its logged inputs, rules, draws and, where a
     learned score ranked it, the model file."""
     from engine.replay import replay
+    from engine.rules import RuleSet
 
     try:
         log = _read_only_log(db)
@@ -567,7 +579,7 @@ def audit_replay(
     except InputError as e:
         fail(str(e))
     for m in mismatches:
-        err.print(
+        console(stderr=True).print(
             f"record {m.seq} ({m.declaration_id}): {m.field} logged {m.logged!r}, replayed {m.replayed!r}",
             markup=False,
             highlight=False,
@@ -585,6 +597,8 @@ app.add_typer(db_app, name="db")
 def db_upgrade(db: DbUrl) -> None:
     """Create a new database's tables, or apply the migrations above its schema version (as the
     owner role on PostgreSQL). A database from a newer doublerandom is refused."""
+    from engine import database, schema
+
     try:
         opened = database.open_database(db)
         found, now = schema.upgrade(opened)
@@ -610,6 +624,8 @@ def db_init_roles(
     """PostgreSQL: make the owner, application and log-owner roles and their grants; the application
     role may only INSERT and SELECT the audit log, the owner cannot touch what keeps it append-only.
     Run as a superuser after `db upgrade`."""
+    from engine import database, schema
+
     try:
         opened = database.open_database(db)
         statements = schema.init_roles(opened, owner, app_role, log_owner)
@@ -777,6 +793,8 @@ def serve(
     ),
 ) -> None:
     """Serve the engine over HTTP (OpenAPI docs at /docs)."""
+    from engine import database
+    from engine.declarations import read_enterprises_csv
     from engine.office import Office
 
     need("service", "fastapi", "uvicorn")
@@ -877,6 +895,9 @@ def apikey(
     import secrets
 
     import yaml
+
+    from engine.declarations import ID_RULE
+    from engine.keys import create_private, replace_private
 
     need("service", "fastapi")
     from engine.apikeys import KeyEntry, key_digest, load_keys

@@ -5,31 +5,39 @@ from a file and options, the draws from a seed or a key file, and opening an exi
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
 
-from engine import database
-from engine.dispatch import Roster
 from engine.errors import InputError, describe, redact
-from engine.files import read_model
-from engine.randomness import Draws, KeyedDraws
 
-if TYPE_CHECKING:  # loaded where a command needs them (the live office pulls numpy): start at once
+# Loaded where a command needs them, not when the command line starts: pydantic's models, rich and
+# the live office (which pulls numpy) cost most of a command's start-up (tests/test_layering.py).
+if TYPE_CHECKING:
+    from rich.console import Console
+
     from engine.office import Office
+    from engine.randomness import Draws
     from engine.selection import SelectionPolicy
 
-err = Console(stderr=True, highlight=False)
+
+@functools.cache
+def console(stderr: bool = False) -> Console:
+    """rich's console for a command's output (`stderr`: its errors and progress), made when first
+    printed to."""
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
 
 
 def fail(message: str, code: int = 2) -> None:
     """Print a user error without a traceback and exit."""
-    err.print(
+    from rich.markup import escape
+
+    console(stderr=True).print(
         f"[bold red]error:[/] {escape(redact(message))}", markup=True, soft_wrap=True
     )  # '[sim]' is text
     raise typer.Exit(code)
@@ -49,6 +57,8 @@ def need(extra: str, *modules: str) -> None:
 
 def make_draws(seed: Optional[int], key_file: Optional[Path]) -> Draws:
     """--seed: draws keyed by the seed (reproducible, predictable); --key-file: secret-keyed (live)."""
+    from engine.randomness import KeyedDraws
+
     if (seed is None) == (key_file is None):
         fail("give exactly one of --seed N (reproducible draws) or --key-file F (live, verifiable draws)")
     return KeyedDraws.from_seed(seed) if key_file is None else KeyedDraws.from_file(key_file)
@@ -59,6 +69,9 @@ def selection_policy(
 ) -> SelectionPolicy:
     """The policy file (or the defaults), with the options given on the command line on top, if a
     live office can decide by it (with the learned score `score`, where it names one)."""
+    from pydantic import ValidationError
+
+    from engine.files import read_model
     from engine.selection import SelectionPolicy, live
 
     base = read_model(path, SelectionPolicy, "selection policy") if path else SelectionPolicy()
@@ -95,6 +108,8 @@ def open_office(
     db: str, roster: Optional[Path] = None, seed: Optional[int] = None, key_file: Optional[Path] = None
 ) -> Office:
     """The office in a database that exists (a command never creates one by accident)."""
+    from engine import database
+    from engine.dispatch import Roster
     from engine.office import Office
 
     if not database.is_postgres(db) and not database.sqlite_path(db).exists():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+if TYPE_CHECKING:  # read as pydantic's error, never imported here: the command line starts without pydantic
+    from pydantic import ValidationError
 
 
 class InputError(ValueError):

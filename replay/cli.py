@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from engine.commands import err, fail, need, selection_policy
+from engine.commands import console, fail, need, selection_policy
 from engine.errors import InputError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
@@ -31,14 +31,14 @@ def import_cmd(
         report = import_log(logs, Mapping.load(mapping), out)
     except InputError as e:
         fail(str(e))
-    err.print(
+    console(stderr=True).print(
         f"read {report.rows_read:,} rows, kept {report.rows_kept:,}, refused {report.rows_refused:,} "
         f"in {report.seconds:.1f} s; report in {out / REPORT}"
         + (f", refused rows in {out / REFUSED}" if report.rows_refused else ""),
         highlight=False,
     )
     for reason, count in sorted(report.reasons.items(), key=lambda kv: -kv[1])[:10]:
-        err.print(f"  {count:,} x {reason}", markup=False, highlight=False)
+        console(stderr=True).print(f"  {count:,} x {reason}", markup=False, highlight=False)
 
 
 @app.command()
@@ -126,7 +126,7 @@ def evaluate(
             json.dumps({r.policy: r.rules for r in results}, indent=1, default=str)
         )
         precision_recall(table, first.base_rate, out / "precision_recall.png")
-        err.print(
+        console(stderr=True).print(
             f"wrote {out / 'evaluation.csv'}, {out / 'rules.json'} and {out / 'precision_recall.png'}",
             highlight=False,
         )
@@ -245,7 +245,7 @@ def rules_derive(
     except InputError as e:
         fail(str(e))
     out.write_text(text)
-    err.print(
+    console(stderr=True).print(
         f"wrote {len(rules['rules'])} draft rules to {out}; evaluate them on the later period with "
         f"`doublerandom evaluate {folder} --rules {out} --from {until + dt.timedelta(days=1)}`",
         highlight=False,
@@ -296,7 +296,7 @@ def model_train(
         fail(str(e))
     model.save(out)
     at5 = model.meta["validation"]["0.05"]
-    err.print(
+    console(stderr=True).print(
         f"{model.meta['rows']['train']:,} declarations trained, {model.meta['iterations']} trees; "
         f"validation ({until} to {valid_until}) precision at 5%: {at5['precision']:.1%} "
         f"[{at5['precision_low']:.1%}, {at5['precision_high']:.1%}]; wrote {out}",
@@ -424,4 +424,4 @@ def model_report(
         from replay import plots
 
         plots.model_report(curve, months, floor, budget, plot)
-        err.print(f"wrote {plot}", highlight=False)
+        console(stderr=True).print(f"wrote {plot}", highlight=False)

@@ -6,22 +6,20 @@ import copy
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from engine.commands import err, fail, need
+from engine.commands import console, fail, need
 from engine.errors import InputError
+
+if TYPE_CHECKING:  # rich loads when a command prints (engine.commands)
+    from rich.progress import Progress
 
 # The model, sweeps and tuning (SimPy, pandas, SciPy, Dask) are imported by the commands that use them,
 # so `doublerandom --help` and the engine's step commands start without them.
 SIM_MODULES = ("simpy", "pandas", "scipy", "pyarrow")  # what the [sim] extra installs that a run needs
 
-out = Console(highlight=False)
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -55,6 +53,8 @@ def run_cmd(
     ),
 ) -> None:
     """Simulate a scenario; write events.parquet, monthly.csv, summary.json and plots."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from simulation import scenario as scenarios  # loaded by the commands that read a scenario
 
     need("sim", *SIM_MODULES)
@@ -76,7 +76,7 @@ def run_cmd(
         BarColumn(),
         TextColumn("day {task.completed:.0f}/{task.total:.0f}"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=console(stderr=True),
         transient=False,
     ) as bar:
         task = bar.add_task(f"simulating {scenario.name}", total=scenario.horizon.n_days)
@@ -93,10 +93,13 @@ def run_cmd(
     folder = out_dir or Path("out") / scenario.name
     written = results.write(folder, plots=plots)
     print_summary(results)
-    out.print(f"wrote {len(written)} files to {folder}/: " + ", ".join(p.name for p in written))
+    console().print(f"wrote {len(written)} files to {folder}/: " + ", ".join(p.name for p in written))
 
 
 def print_summary(results) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     s = results.summary
     table = Table(title=f"{s['scenario']}  seed {s['seed']}  rules {s['rules_version']}", show_header=False)
     low, high = s["noncompliance_ci"]
@@ -139,19 +142,19 @@ def print_summary(results) -> None:
         )
     for k, v in rows:
         table.add_row(k, v)
-    out.print(table)
+    console().print(table)
     print_calibration(s)
     belief = s.get("estimate_detection", {"is_the_truth": True})
     if not belief["is_the_truth"]:
         assumed = ", ".join(f"{k} {v:g}" for k, v in belief["assumed"].items())
-        out.print(
+        console().print(
             f"[bold yellow]note:[/] the estimate divides by the detection the office assumes ({assumed}), "
             "not the simulated truth"
         )
     if "noncompliance_warning" in s:
-        out.print(f"[bold yellow]warning:[/] {s['noncompliance_warning']}")
+        console().print(f"[bold yellow]warning:[/] {s['noncompliance_warning']}")
     for note in s.get("trace_warnings", []):
-        out.print(f"[bold yellow]trace:[/] {escape(note)}")
+        console().print(f"[bold yellow]trace:[/] {escape(note)}")
 
 
 def _percent(share: float | None) -> str:
@@ -161,6 +164,8 @@ def _percent(share: float | None) -> str:
 def print_calibration(s: dict) -> None:
     """The calibration targets and the steady state, each with its interval and verdict (the sources
     are in summary.json and the README)."""
+    from rich.table import Table
+
     table = Table(
         title="calibration: monthly means [95% batch-means interval]; met = interval inside the band"
     )
@@ -176,9 +181,9 @@ def print_calibration(s: dict) -> None:
         )
     for d in s.get("steady_state", []):  # the least-squares change, interval widened for autocorrelation
         table.add_row(f"change in {d['column']}", f"within +-{d['tolerance']:.3g}", _change(d), _trend(d))
-    out.print(table)
+    console().print(table)
     if any(d.get("verdict") == "inconclusive" for d in s.get("steady_state", [])):
-        out.print(
+        console().print(
             "[yellow]inconclusive[/]: the interval is wider than the tolerance (too few independent months "
             "to show a level, not a trend); `doublerandom check SCENARIO --seeds 5` pools several seeds"
         )
@@ -279,7 +284,7 @@ def sweep_cmd(
         results = _swept(raw, scenario_file, axes, replications, runner, f"sweeping {total} runs")
     written = sweeps.write(results, out_dir, compare_from)
     for failure in results.failures:
-        err.print(
+        console(stderr=True).print(
             f"run failed: point {failure.task.point} {failure.task.params} seed {failure.task.seed}: "
             f"{failure.error}",
             markup=False,
@@ -303,7 +308,7 @@ def sweep_cmd(
         compared.to_csv(written[-1], index=False, float_format="%.6g")
         figures = [c for c in compared.columns if c.startswith("violations_found")]
         print(compared.drop(columns="point").round({c: 1 for c in figures}).to_string(index=False))
-    out.print(f"wrote {len(written)} files to {out_dir}/: " + ", ".join(p.name for p in written))
+    console().print(f"wrote {len(written)} files to {out_dir}/: " + ", ".join(p.name for p in written))
     if results.failures:
         raise typer.Exit(1)
 
@@ -330,7 +335,7 @@ def check_cmd(
         results = _swept(raw, scenario_file, [], seeds, runner, f"simulating {seeds} seeds")
     if results.failures or results.monthly.empty:
         for failure in results.failures:
-            err.print(f"seed {failure.task.seed} failed: {failure.error}", markup=False)
+            console(stderr=True).print(f"seed {failure.task.seed} failed: {failure.error}", markup=False)
         raise typer.Exit(1)
     by_seed = {int(seed): part.reset_index(drop=True) for seed, part in results.monthly.groupby("seed")}
     checked = calibration.across_seeds(list(by_seed.values()))
@@ -339,10 +344,12 @@ def check_cmd(
     (out_dir / "check.json").write_text(
         json.dumps(_seeds_json(list(by_seed), checked), indent=1, default=str)
     )
-    out.print(f"wrote {out_dir / 'check.json'}")
+    console().print(f"wrote {out_dir / 'check.json'}")
 
 
 def _print_seeds(seeds: list[int], checked: dict) -> None:
+    from rich.table import Table
+
     table = Table(title=f"calibration and steady state over seeds {', '.join(map(str, seeds))}")
     for column in ("target", "band", *[f"seed {s}" for s in seeds], "pooled [95%]", "pooled"):
         table.add_column(column)
@@ -362,7 +369,7 @@ def _print_seeds(seeds: list[int], checked: dict) -> None:
             _change(asdict(d)),
             _trend({"verdict": d.verdict}),
         )
-    out.print(table)
+    console().print(table)
 
 
 def _seeds_json(seeds: list[int], checked: dict) -> dict:
@@ -481,7 +488,9 @@ def tune_cmd(
         fail("--ratio needs --capacity: which capacity values to search")
     base = str(scenario_file.parent.resolve())
     with sweeps.Runner(workers, scheduler, warm) as runner:
-        say = lambda line: err.print(f"  probe {line}", markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+        say = lambda line: console(stderr=True).print(  # noqa: E731
+            f"  probe {line}", markup=False, highlight=False, soft_wrap=True
+        )
         if ratio is None:
             table = tuning.tune_ratio(
                 raw, base, runner, limits, vary, low, high, axis, replications, tolerance, say
@@ -560,9 +569,9 @@ def _fixed_capacity(
     plots.frontier(result, out / "frontier.png")
     print(result.table[columns].round(4).to_string(index=False))
     print(result.sentence())
-    err.print(f"wrote {out / 'frontier.csv'} and {out / 'frontier.png'}", highlight=False)
+    console(stderr=True).print(f"wrote {out / 'frontier.csv'} and {out / 'frontier.png'}", highlight=False)
     if names:
-        say = lambda line: err.print(f"  {line}", markup=False, highlight=False)  # noqa: E731
+        say = lambda line: console(stderr=True).print(f"  {line}", markup=False, highlight=False)  # noqa: E731
         try:
             with sweeps.Runner(workers, scheduler, warm) as runner:
                 table, frontiers = tuning.sensitivity(
@@ -575,7 +584,7 @@ def _fixed_capacity(
         plots.sensitivity(result, frontiers, out / "sensitivity.png")
         print(table.round(4).to_string(index=False))
         print(tuning.sensitivity_sentence(result, table))
-        err.print(
+        console(stderr=True).print(
             f"wrote {out / 'sensitivity.csv'}, {out / 'sensitivity_frontiers.csv'} and "
             f"{out / 'sensitivity.png'}",
             highlight=False,
@@ -637,12 +646,14 @@ def _swept(raw, scenario_file: Path, axes, replications: int, runner, label: str
 
 
 def _bar() -> Progress:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed:.0f}/{task.total:.0f}"),
         TimeElapsedColumn(),
-        console=Console(stderr=True),
+        console=console(stderr=True),
     )
 
 
