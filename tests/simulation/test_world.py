@@ -245,7 +245,7 @@ def test_the_tuned_rate_holds_for_a_year_after_the_warm_up():
     assert not calibration.drift(m["backlog_end"]).rising
 
 
-def test_a_trend_without_an_interval_says_why_instead_of_printing_infinities():
+def test_a_trend_without_an_interval_says_why_instead_of_printing_infinities(monkeypatch):
     """Three months, or months so autocorrelated that fewer than three are independent: no interval,
     a reason, never 'stable', and the summary table says 'undetermined' with the reason, not
     'NOT met [-inf, +inf]'."""
@@ -274,10 +274,7 @@ def test_a_trend_without_an_interval_says_why_instead_of_printing_infinities():
         ]
     }
     console = Console(record=True, width=250)
-    shown, cli.out = cli.out, console
-    try:
-        cli.print_calibration(summary)
-    finally:
-        cli.out = shown
+    monkeypatch.setattr(cli, "console", lambda stderr=False: console)  # what the command prints to
+    cli.print_calibration(summary)
     text = console.export_text()
     assert "undetermined" in text and "autocorrelated" in text and "inf" not in text and "NOT met" not in text
