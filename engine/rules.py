@@ -116,6 +116,10 @@ class RuleSet:
         self._dated = any(r.valid_from or r.valid_until for r in rules)
         self._position = {r.id: k for k, r in enumerate(rules)}
         self._session = _durable_session(rules, source)
+        # what `evaluate` reads of a declaration: the fields some rule uses, and the date the rules'
+        # validity needs
+        used = set().union(*(conditions.fields_used(r.condition) for r in rules))
+        self._reads = sorted(used | {"declared_date"})
         self._predicates = [(r, conditions.to_predicate(r.condition)) for r in rules]
 
     # ------------------------------------------------------------ loading
@@ -155,7 +159,7 @@ class RuleSet:
 
     def evaluate(self, declaration: Declaration, enterprise: Enterprise) -> list[str]:
         """Ids of every active rule this declaration matches (durable-rules), in file order."""
-        return self.evaluate_fields(rule_fields(declaration, enterprise))
+        return self.evaluate_fields(rule_fields(declaration, enterprise, self._reads))
 
     def evaluate_fields(self, fields: Mapping[str, Any]) -> list[str]:
         fired = self._session.fire(fields)
@@ -226,7 +230,7 @@ def _build_rule(raw: dict, index: int, lists: Mapping[str, list], source: str) -
 
 
 _NUMBER_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|-?Infinity|NaN')
-_MAY_NEED_FIX = re.compile(r"\d[eE]|Infinity|NaN")
+_ENCODER = json.JSONEncoder(ensure_ascii=False)  # made once: json.dumps makes one per call with options
 
 
 def durable_json(value: Any) -> str:
@@ -234,10 +238,22 @@ def durable_json(value: Any) -> str:
     is always written with a decimal point (`1.0e-05`, `1.0e+16`); its digits stay `repr`'s
     shortest round-trip form, so `atof` gives back the very same double. An infinity (a ratio of
     valid inputs can overflow) is written `1.0e+999`, which atof reads as infinity."""
-    text = json.dumps(value, ensure_ascii=False)
-    if not _MAY_NEED_FIX.search(text):  # nearly always: nothing to mend
+    text = _ENCODER.encode(value)
+    if _plain(value):  # nearly always: nothing to mend (durable writes JSON three times a decision)
         return text
     return _NUMBER_OR_STRING.sub(_mend, text)
+
+
+def _plain(value: Any) -> bool:
+    """Whether every float in `value` is finite and written without an exponent (repr uses one below
+    1e-4 and from 1e16 on): checked on the values, which costs less than scanning the text."""
+    if isinstance(value, float):
+        return value == 0.0 or 1e-4 <= abs(value) < 1e16
+    if isinstance(value, dict):
+        return all(map(_plain, value.values()))
+    if isinstance(value, (list, tuple)):
+        return all(map(_plain, value))
+    return True
 
 
 def _mend(token: re.Match) -> str:
