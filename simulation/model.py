@@ -81,6 +81,11 @@ class OfficeModel:
             )
             for k, site in enumerate(self.sites)
         }
+        spec = scenario.inspection  # what an inspection of each type reads, looked up once
+        self.kinds = {
+            t.value: (t, FACILITY_FOR[t].value, spec.service[t], spec.detection[t]) for t in InspectionType
+        }
+        self.departments = (list(spec.departments), list(spec.departments.values()))
         self.service_rng = random.Random(seeds["service"])
         self.detect_rng = random.Random(seeds["detection"])
         self.release_rng = random.Random(seeds["release"])
@@ -273,27 +278,26 @@ class OfficeModel:
         return out
 
     def inspection(self, case: Case):
-        env, kind = self.env, InspectionType(case.inspection_type)
-        dispatcher = self.dispatchers[case.site]
+        env, dispatcher = self.env, self.dispatchers[case.site]
+        kind, facility, service_time, detection = self.kinds[case.inspection_type]
         case.inspector = yield dispatcher.request(case)
-        case.facility, case.dispatched_h = FACILITY_FOR[kind].value, env.now
-        service = draw_time(self.service_rng, self.scenario.inspection.service[kind])
-        before, finished = dispatcher.desk(case.inspector)
-        if before is not None:  # after the work handed over before
-            yield before
+        case.facility, case.dispatched_h = facility, env.now
+        service = draw_time(self.service_rng, service_time)
+        turn = dispatcher.turn(case.inspector)
+        if turn is not None:  # after the work handed over before
+            yield turn
         self.record.work(case.site, env.now, service)
         yield env.timeout(service)
-        finished.succeed()
+        dispatcher.done(case.inspector)
         dispatcher.release_inspector(case.inspector, kind)
         case.done_h = env.now
-        case.detected = case.violating and self.detect_rng.random() < self.scenario.inspection.detection[kind]
+        case.detected = case.violating and self.detect_rng.random() < detection
         self._feedback(case)
         if self.learner:
             self.learner.learn(case.declaration, case.detected)
         if case.detected:
-            departments = self.scenario.inspection.departments
             case.outcome = "problem"
-            case.department = self.release_rng.choices(list(departments), list(departments.values()))[0]
+            case.department = self.release_rng.choices(*self.departments)[0]
             case.cleared_h = env.now
             return
         case.outcome = "normal"
