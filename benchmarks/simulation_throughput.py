@@ -46,10 +46,10 @@ def batched(days: int, name: str = "baseline") -> dict:
 
 def declaration_side() -> list[float]:
     """Time the work done per declaration rather than per inspection: drawing each month's
-    declarations (`OfficeModel.lodge_month`) and deciding each hour's batch (`Screening.screen`, the
-    engine's batch decider). A list the wrapped methods add their seconds to (this process only)."""
+    declarations (`OfficeModel.lodge_month`) and deciding and counting each hour's
+    (`OfficeModel.decide_hour`: violations, the engine's batch decider, the counts, the event-log
+    rows). A list the wrapped methods add their seconds to (this process only)."""
     from simulation.model import OfficeModel
-    from simulation.screening import Screening
 
     spent = [0.0]
 
@@ -64,7 +64,7 @@ def declaration_side() -> list[float]:
         return run
 
     OfficeModel.lodge_month = timed(OfficeModel.lodge_month)
-    Screening.screen = timed(Screening.screen)
+    OfficeModel.decide_hour = timed(OfficeModel.decide_hour)
     return spent
 
 
@@ -213,7 +213,7 @@ def main(days: int, larger: tuple[str, ...]) -> None:
     print(
         f"  of the batched run's {b['seconds']:.2f} s, {b['declaration_side']:.2f} s went to drawing and "
         f"deciding the declarations ({per:.0f} per inspection; the bare queue has none); the other "
-        f"{rest:.2f} s (inspections, dispatch, feedback, hourly counts, results) as a share of bare "
+        f"{rest:.2f} s (inspections, dispatch, feedback, shifts, results) as a share of bare "
         f"SimPy per inspection: {results['bare']['seconds'] / rest:.2f}"
     )
 

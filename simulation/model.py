@@ -184,6 +184,17 @@ class OfficeModel:
             progress(n_days, n_days)
 
     def _arrivals(self, hour: int, lo: int, hi: int):
+        """Each inspected declaration of the hour becomes a SimPy process at its arrival time; the
+        rest of the hour's work (`decide_hour`) is done at once, on arrays."""
+        for case in self.decide_hour(hour, lo, hi):
+            if case.arrival_h > self.env.now:
+                yield self.env.timeout(case.arrival_h - self.env.now)
+            self.record.cases.append(case)
+            self.env.process(self.inspection(case))
+
+    def decide_hour(self, hour: int, lo: int, hi: int) -> list[Case]:
+        """The hour's declarations lo..hi: who violates, the engine's decisions, the counts; returns
+        the event-log rows of those to inspect."""
         firms = self.decls.enterprise[lo:hi]
         chance = population.violation_probability(self.propensity[firms], self.decls.risk[lo:hi])
         violating = self.decls.u_violation[lo:hi] < np.minimum(1.0, chance * self.perception.factor[firms])
@@ -215,11 +226,7 @@ class OfficeModel:
             channels,
             batch.lane,
         )
-        for case in self._cases(batch, np.flatnonzero(batch.selected | batch.instructed)):
-            if case.arrival_h > self.env.now:
-                yield self.env.timeout(case.arrival_h - self.env.now)
-            self.record.cases.append(case)
-            self.env.process(self.inspection(case))
+        return self._cases(batch, np.flatnonzero(batch.selected | batch.instructed))
 
     def _cases(self, batch: Batch, ks: np.ndarray) -> list[Case]:
         """The event-log rows of a batch's inspected declarations (rows `ks`), read a column at a

@@ -195,9 +195,8 @@ def declarations(
     lines = goods_rng.integers(0, len(goods_table), n)
     goods = goods_table.iloc[lines].reset_index(drop=True)
     modes = scenario.goods.trade_modes
-    goods["trade_mode"] = goods_rng.choice(
-        list(modes), size=n, p=np.asarray(list(modes.values())) / sum(modes.values())
-    )
+    mode = goods_rng.choice(len(modes), size=n, p=np.asarray(list(modes.values())) / sum(modes.values()))
+    goods["trade_mode"] = pd.array(list(modes), dtype="str")[mode]  # a take: no string built per row
     return Declarations(
         arrival_h=arrival,
         enterprise=enterprise,
