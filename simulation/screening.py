@@ -90,13 +90,21 @@ class Screening:
         return {
             "customs_office": lambda: self.site_names[self.decls.site],
             "items": lambda: np.ones(n, np.int64),
-            "declared_date": lambda: (self.start + pd.to_timedelta(np.floor(self.day), unit="D")).strftime(
-                "%Y-%m-%d"
-            ),
+            "declared_date": self._dates,
             "enterprise_id": lambda: "E" + pd.Series(self.decls.enterprise).astype(str).str.zfill(6),
             "id": lambda: "S" + pd.Series(self.first + np.arange(n)).astype(str).str.zfill(8),
             **{name: (lambda name=name: goods[name]) for name in goods.columns},
         }
+
+    def _dates(self) -> pd.api.extensions.ExtensionArray:
+        """Each declaration's date as the rules read it: each day of the month written once, then
+        taken per declaration (writing 8 million dates one by one took seconds a month)."""
+        day = np.floor(self.day).astype(np.int64)
+        if not len(day):
+            return pd.array([], dtype="str")
+        first = int(day.min())
+        days = self.start + pd.to_timedelta(np.arange(first, int(day.max()) + 1), unit="D")
+        return pd.array(days.strftime("%Y-%m-%d"), dtype="str")[day - first]
 
     # ------------------------------------------------------------ one batch
 
