@@ -231,58 +231,25 @@ class OfficeModel:
     def _cases(self, batch: Batch, ks: np.ndarray) -> list[Case]:
         """The event-log rows of a batch's inspected declarations (rows `ks`), read a column at a
         time as plain Python values rather than element by element from the arrays."""
-        rows, decls = batch.lo + ks, self.decls
-        ids = self.rule_ids
-        fired = [";".join([r for r, hit in zip(ids, row) if hit]) for row in batch.hits[ks].tolist()]
-        columns = zip(
+        rows, ids = batch.lo + ks, self.rule_ids
+        flags = zip(
+            batch.random_hit[ks].tolist(), batch.targeted[ks].tolist(), batch.credit_only[ks].tolist()
+        )
+        chosen_by = [channel(*f) for f in flags]
+        columns = (
             (self.first + rows).tolist(),
-            decls.arrival_h[rows].tolist(),
-            decls.site[rows].tolist(),
-            decls.enterprise[rows].tolist(),
-            batch.credit[ks].tolist(),
-            batch.random_hit[ks].tolist(),
-            batch.targeted[ks].tolist(),
-            batch.credit_only[ks].tolist(),
-            fired,
-            batch.inspection[ks].tolist(),
+            self.decls.arrival_h[rows].tolist(),
+            [self.site_names[k] for k in self.decls.site[rows].tolist()],
+            self.decls.enterprise[rows].tolist(),
+            [CREDIT_VALUES[k] for k in batch.credit[ks].tolist()],
+            ["instructed" if c == "none" else c for c in chosen_by],  # "none": the officers' order
+            [";".join([r for r, hit in zip(ids, row) if hit]) for row in batch.hits[ks].tolist()],
+            [TYPE_VALUES[k] for k in batch.inspection[ks].tolist()],
             batch.violating[ks].tolist(),
             batch.threshold[ks].tolist(),
             batch.scored[ks].tolist(),
         )
-        out = []
-        for (
-            number,
-            at,
-            site,
-            firm,
-            credit,
-            random_hit,
-            targeted,
-            credit_only,
-            rules,
-            kind,
-            bad,
-            p,
-            scored,
-        ) in columns:
-            chosen_by = channel(random_hit, targeted, credit_only)
-            chosen_by = "instructed" if chosen_by == "none" else chosen_by  # the officers' order
-            out.append(
-                Case(
-                    number,
-                    at,
-                    self.site_names[site],
-                    firm,
-                    CREDIT_VALUES[credit],
-                    chosen_by,
-                    rules,
-                    TYPE_VALUES[kind],
-                    bad,
-                    p,
-                    scored,
-                )
-            )
-        return out
+        return [Case(*row) for row in zip(*columns)]
 
     def inspection(self, case: Case):
         env, dispatcher = self.env, self.dispatchers[case.site]

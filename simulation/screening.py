@@ -48,9 +48,6 @@ class Batch:
     def selected(self) -> np.ndarray:
         return self.random_hit | self.targeted | self.credit_only
 
-    def fired(self, k: int, rule_ids: list[str]) -> list[str]:
-        return [rule_ids[j] for j in np.flatnonzero(self.hits[k])]
-
 
 class Screening:
     def __init__(
