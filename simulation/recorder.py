@@ -88,7 +88,9 @@ class Recorder:
 
     def settle(self) -> None:
         """Move the cleared cases (nothing changes a case once it is cleared) into compact columns,
-        so a long run holds a few bytes per inspection rather than an object each."""
+        so a long run holds a few bytes per inspection rather than an object each; fold the month's
+        service times into the busy hours likewise."""
+        self._fold_work()
         cleared = [c for c in self.cases if not math.isnan(c.cleared_h)]
         if not cleared:
             return
@@ -119,19 +121,24 @@ class Recorder:
     def busy_hours(self) -> np.ndarray:
         """Months x sites: the inspection hours worked, each service time split over the months it
         spans (the part past the horizon's end is not counted): the one count of busy hours, for
-        utilization and the controller alike. Folded in a batch when read, not once per inspection,
-        adding the same parts in the same order as one at a time would."""
-        site_k, start_h, hours = (np.asarray(column) for column in self._work)
-        if len(site_k):
-            self._work = ([], [], [])
-            edges, end_h = self.month_edges, start_h + hours
-            first = np.searchsorted(edges, start_h, side="right") - 1
-            spans = np.maximum(0, np.minimum(self.n_months, np.searchsorted(edges, end_h)) - first)
-            entry = np.repeat(np.arange(len(spans)), spans)  # each inspection's months, in order
-            month = first[entry] + np.arange(len(entry)) - np.repeat(np.cumsum(spans) - spans, spans)
-            part = np.minimum(end_h[entry], edges[month + 1]) - np.maximum(start_h[entry], edges[month])
-            np.add.at(self._busy, (month, site_k[entry]), part)
+        utilization and the controller alike."""
+        self._fold_work()
         return self._busy
+
+    def _fold_work(self) -> None:
+        """The service times noted since the last fold, split over months in one batch rather than
+        once per inspection, adding the same parts in the same order as one at a time would."""
+        site_k, start_h, hours = (np.asarray(column) for column in self._work)
+        if not len(site_k):
+            return
+        self._work = ([], [], [])
+        edges, end_h = self.month_edges, start_h + hours
+        first = np.searchsorted(edges, start_h, side="right") - 1
+        spans = np.maximum(0, np.minimum(self.n_months, np.searchsorted(edges, end_h)) - first)
+        entry = np.repeat(np.arange(len(spans)), spans)  # each inspection's months, in order
+        month = first[entry] + np.arange(len(entry)) - np.repeat(np.cumsum(spans) - spans, spans)
+        part = np.minimum(end_h[entry], edges[month + 1]) - np.maximum(start_h[entry], edges[month])
+        np.add.at(self._busy, (month, site_k[entry]), part)
 
     def arrivals(
         self,
