@@ -104,6 +104,7 @@ class Dispatcher:
         self.busy: set[str] = set()  # inspectors at work on an inspection
         self.desks: dict[str, deque] = {p.id: deque() for p in self.people}  # work waiting its turn
         self.on_post: list[str] = []
+        self._rota: dict[tuple[int, dt.time], list[str]] = {}  # (weekday, time): on post then
         self._on_post_set: set[str] = set()
         self.available = {t: _IndexedSet() for t in InspectionType}  # eligible: on post, qualified, under cap
         self.queues: dict[InspectionType, deque] = {t: deque() for t in InspectionType}
@@ -155,7 +156,10 @@ class Dispatcher:
 
     def set_on_post(self, at_h: float) -> None:
         at = self.start + dt.timedelta(hours=at_h)
-        self.on_post = [p.id for p in self.people if p.on_post(at)]
+        week = (at.weekday(), at.time())  # shifts repeat weekly: who is on post is read once per slot
+        if week not in self._rota:
+            self._rota[week] = [p.id for p in self.people if p.on_post(at)]
+        self.on_post = self._rota[week]
         self._on_post_set = set(self.on_post)
         self.available = {t: _IndexedSet() for t in InspectionType}
         for inspector in self.on_post:
