@@ -479,8 +479,8 @@ class Pacers:
 
 
 def _rows_by_office(offices: np.ndarray) -> dict[str, np.ndarray]:
-    """Each office's rows, in arrival order, found in one pass (comparing every row with each of 40
-    offices, as a national batch has, cost more than deciding it)."""
+    """Each office's rows, in arrival order, found in one pass (comparing every row with each office,
+    40 of them in the China-sized scenario, cost more than deciding the batch)."""
     rows: dict[str, list[int]] = {}
     for i, office in enumerate(offices.tolist()):
         rows.setdefault(office, []).append(i)

@@ -126,7 +126,7 @@ class Dispatcher:
         """The inspector's own turn: their dispatched inspections are worked one at a time, in the
         order handed over. None when they are free (the work starts at once, with no event), else
         an event that `done` succeeds when the work before it ends: a queue per inspector rather
-        than a SimPy resource, which costs three events more per inspection."""
+        than a SimPy resource, whose request and release cost two events per inspection."""
         if inspector not in self.busy:
             self.busy.add(inspector)
             return None

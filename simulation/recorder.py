@@ -111,7 +111,7 @@ class Recorder:
         return frame.sort_values("declaration", kind="stable").reset_index(drop=True)
 
     def work(self, site: str, start_h: float, hours: float) -> None:
-        """An inspection's service time: noted here, split over months when `busy_hours` is read."""
+        """An inspection's service time: noted here, split over months in a batch (`_fold_work`)."""
         site_k, start, length = self._work
         site_k.append(self.site_index[site])
         start.append(start_h)
