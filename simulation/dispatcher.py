@@ -116,11 +116,17 @@ class Dispatcher:
     def waiting(self) -> int:
         return sum(len(q) for q in self.queues.values())
 
-    def request(self, case: Case) -> simpy.Event:
-        done = self.env.event()
-        self.queues[InspectionType(case.inspection_type)].append((case, done))
+    def request(self, case: Case) -> simpy.Event | None:
+        """Queue the inspection and dispatch what can go. None when it went at once (its inspector
+        is then set on the case, with no event to wait for); else the event its dispatch succeeds
+        with the inspector."""
+        entry = [case, None]
+        self.queues[InspectionType(case.inspection_type)].append(entry)
         self.try_dispatch()
-        return done
+        if case.inspector:
+            return None
+        entry[1] = self.env.event()
+        return entry[1]
 
     def turn(self, inspector: str) -> simpy.Event | None:
         """The inspector's own turn: their dispatched inspections are worked one at a time, in the
@@ -205,7 +211,10 @@ class Dispatcher:
             else:
                 return False
         self._assign(chosen, case, kind)
-        done.succeed(chosen)
+        if done is None:  # the inspection being requested: it goes on at once
+            case.inspector = chosen
+        else:
+            done.succeed(chosen)
         return True
 
     def _rotated(self, inspector: str, case: Case) -> bool:

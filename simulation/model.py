@@ -254,7 +254,9 @@ class OfficeModel:
     def inspection(self, case: Case):
         env, dispatcher = self.env, self.dispatchers[case.site]
         kind, facility, service_time, detection = self.kinds[case.inspection_type]
-        case.inspector = yield dispatcher.request(case)
+        waiting = dispatcher.request(case)
+        if waiting is not None:  # no facility or eligible inspector yet
+            case.inspector = yield waiting
         case.facility, case.dispatched_h = facility, env.now
         service = draw_time(self.service_rng, service_time)
         turn = dispatcher.turn(case.inspector)

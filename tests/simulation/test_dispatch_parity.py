@@ -83,12 +83,19 @@ def simulated_picks(n: int, firms: list[str], rotation_days: int) -> list[str | 
     picks = []
     for k in range(n):
         case = Case(k, 9.0, SITE, int(firms[k][1:]), "general", "random", "", "physical", False, 1.0)
-        done = dispatcher.request(case)
+        waiting = dispatcher.request(case)
         env.run(until=env.now + 1e-6)
-        picks.append(done.value if done.triggered else None)
-        if done.triggered:
-            dispatcher.release_inspector(done.value, InspectionType.physical)
+        picks.append(picked(case, waiting))
+        if picks[-1] is not None:
+            dispatcher.release_inspector(picks[-1], InspectionType.physical)
     return picks
+
+
+def picked(case: Case, waiting) -> str | None:
+    """The inspector a request gave: at once (set on the case) or by its event, once it has run."""
+    if waiting is None:
+        return case.inspector
+    return waiting.value if waiting.triggered else None
 
 
 def test_both_pick_uniformly_among_free_inspectors(tmp_path):
@@ -158,12 +165,12 @@ def simulated_spread(trials: int, weighting: str = "workload") -> np.ndarray:
             Case(3 * t + k, 9.0, SITE, 3 * t + k, "general", "random", "", "physical", False, 1.0)
             for k in range(3)
         ]
-        dones = [dispatcher.request(case) for case in cases]
+        waiting = [dispatcher.request(case) for case in cases]
         env.run(until=env.now + 1e-6)
-        picked = [done.value for done in dones]
-        for person in picked:
+        people = [picked(case, w) for case, w in zip(cases, waiting)]
+        for person in people:
             dispatcher.release_inspector(person, InspectionType.physical)
-        counts[len(set(picked))] += 1
+        counts[len(set(people))] += 1
     return counts
 
 
@@ -205,12 +212,10 @@ def test_the_cap_on_open_work_rules_out_the_same_inspectors(tmp_path):
     env = simpy.Environment()
     dispatcher = Dispatcher(env, capped, scenario, random.Random(2), SITE)
     dispatcher.set_on_post(9.0)
-    dones = [
-        dispatcher.request(Case(k, 9.0, SITE, k, "general", "random", "", "physical", False, 1.0))
-        for k in range(5)
-    ]
+    cases = [Case(k, 9.0, SITE, k, "general", "random", "", "physical", False, 1.0) for k in range(5)]
+    waiting = [dispatcher.request(case) for case in cases]
     env.run(until=1e-6)
-    sim = [done.value if done.triggered else None for done in dones]
+    sim = [picked(case, w) for case, w in zip(cases, waiting)]
     for picks in (live, sim):
         assert len(set(picks[:4])) == 4 and picks[4] is None, picks
 
