@@ -46,7 +46,7 @@ class BatchRules:
 
     def __init__(self, rules: RuleSet, lodged: Mapping[str, Callable[[], Any]]):
         self.rules = rules
-        self.used = set().union(*(conditions.fields_used(r.condition) for r in rules.rules))
+        self.used = rules.fields_used
         self.firm_fields_used = sorted(f for f in self.used if f.startswith("enterprise."))
         self.frame = rule_frame(lodged, self.used)
         self._static = self._static_subtrees()

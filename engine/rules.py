@@ -116,10 +116,9 @@ class RuleSet:
         self._dated = any(r.valid_from or r.valid_until for r in rules)
         self._position = {r.id: k for k, r in enumerate(rules)}
         self._session = _durable_session(rules, source)
-        # what `evaluate` reads of a declaration: the fields some rule uses, and the date the rules'
-        # validity needs
-        used = set().union(*(conditions.fields_used(r.condition) for r in rules))
-        self._reads = sorted(used | {"declared_date"})
+        self.fields_used = set(self._session.fields)  # every field some rule reads
+        # what `evaluate` reads of a declaration: those fields, and the date the rules' validity needs
+        self._reads = sorted(self.fields_used | {"declared_date"})
         self._predicates = [(r, conditions.to_predicate(r.condition)) for r in rules]
 
     # ------------------------------------------------------------ loading
@@ -302,8 +301,8 @@ class _DurableSession:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         # Only the fields some rule reads go into the fact: durable's cost grows with its JSON size.
-        used = set().union(*(conditions.fields_used(r.condition) for r in rules))
-        self._keys = [(f, conditions.fact_key(f)) for f in sorted(used)]
+        self.fields = sorted(set().union(*(conditions.fields_used(r.condition) for r in rules)))
+        self._keys = [(f, conditions.fact_key(f)) for f in self.fields]
         self._host = _SyncHost()
         self._names = []
         for k, group in enumerate(_pack(rules)):
