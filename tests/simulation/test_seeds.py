@@ -85,7 +85,7 @@ def test_check_reports_each_seed_and_the_pooled_verdicts(tmp_path):
     names = [t["name"] for t in checked["targets"]]
     assert "drawn share" in names and "seed 3" in result.output
     pooled = {d["column"]: d for d in checked["steady_state"]}
-    assert set(pooled) == {"inspection_rate", "dishonest_enterprises", "backlog_end"}
+    assert set(pooled) == {"inspection_rate", "dishonest_enterprises", "mean_wait_h", "backlog_end"}
     assert all(d["verdict"] in ("met", "drifting", "inconclusive", "undetermined") for d in pooled.values())
     # the pooled change is the mean of the seeds' own changes
     seeds_changes = [
