@@ -569,13 +569,14 @@ def _fixed_capacity(
     plots.frontier(result, out / "frontier.png")
     print(result.table[columns].round(4).to_string(index=False))
     print(result.sentence())
+    print(tuning.randomness_sentence(result))
     console(stderr=True).print(f"wrote {out / 'frontier.csv'} and {out / 'frontier.png'}", highlight=False)
     if names:
         say = lambda line: console(stderr=True).print(f"  {line}", markup=False, highlight=False)  # noqa: E731
         try:
             with sweeps.Runner(workers, scheduler, warm) as runner:
                 table, frontiers = tuning.sensitivity(
-                    raw, base, runner, capacity, shares, precision, limits, replications, names, say
+                    raw, base, runner, capacity, shares, precision, limits, replications, names, say, result
                 )
         except InputError as e:
             fail(str(e))
@@ -584,6 +585,7 @@ def _fixed_capacity(
         plots.sensitivity(result, frontiers, out / "sensitivity.png")
         print(table.round(4).to_string(index=False))
         print(tuning.sensitivity_sentence(result, table))
+        print(tuning.randomness_sentence(result, frontiers))
         console(stderr=True).print(
             f"wrote {out / 'sensitivity.csv'}, {out / 'sensitivity_frontiers.csv'} and "
             f"{out / 'sensitivity.png'}",

@@ -184,6 +184,11 @@ RUN_METRICS = [
         "declarations per month",
         "violations committed per measured month (ground truth: deterrence lowers it)",
     ),
+    Figure(
+        ("violations_undetected_per_month",),
+        "declarations per month",
+        "violations committed and not found per measured month: what gets through",
+    ),
     Figure(("inspector_utilization",), "share of on-post hours", "inspector utilization"),
     Figure(("mean_wait_h",), "hours", "mean wait for dispatch"),
     Figure(("p95_clearance_h",), "hours", "95th percentile clearance, unfinished ones counted to the end"),

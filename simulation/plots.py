@@ -10,6 +10,7 @@ from matplotlib.figure import Figure  # not pyplot: files need no GUI backend, a
 
 from simulation.calibration import TARGETS
 from simulation.metrics import CREDIT_RULES, RUN, wilson
+from simulation.tuning import lines
 
 CHINA_H1_2015 = 0.55  # share of dispatches from random selection, China Customs, first half of 2015
 BAND = {t.column: t for t in TARGETS}  # the calibration bands, drawn where their metric is plotted
@@ -323,19 +324,19 @@ def frontier(result, out: Path) -> Path:
 
 def sensitivity(result, frontiers: pd.DataFrame, out: Path) -> Path:
     """Violations committed and found per month against the random share, as the scenario stands and
-    under each assumption's other value (95% intervals over replications): where the committed line
-    falls as the share rises, randomness deters; where the found line rises, it finds what the rules
-    miss; where both are flat or found falls, it costs."""
-    fig = Figure(figsize=(11, 4.8))
-    committed, found = fig.subplots(1, 2)
-    lines = [("as the scenario stands", result.table)] + [
-        (f"{a} {s}: {settings}", t)
-        for (a, s, settings), t in frontiers.groupby(["assumption", "side", "settings"], sort=False)
-        if settings  # a side that is the scenario itself repeats its line
-    ]
-    for label, t in lines:
+    under each assumption's other values (95% intervals over replications), and the change against
+    no random share in the violations that go undetected (paired over seeds): where the committed
+    line falls as the share rises, randomness deters; where the undetected change is below 0, it
+    pays; above 0, it costs."""
+    fig = Figure(figsize=(15, 5))
+    committed, found, undetected = fig.subplots(1, 3)
+    for label, t in lines(result, frontiers):
         t = t.sort_values("share")
-        for ax, figure in ((committed, "violations_per_month"), (found, "violations_found_per_month")):
+        for ax, figure in (
+            (committed, "violations_per_month"),
+            (found, "violations_found_per_month"),
+            (undetected, "undetected_change"),
+        ):
             y = t[figure]
             ax.errorbar(
                 100 * t["share"],
@@ -345,18 +346,20 @@ def sensitivity(result, frontiers: pd.DataFrame, out: Path) -> Path:
                 capsize=3,
                 label=label,
             )
-    committed.set(
-        title="Violations committed a month (deterrence lowers them)",
-        xlabel="random share of the computer's capacity (%)",
-        ylabel="violating declarations per month",
+    undetected.axhline(0, color="k", lw=1, ls="--", label="no random share (below: randomness pays)")
+    xlabel = "random share of the computer's capacity (%)"
+    committed.set(title="Violations committed (deterrence lowers them)", xlabel=xlabel, ylabel="per month")
+    found.set(title="Violations found", xlabel=xlabel, ylabel="per month")
+    undetected.set(
+        title="Violations undetected, change against none random",
+        xlabel=xlabel,
+        ylabel="per month (paired over seeds)",
     )
-    found.set(
-        title="Violations found a month",
-        xlabel="random share of the computer's capacity (%)",
-        ylabel="violations found per month",
+    undetected.legend(fontsize=7)
+    fig.suptitle(
+        f"Randomness under assumptions not fitted; capacity {result.capacity:.1%} of declarations; "
+        "95% intervals over replications"
     )
-    found.legend(fontsize=7)
-    fig.suptitle(f"Randomness under assumptions not fitted; capacity {result.capacity:.1%} of declarations")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     return out

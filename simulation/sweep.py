@@ -151,6 +151,7 @@ def whole_run(summary: dict, monthly: pd.DataFrame) -> dict[str, float]:
     )
     out["violations_found_per_month"] = summary["violations_found"] / max(len(monthly), 1)
     out["violations_per_month"] = summary["violations_true"] / max(len(monthly), 1)
+    out["violations_undetected_per_month"] = out["violations_per_month"] - out["violations_found_per_month"]
     per_month = summary["inspections"] / max(len(monthly), 1)
     out["backlog_growth"] = backlog_slope(monthly["backlog_end"].to_numpy(float)) / max(per_month, 1.0)
     # the change over the run relative to its level where it rises significantly, else 0 (a month's

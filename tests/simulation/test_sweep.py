@@ -239,10 +239,14 @@ def test_cli_sweep_and_tune(tmp_path):
     assert bad.exit_code == 2 and "expected path=values" in bad.stderr
 
 
-def test_the_fixed_capacity_answer_reports_how_far_it_moves_across_assumptions(tmp_path):
-    """`tune --fixed-capacity --sensitivity`: the recommendation rerun at each assumption's low and
-    high value, a row each, and one sentence with the range; an unknown assumption is one clear error
-    before anything runs."""
+def test_the_fixed_capacity_answer_reports_how_far_it_moves_across_assumptions(tmp_path, monkeypatch):
+    """`tune --fixed-capacity --sensitivity`: the recommendation rerun at each assumption's values
+    (deterrence: none, 0.5, 1, 2), a row each, one sentence with the range and one saying where
+    randomness pays; a side that is the scenario as it stands is not run again; an unknown assumption
+    is one clear error before anything runs."""
+    frontiers_run = []
+    real = tuning.fixed_capacity
+    monkeypatch.setattr(tuning, "fixed_capacity", lambda *a, **k: frontiers_run.append(1) or real(*a, **k))
     tiny = [
         "--set", "horizon.warmup_months=0", "--months", "2", "--set", "arrivals.per_day=400",
         "--set", "population.enterprises=1500", "--set", "inspectors.count=12",
@@ -257,20 +261,34 @@ def test_the_fixed_capacity_answer_reports_how_far_it_moves_across_assumptions(t
     assert bad.exit_code == 2 and "unknown weather" in bad.output and not (tmp_path / "frontier.csv").exists()
     done = runner.invoke(app, [*args, "--sensitivity", "goods-effects", "--sensitivity", "deterrence"])
     assert done.exit_code == 0, done.output
+    assert len(frontiers_run) == 1 + 2 + 3  # the scenario's, goods-effects low and high, deterrence > 0
     table = pd.read_csv(tmp_path / "sensitivity.csv")
     assert list(zip(table["assumption"], table["side"])) == [
-        ("goods-effects", "low"), ("goods-effects", "high"), ("deterrence", "low"), ("deterrence", "high"),
+        ("goods-effects", "low"), ("goods-effects", "high"),
+        ("deterrence", "none"), ("deterrence", "0.5"), ("deterrence", "1"), ("deterrence", "2"),
     ]  # fmt: skip
     assert (table["recommended_share"] == 0.4).all()  # the only share with a random sample
     # every frontier whole, to plot how the trade-off moves: committed and found per share and side
     frontiers = pd.read_csv(tmp_path / "sensitivity_frontiers.csv")
-    assert len(frontiers) == 4 * 2 and set(frontiers["share"]) == {0.0, 0.4}
+    assert len(frontiers) == 6 * 2 and set(frontiers["share"]) == {0.0, 0.4}
     assert frontiers[["violations_per_month", "violations_found_per_month"]].notna().all().all()
     assert (frontiers["violations_per_month"] >= frontiers["violations_found_per_month"]).all()
+    # no deterrence is the scenario as it stands: its frontier is the scenario's own, not run again
+    own = pd.read_csv(tmp_path / "frontier.csv")
+    none = frontiers[frontiers["side"] == "none"]
+    assert none["settings"].isna().all() and table.loc[2, "settings"] == "(as the scenario)"
+    assert np.array_equal(none["violations_found_per_month"], own["violations_found_per_month"])
+    # at the first share each change is 0 by construction; elsewhere undetected = committed - found
+    first = frontiers[frontiers["share"] == 0.0]
+    assert (first[["committed_change", "found_change", "undetected_change"]] == 0).all().all()
+    assert np.allclose(
+        frontiers["undetected_change"], frontiers["committed_change"] - frontiers["found_change"]
+    )
     assert (tmp_path / "sensitivity.png").stat().st_size > 10_000
     assert (
         "is 40% as the scenario stands; across the assumptions tried it ranges from 40% to 40%" in done.stdout
     )
+    assert done.stdout.count("Against 0% random, ") == 2  # the scenario's frontier, then every frontier
 
 
 def test_the_tuner_starts_from_todays_office_with_warm(tmp_path):
@@ -297,6 +315,75 @@ def test_the_sensitivity_sentence_gives_the_range_and_names_where_nothing_meets(
         "The recommended random share is 45% as the scenario stands; across the assumptions tried it "
         "ranges from 30% to 60%, and under detection low no share meets it."
     )
+
+
+def test_a_share_is_judged_by_the_paired_change_in_violations_that_go_undetected():
+    """Each share against none random, seed by seed: a share that lets 30 fewer through on every
+    seed (whatever each seed's own level) pays with no spread; one that lets 20 more through costs;
+    one whose change flips sign across seeds shows no difference. The sentence says which is which."""
+    level = {1: 1000.0, 2: 1400.0, 3: 900.0}
+    runs = pd.DataFrame(
+        [
+            {"policy.random_ratio": ratio, "seed": seed, "violations_per_month": level[seed] + committed,
+             "violations_found_per_month": 300.0 + found}
+            for ratio, committed, found in ((0.0, 0, 0), (0.01, -40, -10))
+            for seed in level
+        ]
+    )  # fmt: skip
+    runs["violations_undetected_per_month"] = (
+        runs["violations_per_month"] - runs["violations_found_per_month"]
+    )
+    changed = tuning.changes(runs, "policy.random_ratio")
+    assert changed.loc[0.01, "committed_change"] == -40 and changed.loc[0.01, "undetected_change"] == -30
+    assert changed.loc[0.01, "undetected_change_low"] == changed.loc[0.01, "undetected_change_high"] == -30
+    assert changed.loc[0.0, "found_change"] == 0
+
+    def frontier(*undetected: tuple[float, float, float]) -> tuning.Frontier:
+        rows = [{"share": 0.0, "undetected_change": 0.0, "undetected_change_low": 0.0,
+                 "undetected_change_high": 0.0}]  # fmt: skip
+        rows += [
+            {
+                "share": share,
+                "undetected_change": mean,
+                "undetected_change_low": low,
+                "undetected_change_high": high,
+            }
+            for share, (mean, low, high) in zip((0.3, 0.6), undetected)
+        ]
+        return tuning.Frontier(0.032, 0.01, pd.DataFrame(rows), 0.3)
+
+    costs = frontier((20, 12, 28), (40, 30, 50))
+    pays = frontier((-5, -15, 5), (-30, -42, -18)).table.assign(
+        assumption="deterrence", side="2", settings="x"
+    )
+    unclear = frontier((5, -5, 15), (3, -9, 15)).table.assign(assumption="deterrence", side="1", settings="y")
+    assert tuning.randomness_sentence(costs, pd.concat([pays, unclear])) == (
+        "Against 0% random, randomness pays (fewer violations go undetected) under deterrence 2 "
+        "(-30 [-42, -18] a month at 60%); it costs (more go undetected at every share; the least shown) "
+        "as the scenario stands (+20 [+12, +28] a month at 30%); no difference beyond chance is shown "
+        "under deterrence 1."
+    )
+
+
+def test_the_recommended_share_lets_fewest_violations_through_not_the_one_that_finds_most():
+    """With deterrence a share that finds fewer can let fewer through: 60% finds 20 fewer a month
+    than 30% but deters 100 more, so it is the answer; a share that misses a limit (0%) is never."""
+    table = pd.DataFrame(
+        {"share": [0.0, 0.3, 0.6], "meets": [False, True, True],
+         "violations_found_per_month": [330.0, 300.0, 280.0],
+         "violations_per_month": [1850.0, 1800.0, 1700.0]}
+    )  # fmt: skip
+    table["violations_undetected_per_month"] = (
+        table["violations_per_month"] - table["violations_found_per_month"]
+    )
+    assert tuning.recommend(table) == 0.6
+    assert math.isnan(tuning.recommend(table.assign(meets=False)))
+    # where firms do not respond, every share commits the same: the answer is the share that finds most
+    same = table.assign(violations_per_month=1850.0)
+    same["violations_undetected_per_month"] = (
+        same["violations_per_month"] - same["violations_found_per_month"]
+    )
+    assert tuning.recommend(same) == 0.3
 
 
 def test_compare_pairs_each_seed_with_the_first_point_from_a_month_on():
