@@ -1,6 +1,12 @@
 """Derive the simulation's baseline risk rules from the training split of the Korean data (MIT, IBS/KCS).
 
-Writes scenarios/rules/kcs_derived.yaml. How each threshold is chosen (stated again in the file):
+Writes scenarios/rules/kcs_derived.yaml, and scenarios/rules/kcs_goods.yaml: targeting that leans
+on what a declaration lodges, which firms can see and route around (the frontier's "where randomness
+pays"): the derived goods and origin rules, no enterprise rule, and ELEVATED-RISK-HEADING, a broader
+net that lets goods alone fill an office's capacity (the six-digit list holds 2.1% of the simulated
+goods lines, and the certified traders' multipliers thin it: alone it left the baseline port's
+inspectors at utilization 0.5-0.6 where the capacity gives 0.7; with the headings, 6.0%).
+How each threshold is chosen (stated again in the file):
 - HIGH-RISK-GOODS: six-digit HS codes with at least 10 training rows whose shrunk fraud rate (the
   fitted intercept, the code's chapter, heading and hs6 effects from scenarios/risk/kcs_effects.csv,
   the other effects at their training mean) is at least a multiple of the training split's rate. The
@@ -10,6 +16,10 @@ Writes scenarios/rules/kcs_derived.yaml. How each threshold is chosen (stated ag
   2%; a list that merely doubles the rate does not), so the list is chosen on data it was not fitted on.
 - HIGH-RISK-ORIGIN: origins with at least 30 training rows, the same test; left out when no multiple
   passes it.
+- ELEVATED-RISK-HEADING (kcs_goods.yaml only): four-digit headings with at least 30 training rows
+  whose shrunk rate (chapter and heading effects) is at least a multiple of the split's rate, the
+  smallest of 1.2/1.3/1.5/1.6/1.8/2.0 whose headings keep a validation rate at least 1.5x the split's
+  (a broad net must still beat random by half); weighted by its validation lift as the others.
 - The value band is not used: its fitted effects are within +-0.25 log-odds (the noise the data set's
   makers added to prices hides most undervaluation), too weak for a rule.
 - Weights (the risk score, used when a policy sets an expected rate): a derived rule weighs its
@@ -35,12 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.files import QuotedCodes  # noqa: E402
 from simulation.risk import RiskTable, expit  # noqa: E402
 
-MIN_ROWS, MIN_ORIGIN_ROWS = 10, 30
+MIN_ROWS, MIN_ORIGIN_ROWS, MIN_HEADING_ROWS = 10, 30, 30
 MULTIPLES = [1.6, 1.8, 2.0, 2.5, 3.0]
+HEADING_MULTIPLES, HEADING_LIFT = [1.2, 1.3, 1.5, 1.6, 1.8, 2.0], 1.5  # the goods-only file's broad net
 VALIDATION_LIFT = (
     2.5  # a list is kept only if its codes' validation fraud rate is at least this x the split's
 )
 OUT = Path("scenarios/rules/kcs_derived.yaml")
+GOODS_OUT = Path("scenarios/rules/kcs_goods.yaml")
 
 STATUS_RULES = [
     {
@@ -81,17 +93,25 @@ def main(data_dir: str) -> None:
     valid, y_valid = split(data_dir, "valid")
     base = float(y_train.mean())
 
-    def chosen(levels, column, min_rows) -> tuple[float, list[str]]:
+    for split_rows in (train, valid):  # the heading a rule reads (`hs_heading`)
+        split_rows["hs_heading"] = split_rows["hs_code"].astype(str).str.zfill(6).str[:4]
+
+    def chosen(
+        levels, column, min_rows, multiples=MULTIPLES, needed=VALIDATION_LIFT
+    ) -> tuple[float, list[str]]:
         """The smallest multiple whose list holds up on the validation split (none: an empty list)."""
-        for multiple in MULTIPLES:
+        for multiple in multiples:
             codes = listed(table, train, levels, column, min_rows, multiple * base)
             held = valid[column].isin(codes).to_numpy()
-            if held.any() and y_valid[held].mean() >= VALIDATION_LIFT * y_valid.mean():
+            if held.any() and y_valid[held].mean() >= needed * y_valid.mean():
                 return multiple, codes
         return math.nan, []
 
     goods_multiple, goods = chosen(["chapter", "heading", "hs6"], "hs_code", MIN_ROWS)
     origin_multiple, origins = chosen(["origin"], "origin_country", MIN_ORIGIN_ROWS)
+    heading_multiple, headings = chosen(
+        ["chapter", "heading"], "hs_heading", MIN_HEADING_ROWS, HEADING_MULTIPLES, HEADING_LIFT
+    )
 
     def lift(column, codes) -> float:
         """The rule's risk-score weight: its validation fraud rate over the split's."""
@@ -139,15 +159,36 @@ def main(data_dir: str) -> None:
     lists = {
         name: codes for name, codes in (("high_risk_hs6", goods), ("high_risk_origins", origins)) if codes
     }
-    rules = {"version": "kcs-derived-2026.11", "lists": lists, "rules": [*derived, *STATUS_RULES]}
+    write(OUT, {"version": "kcs-derived-2026.11", "lists": lists, "rules": [*derived, *STATUS_RULES]})
+    broad = list_rule(
+        "ELEVATED-RISK-HEADING",
+        "HS headings",
+        heading_multiple,
+        MIN_HEADING_ROWS,
+        "hs_heading",
+        headings,
+        "elevated_risk_headings",
+    )
+    write(
+        GOODS_OUT,
+        {
+            "version": "kcs-goods-2026.12",
+            "lists": {**lists, "elevated_risk_headings": headings},
+            "rules": [*derived, broad],
+        },
+    )
+    print(
+        f"{OUT}, {GOODS_OUT}: {len(goods)} HS6 codes (x{goods_multiple:g}), "
+        f"{len(origins)} origins (x{origin_multiple:g}), {len(headings)} headings (x{heading_multiple:g})"
+    )
+
+
+def write(path: Path, rules: dict) -> None:
     header = "".join(f"# {line}\n" for line in (__doc__ or "").strip().splitlines())
-    OUT.write_text(
+    path.write_text(
         "# Generated by tools/derive_rules.py; edit the script, not this file.\n"
         + header
         + yaml.dump(rules, Dumper=QuotedCodes, sort_keys=False, width=110)
-    )
-    print(
-        f"{OUT}: {len(goods)} HS6 codes (x{goods_multiple:g}), {len(origins)} origins (x{origin_multiple:g})"
     )
 
 
