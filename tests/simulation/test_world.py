@@ -7,6 +7,8 @@ so over N repetitions the count is Binomial(N, 0.95).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from scipy import stats
 
 from simulation import calibration, population, risk
 from simulation.scenario import load
+from tests.conftest import ROOT
 
 SCENARIOS = "scenarios"
 
@@ -196,6 +199,39 @@ def test_baseline_meets_every_calibration_target_on_every_seed(baseline_runs):
         assert 3 <= ratio["ci_low"] and ratio["ci_high"] <= 10
         drawn = next(r for r in rows if r["column"] == "drawn_share")  # China's 55%: random draws only
         assert 0.50 <= drawn["ci_low"] and drawn["ci_high"] <= 0.60
+
+
+def test_the_readme_states_the_baseline_as_make_run_prints_it(baseline_runs):
+    """The README's calibration table and its sentence on the drawn share are seed 1's run (`make run`):
+    a change to the model that moves them fails here until the README says what it now does."""
+    readme = (ROOT / "README.md").read_text()
+    monthly = baseline_runs[1]["monthly"]
+    rows = {r["column"]: r for r in baseline_runs[1]["summary"]["calibration"]}
+
+    def share(column: str) -> str:
+        r = rows[column]
+        return f"{100 * r['value']:.1f}% [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+
+    def plain(column: str, unit: str = "") -> str:
+        r = rows[column]
+        return f"{r['value']:.1f}{unit} [{r['ci_low']:.1f}, {r['ci_high']:.1f}]"
+
+    table = {
+        "inspection rate": share("inspection_rate"),
+        "drawn share": share("drawn_share"),
+        "inspector utilization": share("inspector_utilization"),
+        "p95 clearance of inspected declarations": plain("p95_clearance_h", " h"),
+        "targeted / random hit rate": plain("hit_ratio"),
+    }
+    for name, value in table.items():
+        assert re.search(rf"^\| {re.escape(name)} \|.*\| {re.escape(value)} \|$", readme, re.M), (name, value)
+    mean = {c: 100 * monthly[c].mean() for c in monthly.columns if c.endswith("_share")}
+    said = (
+        f"chose {mean['random_dispatch_share']:.1f}% of inspections, {mean['drawn_share']:.1f}% drawn "
+        f"({mean['pure_random_share']:.1f}% pure random, {mean['credit_share']:.1f}% the credit floor) "
+        f"and {mean['scored_share']:.1f}% scored."
+    )
+    assert said in " ".join(readme.split()), said
 
 
 def test_baseline_meets_the_credit_rules_on_the_total_rate_on_every_seed(baseline_runs):
