@@ -331,26 +331,10 @@ def goods_risk(
     the class's mean violation rate stays the scenario's: the data give relative risks, not the level."""
     if risk_table is None or scenario.goods.risk_strength == 0:
         return np.zeros(len(lines))
-    goods = _line_risk(scenario.goods.risk_strength, risk_table, goods_table)[lines]
+    goods = scenario.goods.risk_strength * risk_table.line_logodds(goods_table)[lines]
     firm = propensity_logodds(firms.propensity)[enterprise]
     shift = centred_shift(firm, goods, firms.credit[enterprise])
     return goods + shift[firms.credit[enterprise]]
-
-
-_LINE_RISK: list = []  # the last (strength, table, goods, log-odds): a run asks again every month
-
-
-def _line_risk(strength: float, risk_table: RiskTable, goods_table: pd.DataFrame) -> np.ndarray:
-    """Each goods line's scaled log-odds (5,000 lines, not a month's rows), worked out once per
-    table and goods list rather than for every month drawn."""
-    if not (
-        _LINE_RISK
-        and _LINE_RISK[0] == strength
-        and _LINE_RISK[1] is risk_table
-        and _LINE_RISK[2] is goods_table
-    ):
-        _LINE_RISK[:] = [strength, risk_table, goods_table, strength * risk_table.logodds(goods_table)]
-    return _LINE_RISK[3]
 
 
 def adapted(

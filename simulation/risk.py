@@ -16,7 +16,7 @@ table is shipped (`scenarios/risk/kcs_effects.csv`); `tools/fit_risk.py` regener
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,7 @@ class RiskTable:
     """Fitted effects (log-odds, relative to the intercept) per level and code, and reference prices."""
 
     table: pd.DataFrame  # level, code, effect, rows, rate (the training data's raw fraud rate)
+    _lines: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def intercept(self) -> float:
@@ -102,6 +103,13 @@ class RiskTable:
         for level, codes in self.features(goods).items():
             total += codes.map(self.effects(level)).fillna(0.0).to_numpy(float)
         return total
+
+    def line_logodds(self, goods: pd.DataFrame) -> np.ndarray:
+        """`logodds` of the goods list a run draws from every month (5,000 lines, not a month's rows),
+        worked out once and kept with this table while the same list is asked again."""
+        if self._lines is None or self._lines[0] is not goods:
+            self._lines = (goods, self.logodds(goods))
+        return self._lines[1]
 
     def write(self, path: str | Path) -> None:
         self.table.to_csv(path, index=False, float_format="%.6g")
