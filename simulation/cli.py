@@ -557,6 +557,7 @@ def _fixed_capacity(
         "violations_found_per_month",
         "violations_found_per_month_low",
         "violations_found_per_month_high",
+        "undetected_change",
         "monthly_half_width",
         "monthly_half_width_high",
         "inspections",
