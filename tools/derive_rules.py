@@ -25,9 +25,12 @@ How each threshold is chosen (stated again in the file):
 - Weights (the risk score, used when a policy sets an expected rate): a derived rule weighs its
   validation-split lift (fraud rate over the split's); HIGH-RISK-ENTERPRISE weighs 3 (a confirmed
   problem within the flag's 180 days, the credit measures' strongest signal: above the goods list,
-  so a flagged firm's declarations come first; at 2 they were reached only through the goods list
-  and the baseline's dishonest stock wandered too slowly for its 24-month drift test to confirm it
-  steady), NEW-ENTERPRISE 1 (nothing is known yet): judgements, stated.
+  so a flagged firm's declarations come first), NEW-ENTERPRISE 1 (nothing is known yet): judgements,
+  stated, not fits to pass the checks. At 2 (reached only through the goods list) the baseline meets
+  every target and the steady state pooled over seeds 1-5 too: hit ratio 3.7 [3.5, 3.8] against
+  5.0, drawn share 52.3%, the dishonest firms' change -3.8 [-26.9, +19.3] within +-46.3 (`doublerandom
+  check scenarios/baseline.yaml --seeds 5 --set rules=FILE`, FILE this one at weight 2). It was once
+  raised to 3 because one seed's 24 months could not show that series level; five seeds can.
 The enterprise rules (new, high-risk) come from the feedback policy, not from the data. No rule reads
 the dishonest class: the policy's credit floor inspects those firms (the `credit` channel), and a rule
 would only move them into the targeted channel.
