@@ -401,8 +401,7 @@ def compare(results: SweepResults, since: str, metric: str = "violations_found")
     per_run = per_run.rename(columns={False: "before", True: "after"}).reset_index()
     if "after" not in per_run or "before" not in per_run:
         raise InputError(f"--compare-from {since}: the measured months must lie on both sides of it")
-    first = per_run[per_run["point"] == per_run["point"].min()].set_index("seed")["after"]
-    per_run["gain"] = per_run["after"] - per_run["seed"].map(first)
+    per_run["gain"] = paired_gain(per_run, "point", "after")
     rows = []
     for group, part in per_run.groupby(["point", *keys], sort=True):
         row = dict(zip(["point", *keys], group))
@@ -410,6 +409,15 @@ def compare(results: SweepResults, since: str, metric: str = "violations_found")
             row.update(mean_interval(part[name].to_numpy(float), f"{metric}_{name}"))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def paired_gain(frame: pd.DataFrame, by: str, column: str) -> pd.Series:
+    """Each row's `column` less that of the row with the same seed at the first value of `by`: common
+    random numbers make the pairs (the same declarations and draws), so a difference is known far
+    more tightly than either value. A seed missing at the first value gives NaN, which
+    `mean_interval` leaves out."""
+    first = frame[frame[by] == frame[by].min()].set_index("seed")[column]
+    return frame[column] - frame["seed"].map(first)
 
 
 def interval_table(frame: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:

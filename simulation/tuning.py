@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import InputError
-from simulation.sweep import WHOLE_RUN, Axis, Runner, mean_interval, tasks_for
+from simulation.sweep import WHOLE_RUN, Axis, Runner, interval_table, mean_interval, paired_gain, tasks_for
 
 LEVELS = ("recommended", "estimate", "optimistic")
 MAX_BACKLOG_GROWTH = 0.02  # month-end backlog growing by more than 2% of a month's inspections, per month
@@ -342,19 +342,14 @@ CHANGED = {
 
 
 def changes(runs: pd.DataFrame, axis: str) -> pd.DataFrame:
-    """Per value of `axis`, the change from its first value in violations committed, found and
-    undetected a month (`committed_change`, ...), seed by seed with a 95% t-interval over the seeds.
-    Common random numbers make the pairs (replication k of every share sees the same declarations and
-    draws), so a difference is known far more tightly than either frontier point."""
-    first = runs[runs[axis] == runs[axis].min()].set_index("seed")
-    rows = {}
-    for value, part in runs.groupby(axis, sort=True):
-        part, row = part.set_index("seed"), {}
-        for name, column in CHANGED.items():
-            paired = (part[column] - first[column]).dropna().to_numpy(float)
-            row.update(mean_interval(paired, f"{name}_change"))
-        rows[value] = row
-    return pd.DataFrame.from_dict(rows, orient="index")
+    """Per value of `axis` (the index), the change from its first value in violations committed,
+    found and undetected a month (`committed_change`, ...), paired seed by seed, with a 95% t-interval
+    over the seeds."""
+    paired = runs.assign(
+        **{f"{name}_change": paired_gain(runs, axis, column) for name, column in CHANGED.items()}
+    )
+    table = interval_table(paired, [axis], [f"{name}_change" for name in CHANGED])
+    return table.drop(columns="replications").set_index(axis)
 
 
 # The chosen-not-fitted assumptions the README lists, each at a low and a high value (deterrence at
@@ -414,11 +409,11 @@ def sensitivity(
     (its `settings` are then empty: the plot draws it once)."""
     from simulation import scenario as scenarios
 
-    def digest(varied: dict) -> str:
-        return scenarios.validate(copy.deepcopy(varied), "scenario", Path(base_dir)).digest()
+    def validated(varied: dict):
+        return scenarios.validate(copy.deepcopy(varied), "scenario", Path(base_dir))
 
-    as_it_is = digest(raw)
-    table = assumptions(scenarios.validate(copy.deepcopy(raw), "scenario", Path(base_dir)))
+    scenario = validated(raw)
+    as_it_is, table = scenario.digest(), assumptions(scenario)
     unknown = [n for n in names if n not in table]
     if unknown:
         raise InputError(f"--sensitivity: unknown {unknown}; known: {', '.join(table)} or all")
@@ -428,7 +423,7 @@ def sensitivity(
             varied = copy.deepcopy(raw)
             for item in overrides:
                 scenarios.apply_override(varied, item)
-            same = digest(varied) == as_it_is
+            same = validated(varied).digest() == as_it_is
             frontier = (
                 base
                 if same and base is not None
